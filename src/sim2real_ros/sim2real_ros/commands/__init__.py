@@ -1,0 +1,1 @@
+"""Subcommands of `sim2real` that need the ROS package."""

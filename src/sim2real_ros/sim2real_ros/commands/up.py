@@ -1,0 +1,28 @@
+"""`sim2real up STACK`: start a stack's nodes as separate processes (ros2 launch stand-in)."""
+from __future__ import annotations
+
+import argparse
+
+from sim2real_core.runner import StackRunner
+from sim2real_core.stack import available_stacks, load_stack
+
+HELP = "start the nodes of config/stacks/STACK.yaml as processes; Ctrl-C stops them all"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `sim2real up`."""
+    parser.add_argument("stack", nargs="?", help="stack name in config/stacks, or a path to a stack YAML")
+    parser.add_argument("--list", action="store_true", help="list the known stacks and exit")
+    parser.add_argument("--respawn", choices=["yes", "no"], help="override every node's respawn flag")
+    parser.add_argument("--stop-timeout", type=float, default=5.0,
+                        help="seconds a node gets to exit after SIGINT before SIGTERM (default 5)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the stack until its nodes end or SIGINT/SIGTERM arrives."""
+    if args.list or not args.stack:
+        for name in available_stacks():
+            print(f"{name}: {load_stack(name).description}")
+        return 0
+    respawn = None if args.respawn is None else args.respawn == "yes"
+    return StackRunner(load_stack(args.stack), respawn=respawn, stop_timeout=args.stop_timeout).run()

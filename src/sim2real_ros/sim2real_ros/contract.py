@@ -1,0 +1,18 @@
+"""The topic and service contract shared with franka_ros2 (see DESIGN.md); every name is remappable."""
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+JOINT_STATES = "/franka/joint_states"
+EFFORT_COMMANDS = "/effort_controller/commands"
+CLOCK = "/clock"
+DIAGNOSTICS = "/diagnostics"
+EPISODES = "/sim2real/episode"  # std_msgs/String JSON events: {"event": "start"|"end", "episode": n, ...}
+
+RESET_WORLD = "~/reset_world"  # std_srvs/Trigger
+SET_PAUSE = "~/set_pause"  # std_srvs/SetBool
+STEP_SIMULATION = "~/step_simulation"  # std_srvs/Trigger
+SIM_BRIDGE_NAME = "sim_bridge"
+
+# High-rate state and commands: keep the newest few, reliable so lockstep stepping never loses one.
+CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Episode boundaries and diagnostics: low rate, nothing may be lost.
+EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)

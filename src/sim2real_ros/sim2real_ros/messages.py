@@ -1,0 +1,100 @@
+"""Message <-> numpy translation, in one place for every node."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
+          "stale": DiagnosticStatus.STALE}
+
+
+class MessageError(ValueError):
+    """A message does not have the shape the contract requires."""
+
+
+def stamp_to_seconds(stamp: Time) -> float:
+    """builtin_interfaces/Time -> seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def seconds_to_stamp(seconds: float) -> Time:
+    """Seconds -> builtin_interfaces/Time (rounded to the nanosecond)."""
+    total = int(round(seconds * 1e9))
+    return Time(sec=total // 1_000_000_000, nanosec=total % 1_000_000_000)
+
+
+def joint_state_msg(names: Sequence[str], stamp: Time, position: np.ndarray, velocity: np.ndarray,
+                    effort: np.ndarray) -> JointState:
+    """Arrays in joint order -> sensor_msgs/JointState."""
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = np.asarray(position, dtype=float).tolist()
+    msg.velocity = np.asarray(velocity, dtype=float).tolist()
+    msg.effort = np.asarray(effort, dtype=float).tolist()
+    return msg
+
+
+def joint_state_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sensor_msgs/JointState -> (position, velocity, effort) reordered to `names`.
+
+    Raises MessageError when a joint is missing or a field has the wrong length. Extra joints (e.g. the
+    gripper fingers in a merged /joint_states) are ignored.
+    """
+    index = {name: i for i, name in enumerate(msg.name)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise MessageError(f"JointState lacks joints {missing} (has {list(msg.name)})")
+    order = [index[n] for n in names]
+    out = []
+    for field in ("position", "velocity", "effort"):
+        values = np.asarray(getattr(msg, field), dtype=float)
+        if len(values) == 0:
+            out.append(np.full(len(names), np.nan))
+            continue
+        if len(values) != len(msg.name):
+            raise MessageError(f"JointState.{field} has {len(values)} values for {len(msg.name)} names")
+        out.append(values[order])
+    return out[0], out[1], out[2]
+
+
+def command_msg(values: np.ndarray) -> Float64MultiArray:
+    """A torque vector -> std_msgs/Float64MultiArray."""
+    msg = Float64MultiArray()
+    msg.data = np.asarray(values, dtype=float).tolist()
+    return msg
+
+
+def command_array(msg: Float64MultiArray, size: int) -> np.ndarray:
+    """std_msgs/Float64MultiArray -> a finite vector of `size` values, else MessageError."""
+    values = np.asarray(msg.data, dtype=float)
+    if values.shape != (size,):
+        raise MessageError(f"command has {values.size} values, expected {size}")
+    if not np.all(np.isfinite(values)):
+        raise MessageError(f"command has non-finite values: {values.tolist()}")
+    return values
+
+
+def diagnostic_array(stamp: Time, statuses: Sequence[DiagnosticStatus]) -> DiagnosticArray:
+    """Wrap statuses in a stamped diagnostic_msgs/DiagnosticArray."""
+    msg = DiagnosticArray()
+    msg.header.stamp = stamp
+    msg.status = list(statuses)
+    return msg
+
+
+def diagnostic_status(name: str, hardware_id: str, level: str, message: str,
+                      values: Mapping[str, object]) -> DiagnosticStatus:
+    """One diagnostic_msgs/DiagnosticStatus; `level` is ok|warn|error|stale, values become strings."""
+    return DiagnosticStatus(level=LEVELS[level], name=name, hardware_id=hardware_id, message=message,
+                            values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()])
+
+
+def diagnostic_values(status: DiagnosticStatus) -> dict[str, str]:
+    """A DiagnosticStatus's key/values as a dict."""
+    return {kv.key: kv.value for kv in status.values}
