@@ -1,0 +1,196 @@
+"""Distributions over a parameter space, and the distribution YAML file of the design brief.
+
+File shape::
+
+    distribution:
+      family: gaussian            # fixed | uniform | gaussian
+      method: edropo              # how it was made: nominal, dropo, edropo, sysid, uniform, manual, ...
+      parameters:
+        - {name: link3_mass_scale, unit: "1", kind: body_mass_scale, element: fr3_link3, nominal: 1.0,
+           bounds: [0.6, 1.6], mean: 1.12, std: 0.03}
+      covariance: [[...]]         # optional, full covariance (gaussian)
+      truncation_sigma: 2.0       # gaussian samples stay within mean ± k·std (and always within bounds)
+      objective: {name: mean_log_likelihood, value: 12.3}
+      provenance: {dataset: data/reach.npz, transitions: 2000}
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import ConfigError, load_yaml, save_yaml
+from .parameters import ParameterSpace
+
+FAMILIES = ("fixed", "uniform", "gaussian")
+
+
+@dataclass
+class Distribution:
+    """A distribution p(ξ) over a parameter space.
+
+    family `fixed` uses `mean` only; `uniform` samples the box [low, high]; `gaussian` uses `mean` and
+    `covariance`, truncated to the bounds and to ±truncation_sigma standard deviations per parameter.
+    """
+
+    space: ParameterSpace
+    family: str
+    mean: np.ndarray
+    covariance: np.ndarray | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    truncation_sigma: float | None = 2.0
+    method: str = "manual"
+    objective: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ConfigError(f"distribution family {self.family!r} unknown; expected one of {FAMILIES}")
+        self.mean = np.asarray(self.mean, dtype=float).reshape(-1)
+        if self.mean.shape != (self.space.dim,):
+            raise ConfigError(f"distribution mean has {self.mean.size} values for {self.space.dim} parameters")
+        self.low = self.space.low if self.low is None else np.asarray(self.low, dtype=float)
+        self.high = self.space.high if self.high is None else np.asarray(self.high, dtype=float)
+        if np.any(self.low < self.space.low) or np.any(self.high > self.space.high) or np.any(self.low > self.high):
+            raise ConfigError("distribution box must lie within the parameter bounds with low <= high")
+        if self.family == "gaussian":
+            if self.covariance is None:
+                raise ConfigError("a gaussian distribution needs a covariance (or std)")
+            cov = np.asarray(self.covariance, dtype=float)
+            if cov.shape != (self.space.dim, self.space.dim) or not np.allclose(cov, cov.T):
+                raise ConfigError(f"covariance must be a symmetric {self.space.dim}x{self.space.dim} matrix")
+            if np.min(np.linalg.eigvalsh(cov)) < -1e-12:
+                raise ConfigError("covariance must be positive semi-definite")
+            self.covariance = cov
+
+    @classmethod
+    def fixed(cls, space: ParameterSpace, values: np.ndarray | None = None, method: str = "nominal") -> "Distribution":
+        """A point mass (the nominal values by default)."""
+        return cls(space, "fixed", space.nominal if values is None else space.validate(values), method=method)
+
+    @classmethod
+    def uniform(cls, space: ParameterSpace, low=None, high=None, method: str = "uniform") -> "Distribution":
+        """The box [low, high] (the parameter bounds by default)."""
+        low = space.low if low is None else np.asarray(low, dtype=float)
+        high = space.high if high is None else np.asarray(high, dtype=float)
+        return cls(space, "uniform", (low + high) / 2, low=low, high=high, method=method)
+
+    @classmethod
+    def gaussian(cls, space: ParameterSpace, mean, std=None, covariance=None, truncation_sigma: float | None = 2.0,
+                 method: str = "manual", **info) -> "Distribution":
+        """N(mean, diag(std²)) or N(mean, covariance), truncated to bounds and ±truncation_sigma·std."""
+        if covariance is None:
+            covariance = np.diag(np.asarray(std, dtype=float) ** 2)
+        return cls(space, "gaussian", mean, covariance=covariance, truncation_sigma=truncation_sigma,
+                   method=method, **info)
+
+    @property
+    def std(self) -> np.ndarray:
+        """Per-parameter standard deviation of the untruncated family (0 for fixed)."""
+        if self.family == "fixed":
+            return np.zeros(self.space.dim)
+        if self.family == "uniform":
+            return (self.high - self.low) / np.sqrt(12.0)
+        return np.sqrt(np.diag(self.covariance))
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw n parameter vectors, (n, dim), within bounds (integer parameters rounded)."""
+        dim = self.space.dim
+        if self.family == "fixed":
+            return self.space.clip(np.repeat(self.mean[None, :], n, axis=0))
+        if self.family == "uniform":
+            return self.space.clip(rng.uniform(self.low, self.high, size=(n, dim)))
+        lo, hi = self.low.copy(), self.high.copy()
+        if self.truncation_sigma is not None:
+            lo = np.maximum(lo, self.mean - self.truncation_sigma * self.std)
+            hi = np.minimum(hi, self.mean + self.truncation_sigma * self.std)
+        out = np.empty((n, dim))
+        todo = np.arange(n)
+        for _ in range(100):
+            draws = rng.multivariate_normal(self.mean, self.covariance, size=todo.size, method="eigh")
+            inside = np.all((draws >= lo) & (draws <= hi), axis=1)
+            out[todo[inside]] = draws[inside]
+            todo = todo[~inside]
+            if todo.size == 0:
+                break
+        if todo.size:  # the truncation region holds almost no mass: clip what is left
+            out[todo] = np.clip(rng.multivariate_normal(self.mean, self.covariance, size=todo.size, method="eigh"), lo, hi)
+        return self.space.clip(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form (see module docstring)."""
+        rows = self.space.to_list()
+        for i, row in enumerate(rows):
+            row["mean"] = float(self.mean[i])
+            if self.family == "uniform":
+                row["low"], row["high"] = float(self.low[i]), float(self.high[i])
+            elif self.family == "gaussian":
+                row["std"] = float(self.std[i])
+        body: dict[str, Any] = {"family": self.family, "method": self.method, "parameter_space": self.space.name,
+                                "parameters": rows}
+        if self.family == "gaussian":
+            if not np.allclose(self.covariance, np.diag(np.diag(self.covariance))):
+                body["covariance"] = self.covariance.tolist()
+            body["truncation_sigma"] = self.truncation_sigma
+        if self.objective:
+            body["objective"] = _plain(self.objective)
+        if self.provenance:
+            body["provenance"] = _plain(self.provenance)
+        return {"distribution": body}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the distribution YAML file."""
+        return save_yaml(path, self.to_dict())
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars/arrays -> plain Python for YAML."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def distribution_from_dict(data: dict[str, Any], where: str = "distribution") -> Distribution:
+    """Build a Distribution from its YAML form."""
+    body = data.get("distribution")
+    if not isinstance(body, dict) or not isinstance(body.get("parameters"), list):
+        raise ConfigError(f"{where}: expected a 'distribution' mapping with a 'parameters' list")
+    rows = body["parameters"]
+    space = ParameterSpace.from_list(rows, name=str(body.get("parameter_space", "")), where=f"{where}: parameters")
+    family = body.get("family")
+    try:
+        if family == "fixed":
+            dist = Distribution.fixed(space, np.array([r.get("mean", r.get("value")) for r in rows], dtype=float))
+        elif family == "uniform":
+            dist = Distribution.uniform(space, [r.get("low", r["bounds"][0]) for r in rows],
+                                        [r.get("high", r["bounds"][1]) for r in rows])
+        elif family == "gaussian":
+            mean = [r["mean"] for r in rows]
+            cov = body.get("covariance")
+            dist = Distribution.gaussian(space, mean, std=None if cov is not None else [r["std"] for r in rows],
+                                         covariance=cov, truncation_sigma=body.get("truncation_sigma", 2.0))
+        else:
+            raise ConfigError(f"{where}: family {family!r} unknown; expected one of {FAMILIES}")
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{where}: malformed {family} distribution ({exc!r})") from None
+    dist.method = str(body.get("method", family))
+    dist.objective = dict(body.get("objective") or {})
+    dist.provenance = dict(body.get("provenance") or {})
+    return dist
+
+
+def load_distribution(path: str | os.PathLike) -> Distribution:
+    """Read a distribution YAML file."""
+    return distribution_from_dict(load_yaml(path), where=str(path))

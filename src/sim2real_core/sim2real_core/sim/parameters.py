@@ -1,0 +1,282 @@
+"""Named simulator parameters: one object to randomize, to fit and to report.
+
+A parameter space is data (`config/parameter_spaces/NAME.yaml`)::
+
+    parameters:
+      - {name: link3_mass_scale, unit: "1", nominal: 1.0, bounds: [0.6, 1.6],
+         kind: body_mass_scale, element: fr3_link3}
+      - {name: joint1_damping, unit: N*m*s/rad, nominal: 0.0, bounds: [0.0, 5.0],
+         kind: dof_damping, element: fr3_joint1}
+      - {name: action_delay, unit: control periods, nominal: 0, bounds: [0, 3], kind: action_delay, integer: true}
+
+Kinds that write MuJoCo model fields: body_mass, body_mass_scale (mass and inertia scale together),
+dof_damping, dof_frictionloss, dof_armature, geom_friction (sliding coefficient). Kinds the simulator
+applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise),
+action_noise_std, action_delay (whole control periods).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import mujoco
+import numpy as np
+
+from ..config import ConfigError, config_path, load_yaml
+
+MODEL_KINDS = {
+    "body_mass": mujoco.mjtObj.mjOBJ_BODY,
+    "body_mass_scale": mujoco.mjtObj.mjOBJ_BODY,
+    "dof_damping": mujoco.mjtObj.mjOBJ_JOINT,
+    "dof_frictionloss": mujoco.mjtObj.mjOBJ_JOINT,
+    "dof_armature": mujoco.mjtObj.mjOBJ_JOINT,
+    "geom_friction": mujoco.mjtObj.mjOBJ_GEOM,
+}
+EFFECT_KINDS = {"position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"}
+_JOINT_FIELDS = {"dof_damping": "damping", "dof_frictionloss": "frictionloss", "dof_armature": "armature"}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One named, bounded simulator parameter."""
+
+    name: str
+    nominal: float
+    low: float
+    high: float
+    kind: str
+    unit: str = ""
+    element: str | None = None
+    integer: bool = False
+    description: str = ""
+
+    def __post_init__(self):
+        if self.kind not in MODEL_KINDS and self.kind not in EFFECT_KINDS:
+            raise ConfigError(f"parameter {self.name!r}: unknown kind {self.kind!r}; "
+                              f"expected one of {sorted(MODEL_KINDS) + sorted(EFFECT_KINDS)}")
+        if self.kind in MODEL_KINDS and not self.element:
+            raise ConfigError(f"parameter {self.name!r} of kind {self.kind} needs an 'element' (MuJoCo name)")
+        if not (np.isfinite(self.low) and np.isfinite(self.high) and self.low < self.high):
+            raise ConfigError(f"parameter {self.name!r}: bounds must be finite with low < high, "
+                              f"got [{self.low}, {self.high}]")
+        if not self.low <= self.nominal <= self.high:
+            raise ConfigError(f"parameter {self.name!r}: nominal {self.nominal} outside bounds "
+                              f"[{self.low}, {self.high}]")
+
+
+class ParameterSpace:
+    """An ordered set of parameters, converting named values <-> flat vectors."""
+
+    def __init__(self, parameters: Sequence[Parameter], name: str = ""):
+        names = [p.name for p in parameters]
+        if not names:
+            raise ConfigError(f"parameter space {name!r} is empty")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigError(f"parameter space {name!r} repeats names {repeated}")
+        self.name = name
+        self.parameters = tuple(parameters)
+        self._index = {n: i for i, n in enumerate(names)}
+
+    def __len__(self) -> int:
+        return len(self.parameters)
+
+    def __iter__(self):
+        return iter(self.parameters)
+
+    def __getitem__(self, name: str) -> Parameter:
+        return self.parameters[self.index(name)]
+
+    def __repr__(self) -> str:
+        return f"ParameterSpace({self.name!r}, {list(self.names)})"
+
+    @property
+    def dim(self) -> int:
+        """Number of parameters."""
+        return len(self.parameters)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Parameter names in vector order."""
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """Parameter units in vector order."""
+        return tuple(p.unit for p in self.parameters)
+
+    @property
+    def nominal(self) -> np.ndarray:
+        """Nominal values as a vector."""
+        return np.array([p.nominal for p in self.parameters], dtype=float)
+
+    @property
+    def low(self) -> np.ndarray:
+        """Lower bounds as a vector."""
+        return np.array([p.low for p in self.parameters], dtype=float)
+
+    @property
+    def high(self) -> np.ndarray:
+        """Upper bounds as a vector."""
+        return np.array([p.high for p in self.parameters], dtype=float)
+
+    @property
+    def integer_mask(self) -> np.ndarray:
+        """True where a parameter takes integer values."""
+        return np.array([p.integer for p in self.parameters], dtype=bool)
+
+    def index(self, name: str) -> int:
+        """Position of a parameter in the vector."""
+        try:
+            return self._index[name]
+        except KeyError:
+            raise KeyError(f"unknown parameter {name!r}; space {self.name!r} has {list(self.names)}") from None
+
+    def subset(self, names: Iterable[str]) -> "ParameterSpace":
+        """A space with only the named parameters, in the given order."""
+        names = list(names)
+        return ParameterSpace([self[n] for n in names], name=f"{self.name}[{','.join(names)}]")
+
+    def vector(self, values: Mapping[str, float], fill_nominal: bool = False) -> np.ndarray:
+        """Named values -> vector. Unknown names raise; missing names raise unless fill_nominal."""
+        unknown = sorted(set(values) - set(self._index))
+        if unknown:
+            raise KeyError(f"unknown parameters {unknown}; space {self.name!r} has {list(self.names)}")
+        missing = [n for n in self.names if n not in values]
+        if missing and not fill_nominal:
+            raise KeyError(f"missing values for parameters {missing}")
+        return np.array([float(values.get(p.name, p.nominal)) for p in self.parameters])
+
+    def as_dict(self, vector: np.ndarray) -> dict[str, float]:
+        """Vector -> {name: value}."""
+        vector = np.asarray(vector, dtype=float)
+        if vector.shape != (self.dim,):
+            raise ValueError(f"expected a vector of {self.dim} parameters {list(self.names)}, got shape {vector.shape}")
+        return {p.name: (int(round(v)) if p.integer else float(v)) for p, v in zip(self.parameters, vector)}
+
+    def validate(self, vector: np.ndarray) -> np.ndarray:
+        """Return the vector as floats, raising ValueError naming the first parameter out of bounds."""
+        vector = np.asarray(vector, dtype=float)
+        if vector.shape[-1:] != (self.dim,):
+            raise ValueError(f"expected {self.dim} parameters {list(self.names)}, got shape {vector.shape}")
+        rows = vector.reshape(-1, self.dim)
+        for row in rows:
+            for p, v in zip(self.parameters, row):
+                if not np.isfinite(v) or v < p.low or v > p.high:
+                    raise ValueError(f"parameter {p.name}={v} [{p.unit}] is outside its bounds [{p.low}, {p.high}]")
+        return vector
+
+    def clip(self, vector: np.ndarray) -> np.ndarray:
+        """Clip to bounds and round integer parameters."""
+        out = np.clip(np.asarray(vector, dtype=float), self.low, self.high)
+        return np.where(self.integer_mask, np.round(out), out)
+
+    def to_list(self) -> list[dict]:
+        """The YAML form of the parameters."""
+        rows = []
+        for p in self.parameters:
+            row = {"name": p.name, "unit": p.unit, "nominal": p.nominal, "bounds": [p.low, p.high], "kind": p.kind}
+            if p.element:
+                row["element"] = p.element
+            if p.integer:
+                row["integer"] = True
+            if p.description:
+                row["description"] = p.description
+            rows.append(row)
+        return rows
+
+    @classmethod
+    def from_list(cls, rows: Sequence[Mapping], name: str = "", where: str = "parameters") -> "ParameterSpace":
+        """Build from the YAML form, naming `where` in errors."""
+        params = []
+        for i, row in enumerate(rows):
+            try:
+                low, high = row["bounds"]
+                params.append(Parameter(
+                    name=str(row["name"]), nominal=float(row["nominal"]), low=float(low), high=float(high),
+                    kind=str(row["kind"]), unit=str(row.get("unit", "")), element=row.get("element"),
+                    integer=bool(row.get("integer", False)), description=str(row.get("description", ""))))
+            except (KeyError, TypeError, ValueError) as exc:
+                if isinstance(exc, ConfigError):
+                    raise ConfigError(f"{where}[{i}]: {exc}") from None
+                raise ConfigError(f"{where}[{i}] needs name, nominal, bounds: [low, high] and kind; "
+                                  f"got {dict(row)!r} ({exc})") from None
+        return cls(params, name=name)
+
+
+def load_parameter_space(name_or_path: str | os.PathLike) -> ParameterSpace:
+    """Load `config/parameter_spaces/NAME.yaml` or a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = config_path("parameter_spaces", f"{name_or_path}.yaml")
+    data = load_yaml(path)
+    if not isinstance(data.get("parameters"), list):
+        raise ConfigError(f"{path}: expected a 'parameters' list")
+    return ParameterSpace.from_list(data["parameters"], name=path.stem, where=f"{path}: parameters")
+
+
+class ModelBinding:
+    """Writes a parameter vector into MuJoCo models, relative to a nominal model.
+
+    Args:
+      space: the parameter space; only its model kinds are written, effects are left to the simulator.
+      nominal_model: the unmodified model; mass scales and friction refer to its values.
+    """
+
+    def __init__(self, space: ParameterSpace, nominal_model: mujoco.MjModel):
+        self.space = space
+        self._targets: list[tuple[int, Parameter, int]] = []
+        for i, p in enumerate(space):
+            if p.kind not in MODEL_KINDS:
+                continue
+            obj_id = mujoco.mj_name2id(nominal_model, MODEL_KINDS[p.kind], p.element)
+            if obj_id < 0:
+                raise ConfigError(f"parameter {p.name!r}: the model has no {MODEL_KINDS[p.kind].name[6:].lower()} "
+                                  f"named {p.element!r}")
+            self._targets.append((i, p, obj_id))
+        self._mass = nominal_model.body_mass.copy()
+        self._inertia = nominal_model.body_inertia.copy()
+        self._friction = nominal_model.geom_friction.copy()
+
+    def apply(self, model: mujoco.MjModel, vector: np.ndarray) -> None:
+        """Write the vector's model parameters into `model` (a copy of the nominal model)."""
+        vector = self.space.validate(vector)
+        for i, p, obj in self._targets:
+            value = vector[i]
+            if p.kind in ("body_mass", "body_mass_scale"):
+                scale = value if p.kind == "body_mass_scale" else value / self._mass[obj]
+                model.body_mass[obj] = self._mass[obj] * scale
+                model.body_inertia[obj] = self._inertia[obj] * scale
+            elif p.kind in _JOINT_FIELDS:
+                getattr(model, p.kind)[model.jnt_dofadr[obj]] = value
+            elif p.kind == "geom_friction":
+                model.geom_friction[obj, 0] = value
+
+    def apply_batch(self, batch, matrix: np.ndarray) -> None:
+        """Write one parameter vector per simulation into a mujoco.batch.Batch, (nsim, dim)."""
+        matrix = self.space.validate(np.atleast_2d(matrix))
+        if matrix.shape[0] != batch.nsim:
+            raise ValueError(f"expected {batch.nsim} parameter rows (one per simulation), got {matrix.shape[0]}")
+        for i, p, obj in self._targets:
+            column = matrix[:, i]
+            if p.kind in ("body_mass", "body_mass_scale"):
+                scale = column if p.kind == "body_mass_scale" else column / self._mass[obj]
+                view = batch.body(p.element)
+                view.mass = (self._mass[obj] * scale)[:, None]
+                view.inertia = self._inertia[obj][None, :] * scale[:, None]
+            elif p.kind in _JOINT_FIELDS:
+                setattr(batch.joint(p.element), _JOINT_FIELDS[p.kind], column[:, None])
+            elif p.kind == "geom_friction":
+                friction = np.repeat(self._friction[obj][None, :], batch.nsim, axis=0)
+                friction[:, 0] = column
+                batch.geom(p.element).friction = friction
+
+    def effects(self, vector: np.ndarray) -> dict[str, float]:
+        """The simulator-side effects (noise, delay) of a vector; kinds absent from the space are 0."""
+        values = {kind: 0.0 for kind in EFFECT_KINDS}
+        for p, v in zip(self.space, np.asarray(vector, dtype=float)):
+            if p.kind in EFFECT_KINDS:
+                values[p.kind] = float(round(v)) if p.integer else float(v)
+        return values
