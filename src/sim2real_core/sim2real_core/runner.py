@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 import yaml
 
@@ -106,7 +106,9 @@ class StackRunner:
 
     def run(self) -> int:
         """Start every node and supervise them; return 0 if all ended cleanly, 1 otherwise."""
-        previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for node in self.nodes:
                 self._start(node)

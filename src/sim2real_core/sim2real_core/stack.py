@@ -14,10 +14,13 @@ files, so the two cannot drift. Shape::
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .config import ConfigError, config_path, load_yaml
 
@@ -115,3 +118,29 @@ def load_stack(name_or_path: str | os.PathLike) -> Stack:
     if duplicated:
         raise ConfigError(f"{path}: node names must be unique, repeated: {duplicated}")
     return Stack(name=path.stem, description=str(header.get("description", "")), nodes=tuple(nodes), source=path)
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, object]]:
+    """Parse `node.parameter:=value` (or `=`) items into {node: {parameter: value}}; values are YAML scalars."""
+    overrides: dict[str, dict[str, object]] = {}
+    for item in items:
+        key, sep, raw = item.partition(":=")
+        if not sep:
+            key, sep, raw = item.partition("=")
+        node, dot, parameter = key.partition(".")
+        if not sep or not dot or not node or not parameter:
+            raise ConfigError(f"override {item!r} must look like node.parameter:=value")
+        overrides.setdefault(node, {})[parameter] = yaml.safe_load(raw) if raw else ""
+    return overrides
+
+
+def apply_overrides(stack: Stack, overrides: dict[str, dict[str, object]]) -> Stack:
+    """A copy of the stack with parameters overridden per node; unknown node names raise."""
+    names = {n.name for n in stack.nodes}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"overrides name nodes {unknown} that stack {stack.name!r} does not have ({sorted(names)})")
+    nodes = tuple(
+        dataclasses.replace(n, parameters={**n.parameters, **overrides.get(n.name, {})}) for n in stack.nodes
+    )
+    return dataclasses.replace(stack, nodes=nodes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from sim2real_core.runner import StackRunner
-from sim2real_core.stack import available_stacks, load_stack
+from sim2real_core.stack import apply_overrides, available_stacks, load_stack, parse_overrides
 
 HELP = "start the nodes of config/stacks/STACK.yaml as processes; Ctrl-C stops them all"
 
@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack", nargs="?", help="stack name in config/stacks, or a path to a stack YAML")
     parser.add_argument("--list", action="store_true", help="list the known stacks and exit")
     parser.add_argument("--respawn", choices=["yes", "no"], help="override every node's respawn flag")
+    parser.add_argument("--set", nargs="+", default=[], metavar="NODE.PARAM:=VALUE",
+                        help="override node parameters, e.g. sim_bridge.profile:=reality")
     parser.add_argument("--stop-timeout", type=float, default=5.0,
                         help="seconds a node gets to exit after SIGINT before SIGTERM (default 5)")
 
@@ -25,4 +27,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {load_stack(name).description}")
         return 0
     respawn = None if args.respawn is None else args.respawn == "yes"
-    return StackRunner(load_stack(args.stack), respawn=respawn, stop_timeout=args.stop_timeout).run()
+    stack = apply_overrides(load_stack(args.stack), parse_overrides(args.set))
+    return StackRunner(stack, respawn=respawn, stop_timeout=args.stop_timeout).run()
