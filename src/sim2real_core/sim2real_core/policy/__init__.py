@@ -1,0 +1,1 @@
+"""Policies: the safety layer, self-describing policy files, PPO training, evaluation."""

@@ -1,0 +1,263 @@
+"""Self-describing policy files: safetensors weights plus a YAML sidecar, evaluated in numpy.
+
+A policy lives in a folder (or is named by its sidecar)::
+
+    policy.yaml          the sidecar: layouts, normalisation, action head, joint names, training provenance
+    policy.safetensors   the MLP weights (layers.0.weight, layers.0.bias, ...); its SHA-256 is in the sidecar
+
+Loading reads tensors with safetensors (no pickle, no code execution) and checks every shape against the
+sidecar, so a malformed, corrupt or mismatching pair is refused with a `PolicyFileError` naming the file.
+
+Observation layouts:
+    joint_state_v1: [q(n), dq(n), extra...] with n = len(joint_names); servable on the torque topic.
+    vector_v1:      any flat observation vector (gymnasium tasks without joints, e.g. Pendulum-v1).
+Action heads (the network outputs a in [-1, 1]^m):
+    torque:           tau = scale * a
+    joint_target_pd:  tau = kp * (center + scale * a - q) - kd * dq   (needs joint_state_v1)
+The result is torque without gravity; the safety layer then applies the robot's limits.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_tensors
+from safetensors.numpy import save as save_tensors
+
+FORMAT = "sim2real_policy"
+FORMAT_VERSION = 1
+SIDECAR = "policy.yaml"
+WEIGHTS = "policy.safetensors"
+LAYOUTS = ("joint_state_v1", "vector_v1")
+ACTION_MODES = ("torque", "joint_target_pd")
+ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
+
+
+class PolicyFileError(ValueError):
+    """A policy file is missing, malformed, corrupt, or does not match its sidecar."""
+
+
+@dataclass(frozen=True)
+class ActionHead:
+    """Maps the network output a in [-1, 1]^m to torque (see the module docstring)."""
+
+    mode: str
+    scale: list[float]
+    center: list[float] = field(default_factory=list)
+    kp: list[float] = field(default_factory=list)
+    kd: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.mode not in ACTION_MODES:
+            raise ValueError(f"action.mode must be one of {ACTION_MODES}, got {self.mode!r}")
+        m = len(self.scale)
+        needed = ("center", "kp", "kd") if self.mode == "joint_target_pd" else ()
+        for name in ("scale", *needed):
+            values = np.asarray(getattr(self, name), dtype=float)
+            if values.shape != (m,) or not np.all(np.isfinite(values)):
+                raise ValueError(f"action.{name} must be {m} finite numbers, got {getattr(self, name)!r}")
+
+    @property
+    def size(self) -> int:
+        """Action dimension m."""
+        return len(self.scale)
+
+    def torque(self, action: np.ndarray, q: np.ndarray | None = None, dq: np.ndarray | None = None) -> np.ndarray:
+        """Torque (without gravity) for actions of shape (..., m); q, dq as (..., m) for joint_target_pd."""
+        a = np.clip(action, -1.0, 1.0)
+        scale = np.asarray(self.scale)
+        if self.mode == "torque":
+            return scale * a
+        target = np.asarray(self.center) + scale * a
+        return np.asarray(self.kp) * (target - q) - np.asarray(self.kd) * dq
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """The sidecar contents. `obs_mean`/`obs_std` normalise observations before the network."""
+
+    layout: str
+    obs_size: int
+    obs_mean: list[float]
+    obs_std: list[float]
+    hidden: list[int]
+    action: ActionHead
+    activation: str = "tanh"
+    joint_names: list[str] = field(default_factory=list)
+    extra_inputs: list[dict[str, Any]] = field(default_factory=list)  # [{name, size, default}] after q, dq
+    obs_clip: float = 10.0
+    training: dict[str, Any] = field(default_factory=dict)  # task, distribution, seed, steps, algorithm ...
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"observation.layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"network.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.obs_size < 1 or any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"observation.size and network.hidden must be positive, got {self.obs_size}, {self.hidden}")
+        for name in ("obs_mean", "obs_std"):
+            values = np.asarray(getattr(self, name), dtype=float)
+            if values.shape != (self.obs_size,) or not np.all(np.isfinite(values)):
+                raise ValueError(f"observation.{name.removeprefix('obs_')} must be {self.obs_size} finite numbers")
+        if np.any(np.asarray(self.obs_std) <= 0):
+            raise ValueError("observation.std must be positive")
+        if self.layout == "joint_state_v1":
+            n = len(self.joint_names)
+            extra = sum(int(e["size"]) for e in self.extra_inputs)
+            if n < 1 or self.obs_size != 2 * n + extra:
+                raise ValueError(f"joint_state_v1 needs observation.size = 2*{n} joints + {extra} extra inputs, "
+                                 f"got {self.obs_size}")
+            if self.action.size != n:
+                raise ValueError(f"action size {self.action.size} != {n} joints")
+            for entry in self.extra_inputs:
+                if len(entry.get("default", [])) != int(entry["size"]):
+                    raise ValueError(f"extra input {entry.get('name')!r} needs {entry['size']} default values")
+        elif self.action.mode == "joint_target_pd":
+            raise ValueError("action.mode joint_target_pd needs the joint_state_v1 layout")
+
+    def layer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Expected tensor name -> shape of the MLP (obs -> hidden... -> action)."""
+        sizes = [self.obs_size, *map(int, self.hidden), self.action.size]
+        shapes = {}
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            shapes[f"layers.{i}.weight"] = (fan_out, fan_in)
+            shapes[f"layers.{i}.bias"] = (fan_out,)
+        return shapes
+
+    def to_sidecar(self, sha256: str) -> dict[str, Any]:
+        """The sidecar mapping written next to the weights."""
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "weights": WEIGHTS, "sha256": sha256,
+            "joint_names": list(self.joint_names),
+            "observation": {"layout": self.layout, "size": self.obs_size, "extra_inputs": list(self.extra_inputs),
+                            "mean": _floats(self.obs_mean), "std": _floats(self.obs_std), "clip": self.obs_clip},
+            "network": {"hidden": [int(h) for h in self.hidden], "activation": self.activation},
+            "action": {k: _floats(v) if isinstance(v, list) else v for k, v in asdict(self.action).items()},
+            "training": self.training,
+        }
+
+    @classmethod
+    def from_sidecar(cls, data: dict[str, Any]) -> "PolicySpec":
+        """Parse a sidecar mapping (raises KeyError/TypeError/ValueError on a malformed one)."""
+        obs, net, act = data["observation"], data["network"], data["action"]
+        return cls(layout=obs["layout"], obs_size=int(obs["size"]), obs_mean=list(obs["mean"]),
+                   obs_std=list(obs["std"]), obs_clip=float(obs.get("clip", 10.0)),
+                   extra_inputs=list(obs.get("extra_inputs") or []), hidden=list(net["hidden"]),
+                   activation=net.get("activation", "tanh"), action=ActionHead(**act),
+                   joint_names=list(data.get("joint_names") or []), training=dict(data.get("training") or {}))
+
+
+class Policy:
+    """A loaded policy: a deterministic numpy MLP plus its action head."""
+
+    def __init__(self, spec: PolicySpec, weights: dict[str, np.ndarray], source: Path | None = None):
+        expected = spec.layer_shapes()
+        if set(weights) != set(expected):
+            raise PolicyFileError(f"{source or 'weights'}: tensors {sorted(weights)} do not match the sidecar's "
+                                  f"network {sorted(expected)}")
+        for name, shape in expected.items():
+            if tuple(weights[name].shape) != shape:
+                raise PolicyFileError(f"{source or 'weights'}: tensor {name} has shape {tuple(weights[name].shape)},"
+                                      f" the sidecar's network needs {shape}")
+            if not np.all(np.isfinite(weights[name])):
+                raise PolicyFileError(f"{source or 'weights'}: tensor {name} has non-finite values")
+        self.spec = spec
+        self.source = source
+        count = len(expected) // 2
+        self._layers = [(np.asarray(weights[f"layers.{i}.weight"], dtype=np.float64).T.copy(),
+                         np.asarray(weights[f"layers.{i}.bias"], dtype=np.float64)) for i in range(count)]
+        self._mean = np.asarray(spec.obs_mean, dtype=np.float64)
+        self._inv_std = 1.0 / np.asarray(spec.obs_std, dtype=np.float64)
+        self._activation = ACTIVATIONS[spec.activation]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action in [-1, 1] for observations of shape (obs_size,) or (batch, obs_size)."""
+        x = np.clip((np.asarray(obs, dtype=np.float64) - self._mean) * self._inv_std,
+                    -self.spec.obs_clip, self.spec.obs_clip)
+        for i, (w, b) in enumerate(self._layers):
+            x = x @ w + b
+            if i < len(self._layers) - 1:
+                x = self._activation(x)
+        return np.clip(x, -1.0, 1.0)
+
+    def extra_defaults(self) -> np.ndarray:
+        """The default values of the extra inputs (e.g. the reach goal), concatenated."""
+        parts = [np.asarray(e["default"], dtype=float) for e in self.spec.extra_inputs]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def torque(self, q: np.ndarray, dq: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Torque without gravity for a joint state (joint_state_v1 policies only)."""
+        if self.spec.layout != "joint_state_v1":
+            raise PolicyFileError(f"policy layout {self.spec.layout} has no joint-state interface")
+        extra = self.extra_defaults() if extra is None else np.asarray(extra, dtype=float)
+        obs = np.concatenate([q, dq, extra])
+        return self.spec.action.torque(self.act(obs), q, dq)
+
+
+def _floats(values) -> list[float]:
+    return [float(v) for v in values]
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """A policy folder or sidecar path -> the sidecar path."""
+    path = Path(path)
+    return path / SIDECAR if path.is_dir() or path.suffix not in (".yaml", ".yml", ".json") else path
+
+
+def save_policy(path: str | os.PathLike, spec: PolicySpec, weights: dict[str, np.ndarray]) -> Path:
+    """Write weights and sidecar into folder `path` (created); returns the sidecar path.
+
+    Both files are written to temporary names and renamed, weights first, so a reader never sees a sidecar
+    whose checksum does not match.
+    """
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+    Policy(spec, tensors)  # validates shapes before anything is written
+    blob = save_tensors(tensors, metadata={"format": FORMAT})
+    sidecar = spec.to_sidecar(hashlib.sha256(blob).hexdigest())
+    for name, content in ((WEIGHTS, blob), (SIDECAR, yaml.safe_dump(sidecar, sort_keys=False).encode())):
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(content)
+        os.replace(tmp, folder / name)
+    return folder / SIDECAR
+
+
+def load_policy(path: str | os.PathLike) -> Policy:
+    """Load and fully validate a policy folder or sidecar; raises PolicyFileError naming the file."""
+    sidecar = sidecar_path(path)
+    try:
+        data = yaml.safe_load(sidecar.read_text())
+    except OSError as exc:
+        raise PolicyFileError(f"cannot read policy sidecar {sidecar}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyFileError(f"{sidecar} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise PolicyFileError(f"{sidecar} is not a {FORMAT} sidecar (expected 'format: {FORMAT}')")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise PolicyFileError(f"{sidecar}: format_version {data.get('format_version')!r} is not supported "
+                              f"(this build reads {FORMAT_VERSION})")
+    try:
+        spec = PolicySpec.from_sidecar(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyFileError(f"{sidecar}: malformed sidecar: {exc!r}") from exc
+    weights_path = sidecar.parent / str(data.get("weights", WEIGHTS))
+    try:
+        blob = weights_path.read_bytes()
+    except OSError as exc:
+        raise PolicyFileError(f"cannot read policy weights {weights_path}: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != data.get("sha256"):
+        raise PolicyFileError(f"{weights_path}: SHA-256 {digest} does not match the sidecar's {data.get('sha256')}"
+                              " (corrupt or replaced weights)")
+    try:
+        weights = load_tensors(blob)
+    except (SafetensorError, ValueError) as exc:
+        raise PolicyFileError(f"{weights_path} is not a valid safetensors file: {exc}") from exc
+    return Policy(spec, weights, source=sidecar)

@@ -1,0 +1,246 @@
+"""PPO (clipped surrogate, GAE) in torch on CPU over gymnasium vector environments.
+
+Written by hand only as far as a continuous-action, on-policy trainer needs: a Gaussian MLP actor with a
+state-independent log-std, an MLP critic, running observation normalisation and return-based reward scaling.
+The actor's tensors are named like `policy_file.Policy` expects (layers.i.weight/bias), so the trained
+policy is exported to a safetensors policy file and served by numpy without torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters (defaults suit small continuous-control tasks)."""
+
+    num_envs: int = 8
+    rollout_steps: int = 128  # per environment and update
+    epochs: int = 10
+    minibatch_size: int = 256
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    learning_rate: float = 3e-4
+    entropy_coef: float = 0.0
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden: tuple[int, ...] = (64, 64)
+    init_log_std: float = -0.5
+    obs_clip: float = 10.0
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("num_envs", "rollout_steps", "epochs", "minibatch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"PPO {name} must be >= 1, got {getattr(self, name)}")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1 and self.clip > 0 and self.learning_rate > 0):
+            raise ValueError(f"PPO needs 0<gamma<=1, 0<=gae_lambda<=1, clip>0, learning_rate>0: {self}")
+
+
+class RunningMeanStd:
+    """Streaming mean and variance (parallel-update formula of Chan et al.)."""
+
+    def __init__(self, shape: tuple[int, ...] = ()):
+        self.mean = np.zeros(shape)
+        self.var = np.ones(shape)
+        self.count = 1e-4
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold a batch of shape (n, *shape) into the statistics."""
+        mean, var, n = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        delta, total = mean - self.mean, self.count + n
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        """Standard deviation (never zero)."""
+        return np.sqrt(self.var + 1e-8)
+
+
+def mlp(sizes: list[int]) -> nn.ModuleList:
+    """Linear layers of an MLP; tanh between them is applied in `forward_mlp`."""
+    layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+    for i, layer in enumerate(layers):
+        nn.init.orthogonal_(layer.weight, gain=np.sqrt(2) if i < len(layers) - 1 else 0.01)
+        nn.init.zeros_(layer.bias)
+    return layers
+
+
+def forward_mlp(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    """Apply Linear layers with tanh in between (the same function `Policy.act` evaluates in numpy)."""
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i < len(layers) - 1:
+            x = torch.tanh(x)
+    return x
+
+
+class ActorCritic(nn.Module):
+    """Gaussian actor (mean MLP, state-independent log-std) and a separate value MLP."""
+
+    def __init__(self, obs_size: int, act_size: int, hidden: tuple[int, ...], init_log_std: float):
+        super().__init__()
+        self.actor = mlp([obs_size, *hidden, act_size])
+        self.critic = mlp([obs_size, *hidden, 1])
+        nn.init.orthogonal_(self.critic[-1].weight, gain=1.0)
+        self.log_std = nn.Parameter(torch.full((act_size,), float(init_log_std)))
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        """The action distribution for normalised observations."""
+        return torch.distributions.Normal(forward_mlp(self.actor, obs), self.log_std.exp())
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """State values, shape (batch,)."""
+        return forward_mlp(self.critic, obs).squeeze(-1)
+
+    def actor_weights(self) -> dict[str, np.ndarray]:
+        """The actor's tensors under the policy-file names."""
+        return {f"layers.{k}": v.detach().numpy().copy() for k, v in self.actor.state_dict().items()}
+
+
+@dataclass
+class TrainResult:
+    """Outcome of `train_ppo`."""
+
+    model: ActorCritic
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    steps: int
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, mean return of finished episodes)
+    successes: list[tuple[int, float]] = field(default_factory=list)  # (env steps, success rate), if reported
+
+
+def train_ppo(env_fn: Callable[[], gym.Env], steps: int, config: PPOConfig = PPOConfig(),
+              progress: bool = True, description: str = "ppo") -> TrainResult:
+    """Train a Gaussian policy with PPO on `config.num_envs` copies of `env_fn()`.
+
+    Actions are sampled unbounded and clipped to [-1, 1] before reaching the environments, whose action
+    space must be Box(-1, 1) (wrap them with an action head, see `tasks.HeadWrapper`). Episodes that end by
+    truncation bootstrap from the critic's value of the final observation.
+
+    Args:
+        env_fn: creates one environment (randomization is the environment's business, per episode).
+        steps: total environment steps (rounded up to whole rollouts).
+        config: hyperparameters and seed.
+        progress: show a tqdm progress bar.
+    """
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    envs = gym.vector.SyncVectorEnv([env_fn] * config.num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    try:
+        return _train(envs, steps, config, rng, progress, description)
+    finally:
+        envs.close()
+
+
+def _train(envs, steps, config: PPOConfig, rng, progress, description) -> TrainResult:
+    space = envs.single_action_space
+    if not (isinstance(space, gym.spaces.Box) and np.all(space.low == -1) and np.all(space.high == 1)):
+        raise ValueError(f"PPO needs a Box(-1, 1) action space, got {space}")
+    n_envs, horizon = config.num_envs, config.rollout_steps
+    obs_size, act_size = envs.single_observation_space.shape[0], space.shape[0]
+    model = ActorCritic(obs_size, act_size, config.hidden, config.init_log_std)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
+    obs_stats, ret_stats = RunningMeanStd((obs_size,)), RunningMeanStd()
+    discounted = np.zeros(n_envs)
+
+    def normalise(o: np.ndarray) -> np.ndarray:
+        return np.clip((o - obs_stats.mean) / obs_stats.std, -config.obs_clip, config.obs_clip)
+
+    buf_obs = np.zeros((horizon, n_envs, obs_size))
+    buf_act = np.zeros((horizon, n_envs, act_size))
+    buf_logp, buf_rew, buf_val, buf_done = (np.zeros((horizon, n_envs)) for _ in range(4))
+    raw_obs, _ = envs.reset(seed=int(rng.integers(2**31)))
+    obs_stats.update(raw_obs)
+    episode_return, finished, finished_success = np.zeros(n_envs), [], []
+    result = TrainResult(model, obs_stats.mean, obs_stats.std, 0)
+    updates = -(-steps // (n_envs * horizon))
+    bar = tqdm(total=updates * n_envs * horizon, desc=description, unit="step", disable=not progress, leave=False)
+    for _ in range(updates):
+        for t in range(horizon):
+            obs = normalise(raw_obs)
+            with torch.no_grad():
+                x = torch.as_tensor(obs, dtype=torch.float32)
+                dist = model.distribution(x)
+                action = dist.sample()
+                buf_logp[t] = dist.log_prob(action).sum(-1).numpy()
+                buf_val[t] = model.value(x).numpy()
+            buf_obs[t], buf_act[t] = obs, action.numpy()
+            raw_obs, reward, terminated, truncated, info = envs.step(np.clip(buf_act[t], -1, 1).astype(np.float32))
+            done = terminated | truncated
+            episode_return += reward
+            # Return-based reward scaling (as in many PPO implementations): divide by the std of discounted returns.
+            discounted = discounted * config.gamma + reward
+            ret_stats.update(discounted)
+            scaled = reward / ret_stats.std
+            if np.any(truncated & ~terminated):
+                final = np.stack(info["final_obs"][truncated & ~terminated])
+                with torch.no_grad():
+                    bootstrap = model.value(torch.as_tensor(normalise(final), dtype=torch.float32)).numpy()
+                scaled[truncated & ~terminated] += config.gamma * bootstrap
+            buf_rew[t], buf_done[t] = scaled, done
+            for i in np.flatnonzero(done):
+                finished.append(episode_return[i])
+                if "final_info" in info and "is_success" in info["final_info"]:
+                    finished_success.append(float(info["final_info"]["is_success"][i]))
+            episode_return[done], discounted[done] = 0.0, 0.0
+            obs_stats.update(raw_obs)
+        result.steps += n_envs * horizon
+        bar.update(n_envs * horizon)
+        if finished:
+            result.curve.append((result.steps, float(np.mean(finished))))
+            bar.set_postfix(ret=f"{result.curve[-1][1]:.1f}")
+            finished = []
+        if finished_success:
+            result.successes.append((result.steps, float(np.mean(finished_success))))
+            finished_success = []
+        with torch.no_grad():
+            last_value = model.value(torch.as_tensor(normalise(raw_obs), dtype=torch.float32)).numpy()
+        _update(model, optimizer, config, rng, buf_obs, buf_act, buf_logp, buf_rew, buf_val, buf_done, last_value)
+    bar.close()
+    result.obs_mean, result.obs_std = obs_stats.mean.copy(), obs_stats.std.copy()
+    return result
+
+
+def _update(model, optimizer, config, rng, obs, act, logp, rew, val, done, last_value) -> None:
+    horizon = rew.shape[0]
+    advantages = np.zeros_like(rew)
+    gae = 0.0
+    for t in reversed(range(horizon)):
+        next_value = last_value if t == horizon - 1 else val[t + 1]
+        not_done = 1.0 - done[t]
+        delta = rew[t] + config.gamma * next_value * not_done - val[t]
+        gae = delta + config.gamma * config.gae_lambda * not_done * gae
+        advantages[t] = gae
+    returns = advantages + val
+    flat = [torch.as_tensor(a.reshape(horizon * rew.shape[1], *a.shape[2:]), dtype=torch.float32)
+            for a in (obs, act, logp, advantages, returns)]
+    b_obs, b_act, b_logp, b_adv, b_ret = flat
+    size = b_obs.shape[0]
+    for _ in range(config.epochs):
+        order = rng.permutation(size)
+        for start in range(0, size, config.minibatch_size):
+            idx = torch.as_tensor(order[start:start + config.minibatch_size])
+            dist = model.distribution(b_obs[idx])
+            new_logp = dist.log_prob(b_act[idx]).sum(-1)
+            ratio = (new_logp - b_logp[idx]).exp()
+            adv = b_adv[idx]
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv).mean()
+            value_loss = (model.value(b_obs[idx]) - b_ret[idx]).pow(2).mean()
+            entropy = dist.entropy().sum(-1).mean()
+            loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()

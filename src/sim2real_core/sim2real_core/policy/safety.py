@@ -1,0 +1,209 @@
+"""The safety layer between any policy and the torque topic (pure numpy).
+
+Every command the policy server or the exploration dispatcher publishes goes through `SafetyLayer.filter`,
+once per control period. In order it applies:
+
+1. latched fault -> zero torque (until `reset()`);
+2. watchdog: no fresh state for `watchdog_periods` periods -> zero torque and a latched ``watchdog`` fault;
+3. NaN guard: a non-finite value in the state or the command -> zero torque and a latched ``nan`` fault;
+4. joint-limit guard: past a soft joint limit, torque driving further out is removed and a spring-damper
+   pushes back towards the limit;
+5. per-joint torque limits (clip);
+6. torque rate limit (Nm/s) against the previously published command.
+
+Every decision is counted in `counters` for /diagnostics.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ConfigError, config_path, load_yaml
+
+COUNTERS = ("periods", "clipped", "rate_limited", "joint_limit", "nan", "watchdog", "faulted")
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Limits of one arm. Arrays are per joint, in the robot's joint order.
+
+    Attributes:
+        torque: |tau_i| <= torque[i] (Nm).
+        rate: |tau_i(t) - tau_i(t - period)| <= rate[i] * period (Nm/s).
+        lower, upper: soft joint position limits (rad); the guard acts outside [lower, upper].
+        guard_stiffness: push-back stiffness past a soft limit (Nm/rad).
+        guard_damping: damping of outward velocity past a soft limit (Nm s/rad).
+        watchdog_periods: periods without fresh state before the watchdog trips.
+    """
+
+    torque: np.ndarray
+    rate: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    guard_stiffness: np.ndarray
+    guard_damping: np.ndarray
+    watchdog_periods: int = 3
+
+    def __post_init__(self):
+        n = len(self.torque)
+        for name in ("torque", "rate", "lower", "upper", "guard_stiffness", "guard_damping"):
+            value = np.asarray(getattr(self, name), dtype=float)
+            if value.shape == ():
+                value = np.full(n, float(value))
+            if value.shape != (n,) or not np.all(np.isfinite(value)):
+                raise ValueError(f"safety limit '{name}' must be {n} finite values, got {getattr(self, name)!r}")
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        if np.any(self.torque <= 0) or np.any(self.rate <= 0):
+            raise ValueError("safety limits 'torque' and 'rate' must be positive")
+        if np.any(self.lower >= self.upper):
+            raise ValueError(f"soft joint limits need lower < upper, got {self.lower} and {self.upper}")
+        if np.any(self.guard_stiffness < 0) or np.any(self.guard_damping < 0):
+            raise ValueError("guard_stiffness and guard_damping must be >= 0")
+        if int(self.watchdog_periods) < 1:
+            raise ValueError(f"watchdog_periods must be >= 1, got {self.watchdog_periods}")
+
+    @property
+    def size(self) -> int:
+        """Number of joints."""
+        return len(self.torque)
+
+
+def robot_file(robot: str | Path) -> Path:
+    """A robot name (``fr3``) -> config/robots/fr3.yaml; a path is returned unchanged."""
+    path = Path(robot)
+    return path if path.suffix in (".yaml", ".yml") else config_path("robots", f"{robot}.yaml")
+
+
+def load_safety_limits(robot: str | Path = "fr3", safety: str | Path | None = None, **overrides) -> SafetyLimits:
+    """The safety limits of a robot: its file's limits plus the safety-layer settings.
+
+    Args:
+        robot: robot name in config/robots or a path to a robot YAML (``robot.torque_limits``,
+            ``robot.position_limits.lower/upper``).
+        safety: safety settings YAML (default config/policy/safety.yaml, mapping ``safety``: torque_rate_limit,
+            soft_limit_margin, guard_stiffness, guard_damping, watchdog_periods).
+        overrides: SafetyLimits fields replacing the files' values (e.g. ``watchdog_periods=2``).
+    """
+    path = robot_file(robot)
+    safety_path = Path(safety) if safety is not None else config_path("policy", "safety.yaml")
+    try:
+        arm = load_yaml(path)["robot"]
+        torque = np.asarray(arm["torque_limits"], dtype=float)
+        lower = np.asarray(arm["position_limits"]["lower"], dtype=float)
+        upper = np.asarray(arm["position_limits"]["upper"], dtype=float)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: needs robot.torque_limits and robot.position_limits.lower/upper "
+                          f"(missing or malformed {exc})") from exc
+    try:
+        settings = load_yaml(safety_path)["safety"]
+        margin = float(settings["soft_limit_margin"])
+        values = dict(torque=torque, rate=settings["torque_rate_limit"], lower=lower + margin, upper=upper - margin,
+                      guard_stiffness=settings["guard_stiffness"], guard_damping=settings["guard_damping"],
+                      watchdog_periods=int(settings["watchdog_periods"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{safety_path}: needs safety.{{torque_rate_limit, soft_limit_margin, guard_stiffness, "
+                          f"guard_damping, watchdog_periods}} (missing or malformed {exc})") from exc
+    values.update(overrides)
+    try:
+        return SafetyLimits(**values)
+    except ValueError as exc:
+        raise ConfigError(f"{path} with {safety_path}: {exc}") from exc
+
+
+@dataclass
+class SafetyLayer:
+    """Stateful command filter; call `filter` exactly once per control period.
+
+    Args:
+        limits: the arm's limits.
+        period: control period in seconds (sets the per-period rate limit).
+    """
+
+    limits: SafetyLimits
+    period: float
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    fault: str | None = None
+    _previous: np.ndarray = field(init=False, repr=False)
+    _stale: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self):
+        if not (self.period > 0 and np.isfinite(self.period)):
+            raise ValueError(f"period must be a positive number of seconds, got {self.period}")
+        self._previous = np.zeros(self.limits.size)
+
+    @property
+    def previous(self) -> np.ndarray:
+        """The last command this layer let through."""
+        return self._previous.copy()
+
+    def reset(self) -> None:
+        """Clear a latched fault; the next command starts rate limiting from zero torque."""
+        self.fault = None
+        self._stale = 0
+        self._previous = np.zeros(self.limits.size)
+
+    def filter(self, torque: np.ndarray | None, q: np.ndarray, dq: np.ndarray, fresh: bool = True) -> np.ndarray:
+        """The safe command for this period.
+
+        Args:
+            torque: the policy's torque (without gravity); None when none was computed this period.
+            q, dq: the newest joint positions and velocities.
+            fresh: whether a new state arrived since the previous period.
+
+        Returns:
+            A finite torque vector within every limit (zeros while a fault is latched).
+        """
+        self.counters["periods"] += 1
+        self._stale = 0 if fresh else self._stale + 1
+        if self.fault is None and self._stale >= self.limits.watchdog_periods:
+            self._trip("watchdog")
+        if self.fault is None:
+            values = [np.asarray(v, dtype=float) for v in (q, dq)]
+            values.append(self._previous if torque is None else np.asarray(torque, dtype=float))
+            n = self.limits.size
+            if any(v.shape != (n,) for v in values):
+                raise ValueError(f"safety filter expects {n} values for q, dq and torque, "
+                                 f"got shapes {[v.shape for v in values]}")
+            if not all(np.all(np.isfinite(v)) for v in values):
+                self._trip("nan")
+        if self.fault is not None:
+            self.counters["faulted"] += 1
+            self._previous = np.zeros(self.limits.size)
+            return self._previous.copy()
+        q, dq, command = values
+        command = self._guard_joint_limits(command, q, dq)
+        clipped = np.clip(command, -self.limits.torque, self.limits.torque)
+        if np.any(clipped != command):
+            self.counters["clipped"] += 1
+        step = self.limits.rate * self.period
+        limited = np.clip(clipped, self._previous - step, self._previous + step)
+        if np.any(limited != clipped):
+            self.counters["rate_limited"] += 1
+        self._previous = limited
+        return limited.copy()
+
+    def _trip(self, reason: str) -> None:
+        self.fault = reason
+        self.counters[reason] += 1
+
+    def _guard_joint_limits(self, command: np.ndarray, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        over = q > self.limits.upper
+        under = q < self.limits.lower
+        if not (np.any(over) or np.any(under)):
+            return command
+        self.counters["joint_limit"] += 1
+        k, d = self.limits.guard_stiffness, self.limits.guard_damping
+        guarded = command.copy()
+        # Past the upper limit: no positive torque, a spring back, damping of outward motion.
+        guarded[over] = np.minimum(command[over], 0.0) - k[over] * (q[over] - self.limits.upper[over]) \
+            - d[over] * np.maximum(dq[over], 0.0)
+        guarded[under] = np.maximum(command[under], 0.0) + k[under] * (self.limits.lower[under] - q[under]) \
+            - d[under] * np.minimum(dq[under], 0.0)
+        return guarded
+
+    def diagnostics(self) -> dict[str, object]:
+        """Counters and fault state as a flat mapping for /diagnostics."""
+        return {"fault": self.fault or "none", **self.counters}
