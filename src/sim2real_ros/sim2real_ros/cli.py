@@ -12,6 +12,7 @@ from sim2real_core.config import ConfigError
 
 COMMANDS = {
     "up": "sim2real_ros.commands.up",
+    "lock-study": "sim2real_core.explore.lock_command",
 }
 
 

@@ -1,0 +1,1 @@
+"""Exploration: policies learned in simulation that collect informative data on the target system."""
