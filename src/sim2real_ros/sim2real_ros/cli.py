@@ -12,6 +12,9 @@ from sim2real_core.config import ConfigError
 
 COMMANDS = {
     "up": "sim2real_ros.commands.up",
+    "dataset": "sim2real_core.data.commands.dataset",
+    "summary": "sim2real_core.data.commands.summary",
+    "bag-recover": "sim2real_core.data.commands.bag_recover",
     "lock-study": "sim2real_core.explore.lock_command",
 }
 

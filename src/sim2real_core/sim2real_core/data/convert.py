@@ -1,0 +1,323 @@
+"""rosbag2 -> transition dataset at a chosen control period.
+
+Rules (each one counted in `metadata["counts"]` when it drops or changes data):
+- States come from a sensor_msgs/JointState topic (`/franka/joint_states`, else the merged `/joint_states`),
+  reordered to the robot's joint names by name; extra joints (gripper fingers) are ignored. A message that
+  lacks a joint, repeats a name, has fields of the wrong length or no velocities is an error naming the bag,
+  topic and message index. A state with a non-finite position or velocity is dropped (`dropped_nonfinite_states`).
+- Episodes: `/sim2real/episode` events ({"event": "start"|"end", "episode": n, "terminal": bool?}) split the
+  recording by log (receive) time; states outside an episode are dropped (`states_outside_episodes`). Without
+  events the whole bag is one episode. Within an episode, header stamps must increase strictly (else an error
+  naming the message): they set the time base. A gap longer than `max_gap` between states splits the
+  episode into segments (`gap_splits`).
+- Each segment is resampled on a grid t_k = t_0 + k * control_period by linear interpolation of (q, dq) between
+  the neighbouring states (`interpolated_states` counts grid points that fall between samples).
+- Actions: std_msgs/Float64MultiArray commands are held zero-order between messages in log time. The action of
+  transition k (t_k -> t_k+1) is the command in force when the state at t_k+1 was received (log time mapped from
+  the header-stamp grid through the states' own stamp -> receive-time pairs): the command a controller computed
+  from s_k and that acted until s_k+1. Transitions before the first command are dropped (`dropped_no_command`),
+  as are transitions whose command is non-finite (`dropped_nonfinite_actions`).
+- The last transition of a segment gets `terminals` when its episode ended with "terminal": true, else
+  `timeouts` (the trajectory was cut, not terminated).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sim2real_core.config import ConfigError, config_path, load_yaml
+from sim2real_core.data.bagio import BagError, BagReader
+from sim2real_core.data.dataset import TransitionDataset
+
+STATE_LAYOUT = "joint_state_v1"  # [q(n), dq(n)] in the robot's joint order
+JOINT_STATES_TOPICS = ("/franka/joint_states", "/joint_states")  # franka_ros2: 1 kHz arm state, merged 30 Hz
+COMMANDS_TOPIC = "/effort_controller/commands"
+EPISODES_TOPIC = "/sim2real/episode"
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+COMMAND_TYPE = "std_msgs/msg/Float64MultiArray"
+EPISODE_TYPE = "std_msgs/msg/String"
+EXACT_NS = 1000  # a grid point within 1 us of a state sample takes that sample as is
+
+
+def robot_config(robot: str = "fr3") -> dict:
+    """The `robot` mapping of config/robots/ROBOT.yaml (joint_names, control_period, ...)."""
+    path = config_path("robots", f"{robot}.yaml")
+    data = load_yaml(path).get("robot")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} has no `robot` mapping")
+    return data
+
+
+def default_control_period(robot: str = "fr3") -> float:
+    """`control_period` [s] from config/robots/ROBOT.yaml, the one home of that default."""
+    value = robot_config(robot).get("control_period")
+    if not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"config/robots/{robot}.yaml: robot.control_period must be a positive number of seconds")
+    return float(value)
+
+
+def default_joint_names(robot: str = "fr3") -> list[str]:
+    """`joint_names` from config/robots/ROBOT.yaml."""
+    names = robot_config(robot).get("joint_names")
+    if not isinstance(names, list) or not names:
+        raise ConfigError(f"config/robots/{robot}.yaml: robot.joint_names must be a non-empty list")
+    return [str(n) for n in names]
+
+
+@dataclass
+class _States:
+    stamps: np.ndarray  # int64 ns, header stamps
+    log: np.ndarray  # int64 ns, receive times
+    index: np.ndarray  # message index within the topic
+    q: np.ndarray
+    dq: np.ndarray
+
+
+def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, *, robot: str = "fr3",
+                   joint_names: Sequence[str] | None = None, joint_states_topic: str | None = None,
+                   commands_topic: str = COMMANDS_TOPIC, episodes_topic: str = EPISODES_TOPIC,
+                   max_gap: float | None = None) -> TransitionDataset:
+    """Convert a rosbag2 recording (MCAP or sqlite3) into transitions (s, a, s') at `control_period`.
+
+    Args:
+        bag: rosbag2 directory.
+        control_period: seconds between s and s' (default: config/robots/ROBOT.yaml `control_period`).
+        robot: robot name for defaults and metadata.
+        joint_names: state joint order (default: the robot's `joint_names`).
+        joint_states_topic: sensor_msgs/JointState topic (default: /franka/joint_states, else /joint_states).
+        commands_topic: std_msgs/Float64MultiArray effort commands, one value per joint.
+        episodes_topic: std_msgs/String JSON episode events; optional in the bag.
+        max_gap: longest state gap [s] bridged by interpolation (default: 3 x max(control period, median
+            state interval)).
+    Returns:
+        TransitionDataset with state layout joint_state_v1, extras `timestamps` (header time of s, seconds)
+        and `episodes`, and metadata with every count of dropped or interpolated data.
+    Raises:
+        BagError naming bag, topic and message for anything that would make the dataset wrong.
+    """
+    period = default_control_period(robot) if control_period is None else float(control_period)
+    if not math.isfinite(period) or period <= 0:
+        raise ValueError(f"control_period must be a positive number of seconds, got {control_period}")
+    names = list(joint_names) if joint_names is not None else default_joint_names(robot)
+    bag = Path(bag)
+    with BagReader(bag) as reader:
+        topics = reader.topics
+        state_topic = _pick_state_topic(bag, topics, joint_states_topic)
+        _check_type(bag, topics, commands_topic, COMMAND_TYPE)
+        has_episodes = episodes_topic in topics
+        if has_episodes:
+            _check_type(bag, topics, episodes_topic, EPISODE_TYPE)
+        states, cmd_log, cmd_values, events = _read(bag, reader, state_topic, commands_topic,
+                                                    episodes_topic if has_episodes else None, names)
+    counts = {"state_messages": int(len(states.stamps)), "command_messages": int(len(cmd_log)),
+              "episode_events": len(events), "dropped_nonfinite_states": 0, "states_outside_episodes": 0,
+              "gap_splits": 0, "interpolated_states": 0, "dropped_no_command": 0, "dropped_nonfinite_actions": 0,
+              "dropped_short_segments": 0}
+    if len(states.stamps) == 0:
+        raise BagError(f"bag {bag}: topic {state_topic} has no messages")
+    if len(cmd_log) == 0:
+        raise BagError(f"bag {bag}: topic {commands_topic} has no messages")
+
+    finite = np.isfinite(states.q).all(axis=1) & np.isfinite(states.dq).all(axis=1)
+    counts["dropped_nonfinite_states"] = int((~finite).sum())
+    episodes = _episode_intervals(bag, episodes_topic, events, has_episodes)
+    period_ns = int(round(period * 1e9))
+    gap_ns = None if max_gap is None else int(round(max_gap * 1e9))
+    out: dict[str, list] = {k: [] for k in ("obs", "next", "act", "term", "tout", "time", "episode")}
+    in_any = np.zeros(len(states.stamps), dtype=bool)
+    for number, start, end, terminal in episodes:
+        member = (states.log >= start) & (states.log <= end)
+        in_any |= member
+        sel = np.flatnonzero(member)
+        _check_monotonic(bag, state_topic, states, sel)
+        sel = sel[finite[sel]]
+        if len(sel) < 2:
+            counts["dropped_short_segments"] += int(len(sel) > 0)
+            continue
+        stamps = states.stamps[sel]
+        limit = gap_ns if gap_ns is not None else 3 * max(period_ns, int(np.median(np.diff(stamps))))
+        cuts = np.flatnonzero(np.diff(stamps) > limit) + 1
+        counts["gap_splits"] += len(cuts)
+        segments = np.split(sel, cuts)
+        for s_index, seg in enumerate(segments):
+            last = s_index == len(segments) - 1
+            _segment(states, seg, period_ns, cmd_log, cmd_values, terminal and last, number, counts, out)
+    counts["states_outside_episodes"] = int((~in_any).sum())
+    if not out["obs"]:
+        raise BagError(f"bag {bag}: no transitions at control period {period} s "
+                       f"(counts: {json.dumps(counts)})")
+    obs = np.concatenate(out["obs"])
+    counts["transitions"] = int(len(obs))
+    counts["episodes"] = int(len(np.unique(np.concatenate(out["episode"]))))
+    metadata = {
+        "robot": robot, "joint_names": names, "state_layout": STATE_LAYOUT,
+        "observation_names": [f"q_{n}" for n in names] + [f"dq_{n}" for n in names],
+        "action_names": [f"tau_{n}" for n in names], "action_units": "N*m (torque without gravity)",
+        "control_period": period, "max_gap": None if gap_ns is None else gap_ns / 1e9,
+        "source": {"bag": str(bag.resolve()), "joint_states_topic": state_topic, "commands_topic": commands_topic,
+                   "episodes_topic": episodes_topic if has_episodes else None},
+        "counts": counts,
+    }
+    return TransitionDataset(
+        observations=obs, actions=np.concatenate(out["act"]), next_observations=np.concatenate(out["next"]),
+        terminals=np.concatenate(out["term"]), timeouts=np.concatenate(out["tout"]), metadata=metadata,
+        extras={"timestamps": np.concatenate(out["time"]), "episodes": np.concatenate(out["episode"])},
+    )
+
+
+def _pick_state_topic(bag: Path, topics: dict[str, str], requested: str | None) -> str:
+    if requested is not None:
+        _check_type(bag, topics, requested, JOINT_STATE_TYPE)
+        return requested
+    for topic in JOINT_STATES_TOPICS:
+        if topic in topics:
+            _check_type(bag, topics, topic, JOINT_STATE_TYPE)
+            return topic
+    raise BagError(f"bag {bag}: no joint state topic {' or '.join(JOINT_STATES_TOPICS)} "
+                   f"(topics: {sorted(topics)}); name one with joint_states_topic")
+
+
+def _check_type(bag: Path, topics: dict[str, str], topic: str, expected: str) -> None:
+    if topic not in topics:
+        raise BagError(f"bag {bag}: topic {topic} is missing (topics: {sorted(topics)})")
+    if topics[topic] != expected:
+        raise BagError(f"bag {bag}: topic {topic} has message type {topics[topic]}, expected {expected}")
+
+
+def _read(bag: Path, reader: BagReader, state_topic: str, commands_topic: str, episodes_topic: str | None,
+          names: list[str]):
+    n = len(names)
+    stamps, logs, idx, qs, dqs = [], [], [], [], []
+    cmd_log, cmd_values, events = [], [], []
+    orders: dict[tuple, np.ndarray] = {}
+    wanted = [state_topic, commands_topic] + ([episodes_topic] if episodes_topic else [])
+    for topic, log_time, i, msg in reader.messages(wanted):
+        where = f"bag {bag}: topic {topic} message #{i} (log time {log_time} ns)"
+        if topic == state_topic:
+            key = tuple(msg.name)
+            order = orders.get(key)
+            if order is None:
+                order = orders[key] = _joint_order(where, key, names)
+            if len(msg.position) != len(key) or len(msg.velocity) != len(key):
+                raise BagError(f"{where}: {len(key)} joint names but {len(msg.position)} positions and "
+                               f"{len(msg.velocity)} velocities (state layout {STATE_LAYOUT} needs both)")
+            stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+            logs.append(log_time)
+            idx.append(i)
+            qs.append(msg.position[order])
+            dqs.append(msg.velocity[order])
+        elif topic == commands_topic:
+            if len(msg.data) != n:
+                raise BagError(f"{where}: command has {len(msg.data)} values, expected {n} (one per joint {names})")
+            cmd_log.append(log_time)
+            cmd_values.append(msg.data)
+        else:
+            events.append((log_time, i, msg.data))
+    states = _States(np.array(stamps, dtype=np.int64), np.array(logs, dtype=np.int64), np.array(idx),
+                     np.array(qs, dtype=np.float64).reshape(-1, n), np.array(dqs, dtype=np.float64).reshape(-1, n))
+    return (states, np.array(cmd_log, dtype=np.int64), np.array(cmd_values, dtype=np.float64).reshape(-1, n),
+            events)
+
+
+def _joint_order(where: str, key: tuple, names: list[str]) -> np.ndarray:
+    if len(set(key)) != len(key):
+        raise BagError(f"{where}: joint names repeat: {list(key)}")
+    index = {name: i for i, name in enumerate(key)}
+    missing = [name for name in names if name not in index]
+    if missing:
+        raise BagError(f"{where}: joints {missing} missing (message has {list(key)})")
+    return np.array([index[name] for name in names])
+
+
+def _episode_intervals(bag: Path, topic: str, events: list, has_topic: bool) -> list[tuple[int, int, int, bool]]:
+    """(episode number, start log ns, end log ns, terminal) from the events; the whole bag without events."""
+    whole = [(0, -(2**63), 2**63 - 1, False)]
+    if not has_topic or not events:
+        return whole
+    intervals, open_start, open_number = [], None, None
+    for log_time, i, text in events:
+        where = f"bag {bag}: topic {topic} message #{i} (log time {log_time} ns)"
+        try:
+            event = json.loads(text)
+            kind, number = event["event"], int(event["episode"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BagError(f"{where}: expected JSON {{\"event\": \"start\"|\"end\", \"episode\": n}}, "
+                           f"got {text!r} ({exc})") from exc
+        if kind == "start":
+            if open_start is not None:  # a start without an end closes the previous episode
+                intervals.append((open_number, open_start, log_time - 1, False))
+            open_start, open_number = log_time, number
+        elif kind == "end":
+            if open_start is not None and number == open_number:
+                intervals.append((number, open_start, log_time, bool(event.get("terminal", False))))
+                open_start = None
+        else:
+            raise BagError(f"{where}: unknown episode event {kind!r}; expected 'start' or 'end'")
+    if open_start is not None:
+        intervals.append((open_number, open_start, 2**63 - 1, False))
+    return intervals
+
+
+def _check_monotonic(bag: Path, topic: str, states: _States, sel: np.ndarray) -> None:
+    stamps = states.stamps[sel]
+    bad = np.flatnonzero(np.diff(stamps) <= 0)
+    if len(bad):
+        a, b = sel[bad[0]], sel[bad[0] + 1]
+        raise BagError(f"bag {bag}: topic {topic} message #{states.index[b]} has header stamp {stamps[bad[0] + 1]} ns, "
+                       f"not after message #{states.index[a]} ({stamps[bad[0]]} ns); header stamps must increase "
+                       "within an episode")
+
+
+def _segment(states: _States, seg: np.ndarray, period_ns: int, cmd_log: np.ndarray, cmd_values: np.ndarray,
+             terminal: bool, number: int, counts: dict, out: dict) -> None:
+    stamps = states.stamps[seg]
+    steps = (stamps[-1] - stamps[0]) // period_ns
+    if steps < 1:
+        counts["dropped_short_segments"] += 1
+        return
+    grid = stamps[0] + period_ns * np.arange(steps + 1, dtype=np.int64)
+    pos = np.searchsorted(stamps, grid)
+    below, above = np.clip(pos - 1, 0, len(stamps) - 1), np.clip(pos, 0, len(stamps) - 1)
+    nearest = np.where(np.abs(stamps[below] - grid) < np.abs(stamps[above] - grid), below, above)
+    exact = np.abs(stamps[nearest] - grid) <= EXACT_NS
+    counts["interpolated_states"] += int((~exact).sum())
+    t = (grid - stamps[0]).astype(np.float64)
+    rel = (stamps - stamps[0]).astype(np.float64)
+    state = np.concatenate([states.q[seg], states.dq[seg]], axis=1)
+    sampled = np.stack([np.interp(t, rel, state[:, j]) for j in range(state.shape[1])], axis=1)
+    sampled[exact] = state[nearest[exact]]
+    # Log (receive) time at which each grid state was available, through the states' stamp -> log relation.
+    received = np.interp(t, rel, (states.log[seg] - stamps[0]).astype(np.float64)) + stamps[0]
+    cmd = np.searchsorted(cmd_log, received[1:], side="right") - 1
+    keep = cmd >= 0
+    counts["dropped_no_command"] += int((~keep).sum())
+    actions = cmd_values[np.maximum(cmd, 0)]
+    finite = np.isfinite(actions).all(axis=1)
+    counts["dropped_nonfinite_actions"] += int((keep & ~finite).sum())
+    keep &= finite
+    if not keep.any():
+        return
+    last = np.flatnonzero(keep)[-1]
+    obs, nxt = sampled[:-1][keep], sampled[1:][keep]
+    # A dropped transition breaks the trajectory: the kept one before it ends a piece (timeout).
+    ends = np.zeros(len(keep), dtype=bool)
+    ends[:-1] = keep[:-1] & ~keep[1:]
+    term = np.zeros(len(keep), dtype=bool)
+    tout = ends.copy()
+    if terminal:
+        term[last] = True
+    else:
+        tout[last] = True
+    out["obs"].append(obs)
+    out["next"].append(nxt)
+    out["act"].append(actions[keep])
+    out["term"].append(term[keep])
+    out["tout"].append(tout[keep])
+    out["time"].append(grid[:-1][keep] / 1e9)
+    out["episode"].append(np.full(int(keep.sum()), number, dtype=np.int64))
