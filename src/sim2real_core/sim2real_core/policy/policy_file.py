@@ -156,7 +156,8 @@ class PolicySpec:
 class Policy:
     """A loaded policy: a deterministic numpy MLP plus its action head."""
 
-    def __init__(self, spec: PolicySpec, weights: dict[str, np.ndarray], source: Path | None = None):
+    def __init__(self, spec: PolicySpec, weights: dict[str, np.ndarray], source: Path | None = None,
+                 sha256: str = ""):
         expected = spec.layer_shapes()
         if set(weights) != set(expected):
             raise PolicyFileError(f"{source or 'weights'}: tensors {sorted(weights)} do not match the sidecar's "
@@ -169,6 +170,7 @@ class Policy:
                 raise PolicyFileError(f"{source or 'weights'}: tensor {name} has non-finite values")
         self.spec = spec
         self.source = source
+        self.sha256 = sha256
         count = len(expected) // 2
         self._layers = [(np.asarray(weights[f"layers.{i}.weight"], dtype=np.float64).T.copy(),
                          np.asarray(weights[f"layers.{i}.bias"], dtype=np.float64)) for i in range(count)]
@@ -260,4 +262,4 @@ def load_policy(path: str | os.PathLike) -> Policy:
         weights = load_tensors(blob)
     except (SafetensorError, ValueError) as exc:
         raise PolicyFileError(f"{weights_path} is not a valid safetensors file: {exc}") from exc
-    return Policy(spec, weights, source=sidecar)
+    return Policy(spec, weights, source=sidecar, sha256=digest)

@@ -1,0 +1,131 @@
+"""policy_server: serve a policy file on the torque topic through the safety layer.
+
+Subscribes joint states, publishes torque (without gravity) every 1/rate_hz s. The logic lives in
+sim2real_core.policy.serving; this node only moves messages, parameters and diagnostics.
+
+Parameters:
+    policy_path (string, required): policy folder or sidecar; `ros2 param set` hot-reloads it atomically
+        (loaded and validated first; on failure the old policy stays and the change is rejected with the reason).
+    robot (string, default fr3): robot file in config/robots (joint order, limits, control period).
+    rate_hz (double, default 1/control_period of the robot): command rate, up to 1000.
+    watchdog_periods (int, default from config/policy/safety.yaml): periods without fresh state before
+        torque is zeroed and a fault latched (cleared by the ~/reset_fault Trigger service).
+    extra_inputs (double[], default: the policy's defaults): the policy's extra inputs, e.g. a reach goal.
+    diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from sim2real_core.config import ConfigError
+from sim2real_core.policy.policy_file import PolicyFileError
+from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
+from sim2real_core.policy.serving import PeriodMonitor, PolicyRunner, load_servable_policy, robot_joints_and_period
+
+from . import contract
+from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, joint_state_arrays,
+                       stamp_to_seconds)
+from .node_main import run_node
+
+MAX_RATE_HZ = 1000.0
+
+
+class PolicyServer(Node):
+    """Policy + safety layer between the joint-state and torque topics."""
+
+    def __init__(self):
+        super().__init__("policy_server")
+        fixed = ParameterDescriptor(read_only=True)
+        path = self.declare_parameter("policy_path", "").value
+        robot = self.declare_parameter("robot", "fr3", fixed).value
+        rate_hz = self.declare_parameter("rate_hz", 0.0, fixed).value
+        watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
+        extra = self.declare_parameter("extra_inputs", Parameter.Type.DOUBLE_ARRAY, fixed).value
+        diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
+        try:
+            self.joint_names, control_period = robot_joints_and_period(robot)
+            rate_hz = rate_hz or 1.0 / control_period
+            if not 0 < rate_hz <= MAX_RATE_HZ:
+                raise ValueError(f"parameter rate_hz must be in (0, {MAX_RATE_HZ:g}], got {rate_hz}")
+            overrides = {"watchdog_periods": watchdog} if watchdog else {}
+            safety = SafetyLayer(load_safety_limits(robot, **overrides), period=1.0 / rate_hz)
+            if not path:
+                raise ValueError("parameter policy_path is required (a policy folder or its policy.yaml)")
+            policy = load_servable_policy(path, self.joint_names)
+            self.runner = PolicyRunner(policy, safety, None if extra is None else np.asarray(extra, dtype=float))
+        except (ConfigError, PolicyFileError) as exc:
+            raise ValueError(str(exc)) from exc
+        self.monitor = PeriodMonitor(1.0 / rate_hz)
+        self.bad_states = 0
+        self.hardware_id = robot
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.command_pub = self.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
+        self.create_subscription(JointState, contract.JOINT_STATES, self._on_state, contract.CONTROL_QOS)
+        self.create_service(Trigger, "~/reset_fault", self._on_reset_fault)
+        self.create_timer(1.0 / rate_hz, self._control)
+        self.create_timer(diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(f"serving {policy.source} at {rate_hz:g} Hz "
+                               f"(watchdog {safety.limits.watchdog_periods} periods)")
+
+    def _on_state(self, msg: JointState) -> None:
+        try:
+            q, dq, _ = joint_state_arrays(msg, self.joint_names)
+        except MessageError as exc:  # not fresh: the watchdog notices a stream of bad states
+            self.bad_states += 1
+            self.get_logger().error(f"{contract.JOINT_STATES}: {exc}", throttle_duration_sec=1.0)
+            return
+        self.runner.state(q, dq, stamp_to_seconds(msg.header.stamp))
+
+    def _control(self) -> None:
+        self.monitor.tick(time.monotonic())
+        now = self.get_clock().now().nanoseconds * 1e-9
+        command = self.runner.command(now)
+        self.command_pub.publish(command_msg(command))
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            if param.name != "policy_path":
+                continue
+            try:
+                self.runner.swap(load_servable_policy(str(param.value), self.joint_names))
+            except (PolicyFileError, ConfigError) as exc:
+                self.get_logger().error(f"policy_path not changed, the previous policy stays active: {exc}")
+                return SetParametersResult(successful=False, reason=str(exc))
+            self.get_logger().info(f"hot-reloaded policy {param.value}")
+        return SetParametersResult(successful=True)
+
+    def _on_reset_fault(self, _request, response):
+        fault = self.runner.safety.fault
+        self.runner.safety.reset()
+        response.success = True
+        response.message = f"cleared fault {fault}" if fault else "no fault was latched"
+        self.get_logger().info(response.message)
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        safety = self.runner.safety
+        latency = self.runner.latency.summary(1e3)
+        values = {"policy": self.runner.policy.source, "sha256": self.runner.policy.sha256,
+                  **safety.diagnostics(), "bad_states": self.bad_states,
+                  **{f"latency_{k}_ms" if k != "count" else "latency_count": v for k, v in latency.items()},
+                  **self.monitor.summary()}
+        level = "error" if safety.fault else "ok"
+        message = f"fault latched: {safety.fault} (call ~/reset_fault)" if safety.fault else "serving"
+        status = diagnostic_status(f"{self.get_name()}: control", self.hardware_id, level, message, values)
+        self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+
+
+def main() -> None:
+    """ros2 run sim2real_ros policy_server --ros-args -p policy_path:=PATH"""
+    sys.exit(run_node(PolicyServer))
