@@ -9,8 +9,9 @@ A parameter space is data (`config/parameter_spaces/NAME.yaml`)::
          kind: dof_damping, element: fr3_joint1}
       - {name: action_delay, unit: control periods, nominal: 0, bounds: [0, 3], kind: action_delay, integer: true}
 
-Kinds that write MuJoCo model fields: body_mass, body_mass_scale (mass and inertia scale together),
-dof_damping, dof_frictionloss, dof_armature, geom_friction (sliding coefficient). Kinds the simulator
+Kinds that write MuJoCo model fields: body_mass, body_mass_scale (mass and inertia scale together; a body
+with gravity compensation, MJCF gravcomp, keeps compensating its NOMINAL weight, as a real arm's controller
+compensates with its nominal model), dof_damping, dof_frictionloss, dof_armature, geom_friction (sliding coefficient). Kinds the simulator
 applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise),
 action_noise_std, action_delay (whole control periods).
 """
@@ -239,6 +240,7 @@ class ModelBinding:
         self._mass = nominal_model.body_mass.copy()
         self._inertia = nominal_model.body_inertia.copy()
         self._friction = nominal_model.geom_friction.copy()
+        self._gravcomp = nominal_model.body_gravcomp.copy()
 
     def apply(self, model: mujoco.MjModel, vector: np.ndarray) -> None:
         """Write the vector's model parameters into `model` (a copy of the nominal model)."""
@@ -249,6 +251,8 @@ class ModelBinding:
                 scale = value if p.kind == "body_mass_scale" else value / self._mass[obj]
                 model.body_mass[obj] = self._mass[obj] * scale
                 model.body_inertia[obj] = self._inertia[obj] * scale
+                if self._gravcomp[obj]:
+                    model.body_gravcomp[obj] = self._gravcomp[obj] / scale
             elif p.kind in _JOINT_FIELDS:
                 getattr(model, p.kind)[model.jnt_dofadr[obj]] = value
             elif p.kind == "geom_friction":
@@ -266,6 +270,8 @@ class ModelBinding:
                 view = batch.body(p.element)
                 view.mass = (self._mass[obj] * scale)[:, None]
                 view.inertia = self._inertia[obj][None, :] * scale[:, None]
+                if self._gravcomp[obj]:
+                    batch.expand("body_gravcomp")[:, obj] = self._gravcomp[obj] / scale
             elif p.kind in _JOINT_FIELDS:
                 setattr(batch.joint(p.element), _JOINT_FIELDS[p.kind], column[:, None])
             elif p.kind == "geom_friction":

@@ -1,0 +1,81 @@
+"""Robot facts (joint order, limits, rates, model file) from `config/robots/NAME.yaml`, their one home."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, config_path, load_yaml
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    """A robot's facts; arrays are in `joint_names` order.
+
+    Attributes:
+      name: robot name (``fr3``).
+      joint_names: actuated joints, in command and joint-state order.
+      torque_limits: |torque| limits [N*m].
+      velocity_limits: |velocity| limits [rad/s].
+      position_lower, position_upper: joint position limits [rad].
+      control_period: policy / dataset control period [s].
+      physics_timestep: simulator timestep [s].
+      model: MJCF file name in sim2real_core/models.
+      home_keyframe: name of the model's home keyframe.
+      home: home joint positions [rad].
+      ee_site: end-effector site name in the model.
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    torque_limits: np.ndarray
+    velocity_limits: np.ndarray
+    position_lower: np.ndarray
+    position_upper: np.ndarray
+    control_period: float
+    physics_timestep: float
+    model: str
+    home_keyframe: str
+    home: np.ndarray
+    ee_site: str
+
+    @property
+    def dof(self) -> int:
+        """Number of actuated joints."""
+        return len(self.joint_names)
+
+
+def robot_file(name_or_path: str | os.PathLike) -> Path:
+    """A robot name (``fr3``) -> config/robots/fr3.yaml; a YAML path is returned unchanged."""
+    path = Path(name_or_path)
+    return path if path.suffix in (".yaml", ".yml") else config_path("robots", f"{name_or_path}.yaml")
+
+
+def load_robot(name_or_path: str | os.PathLike = "fr3") -> RobotSpec:
+    """Load and check a robot file (every array must have one value per joint)."""
+    path = robot_file(name_or_path)
+    body = load_yaml(path).get("robot")
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: expected a 'robot' mapping")
+    try:
+        names = tuple(str(n) for n in body["joint_names"])
+        arrays = {key: np.asarray(value, dtype=float) for key, value in (
+            ("torque_limits", body["torque_limits"]), ("velocity_limits", body["velocity_limits"]),
+            ("position_lower", body["position_limits"]["lower"]),
+            ("position_upper", body["position_limits"]["upper"]), ("home", body["home"]))}
+        spec = RobotSpec(name=str(body.get("name", path.stem)), joint_names=names,
+                         control_period=float(body["control_period"]),
+                         physics_timestep=float(body["physics_timestep"]), model=str(body["model"]),
+                         home_keyframe=str(body["home_keyframe"]), ee_site=str(body["ee_site"]), **arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: robot entry {exc} is missing or malformed") from None
+    for key, value in arrays.items():
+        if value.shape != (len(names),) or not np.all(np.isfinite(value)):
+            raise ConfigError(f"{path}: robot.{key} needs {len(names)} finite values, got {value.tolist()}")
+    ratio = spec.control_period / spec.physics_timestep
+    if spec.physics_timestep <= 0 or abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        raise ConfigError(f"{path}: control_period {spec.control_period} must be a positive whole multiple of "
+                          f"physics_timestep {spec.physics_timestep}")
+    return spec

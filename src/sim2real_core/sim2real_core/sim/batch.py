@@ -1,0 +1,190 @@
+"""Many simulations of one model with per-simulation parameters, stepped one control period per call.
+
+Built on `mujoco.batch.Batch` (threads, no Python loop over simulations). Used to predict next states
+for many parameter samples at once (DROPO: K samples x N transitions per call) and for vectorized rollouts.
+
+Actions go to the actuators' ctrl. For the FR3 model that is the joint torque without gravity (gravity
+compensation at nominal masses is part of the model); for other models (gymnasium Hopper) it is their
+actuator input, and models without gravcomp bodies simply have no compensation. The parameter space's
+effects are applied per simulation: action delay (from the caller's past actions), action noise and
+sensor noise on the returned observation.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import mujoco
+import mujoco.batch
+import numpy as np
+
+from ..config import ConfigError
+from .models import load_model
+from .parameters import ModelBinding, ParameterSpace
+from .simulator import joint_actuators, joint_indices, resolve_space
+
+
+class BatchSimulator:
+    """nsim simulations of a model, each with its own parameter vector.
+
+    Args:
+      model: model name ('fr3', 'hopper'), path or MjModel.
+      space: parameter space (object, name or path); None: nominal parameters in every simulation.
+      nsim: number of simulations.
+      control_period: seconds per step(); a whole multiple of the model timestep. Or give `nstep`.
+      nstep: physics substeps per step() (overrides control_period).
+      joints: observed and actuated joints (e.g. the robot's joint_names: observation joint_state_v1);
+        None: the observation is the full (qpos, qvel) and actions cover all actuators.
+      gravity_compensation: False removes the model's gravcomp (an uncompensated arm).
+      nthread: worker threads (0: all CPUs).
+      seed: seed of the noise generator.
+    """
+
+    def __init__(self, model: str | mujoco.MjModel, space: ParameterSpace | str | None, nsim: int,
+                 control_period: float | None = None, nstep: int | None = None,
+                 joints: Sequence[str] | None = None, gravity_compensation: bool = True, nthread: int = 0,
+                 seed: int | None = None):
+        if nsim < 1:
+            raise ValueError(f"nsim must be >= 1, got {nsim}")
+        self.nominal_model = copy.copy(load_model(model))
+        if not gravity_compensation:
+            self.nominal_model.body_gravcomp[:] = 0
+        if nstep is None:
+            if control_period is None:
+                raise ValueError("give control_period or nstep")
+            ratio = control_period / self.nominal_model.opt.timestep
+            if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+                raise ConfigError(f"control_period {control_period} s is not a whole multiple of the model "
+                                  f"timestep {self.nominal_model.opt.timestep} s")
+            nstep = int(round(ratio))
+        self.nstep = int(nstep)
+        self.nsim = int(nsim)
+        self.space = resolve_space(space)
+        self.binding = ModelBinding(self.space, self.nominal_model) if self.space is not None else None
+        self.batch = mujoco.batch.Batch(self.nominal_model, self.nsim, nthread=nthread)
+        self.rng = np.random.default_rng(seed)
+        m = self.nominal_model
+        if joints is None:
+            self._qidx, self._vidx = np.arange(m.nq), np.arange(m.nv)
+            self._act = np.arange(m.nu)
+        else:
+            self._qidx, self._vidx = joint_indices(m, joints)
+            self._act = joint_actuators(m, joints)
+        self.nu = self._act.size
+        self.ctrl_low = m.actuator_ctrlrange[self._act, 0].copy()
+        self.ctrl_high = m.actuator_ctrlrange[self._act, 1].copy()
+        limited = m.actuator_ctrllimited[self._act].astype(bool)
+        self.ctrl_low[~limited], self.ctrl_high[~limited] = -np.inf, np.inf
+        self._qpos, self._qvel = self.batch.bind("qpos"), self.batch.bind("qvel")
+        self._ctrl, self._warm = self.batch.bind("ctrl"), self.batch.bind("qacc_warmstart")
+        self._delay = np.zeros(self.nsim, dtype=int)
+        self._action_std = np.zeros(self.nsim)
+        self._noise_std = np.zeros((self.nsim, self._qidx.size + self._vidx.size))
+        self.parameters = None
+        if self.space is not None:
+            self.set_parameters(self.space.nominal)
+        self.reset()
+
+    @property
+    def obs_dim(self) -> int:
+        """Observation width: observed qpos entries + qvel entries."""
+        return self._qidx.size + self._vidx.size
+
+    @property
+    def max_delay(self) -> int:
+        """Largest action delay (control periods) among the simulations."""
+        return int(self._delay.max())
+
+    def set_parameters(self, matrix: np.ndarray) -> None:
+        """One parameter vector per simulation, (nsim, dim); a single (dim,) vector is used by all."""
+        if self.space is None:
+            raise ValueError("this batch has no parameter space")
+        matrix = np.asarray(matrix, dtype=float)
+        if matrix.ndim == 1:
+            matrix = np.broadcast_to(matrix, (self.nsim, matrix.size))
+        self.binding.apply_batch(self.batch, matrix)
+        self.parameters = np.array(matrix)
+        kinds = {p.kind: i for i, p in enumerate(self.space)}
+        column = lambda kind: matrix[:, kinds[kind]] if kind in kinds else np.zeros(self.nsim)  # noqa: E731
+        self._delay = np.round(column("action_delay")).astype(int)
+        self._action_std = column("action_noise_std")
+        nq, nv = self._qidx.size, self._vidx.size
+        self._noise_std = np.concatenate([np.repeat(column("position_noise_std")[:, None], nq, axis=1),
+                                          np.repeat(column("velocity_noise_std")[:, None], nv, axis=1)], axis=1)
+
+    def reset(self, keyframe: int | str = -1) -> np.ndarray:
+        """Reset every simulation to a keyframe (name or index; -1: model defaults); returns observations."""
+        if isinstance(keyframe, str):
+            key = mujoco.mj_name2id(self.nominal_model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
+            if key < 0:
+                raise ValueError(f"the model has no keyframe named {keyframe!r}")
+            keyframe = key
+        self.batch.reset(keyframe=keyframe)
+        return self.observation(noise=False)
+
+    def set_state(self, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None) -> None:
+        """Write states: full (nq,)/(nsim, nq) and (nv,)/(nsim, nv) vectors, or the observed joints' values.
+
+        Values of the observed joints' width write only those joints (the rest keep their state, e.g. the
+        keyframe's after reset()). Solver warm starts are cleared so that results do not depend on history.
+        """
+        for name, values, target, index in (("qpos", qpos, self._qpos, self._qidx),
+                                            ("qvel", qvel, self._qvel, self._vidx)):
+            if values is None:
+                continue
+            values = np.asarray(values, dtype=float)
+            if values.shape[-1] == target.shape[1]:
+                target[:] = values
+            elif values.shape[-1] == index.size:
+                target[:, index] = values
+            else:
+                raise ValueError(f"{name} needs {index.size} joint values or {target.shape[1]} model values per "
+                                 f"simulation, got shape {values.shape}")
+        self._warm[:] = 0
+
+    def set_observation_state(self, observations: np.ndarray) -> None:
+        """Write (nsim, obs_dim) observations (joint positions then velocities) as the observed joints' state."""
+        observations = np.asarray(observations, dtype=float)
+        nq = self._qidx.size
+        if observations.shape[-1] != self.obs_dim:
+            raise ValueError(f"observations need {self.obs_dim} values each, got shape {observations.shape}")
+        self.set_state(observations[..., :nq], observations[..., nq:])
+
+    def step(self, actions: np.ndarray, past_actions: np.ndarray | None = None, noise: bool = True) -> np.ndarray:
+        """Advance every simulation one control period; returns next observations (nsim, obs_dim).
+
+        Args:
+          actions: (nsim, nu) or (nu,) commands of this period.
+          past_actions: (nsim, D, nu) commands of the previous D periods, most recent first; a simulation
+            with action delay d applies past_actions[:, d-1] (zeros where D < d, as after a reset).
+          noise: apply action and sensor noise.
+        """
+        actions = np.broadcast_to(np.asarray(actions, dtype=float), (self.nsim, self.nu))
+        applied = actions
+        if self._delay.any():
+            depth = self.max_delay
+            history = np.zeros((self.nsim, depth + 1, self.nu))
+            history[:, 0] = actions
+            if past_actions is not None:
+                past = np.asarray(past_actions, dtype=float)
+                if past.ndim != 3 or past.shape[0] != self.nsim or past.shape[2] != self.nu:
+                    raise ValueError(f"past_actions needs shape (nsim={self.nsim}, D, nu={self.nu}), got {past.shape}")
+                used = min(depth, past.shape[1])
+                history[:, 1:used + 1] = past[:, :used]
+            applied = history[np.arange(self.nsim), self._delay]
+        if noise and self._action_std.any():
+            applied = applied + self.rng.standard_normal(applied.shape) * self._action_std[:, None]
+        self._ctrl[:, self._act] = np.clip(applied, self.ctrl_low, self.ctrl_high)
+        self.batch.step(nstep=self.nstep)
+        return self.observation(noise=noise)
+
+    def observation(self, noise: bool = True) -> np.ndarray:
+        """Current observations (nsim, obs_dim), with sensor noise unless noise=False."""
+        obs = np.concatenate([self._qpos[:, self._qidx], self._qvel[:, self._vidx]], axis=1)
+        if noise and self._noise_std.any():
+            obs += self.rng.standard_normal(obs.shape) * self._noise_std
+        return obs
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the full (qpos, qvel), (nsim, nq) and (nsim, nv)."""
+        return self._qpos.copy(), self._qvel.copy()
