@@ -18,7 +18,7 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import ReaderError
 from rosbags.rosbag2.metadata import dump_qos_v9, parse_qos
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 METADATA_FILE = "metadata.yaml"
@@ -120,12 +120,13 @@ class BagWriter:
                 raise BagError(f"bag {self.path}: topic {topic} registered as {self._topics[topic].msgtype}, "
                                f"not {msgtype}")
             return
-        if msgdef is None or rihs01 is None:
+        if msgdef is None:
             if msgtype not in self._store.fielddefs:
                 raise BagError(f"bag {self.path}: unknown message type {msgtype!r} for topic {topic}; "
                                "give its definition (msgdef) or use a standard type")
             msgdef = self._store.generate_msgdef(msgtype, ros_version=2)[0]
-            rihs01 = self._store.hash_rihs01(msgtype)
+        if rihs01 is None:
+            rihs01 = _type_hash(msgtype, msgdef, self._store)
         self._topics[topic] = _Topic(topic, msgtype, msgdef, rihs01, list(qos))
 
     def set_qos(self, topic: str, qos: Sequence[Qos]) -> None:
@@ -229,6 +230,21 @@ class BagWriter:
                        [_topic_entry(t.name, t.msgtype, t.qos, t.rihs01, t.count) for t in self._topics.values()])
 
 
+def _type_hash(msgtype: str, msgdef: str, store: Typestore) -> str:
+    """RIHS01 hash of `msgtype` from its ros2msg definition (with any embedded sub-definitions)."""
+    if msgtype in store.fielddefs:
+        return store.hash_rihs01(msgtype)
+    scratch = typestore()
+    try:
+        scratch.register(get_types_from_msg(msgdef.split("=" * 80)[0], msgtype))
+        for part in msgdef.split("=" * 80 + "\n")[1:]:
+            header, _, body = part.partition("\n")
+            scratch.register(get_types_from_msg(body, header.removeprefix("MSG: ").strip()))
+        return scratch.hash_rihs01(msgtype)
+    except Exception as exc:  # rosbags raises several parser errors
+        raise BagError(f"message definition of {msgtype} cannot be parsed: {exc}") from exc
+
+
 def channel_metadata(qos: Sequence[Qos], rihs01: str) -> dict[str, str]:
     """MCAP channel metadata as rosbag2_storage_mcap writes it (QoS as a YAML string, the type hash)."""
     return {"offered_qos_profiles": yaml.safe_dump(dump_qos_v9(list(qos))) if qos else "",
@@ -329,7 +345,8 @@ class BagReader:
         try:
             self._reader.open()
         except (AnyReaderError, ReaderError, OSError, KeyError, ValueError) as exc:
-            raise BagError(f"bag {self.path} cannot be opened: {exc}; " + RECOVER_HINT.format(bag=self.path)) from exc
+            raise BagError(f"bag {self.path} cannot be opened: {exc} (if its recorder was killed, "
+                           + RECOVER_HINT.format(bag=self.path) + ")") from exc
         return self
 
     def __exit__(self, *exc) -> None:

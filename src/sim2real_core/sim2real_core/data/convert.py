@@ -93,8 +93,8 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         joint_states_topic: sensor_msgs/JointState topic (default: /franka/joint_states, else /joint_states).
         commands_topic: std_msgs/Float64MultiArray effort commands, one value per joint.
         episodes_topic: std_msgs/String JSON episode events; optional in the bag.
-        max_gap: longest state gap [s] bridged by interpolation (default: 3 x max(control period, median
-            state interval)).
+        max_gap: longest state gap [s] bridged by interpolation (default: 3 x the episode's median state
+            interval, i.e. two samples in a row may be missing).
     Returns:
         TransitionDataset with state layout joint_state_v1, extras `timestamps` (header time of s, seconds)
         and `episodes`, and metadata with every count of dropped or interpolated data.
@@ -141,7 +141,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
             counts["dropped_short_segments"] += int(len(sel) > 0)
             continue
         stamps = states.stamps[sel]
-        limit = gap_ns if gap_ns is not None else 3 * max(period_ns, int(np.median(np.diff(stamps))))
+        limit = gap_ns if gap_ns is not None else 3 * int(np.median(np.diff(stamps)))
         cuts = np.flatnonzero(np.diff(stamps) > limit) + 1
         counts["gap_splits"] += len(cuts)
         segments = np.split(sel, cuts)

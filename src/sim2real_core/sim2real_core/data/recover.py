@@ -2,7 +2,7 @@
 
 A recorder killed with SIGKILL leaves `metadata.yaml` stale or absent and its last MCAP file without summary
 or footer, possibly ending inside a chunk. Each such file is scanned record by record; every complete chunk
-(CRC checked) is kept, and the complete messages at the start of a truncated uncompressed chunk are salvaged.
+is kept when its CRC matches (else only its schema and channel records), and the complete messages at the start of a truncated uncompressed chunk are salvaged.
 The messages are rewritten into a complete MCAP file under the original name; the damaged original is kept
 next to it as `NAME.mcap.damaged` (nothing is deleted). Complete files are left untouched.
 """
@@ -152,10 +152,12 @@ def _rewrite(path: Path, report: FileReport) -> None:
                 break
             body = bytes(data[pos + 9:body_end])
             if opcode == Opcode.CHUNK:
+                chunk = Chunk.read(ReadDataStream(BytesIO(body)))
                 try:
-                    copier.records(breakup_chunk(Chunk.read(ReadDataStream(BytesIO(body))), validate_crc=True))
+                    copier.records(breakup_chunk(chunk, validate_crc=True))
                 except (CRCValidationError, McapError, ValueError, struct.error, EOFError):
                     report.chunks_skipped += 1
+                    copier.definitions(chunk)
             elif opcode in (Opcode.SCHEMA, Opcode.CHANNEL, Opcode.MESSAGE):
                 copier.records(_parse(opcode, body))
             elif opcode in (Opcode.DATA_END, Opcode.FOOTER):
@@ -206,6 +208,14 @@ class _Copier:
                                         data=record.data, publish_time=record.publish_time, sequence=record.sequence)
                 copied += 1
         return copied
+
+    def definitions(self, chunk: Chunk) -> None:
+        """Keep the schema and channel records of a chunk whose CRC failed (its messages are not trusted)."""
+        try:
+            records = breakup_chunk(chunk, validate_crc=False)
+        except (McapError, ValueError, struct.error, EOFError, UnicodeDecodeError):
+            return
+        self.records([r for r in records if isinstance(r, (Schema, Channel))])
 
     def partial_chunk(self, body: bytes) -> int:
         """Copy the complete records at the start of a truncated chunk; only possible without compression."""

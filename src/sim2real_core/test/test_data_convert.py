@@ -1,0 +1,206 @@
+"""bag_to_dataset: exact values, alignment, franka_ros2 bags, episodes, gaps, and every kind of bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from data_bag_factory import (COMMANDS, EPISODES, JOINTS, MERGED, STATES, T0, TYPES, command, control_log, episode,
+                              joint_state, state_values)
+from sim2real_core.config import ConfigError
+from sim2real_core.data.bagio import BagError, write_bag
+from sim2real_core.data.convert import bag_to_dataset, default_control_period, default_joint_names
+
+BASIC = {STATES: TYPES[STATES], COMMANDS: TYPES[COMMANDS]}
+WITH_EPISODES = {**BASIC, EPISODES: TYPES[EPISODES]}
+
+
+def _expected_state(i):
+    q, dq = state_values(i)
+    return np.concatenate([q, dq])
+
+
+def test_transitions_hold_exact_states_and_the_command_issued_after_s(tmp_path):
+    bag = write_bag(tmp_path / "bag", control_log(n_states=100), BASIC)
+    data = bag_to_dataset(bag, 0.01)
+    assert len(data) == 9
+    for k in range(9):
+        assert np.array_equal(data.observations[k], _expected_state(10 * k))
+        assert np.array_equal(data.next_observations[k], _expected_state(10 * k + 10))
+        assert np.array_equal(data.actions[k], np.full(7, float(k)))
+    assert not data.terminals.any() and data.timeouts.tolist() == [False] * 8 + [True]
+    assert np.allclose(data.extras["timestamps"], (T0 + 10_000_000 * np.arange(9)) / 1e9)
+    meta = data.metadata
+    assert meta["state_layout"] == "joint_state_v1" and meta["joint_names"] == JOINTS and meta["robot"] == "fr3"
+    assert meta["control_period"] == 0.01 and meta["source"]["joint_states_topic"] == STATES
+    assert meta["counts"]["interpolated_states"] == 0 and meta["counts"]["transitions"] == 9
+
+
+def test_control_period_and_joint_names_default_to_the_robot_config(tmp_path):
+    assert default_control_period() == 0.01
+    assert default_joint_names() == JOINTS
+    bag = write_bag(tmp_path / "bag", control_log(n_states=50), BASIC)
+    assert bag_to_dataset(bag).metadata["control_period"] == 0.01
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        bag_to_dataset(bag, robot="nope")
+
+
+def test_franka_merged_joint_states_with_fingers_shuffled_order_in_sqlite3(tmp_path):
+    """`ros2 bag record` of franka_ros2: /joint_states at 30 Hz merged with the gripper, any joint order."""
+    rng = np.random.default_rng(3)
+    names = JOINTS + ["fr3_finger_joint1", "fr3_finger_joint2"]
+    messages, period = [], 33_333_333
+    for i in range(30):
+        stamp = T0 + i * period
+        q, dq = state_values(i)
+        order = rng.permutation(9)
+        q9, dq9 = np.concatenate([q, [0.04, 0.04]]), np.concatenate([dq, [0.0, 0.0]])
+        messages.append((MERGED, stamp + 100_000, joint_state(stamp, [names[j] for j in order], q9[order], dq9[order])))
+        messages.append((COMMANDS, stamp + 200_000, command(np.full(7, float(i)))))
+    bag = write_bag(tmp_path / "franka", messages, {MERGED: TYPES[MERGED], COMMANDS: TYPES[COMMANDS]}, storage="sqlite3")
+    data = bag_to_dataset(bag, period / 1e9)
+    assert data.metadata["source"]["joint_states_topic"] == MERGED
+    assert len(data) == 29
+    for k in (0, 13, 28):
+        assert np.allclose(data.observations[k], _expected_state(k), atol=1e-12)
+        assert np.array_equal(data.actions[k], np.full(7, float(k)))
+
+
+def test_states_between_samples_are_interpolated_and_counted(tmp_path):
+    messages = []
+    for i in range(11):  # 2 ms samples, 3 ms control period: every other grid point falls between samples
+        stamp = T0 + i * 2_000_000
+        messages.append((STATES, stamp, joint_state(stamp, JOINTS, np.full(7, float(i)), np.full(7, 2.0 * i))))
+    messages.append((COMMANDS, T0 - 1, command(np.ones(7))))
+    data = bag_to_dataset(write_bag(tmp_path / "bag", messages, BASIC), 0.003)
+    assert len(data) == 6
+    assert np.allclose(data.observations[:, 0], [0, 1.5, 3, 4.5, 6, 7.5])
+    assert np.allclose(data.observations[:, 7], 2 * data.observations[:, 0])
+    assert data.metadata["counts"]["interpolated_states"] == 3
+
+
+def test_recorded_episodes_split_and_mark_terminal_or_timeout(tmp_path):
+    messages = control_log(n_states=100)
+    messages += [(EPISODES, T0, episode("start", 3)),
+                 (EPISODES, T0 + 45_000_000, episode("end", 3, terminal=True)),
+                 (EPISODES, T0 + 50_000_000, episode("start", 4)),
+                 (EPISODES, T0 + 99_500_000, episode("end", 4))]
+    data = bag_to_dataset(write_bag(tmp_path / "bag", messages, WITH_EPISODES), 0.01)
+    episodes = data.extras["episodes"]
+    assert episodes.tolist() == [3] * 4 + [4] * 4
+    assert data.terminals.tolist() == [False] * 3 + [True] + [False] * 4
+    assert data.timeouts.tolist() == [False] * 7 + [True]
+    assert np.array_equal(data.observations[4], _expected_state(50))
+    counts = data.metadata["counts"]
+    assert counts["states_outside_episodes"] == 5 and counts["episodes"] == 2 and counts["episode_events"] == 4
+
+
+def test_gap_in_states_splits_the_trajectory(tmp_path):
+    messages = [m for m in control_log(n_states=100) if not (m[0] == STATES and 40 <= (m[1] - T0) // 1_000_000 < 70)]
+    data = bag_to_dataset(write_bag(tmp_path / "bag", messages, BASIC), 0.01)
+    assert data.metadata["counts"]["gap_splits"] == 1
+    assert data.timeouts.sum() == 2
+    # No transition spans the gap: each s' is 10 ms after s.
+    assert np.allclose(data.next_observations[:, 0] - data.observations[:, 0], 0.01)
+
+
+def test_nonfinite_states_and_commands_are_dropped_with_counts(tmp_path):
+    messages = control_log(n_states=100)
+    for n, (topic, log, msg) in enumerate(messages):
+        if topic == STATES and log == T0 + 50 * 1_000_000 + 200_000:
+            msg.position[2] = np.nan
+        if topic == COMMANDS and msg.data[0] == 7.0:
+            msg.data[:] = np.inf
+    data = bag_to_dataset(write_bag(tmp_path / "bag", messages, BASIC), 0.01)
+    counts = data.metadata["counts"]
+    assert counts["dropped_nonfinite_states"] == 1 and counts["dropped_nonfinite_actions"] == 1
+    assert np.isfinite(data.observations).all() and np.isfinite(data.actions).all()
+    assert 7.0 not in data.actions[:, 0]
+    assert counts["interpolated_states"] == 1  # the grid point at the NaN sample is bridged by its neighbours
+    assert data.timeouts.sum() == 2  # the dropped transition breaks the trajectory
+
+
+def test_transitions_before_the_first_command_are_dropped(tmp_path):
+    messages = [m for m in control_log(n_states=100) if not (m[0] == COMMANDS and m[2].data[0] < 3)]
+    data = bag_to_dataset(write_bag(tmp_path / "bag", messages, BASIC), 0.01)
+    assert data.metadata["counts"]["dropped_no_command"] == 3
+    assert data.actions[0, 0] == 3.0 and np.array_equal(data.observations[0], _expected_state(30))
+
+
+def test_missing_topics_and_wrong_types(tmp_path):
+    only_states = write_bag(tmp_path / "a", [m for m in control_log(10) if m[0] == STATES], {STATES: TYPES[STATES]})
+    with pytest.raises(BagError, match=f"topic {COMMANDS} is missing"):
+        bag_to_dataset(only_states, 0.01)
+    only_commands = write_bag(tmp_path / "b", [m for m in control_log(10) if m[0] == COMMANDS], {COMMANDS: TYPES[COMMANDS]})
+    with pytest.raises(BagError, match="no joint state topic"):
+        bag_to_dataset(only_commands, 0.01)
+    wrong = write_bag(tmp_path / "c", [(STATES, T0, command(np.zeros(7))), (COMMANDS, T0, command(np.zeros(7)))],
+                      {STATES: TYPES[COMMANDS], COMMANDS: TYPES[COMMANDS]})
+    with pytest.raises(BagError, match=f"topic {STATES} has message type std_msgs/msg/Float64MultiArray, expected "
+                                       "sensor_msgs/msg/JointState"):
+        bag_to_dataset(wrong, 0.01)
+
+
+def test_missing_or_repeated_joint_names_name_the_message(tmp_path):
+    messages = control_log(n_states=30)
+    messages[12] = (STATES, messages[12][1], joint_state(T0, JOINTS[:6] + ["fr3_finger_joint1"], np.zeros(7), np.zeros(7)))
+    with pytest.raises(BagError, match=r"topic /franka/joint_states message #11 .*joints \['fr3_joint7'\] missing"):
+        bag_to_dataset(write_bag(tmp_path / "a", messages, BASIC), 0.01)
+    messages[12] = (STATES, messages[12][1], joint_state(T0, JOINTS[:6] + ["fr3_joint1"], np.zeros(7), np.zeros(7)))
+    with pytest.raises(BagError, match="message #11 .*joint names repeat"):
+        bag_to_dataset(write_bag(tmp_path / "b", messages, BASIC), 0.01)
+    messages[12] = (STATES, messages[12][1], joint_state(T0, JOINTS, np.zeros(7), np.zeros(0)))
+    with pytest.raises(BagError, match="message #11 .*0 velocities"):
+        bag_to_dataset(write_bag(tmp_path / "c", messages, BASIC), 0.01)
+
+
+def test_non_monotonic_stamps_name_the_message(tmp_path):
+    messages = control_log(n_states=30)
+    topic, log, msg = messages[20]
+    assert topic == STATES
+    msg.header.stamp.sec -= 1
+    with pytest.raises(BagError, match=r"topic /franka/joint_states message #18 has header stamp .* not after message #17"):
+        bag_to_dataset(write_bag(tmp_path / "a", messages, BASIC), 0.01)
+
+
+def test_stamps_may_restart_in_a_new_episode(tmp_path):
+    """A simulator reset restarts its clock: stamps only need to increase within an episode."""
+    first = control_log(n_states=30)
+    second = [(t, log + 100_000_000, m) for t, log, m in control_log(n_states=30)]  # same stamps, later receive
+    events = [(EPISODES, T0, episode("start", 0)), (EPISODES, T0 + 50_000_000, episode("end", 0)),
+              (EPISODES, T0 + 100_000_000, episode("start", 1))]
+    data = bag_to_dataset(write_bag(tmp_path / "bag", first + second + events, WITH_EPISODES), 0.01)
+    assert data.extras["episodes"].tolist() == [0, 0, 1, 1]
+
+
+def test_bad_commands_and_episode_events_name_the_message(tmp_path):
+    messages = control_log(n_states=30)
+    third = [n for n, m in enumerate(messages) if m[0] == COMMANDS][2]
+    messages[third] = (COMMANDS, messages[third][1], command(np.zeros(6)))
+    with pytest.raises(BagError, match=r"topic /effort_controller/commands message #2 .*6 values, expected 7"):
+        bag_to_dataset(write_bag(tmp_path / "a", messages, BASIC), 0.01)
+    bad_event = control_log(n_states=30) + [(EPISODES, T0, episode("start", 0)),
+                                            (EPISODES, T0 + 1, joint_state_free_string("not json"))]
+    with pytest.raises(BagError, match=r"topic /sim2real/episode message #1 .*expected JSON"):
+        bag_to_dataset(write_bag(tmp_path / "b", bad_event, WITH_EPISODES), 0.01)
+
+
+def joint_state_free_string(text):
+    from data_bag_factory import STORE
+    return STORE.types["std_msgs/msg/String"](text)
+
+
+def test_truncated_bag_and_no_transitions_are_errors(tmp_path):
+    bag = write_bag(tmp_path / "bag", control_log(n_states=30), BASIC)
+    with pytest.raises(BagError, match="no transitions at control period 1.0 s"):
+        bag_to_dataset(bag, 1.0)
+    with pytest.raises(ValueError, match="control_period must be a positive"):
+        bag_to_dataset(bag, -0.01)
+    data = (bag / "bag_0.mcap").read_bytes()
+    (bag / "bag_0.mcap").write_bytes(data[:-100])
+    with pytest.raises(BagError, match="bag-recover"):
+        bag_to_dataset(bag, 0.01)
+
+
+def test_metadata_is_json(tmp_path):
+    data = bag_to_dataset(write_bag(tmp_path / "bag", control_log(n_states=30), BASIC), 0.01)
+    assert json.loads(json.dumps(data.metadata)) == data.metadata
