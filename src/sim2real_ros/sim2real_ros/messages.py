@@ -1,13 +1,14 @@
 """Message <-> numpy translation, in one place for every node."""
 from __future__ import annotations
 
+import json
 from typing import Mapping, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 
 LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
           "stale": DiagnosticStatus.STALE}
@@ -98,3 +99,21 @@ def diagnostic_status(name: str, hardware_id: str, level: str, message: str,
 def diagnostic_values(status: DiagnosticStatus) -> dict[str, str]:
     """A DiagnosticStatus's key/values as a dict."""
     return {kv.key: kv.value for kv in status.values}
+
+
+def episode_event_msg(event: Mapping[str, object]) -> String:
+    """An episode boundary {"event": "start"|"end", "episode": n, ...} -> std_msgs/String JSON."""
+    return String(data=json.dumps(dict(event), sort_keys=True))
+
+
+def episode_event(msg: String) -> dict[str, object]:
+    """std_msgs/String JSON -> an episode boundary mapping, else MessageError naming what is wrong."""
+    try:
+        event = json.loads(msg.data)
+    except json.JSONDecodeError as exc:
+        raise MessageError(f"episode event is not JSON ({exc}): {msg.data[:200]!r}") from exc
+    if not isinstance(event, dict) or event.get("event") not in ("start", "end") \
+            or not isinstance(event.get("episode"), int):
+        raise MessageError('episode event needs {"event": "start"|"end", "episode": int, ...}, '
+                           f"got {msg.data[:200]!r}")
+    return event

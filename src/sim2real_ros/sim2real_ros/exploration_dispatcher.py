@@ -1,0 +1,296 @@
+"""exploration_dispatcher: collect data on the target with exploration policies mixed with random torques.
+
+Runs `episodes` episodes of `episode_steps` control steps. Each episode draws one exploration policy;
+each step may be replaced by a random torque (sim2real_core.explore.dispatch holds the logic). One command
+is published per received joint state, which drives both the sim bridge's lockstep mode and a realtime arm.
+Every command passes the safety layer of the policy server (torque and rate limits, joint-limit guard, NaN
+guard; on hardware also the watchdog). After an episode's last step the torque is ramped to zero within the
+rate limit, then the episode's "end" event is published.
+
+Episodes begin
+  - target "sim": after a successful call of the bridge's reset service (`reset_service`);
+  - target "hardware": when an operator calls this node's `~/start_episode` (std_srvs/Trigger).
+Boundaries go to /sim2real/episode as std_msgs/String JSON, e.g.
+  {"event": "start", "episode": 0, "episodes": 10, "policy": 2, "policy_name": "explore_2", "stamp": 12.34}
+  {"event": "end", ..., "steps": 500, "random_steps": 98, "stop_steps": 3, "fault": "none", "safety": {...}}
+Progress goes to /diagnostics. When every episode has ended the node exits with code 0.
+
+Parameters:
+    policies (string[]): exploration policy folders/sidecars, or a folder of policy folders (explore-train
+        output). May be empty only with random_action_prob 1 (random-torque collection).
+    robot (string, default fr3): robot file in config/robots (joint order, limits, control period).
+    target (string, default sim): sim | hardware.
+    episodes, episode_steps, random_action_prob, random_torque_fraction, seed: see explore.dispatch.DispatchConfig.
+    reset_service (string, default /sim_bridge/reset_world): the bridge's reset (target sim).
+    reset_retry_period (double, default 2.0): seconds between attempts while the reset service is missing or fails.
+    reset_timeout (double, default 10.0): seconds before an unanswered reset call is abandoned and retried.
+    state_decimation (int, default 1): command on every n-th joint state; 1 for the sim bridge, which
+        publishes once per control period, control_period / 1 ms on franka_ros2 (1 kHz joint states).
+    watchdog_periods (int, default from config/policy/safety.yaml): target hardware: control periods
+        without a fresh state before the torque is zeroed for the rest of the episode.
+    diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from enum import Enum
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+
+from sim2real_core.config import ConfigError
+from sim2real_core.explore.dispatch import DispatchConfig, Dispatcher, load_exploration_policies
+from sim2real_core.policy.policy_file import PolicyFileError
+from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
+from sim2real_core.policy.serving import robot_joints_and_period
+
+from . import contract
+from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, episode_event_msg,
+                       joint_state_arrays)
+from .node_main import run_node
+
+TARGETS = ("sim", "hardware")
+
+
+class Phase(Enum):
+    """What the dispatcher is doing."""
+
+    RESETTING = "resetting"  # target sim: waiting for the bridge's reset
+    WAITING = "waiting for operator"  # target hardware: waiting for ~/start_episode
+    RUNNING = "running"
+    STOPPING = "stopping"  # ramping the torque to zero after the last step
+    DONE = "done"
+
+
+class ExplorationDispatcher(Node):
+    """Runs the exploration episodes on the target (see the module docstring)."""
+
+    def __init__(self):
+        super().__init__("exploration_dispatcher")
+        fixed = ParameterDescriptor(read_only=True)
+        defaults = DispatchConfig()
+        paths = self.declare_parameter("policies", Parameter.Type.STRING_ARRAY, fixed).value or []
+        robot = self.declare_parameter("robot", "fr3", fixed).value
+        self.target = self.declare_parameter("target", "sim", fixed).value
+        config = {name: self.declare_parameter(name, getattr(defaults, name), fixed).value
+                  for name in ("episodes", "episode_steps", "random_action_prob", "random_torque_fraction", "seed")}
+        reset_service = self.declare_parameter("reset_service", "/sim_bridge/reset_world", fixed).value
+        retry = self.declare_parameter("reset_retry_period", 2.0, fixed).value
+        reset_timeout = self.declare_parameter("reset_timeout", 10.0, fixed).value
+        self.decimation = self.declare_parameter("state_decimation", 1, fixed).value
+        watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
+        diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
+        if self.target not in TARGETS:
+            raise ValueError(f"parameter target must be one of {TARGETS}, got {self.target!r}")
+        if self.decimation < 1:
+            raise ValueError(f"parameter state_decimation must be >= 1, got {self.decimation}")
+        for name, value in (("reset_retry_period", retry), ("reset_timeout", reset_timeout),
+                            ("diagnostics_period", diagnostics_period)):
+            if not value > 0:
+                raise ValueError(f"parameter {name} must be a positive number of seconds, got {value}")
+        try:
+            self.joint_names, control_period = robot_joints_and_period(robot)
+            overrides = {"watchdog_periods": watchdog} if watchdog else {}
+            safety = SafetyLayer(load_safety_limits(robot, **overrides), period=control_period)
+            policies = load_exploration_policies([p for p in paths if p], self.joint_names)
+            names = [p.source.parent.name if p.source else str(i) for i, p in enumerate(policies)]
+            self.dispatcher = Dispatcher(policies, safety, DispatchConfig(**config), names)
+        except (ConfigError, PolicyFileError) as exc:
+            raise ValueError(str(exc)) from exc
+        self.hardware_id = robot
+        self.phase = Phase.RESETTING if self.target == "sim" else Phase.WAITING
+        self.bad_states = 0
+        self.reset_calls = 0
+        self.problem = ""  # why collection is stuck, for /diagnostics
+        self._q = self._dq = None
+        self._state_since_tick = False
+        self._state_since_reset_call = False
+        self._states_in_episode = 0
+        self._reset_future = None
+        self._reset_sent = 0.0
+        self.reset_timeout = reset_timeout
+        self.command_pub = self.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
+        self.event_pub = self.create_publisher(String, contract.EPISODES, contract.EVENT_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
+        self.create_subscription(JointState, contract.JOINT_STATES, self._on_state, contract.CONTROL_QOS)
+        self.create_service(Trigger, "~/start_episode", self._on_start_episode)
+        self.reset_client = self.create_client(Trigger, reset_service) if self.target == "sim" else None
+        if self.target == "sim":
+            self.create_timer(retry, self._request_reset)
+            self._request_reset()
+        else:
+            # On a realtime arm a silent state stream must zero the torque: the safety layer's watchdog.
+            self.create_timer(control_period, self._watchdog)
+        self.create_timer(diagnostics_period, self._publish_diagnostics)
+        source = f"{len(policies)} exploration policies" if policies else "random torques only"
+        self.get_logger().info(f"{self.dispatcher.config.episodes} episodes of "
+                               f"{self.dispatcher.config.episode_steps} steps with {source} on target "
+                               f"{self.target}")
+        if self.target == "hardware":
+            self.get_logger().info(f"call {self.get_fully_qualified_name()}/start_episode to begin episode 0")
+
+    # --- episode boundaries -------------------------------------------------------------------------
+
+    def _request_reset(self) -> None:
+        """Target sim: ask the bridge for a reset (retried by a timer while it is missing or failing)."""
+        if self.phase is not Phase.RESETTING:
+            return
+        if self._reset_future is not None:
+            if time.monotonic() - self._reset_sent < self.reset_timeout:
+                return
+            self.reset_client.remove_pending_request(self._reset_future)
+            self._reset_future.cancel()
+            self._reset_future = None
+            self.problem = f"reset through {self.reset_client.srv_name} got no answer in {self.reset_timeout:g} s"
+            self.get_logger().error(self.problem)
+        if not self.reset_client.service_is_ready():
+            self.problem = f"reset service {self.reset_client.srv_name} not available"
+            self.get_logger().warn(self.problem, throttle_duration_sec=10.0)
+            return
+        self.reset_calls += 1
+        self._reset_sent = time.monotonic()
+        self._state_since_reset_call = False
+        self._reset_future = self.reset_client.call_async(Trigger.Request())
+        self._reset_future.add_done_callback(self._on_reset_done)
+
+    def _on_reset_done(self, future) -> None:
+        if future is not self._reset_future or future.cancelled():
+            return
+        self._reset_future = None
+        response = future.result()
+        if response is None or not response.success:
+            self.problem = f"reset through {self.reset_client.srv_name} failed: " \
+                           f"{response.message if response is not None else future.exception()}"
+            self.get_logger().error(self.problem)
+            return
+        self.problem = ""
+        self._begin_episode()
+
+    def _on_start_episode(self, _request, response):
+        if self.phase is Phase.WAITING:
+            self._begin_episode()
+            record = self.dispatcher.current
+            response.success = True
+            response.message = f"episode {record.episode} started with policy {self._policy_name(record.policy)}"
+        else:
+            response.success = False
+            response.message = f"cannot start an episode while {self.phase.value}" + (
+                "" if self.target == "hardware" else " (target sim resets by itself)")
+        return response
+
+    def _begin_episode(self) -> None:
+        event = self.dispatcher.start_episode()
+        self._states_in_episode = 0
+        self.phase = Phase.RUNNING
+        self._publish_event(event)
+        self.get_logger().info(f"episode {event['episode']} started: policy {event['policy_name']}")
+        if self.target == "sim" and self._state_since_reset_call:
+            # The bridge published the reset state before answering; in lockstep it waits for this command.
+            self._control()
+
+    def _finish_episode(self) -> None:
+        event = self.dispatcher.end_episode()
+        self._publish_event(event)
+        self.get_logger().info(f"episode {event['episode']} ended: {event['steps']} steps "
+                               f"({event['random_steps']} random), fault {event['fault']}")
+        if self.dispatcher.done:
+            self._shut_down()
+        elif self.target == "sim":
+            self.phase = Phase.RESETTING
+            self._request_reset()
+        else:
+            self.phase = Phase.WAITING
+            self.get_logger().info(f"call {self.get_fully_qualified_name()}/start_episode to begin episode "
+                                   f"{event['episode'] + 1}")
+
+    def _shut_down(self) -> None:
+        """All episodes ended: deliver the last messages and end the process with exit code 0."""
+        self.phase = Phase.DONE
+        self._publish_diagnostics()
+        for publisher in (self.event_pub, self.diagnostics_pub, self.command_pub):
+            publisher.wait_for_all_acked(Duration(seconds=2.0))
+        self.get_logger().info(f"all {self.dispatcher.config.episodes} episodes done")
+        self.context.try_shutdown()
+
+    # --- control ------------------------------------------------------------------------------------
+
+    def _on_state(self, msg: JointState) -> None:
+        try:
+            q, dq, _ = joint_state_arrays(msg, self.joint_names)
+        except MessageError as exc:  # not fresh: on hardware the watchdog notices a stream of bad states
+            self.bad_states += 1
+            self.get_logger().error(f"{contract.JOINT_STATES}: {exc}", throttle_duration_sec=1.0)
+            return
+        self._q, self._dq, self._state_since_tick = q, dq, True
+        if self.phase is Phase.RESETTING:
+            self._state_since_reset_call = True
+        if self.phase in (Phase.RUNNING, Phase.STOPPING):
+            self._control()
+
+    def _control(self) -> None:
+        """One command for the newest state (the first of an episode answers the first state after its reset
+        call or operator trigger, never an older one)."""
+        q, dq = self._q, self._dq
+        self._states_in_episode += 1
+        if (self._states_in_episode - 1) % self.decimation:
+            return
+        if self.phase is Phase.RUNNING:
+            self._publish_command(self.dispatcher.command(q, dq))
+            if self.dispatcher.episode_finished:
+                self.phase = Phase.STOPPING
+        elif self.phase is Phase.STOPPING:
+            self._publish_command(self.dispatcher.stop_command(q, dq))
+        if self.phase is Phase.STOPPING and self.dispatcher.stopped:
+            self._finish_episode()
+
+    def _watchdog(self) -> None:
+        """Hardware: a control period passed without a fresh state while commanding."""
+        fresh, self._state_since_tick = self._state_since_tick, False
+        if not fresh and self.phase in (Phase.RUNNING, Phase.STOPPING) and self._q is not None:
+            self._publish_command(self.dispatcher.missed_period(self._q, self._dq))
+
+    def _publish_command(self, torque: np.ndarray) -> None:
+        self.command_pub.publish(command_msg(torque))
+
+    # --- reporting ----------------------------------------------------------------------------------
+
+    def _policy_name(self, index: int) -> str:
+        return self.dispatcher.names[index] if index >= 0 else "random"
+
+    def _publish_event(self, event: dict[str, object]) -> None:
+        stamped = {**event, "stamp": self.get_clock().now().nanoseconds * 1e-9}
+        self.event_pub.publish(episode_event_msg(stamped))
+
+    def _publish_diagnostics(self) -> None:
+        config, record = self.dispatcher.config, self.dispatcher.current
+        finished = len(self.dispatcher.records) - int(self.dispatcher.running)
+        values = {"phase": self.phase.value, "target": self.target, "episodes_done": finished,
+                  "episodes": config.episodes, "episode_steps": config.episode_steps,
+                  "reset_calls": self.reset_calls, "bad_states": self.bad_states,
+                  **self.dispatcher.safety.diagnostics()}
+        if record is not None:
+            values.update(episode=record.episode, policy=self._policy_name(record.policy), step=record.steps,
+                          random_steps=record.random_steps, episode_fault=record.fault or "none")
+        if self.problem:
+            level, message = "error", self.problem
+        elif self.phase is Phase.DONE:
+            level, message = "ok", f"all {config.episodes} episodes done"
+        elif record is not None and record.fault and self.dispatcher.running:
+            level, message = "warn", f"episode {record.episode}: safety fault {record.fault}, commanding zero torque"
+        else:
+            level, message = "ok", f"{self.phase.value}: {finished}/{config.episodes} episodes done"
+        status = diagnostic_status(f"{self.get_name()}: collection", self.hardware_id, level, message, values)
+        self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+
+
+def main() -> None:
+    """ros2 run sim2real_ros exploration_dispatcher --ros-args -p policies:=[DIR] -p target:=sim"""
+    sys.exit(run_node(ExplorationDispatcher))
