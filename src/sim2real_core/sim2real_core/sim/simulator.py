@@ -99,7 +99,7 @@ class Simulator:
         self.nsub = int(round(ratio))
         self.space = resolve_space(space)
         self.binding = ModelBinding(self.space, self.nominal_model) if self.space is not None else None
-        self._qadr, self._dadr = joint_indices(self.model, self.robot.joint_names)
+        self.qpos_index, self.dof_index = joint_indices(self.model, self.robot.joint_names)
         self._act = joint_actuators(self.model, self.robot.joint_names)
         self._limits = self.robot.torque_limits
         self._home = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_KEY, self.robot.home_keyframe)
@@ -161,9 +161,9 @@ class Simulator:
         else:
             mujoco.mj_resetData(self.model, self.data)
         if qpos is not None:
-            self._write(self.data.qpos, self._qadr, qpos, "qpos")
+            self._write(self.data.qpos, self.qpos_index, qpos, "qpos")
         if qvel is not None:
-            self._write(self.data.qvel, self._dadr, qvel, "qvel")
+            self._write(self.data.qvel, self.dof_index, qvel, "qvel")
         mujoco.mj_forward(self.model, self.data)
         self._reset_queue()
         self.applied = np.zeros(self.robot.dof)
@@ -212,7 +212,7 @@ class Simulator:
         applied = self._queue.popleft()
         if self.effects["action_noise_std"] > 0:
             applied = applied + self.rng.normal(0.0, self.effects["action_noise_std"], self.robot.dof)
-        applied = np.clip(applied, -self._limits, self._limits)
+        applied = np.minimum(np.maximum(applied, -self._limits), self._limits)
         self._advance(self.applied, applied)
         self.applied = applied
         self._obs = self._measure()
@@ -228,7 +228,7 @@ class Simulator:
         self._queue = deque(np.zeros(self.robot.dof) for _ in range(delay))
 
     def _measure(self) -> np.ndarray:
-        obs = np.concatenate([self.data.qpos[self._qadr], self.data.qvel[self._dadr]])
+        obs = np.concatenate([self.data.qpos[self.qpos_index], self.data.qvel[self.dof_index]])
         pos_std, vel_std = self.effects["position_noise_std"], self.effects["velocity_noise_std"]
         if pos_std > 0 or vel_std > 0:
             n = self.robot.dof
@@ -243,11 +243,11 @@ class Simulator:
 
     def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
         """Noise-free (q, dq) of the arm joints."""
-        return self.data.qpos[self._qadr].copy(), self.data.qvel[self._dadr].copy()
+        return self.data.qpos[self.qpos_index].copy(), self.data.qvel[self.dof_index].copy()
 
     def efforts(self) -> np.ndarray:
         """Measured joint torques [N*m]: the applied command plus the gravity compensation torque."""
-        return self.applied + self.data.qfrc_gravcomp[self._dadr]
+        return self.applied + self.data.qfrc_gravcomp[self.dof_index]
 
     @property
     def time(self) -> float:
