@@ -101,8 +101,8 @@ def test_fr3_limits_come_from_the_robot_file():
     assert limits.watchdog_periods == 4 and np.all(limits.lower < limits.upper)
 
 
-def test_a_robot_file_without_limits_is_named_in_the_error(tmp_path):
-    path = tmp_path / "arm.yaml"
-    path.write_text("robot: {torque_limits: [1, 2]}\n")
-    with pytest.raises(ConfigError, match="arm.yaml"):
-        load_safety_limits(path)
+def test_a_safety_file_without_settings_is_named_in_the_error(tmp_path):
+    path = tmp_path / "safety.yaml"
+    path.write_text("safety: {torque_rate_limit: 10}\n")
+    with pytest.raises(ConfigError, match="safety.yaml.*guard_stiffness"):
+        load_safety_limits("fr3", safety=path)

@@ -12,10 +12,13 @@ from sim2real_core.config import ConfigError
 
 COMMANDS = {
     "up": "sim2real_ros.commands.up",
+    "train": "sim2real_core.policy.commands.train",
+    "eval": "sim2real_ros.commands.eval",
     "dataset": "sim2real_core.data.commands.dataset",
     "summary": "sim2real_core.data.commands.summary",
     "bag-recover": "sim2real_core.data.commands.bag_recover",
     "lock-study": "sim2real_core.explore.lock_command",
+    "tuning-study": "sim2real_core.tuning.commands",
 }
 
 

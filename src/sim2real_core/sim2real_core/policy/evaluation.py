@@ -9,7 +9,8 @@ import numpy as np
 from scipy import stats
 
 from .policy_file import Policy
-from .tasks import HeadWrapper
+from .safety import SafetyLimits
+from .tasks import wrap
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,18 @@ class EvalResult:
         out["episodes"] = len(self.returns)
         return out
 
+    def describe(self, title: str) -> str:
+        """One human-readable line."""
+        line = (f"{title}: {len(self.returns)} episodes, mean return {self.mean_return:.2f} "
+                f"(95% CI {self.return_ci[0]:.2f} .. {self.return_ci[1]:.2f})")
+        if self.success_rate is not None:
+            line += (f", success {self.success_rate:.2f} "
+                     f"(95% Wilson CI {self.success_ci[0]:.2f} .. {self.success_ci[1]:.2f})")
+        return line
 
-def evaluate(policy: Policy, env_factory: Callable[[], gym.Env], episodes: int, seed: int = 0) -> EvalResult:
+
+def evaluate(policy: Policy, env_factory: Callable[[], gym.Env], episodes: int, seed: int = 0,
+             safety: SafetyLimits | None = None, period: float = 0.0) -> EvalResult:
     """Run `episodes` deterministic episodes of `policy` on fresh resets of one environment.
 
     Args:
@@ -43,10 +54,11 @@ def evaluate(policy: Policy, env_factory: Callable[[], gym.Env], episodes: int, 
         env_factory: creates the raw environment (torque actions), e.g. a task under some distribution.
         episodes: number of episodes (>= 1); episode i resets with seed `seed + i`.
         seed: base seed.
+        safety, period: when given, every torque passes a safety layer with this control period, as served.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    env = HeadWrapper(env_factory(), policy.spec.action)
+    env = wrap(env_factory(), policy.spec.action, safety, period)
     returns, successes = [], []
     try:
         for i in range(episodes):

@@ -62,6 +62,8 @@ class ActionHead:
             values = np.asarray(getattr(self, name), dtype=float)
             if values.shape != (m,) or not np.all(np.isfinite(values)):
                 raise ValueError(f"action.{name} must be {m} finite numbers, got {getattr(self, name)!r}")
+        object.__setattr__(self, "_arrays", tuple(np.asarray(getattr(self, k) or [0.0] * m, dtype=float)
+                                                  for k in ("scale", "center", "kp", "kd")))
 
     @property
     def size(self) -> int:
@@ -70,12 +72,11 @@ class ActionHead:
 
     def torque(self, action: np.ndarray, q: np.ndarray | None = None, dq: np.ndarray | None = None) -> np.ndarray:
         """Torque (without gravity) for actions of shape (..., m); q, dq as (..., m) for joint_target_pd."""
-        a = np.clip(action, -1.0, 1.0)
-        scale = np.asarray(self.scale)
+        a = np.minimum(np.maximum(action, -1.0), 1.0)
+        scale, center, kp, kd = self._arrays
         if self.mode == "torque":
             return scale * a
-        target = np.asarray(self.center) + scale * a
-        return np.asarray(self.kp) * (target - q) - np.asarray(self.kd) * dq
+        return kp * (center + scale * a - q) - kd * dq
 
 
 @dataclass(frozen=True)
@@ -177,28 +178,27 @@ class Policy:
         self._mean = np.asarray(spec.obs_mean, dtype=np.float64)
         self._inv_std = 1.0 / np.asarray(spec.obs_std, dtype=np.float64)
         self._activation = ACTIVATIONS[spec.activation]
+        parts = [np.asarray(e["default"], dtype=float) for e in spec.extra_inputs]
+        self._extra_default = np.concatenate(parts) if parts else np.zeros(0)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action in [-1, 1] for observations of shape (obs_size,) or (batch, obs_size)."""
-        x = np.clip((np.asarray(obs, dtype=np.float64) - self._mean) * self._inv_std,
-                    -self.spec.obs_clip, self.spec.obs_clip)
-        for i, (w, b) in enumerate(self._layers):
-            x = x @ w + b
-            if i < len(self._layers) - 1:
-                x = self._activation(x)
-        return np.clip(x, -1.0, 1.0)
+        clip = self.spec.obs_clip
+        x = np.minimum(np.maximum((np.asarray(obs, dtype=np.float64) - self._mean) * self._inv_std, -clip), clip)
+        for w, b in self._layers[:-1]:
+            x = self._activation(x @ w + b)
+        w, b = self._layers[-1]
+        return np.minimum(np.maximum(x @ w + b, -1.0), 1.0)
 
     def extra_defaults(self) -> np.ndarray:
         """The default values of the extra inputs (e.g. the reach goal), concatenated."""
-        parts = [np.asarray(e["default"], dtype=float) for e in self.spec.extra_inputs]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        return self._extra_default.copy()
 
     def torque(self, q: np.ndarray, dq: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         """Torque without gravity for a joint state (joint_state_v1 policies only)."""
         if self.spec.layout != "joint_state_v1":
             raise PolicyFileError(f"policy layout {self.spec.layout} has no joint-state interface")
-        extra = self.extra_defaults() if extra is None else np.asarray(extra, dtype=float)
-        obs = np.concatenate([q, dq, extra])
+        obs = np.concatenate((q, dq, self._extra_default if extra is None else extra))
         return self.spec.action.torque(self.act(obs), q, dq)
 
 

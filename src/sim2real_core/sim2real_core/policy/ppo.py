@@ -137,9 +137,12 @@ def train_ppo(env_fn: Callable[[], gym.Env], steps: int, config: PPOConfig = PPO
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     envs = gym.vector.SyncVectorEnv([env_fn] * config.num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small networks: intra-op threads only add contention with the simulators
     try:
         return _train(envs, steps, config, rng, progress, description)
     finally:
+        torch.set_num_threads(threads)
         envs.close()
 
 

@@ -15,12 +15,14 @@ Every decision is counted in `counters` for /diagnostics.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..config import ConfigError, config_path, load_yaml
+from ..robot import load_robot
 
 COUNTERS = ("periods", "clipped", "rate_limited", "joint_limit", "nan", "watchdog", "faulted")
 
@@ -71,32 +73,18 @@ class SafetyLimits:
         return len(self.torque)
 
 
-def robot_file(robot: str | Path) -> Path:
-    """A robot name (``fr3``) -> config/robots/fr3.yaml; a path is returned unchanged."""
-    path = Path(robot)
-    return path if path.suffix in (".yaml", ".yml") else config_path("robots", f"{robot}.yaml")
-
-
 def load_safety_limits(robot: str | Path = "fr3", safety: str | Path | None = None, **overrides) -> SafetyLimits:
     """The safety limits of a robot: its file's limits plus the safety-layer settings.
 
     Args:
-        robot: robot name in config/robots or a path to a robot YAML (``robot.torque_limits``,
-            ``robot.position_limits.lower/upper``).
+        robot: robot name in config/robots or a path to a robot YAML (torque and position limits).
         safety: safety settings YAML (default config/policy/safety.yaml, mapping ``safety``: torque_rate_limit,
             soft_limit_margin, guard_stiffness, guard_damping, watchdog_periods).
         overrides: SafetyLimits fields replacing the files' values (e.g. ``watchdog_periods=2``).
     """
-    path = robot_file(robot)
+    spec = load_robot(robot)
     safety_path = Path(safety) if safety is not None else config_path("policy", "safety.yaml")
-    try:
-        arm = load_yaml(path)["robot"]
-        torque = np.asarray(arm["torque_limits"], dtype=float)
-        lower = np.asarray(arm["position_limits"]["lower"], dtype=float)
-        upper = np.asarray(arm["position_limits"]["upper"], dtype=float)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: needs robot.torque_limits and robot.position_limits.lower/upper "
-                          f"(missing or malformed {exc})") from exc
+    torque, lower, upper = spec.torque_limits, spec.position_lower, spec.position_upper
     try:
         settings = load_yaml(safety_path)["safety"]
         margin = float(settings["soft_limit_margin"])
@@ -110,7 +98,7 @@ def load_safety_limits(robot: str | Path = "fr3", safety: str | Path | None = No
     try:
         return SafetyLimits(**values)
     except ValueError as exc:
-        raise ConfigError(f"{path} with {safety_path}: {exc}") from exc
+        raise ConfigError(f"robot {spec.name} with {safety_path}: {exc}") from exc
 
 
 @dataclass
@@ -128,11 +116,13 @@ class SafetyLayer:
     fault: str | None = None
     _previous: np.ndarray = field(init=False, repr=False)
     _stale: int = field(default=0, init=False, repr=False)
+    _step: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
         if not (self.period > 0 and np.isfinite(self.period)):
             raise ValueError(f"period must be a positive number of seconds, got {self.period}")
         self._previous = np.zeros(self.limits.size)
+        self._step = self.limits.rate * self.period
 
     @property
     def previous(self) -> np.ndarray:
@@ -161,26 +151,28 @@ class SafetyLayer:
         if self.fault is None and self._stale >= self.limits.watchdog_periods:
             self._trip("watchdog")
         if self.fault is None:
-            values = [np.asarray(v, dtype=float) for v in (q, dq)]
-            values.append(self._previous if torque is None else np.asarray(torque, dtype=float))
             n = self.limits.size
-            if any(v.shape != (n,) for v in values):
+            q, dq = np.asarray(q, dtype=float), np.asarray(dq, dtype=float)
+            command = self._previous if torque is None else np.asarray(torque, dtype=float)
+            if q.shape != (n,) or dq.shape != (n,) or command.shape != (n,):
                 raise ValueError(f"safety filter expects {n} values for q, dq and torque, "
-                                 f"got shapes {[v.shape for v in values]}")
-            if not all(np.all(np.isfinite(v)) for v in values):
+                                 f"got shapes {q.shape}, {dq.shape}, {command.shape}")
+            # v.v is non-finite iff some value is (or one is beyond ~1e154 Nm, rad: also refused, safely).
+            values = np.concatenate((q, dq, command))
+            if not math.isfinite(values @ values):
                 self._trip("nan")
         if self.fault is not None:
             self.counters["faulted"] += 1
             self._previous = np.zeros(self.limits.size)
             return self._previous.copy()
-        q, dq, command = values
         command = self._guard_joint_limits(command, q, dq)
-        clipped = np.clip(command, -self.limits.torque, self.limits.torque)
-        if np.any(clipped != command):
+        limit = self.limits.torque
+        clipped = np.minimum(np.maximum(command, -limit), limit)
+        if (clipped != command).any():
             self.counters["clipped"] += 1
-        step = self.limits.rate * self.period
-        limited = np.clip(clipped, self._previous - step, self._previous + step)
-        if np.any(limited != clipped):
+        step = self._step
+        limited = np.minimum(np.maximum(clipped, self._previous - step), self._previous + step)
+        if (limited != clipped).any():
             self.counters["rate_limited"] += 1
         self._previous = limited
         return limited.copy()
@@ -192,7 +184,7 @@ class SafetyLayer:
     def _guard_joint_limits(self, command: np.ndarray, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
         over = q > self.limits.upper
         under = q < self.limits.lower
-        if not (np.any(over) or np.any(under)):
+        if not (over.any() or under.any()):
             return command
         self.counters["joint_limit"] += 1
         k, d = self.limits.guard_stiffness, self.limits.guard_damping

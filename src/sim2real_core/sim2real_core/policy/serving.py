@@ -8,22 +8,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import ConfigError, load_yaml
+from ..robot import load_robot
 from .policy_file import Policy, PolicyFileError, load_policy
-from .safety import SafetyLayer, robot_file
+from .safety import SafetyLayer
 
 
 def robot_joints_and_period(robot: str | Path = "fr3") -> tuple[list[str], float]:
     """The robot file's joint order and control period (s)."""
-    path = robot_file(robot)
-    try:
-        arm = load_yaml(path)["robot"]
-        names, period = [str(n) for n in arm["joint_names"]], float(arm["control_period"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: needs robot.joint_names and robot.control_period ({exc!r})") from exc
-    if not names or not period > 0:
-        raise ConfigError(f"{path}: robot.joint_names must be non-empty and robot.control_period positive")
-    return names, period
+    spec = load_robot(robot)
+    return list(spec.joint_names), spec.control_period
 
 
 def load_servable_policy(path: str | Path, joint_names: Sequence[str]) -> Policy:

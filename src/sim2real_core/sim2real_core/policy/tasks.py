@@ -6,38 +6,51 @@ what was trained is exactly what `Policy.torque` (and so the policy server) comp
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 
+from ..config import ConfigError, config_path, load_yaml
 from .policy_file import ActionHead, PolicySpec
+from .safety import SafetyLayer, SafetyLimits, load_safety_limits
 
 
 class HeadWrapper(gym.Wrapper):
-    """Box(-1, 1) actions -> the wrapped environment's torque through an `ActionHead`.
+    """Box(-1, 1) actions -> the wrapped environment's torque through an `ActionHead` (and a safety layer).
 
     For joint_target_pd heads, q and dq are read from the newest observation (joint_state_v1: [q, dq, ...]).
+    With `safety`, every torque passes a `SafetyLayer` (reset each episode) exactly as on the torque topic, so
+    training and evaluation see the torque limits, rate limit and joint-limit guard the policy server applies.
     """
 
-    def __init__(self, env: gym.Env, head: ActionHead):
+    def __init__(self, env: gym.Env, head: ActionHead, safety: SafetyLayer | None = None):
         super().__init__(env)
         self.head = head
+        self.safety = safety
         self.action_space = gym.spaces.Box(-1.0, 1.0, (head.size,), dtype=np.float32)
         self._obs = None
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         self._obs = obs
+        if self.safety is not None:
+            self.safety.reset()
         return obs, info
 
     def step(self, action):
         n = self.head.size
-        q, dq = (self._obs[:n], self._obs[n:2 * n]) if self.head.mode == "joint_target_pd" else (None, None)
-        torque = self.head.torque(np.asarray(action, dtype=float), q, dq).astype(self.env.action_space.dtype)
-        obs, reward, terminated, truncated, info = self.env.step(torque)
+        q, dq = self._obs[:n], self._obs[n:2 * n]
+        torque = self.head.torque(np.asarray(action, dtype=float), q, dq)
+        if self.safety is not None:
+            torque = self.safety.filter(torque, q, dq)
+        obs, reward, terminated, truncated, info = self.env.step(torque.astype(self.env.action_space.dtype))
         self._obs = obs
+        if self.safety is not None and self.safety.fault is not None:  # a latched fault stops the arm: episode over
+            terminated, info = True, {**info, "safety_fault": self.safety.fault}
         return obs, reward, terminated, truncated, info
 
 
@@ -52,10 +65,12 @@ class TaskSetup:
     joint_names: list[str] = field(default_factory=list)
     extra_inputs: list[dict[str, Any]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)  # env id, distribution, ...
+    safety: SafetyLimits | None = None  # the arm's limits, applied every control period
+    control_period: float = 0.0
 
     def wrapped(self) -> gym.Env:
-        """A fresh environment behind the action head (Box(-1, 1) actions)."""
-        return HeadWrapper(self.make_env(), self.head)
+        """A fresh environment behind the action head and safety layer (Box(-1, 1) actions)."""
+        return wrap(self.make_env(), self.head, self.safety, self.control_period)
 
     def spec(self, obs_mean, obs_std, hidden, training: dict[str, Any]) -> PolicySpec:
         """The policy-file description of a policy trained on this task."""
@@ -75,3 +90,96 @@ def gym_task(env_id: str, **kwargs) -> TaskSetup:
     head = ActionHead(mode="torque", scale=[float(v) for v in space.high])
     return TaskSetup(name=env_id, make_env=lambda: gym.make(env_id, **kwargs), layout="vector_v1", head=head,
                      provenance={"env_id": env_id, "distribution": "none"})
+
+
+def wrap(env: gym.Env, head: ActionHead, safety: SafetyLimits | None = None, period: float = 0.0) -> HeadWrapper:
+    """`env` behind `head`, and behind a fresh safety layer with control period `period` when `safety` is given."""
+    return HeadWrapper(env, head, None if safety is None else SafetyLayer(safety, period))
+
+
+TRAIN_CONFIG = ("policy", "train.yaml")
+DISTRIBUTION_KEYWORDS = ("none", "uniform", "oracle")
+
+
+def task_defaults(name: str) -> dict[str, Any]:
+    """The task's entry in config/policy/train.yaml (env_id, action_head, ppo)."""
+    path = config_path(*TRAIN_CONFIG)
+    tasks = load_yaml(path).get("tasks") or {}
+    if name not in tasks:
+        raise ConfigError(f"unknown task {name!r}; {path} defines {sorted(tasks)}")
+    entry = tasks[name]
+    if not isinstance(entry, dict) or "env_id" not in entry:
+        raise ConfigError(f"{path}: tasks.{name} needs an env_id")
+    return entry
+
+
+def resolve_distribution(choice: str, space_name: str):
+    """``none`` | ``uniform`` | ``oracle`` | a distribution YAML -> (Distribution or None, provenance).
+
+    ``none``: nominal parameters; ``uniform``: the whole parameter box of the task's space; ``oracle``: the
+    reality proxy's hidden truth as a point mass (a privileged upper baseline, never a deployable choice);
+    a file: a fitted distribution (e.g. DROPO/E-DROPO output).
+    """
+    from ..sim.distributions import Distribution, load_distribution
+    from ..sim.parameters import load_parameter_space
+    from ..sim.reality import load_reality
+
+    if choice == "none":
+        return None, {"distribution": "none"}
+    space = load_parameter_space(space_name)
+    if choice == "uniform":
+        return Distribution.uniform(space), {"distribution": "uniform", "parameter_space": space_name}
+    if choice == "oracle":
+        reality = load_reality()
+        truth = reality.space.as_dict(reality.truth)
+        values = space.vector({k: v for k, v in truth.items() if k in space.names}, fill_nominal=True)
+        return Distribution.fixed(space, values, method="oracle"), {"distribution": "oracle",
+                                                                    "parameter_space": space_name}
+    path = Path(choice)
+    if path.suffix not in (".yaml", ".yml"):
+        raise ValueError(f"--distribution must be one of {DISTRIBUTION_KEYWORDS} or a distribution .yaml file, "
+                         f"got {choice!r}")
+    dist = load_distribution(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return dist, {"distribution": str(path), "distribution_sha256": digest, "distribution_method": dist.method,
+                  "parameter_space": space_name}
+
+
+def make_task(name: str, distribution: str = "none", reality: str | None = None) -> TaskSetup:
+    """A task of config/policy/train.yaml under a randomization choice (see `resolve_distribution`).
+
+    Args:
+        name: ``pendulum`` (gymnasium, no randomization), ``reach`` or ``push`` (FR3, sim2real.sim.tasks).
+        distribution: ``none`` | ``uniform`` | ``oracle`` | path of a distribution YAML.
+        reality: run the FR3 task on this reality-proxy profile instead (evaluation; distribution ``none``).
+    """
+    entry = task_defaults(name)
+    env_id = str(entry["env_id"])
+    if "action_head" not in entry:
+        if distribution != "none" or reality is not None:
+            raise ValueError(f"task {name!r} has no randomization or reality target; use --distribution none")
+        task = gym_task(env_id)
+        return TaskSetup(**{**task.__dict__, "name": name})
+    from ..sim import tasks  # noqa: F401  (registers the FR3 task ids)
+
+    probe = gym.make(env_id)
+    env = probe.unwrapped
+    robot, space_name, extra = env.sim.robot, env.config.parameter_space, list(env.EXTRA_INPUTS)
+    probe.close()
+    dist, provenance = resolve_distribution(distribution, space_name)
+    if reality is not None:
+        if dist is not None:
+            raise ValueError("evaluation on the reality proxy takes no distribution")
+        provenance = {"reality": reality}
+    head = ActionHead(**{"center": [float(v) for v in robot.home], **entry["action_head"]})
+    kwargs = {"distribution": dist} if reality is None else {"reality": reality}
+    return TaskSetup(name=name, make_env=lambda: gym.make(env_id, **kwargs), layout="joint_state_v1", head=head,
+                     joint_names=list(robot.joint_names), extra_inputs=[dict(e) for e in extra],
+                     provenance={"task": name, "env_id": env_id,
+                                 "control_period": robot.control_period, **provenance},
+                     safety=load_safety_limits(robot.name), control_period=robot.control_period)
+
+
+def ppo_defaults(name: str) -> dict[str, Any]:
+    """The task's PPO settings from config/policy/train.yaml (PPOConfig keyword arguments)."""
+    return dict(task_defaults(name).get("ppo") or {})

@@ -1,0 +1,135 @@
+"""policy_server at 1 kHz over real DDS (latency, missed periods), and PPO training vs raw environment speed.
+
+Prints:
+  - commands/s received vs states/s sent at a 1 kHz target, latency p50/p99/max (state stamp -> command
+    publish, measured by the node), missed-period rate, safety counters;
+  - raw vector-environment steps/s (random actions) vs PPO training steps/s on the same environments,
+    and their ratio (the cost of learning per environment step).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
+from sim2real_core.policy.ppo import PPOConfig, train_ppo
+from sim2real_core.policy.serving import robot_joints_and_period
+from sim2real_core.policy.tasks import make_task
+from sim2real_core.runner import resolve_executable
+from sim2real_core.stack import NodeSpec
+from sim2real_ros import contract
+from sim2real_ros.messages import diagnostic_values, joint_state_msg
+
+RATE_HZ = 1000.0
+SECONDS = 10.0
+TRAIN_STEPS = 16_384
+
+
+def serving_policy(folder: Path, joints: list[str]) -> Path:
+    """A reach-sized policy (joint_state_v1 + 3 goal inputs, 64x64 MLP) with random weights."""
+    n = len(joints)
+    head = ActionHead(mode="joint_target_pd", scale=[0.3] * n, center=[0.0] * n, kp=[30.0] * n, kd=[3.0] * n)
+    spec = PolicySpec(layout="joint_state_v1", obs_size=2 * n + 3, obs_mean=[0.0] * (2 * n + 3),
+                      obs_std=[1.0] * (2 * n + 3), hidden=[64, 64], action=head, joint_names=joints,
+                      extra_inputs=[{"name": "goal", "size": 3, "default": [0.5, 0.0, 0.4]}])
+    rng = np.random.default_rng(0)
+    return save_policy(folder, spec, {k: 0.1 * rng.normal(size=s) for k, s in spec.layer_shapes().items()})
+
+
+def bench_server() -> None:
+    joints, _ = robot_joints_and_period("fr3")
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = NodeSpec(name="policy_server", package="sim2real_ros", executable="policy_server",
+                        parameters={"policy_path": str(serving_policy(Path(tmp) / "p", joints)),
+                                    "rate_hz": RATE_HZ, "watchdog_periods": 50, "diagnostics_period": 1.0})
+        params = Path(tmp) / "params.yaml"
+        params.write_text(yaml.safe_dump(spec.params_file_content()))
+        command = [str(resolve_executable(spec.package, spec.executable)), *spec.ros_arguments(params)]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        rclpy.init()
+        node = rclpy.create_node("bench_policy_server")
+        try:
+            received, diagnostics = [0], []
+            node.create_subscription(Float64MultiArray, contract.EFFORT_COMMANDS,
+                                     lambda m: received.__setitem__(0, received[0] + 1), contract.CONTROL_QOS)
+            node.create_subscription(DiagnosticArray, contract.DIAGNOSTICS,
+                                     lambda m: diagnostics.extend(diagnostic_values(s) for s in m.status),
+                                     contract.EVENT_QOS)
+            states = node.create_publisher(JointState, contract.JOINT_STATES, contract.CONTROL_QOS)
+            deadline = time.monotonic() + 30.0
+            while received[0] == 0 and time.monotonic() < deadline:  # wait for discovery
+                rclpy.spin_once(node, timeout_sec=0.05)
+            if received[0] == 0:
+                raise RuntimeError("policy_server published nothing within 30 s")
+            q, zeros = np.zeros(len(joints)), np.zeros(len(joints))
+            sent, received[0] = 0, 0
+            start = time.monotonic()
+            next_tick = start
+            while time.monotonic() - start < SECONDS:
+                stamp = node.get_clock().now().to_msg()
+                states.publish(joint_state_msg(joints, stamp, q, zeros, zeros))
+                sent += 1
+                next_tick += 1.0 / RATE_HZ
+                while True:
+                    rclpy.spin_once(node, timeout_sec=0.0)
+                    if time.monotonic() >= next_tick:
+                        break
+            elapsed = time.monotonic() - start
+            diagnostics.clear()
+            while not diagnostics and time.monotonic() - start < SECONDS + 5:
+                rclpy.spin_once(node, timeout_sec=0.05)
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown()
+            os.killpg(server.pid, signal.SIGINT)
+            server.wait(10)
+    d = diagnostics[-1] if diagnostics else {}
+    print(f"   target {RATE_HZ:.0f} Hz for {elapsed:.1f} s: states sent {sent / elapsed:.0f}/s, "
+          f"commands received {received[0] / elapsed:.0f}/s (ratio {received[0] / max(sent, 1):.3f})")
+    print(f"   latency state stamp -> publish: p50 {float(d.get('latency_p50_ms', 'nan')):.3f} ms, "
+          f"p99 {float(d.get('latency_p99_ms', 'nan')):.3f} ms, max {float(d.get('latency_max_ms', 'nan')):.3f} ms "
+          f"over {d.get('latency_count', 0)} commands")
+    print(f"   periods {d.get('periods')}, missed {d.get('missed_periods')} "
+          f"(rate {float(d.get('missed_rate', 'nan')):.4f}), interval p99 "
+          f"{float(d.get('interval_p99_ms', 'nan')):.3f} ms, fault {d.get('fault')}, "
+          f"rate-limited {d.get('rate_limited')}, clipped {d.get('clipped')}")
+
+
+def bench_training(task_name: str = "pendulum") -> None:
+    task = make_task(task_name)
+    config = PPOConfig(num_envs=8, rollout_steps=128, seed=0)
+    envs = gym.vector.SyncVectorEnv([task.wrapped] * config.num_envs)
+    envs.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (256, *envs.action_space.shape)).astype(np.float32)
+    start = time.perf_counter()
+    for i in range(TRAIN_STEPS // config.num_envs):
+        envs.step(actions[i % len(actions)])
+    raw = TRAIN_STEPS / (time.perf_counter() - start)
+    envs.close()
+    start = time.perf_counter()
+    result = train_ppo(task.wrapped, TRAIN_STEPS, config, progress=False)
+    trained = result.steps / (time.perf_counter() - start)
+    print(f"   {task.name}: raw vector env {raw:.0f} steps/s, PPO training {trained:.0f} steps/s "
+          f"(training/raw = {trained / raw:.2f}) on {config.num_envs} envs, {TRAIN_STEPS} steps")
+
+
+def main() -> None:
+    """Run both measurements and print them."""
+    bench_server()
+    bench_training()
+
+
+if __name__ == "__main__":
+    main()

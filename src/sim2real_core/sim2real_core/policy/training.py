@@ -1,0 +1,70 @@
+"""Train a task policy with PPO and write it as a policy file with its learning curve."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after selecting the file-only backend)
+
+from .policy_file import Policy, load_policy, save_policy  # noqa: E402
+from .ppo import PPOConfig, TrainResult, train_ppo  # noqa: E402
+from .tasks import TaskSetup  # noqa: E402
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """Where the policy went, the loaded policy, and the run's numbers."""
+
+    policy_path: Path
+    policy: Policy
+    result: TrainResult
+    seconds: float
+
+    @property
+    def steps_per_second(self) -> float:
+        """Environment steps per wall-clock second, including PPO updates."""
+        return self.result.steps / self.seconds
+
+
+def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PPOConfig = PPOConfig(),
+                 progress: bool = True) -> TrainOutcome:
+    """Train `task` with PPO for `steps` environment steps; write policy, curve.json and curve.png to `out`.
+
+    Returns:
+        The outcome, whose policy is re-read from the written file (what a server would load).
+    """
+    start = time.perf_counter()
+    result = train_ppo(task.wrapped, steps, config, progress=progress, description=f"train {task.name}")
+    seconds = time.perf_counter() - start
+    training = {"algorithm": "ppo", "steps": result.steps, "seed": config.seed,
+                "ppo": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+                "final_mean_return": result.curve[-1][1] if result.curve else None}
+    spec = task.spec(result.obs_mean, result.obs_std, config.hidden, training)
+    sidecar = save_policy(out, spec, result.model.actor_weights())
+    write_curve(Path(out), result, task.name)
+    return TrainOutcome(sidecar, load_policy(sidecar), result, seconds)
+
+
+def write_curve(out: Path, result: TrainResult, title: str) -> Path:
+    """curve.json (steps, mean return[, success rate]) and curve.png in `out`; returns the PNG path."""
+    (out / "curve.json").write_text(json.dumps({"return": result.curve, "success": result.successes}))
+    fig, axes = plt.subplots(1, 2 if result.successes else 1, figsize=(10 if result.successes else 5, 3.5),
+                             squeeze=False)
+    if result.curve:
+        steps, values = zip(*result.curve)
+        axes[0, 0].plot(steps, values)
+    axes[0, 0].set(xlabel="environment steps", ylabel="mean episode return", title=f"{title}: PPO")
+    if result.successes:
+        steps, values = zip(*result.successes)
+        axes[0, 1].plot(steps, values)
+        axes[0, 1].set(xlabel="environment steps", ylabel="success rate", ylim=(-0.02, 1.02))
+    fig.tight_layout()
+    fig.savefig(out / "curve.png", dpi=100)
+    plt.close(fig)
+    return out / "curve.png"

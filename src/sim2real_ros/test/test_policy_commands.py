@@ -1,0 +1,39 @@
+"""`sim2real train` and `sim2real eval` end to end on the FR3 reach task (tiny budgets)."""
+import json
+
+from sim2real_core.policy.policy_file import load_policy
+from sim2real_core.policy.serving import load_servable_policy
+from sim2real_ros.cli import main
+
+
+def test_train_writes_a_servable_policy_and_eval_runs_it_on_sim_and_reality(tmp_path, capsys):
+    out = tmp_path / "reach"
+    code = main(["train", "--task", "reach", "--distribution", "uniform", "--steps", "1024", "--envs", "2",
+                 "--out", str(out), "--eval-episodes", "2", "--no-progress", "--seed", "5"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "policy:" in printed and "success" in printed
+    for name in ("policy.yaml", "policy.safetensors", "curve.png", "curve.json", "eval.json"):
+        assert (out / name).stat().st_size > 0, name
+    policy = load_servable_policy(out, [f"fr3_joint{i}" for i in range(1, 8)])
+    training = policy.spec.training
+    assert training["task"] == "reach" and training["distribution"] == "uniform" and training["seed"] == 5
+    assert policy.spec.extra_inputs[0]["name"] == "target_position"
+
+    for target in ("sim", "reality"):
+        summary = tmp_path / f"{target}.json"
+        assert main(["eval", str(out), "--target", target, "--episodes", "2", "--json", str(summary)]) == 0
+        result = json.loads(summary.read_text())
+        assert result["episodes"] == 2 and result["target"] == target
+        assert 0.0 <= result["success_rate"] <= 1.0 and result["success_ci"][0] <= result["success_ci"][1]
+    assert load_policy(out).sha256 == policy.sha256
+
+
+def test_eval_refuses_a_missing_policy_with_the_path(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_train_refuses_an_unknown_distribution(tmp_path, capsys):
+    assert main(["train", "--task", "reach", "--distribution", "wide", "--steps", "10", "--out", str(tmp_path)]) == 2
+    assert "wide" in capsys.readouterr().err
