@@ -22,12 +22,12 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand."""
+def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with the given subcommands (all registered ones by default)."""
     parser = argparse.ArgumentParser(prog="sim2real", description="Sim-to-real deployment stack for the Franka FR3.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
+    for name in commands or COMMANDS:
+        module = importlib.import_module(COMMANDS[name])
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
         command.set_defaults(run=module.run)
@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sim2real` executable."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # Import only the chosen command's module: command modules may pull in torch, matplotlib, MuJoCo.
+    chosen = [argv[0]] if argv and argv[0] in COMMANDS else None
+    args = build_parser(chosen).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
