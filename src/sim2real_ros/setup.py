@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 
 PACKAGE = "sim2real_ros"
 
-# Node executables (ros2 run sim2real_ros NAME) and the sim2real command.
+# Node executables (ros2 run sim2real_ros NAME); the sim2real command is scripts/sim2real, installed to bin/.
 NODES = {
     "sim_bridge": "sim2real_ros.sim_bridge:main",
     "transition_logger": "sim2real_ros.transition_logger:main",
@@ -22,6 +22,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", sorted(glob("../../launch/*.launch.py"))),
+        ("bin", ["scripts/sim2real"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -30,7 +31,6 @@ setup(
     description="ROS 2 nodes of the sim2real stack.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [f"{name} = {target}" for name, target in NODES.items()]
-        + ["sim2real = sim2real_ros.cli:main"],
+        "console_scripts": [f"{name} = {target}" for name, target in NODES.items()],
     },
 )

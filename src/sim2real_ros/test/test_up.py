@@ -1,5 +1,6 @@
 """`sim2real up` on real nodes: two nodes exchange messages over DDS, Ctrl-C ends both with exit 0,
 a crashing node is reported with its exit code."""
+import shutil
 import signal
 import subprocess
 import threading
@@ -8,7 +9,6 @@ import time
 import yaml
 
 from sim2real_core.data.bagio import BagReader
-from sim2real_core.runner import resolve_executable
 
 JOINT_STATES = "/franka/joint_states"
 
@@ -28,7 +28,7 @@ class Up:
     """`sim2real up STACK` in a process, its output collected line by line."""
 
     def __init__(self, stack_path):
-        command = [str(resolve_executable("sim2real_ros", "sim2real")), "up", str(stack_path)]
+        command = [shutil.which("sim2real"), "up", str(stack_path)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
