@@ -5,6 +5,7 @@ JOINT_STATES = "/franka/joint_states"
 EFFORT_COMMANDS = "/effort_controller/commands"
 CLOCK = "/clock"
 DIAGNOSTICS = "/diagnostics"
+PUCK_POSE = "/puck/pose"  # geometry_msgs/PoseStamped, world frame (push task; sim bridge)
 EPISODES = "/sim2real/episode"  # std_msgs/String JSON events: {"event": "start"|"end", "episode": n, ...}
 
 RESET_WORLD = "~/reset_world"  # std_srvs/Trigger

@@ -7,6 +7,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
@@ -117,3 +119,25 @@ def episode_event(msg: String) -> dict[str, object]:
         raise MessageError('episode event needs {"event": "start"|"end", "episode": int, ...}, '
                            f"got {msg.data[:200]!r}")
     return event
+
+
+def clock_msg(stamp: Time) -> Clock:
+    """A time -> rosgraph_msgs/Clock."""
+    return Clock(clock=stamp)
+
+
+def pose_stamped_msg(stamp: Time, frame_id: str, position: np.ndarray, quaternion_wxyz: np.ndarray) -> PoseStamped:
+    """Position (x, y, z) and MuJoCo-order quaternion (w, x, y, z) -> geometry_msgs/PoseStamped."""
+    msg = PoseStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in position)
+    w, x, y, z = (float(v) for v in quaternion_wxyz)
+    msg.pose.orientation.w, msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z = w, x, y, z
+    return msg
+
+
+def pose_arrays(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
+    """geometry_msgs/PoseStamped -> (position (3,), quaternion w-x-y-z (4,))."""
+    p, q = msg.pose.position, msg.pose.orientation
+    return np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z])

@@ -1,0 +1,252 @@
+"""sim_bridge: the MuJoCo FR3 (or the reality proxy) behind the franka_ros2 topics.
+
+Publishes /franka/joint_states (sensor_msgs/JointState: fr3_joint1..7 position, velocity, effort) once per
+period, /clock, /puck/pose (task push), /diagnostics, and episode boundaries on /sim2real/episode at every
+reset. Subscribes /effort_controller/commands (std_msgs/Float64MultiArray, 7 torques without gravity).
+Services: ~/reset_world (Trigger), ~/set_pause (SetBool), ~/step_simulation (Trigger).
+
+Clocking:
+  realtime  a timer paces the steps by the wall clock, like a real arm; the newest command is applied, zero
+            torque once it is older than watchdog_period.
+  lockstep  each valid command advances one period (fast data collection); ~/step_simulation advances one
+            period with the newest command if fresh, else zero torque.
+Paused: no steps (realtime), commands dropped and counted (lockstep); ~/step_simulation still steps.
+Commands of the wrong length or with non-finite values are dropped and counted on /diagnostics.
+
+Parameters (read-only unless noted):
+    profile (sim|reality), task (reach|push), clocking (realtime|lockstep), rate (Hz, 0: robot control rate),
+    watchdog_period (s), seed, reality (reality file, profile reality), diagnostics_period (s),
+    publish_episode_events (bool), frame_id (puck pose frame);
+    settable at run time, profile sim only, each validated against its bounds:
+    distribution (distribution YAML, drawn at every reset; '' for none),
+    physics.<name> for every parameter of the task's space, e.g. physics.link3_mass_scale.
+The reality profile declares no physics parameters and refuses every physics or distribution change.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
+
+from sim2real_core.sim.bridge import BridgeConfig, SimBridge
+
+from . import contract
+from .messages import (clock_msg, diagnostic_array, diagnostic_status, episode_event_msg, joint_state_msg,
+                       pose_stamped_msg, seconds_to_stamp)
+from .node_main import run_node
+
+PHYSICS = "physics."
+MAX_CATCH_UP = 10  # realtime: at most this many periods per timer tick, then the bridge falls behind
+
+
+class SimBridgeNode(Node):
+    """ROS 2 wrapper of sim2real_core.sim.bridge.SimBridge (see the module docstring)."""
+
+    def __init__(self):
+        super().__init__(contract.SIM_BRIDGE_NAME, allow_undeclared_parameters=True)
+        fixed = ParameterDescriptor(read_only=True, dynamic_typing=True)  # 100 or 100.0 alike; checked below
+        get = lambda name, default: self.declare_parameter(name, default, fixed).value  # noqa: E731
+        config = BridgeConfig(profile=get("profile", "sim"), task=get("task", "reach"),
+                              clocking=get("clocking", "realtime"), rate=float(get("rate", 0.0)),
+                              watchdog_period=float(get("watchdog_period", 0.05)), seed=get("seed", 0),
+                              reality=get("reality", "fr3_default"))
+        diagnostics_period = get("diagnostics_period", 1.0)
+        self.publish_events = get("publish_episode_events", True)
+        self.frame_id = get("frame_id", "world")
+        if not diagnostics_period > 0:
+            raise ValueError(f"parameter diagnostics_period must be > 0 s, got {diagnostics_period}")
+        self.bridge = SimBridge(config, start_time=time.time())
+        self._declared = {"profile", "task", "clocking", "rate", "watchdog_period", "seed", "reality",
+                          "diagnostics_period", "publish_episode_events", "frame_id", "use_sim_time"}
+        if self.bridge.space is not None:
+            self._declare_physics()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.paused = False
+        self.overruns = 0
+        self._last_report = dict(self.bridge.counters)
+        self.state_pub = self.create_publisher(JointState, contract.JOINT_STATES, contract.CONTROL_QOS)
+        self.clock_pub = self.create_publisher(Clock, contract.CLOCK, contract.CONTROL_QOS)
+        self.event_pub = self.create_publisher(String, contract.EPISODES, contract.EVENT_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
+        self.puck_pub = (self.create_publisher(PoseStamped, contract.PUCK_POSE, contract.CONTROL_QOS)
+                         if self.bridge.has_puck else None)
+        self.create_subscription(Float64MultiArray, contract.EFFORT_COMMANDS, self._on_command, contract.CONTROL_QOS)
+        self.create_service(Trigger, contract.RESET_WORLD, self._on_reset)
+        self.create_service(SetBool, contract.SET_PAUSE, self._on_pause)
+        self.create_service(Trigger, contract.STEP_SIMULATION, self._on_step)
+        self._reset()
+        if config.clocking == "realtime":
+            self._t0, self._ticks = time.monotonic(), 0
+            self.create_timer(self.bridge.period, self._on_tick)
+        self.create_timer(diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(
+            f"profile {config.profile}, task {config.task}, {config.clocking} at {1 / self.bridge.period:g} Hz"
+            + (f", {len(self.bridge.space)} physics parameters" if self.bridge.space is not None else ""))
+
+    # --- parameters ---------------------------------------------------------------------------------
+
+    def _declare_physics(self) -> None:
+        try:
+            self._declare_physics_parameters()
+        except InvalidParameterValueException as exc:  # a parameter-file value outside its bounds
+            raise ValueError(str(exc)) from None
+
+    def _declare_physics_parameters(self) -> None:
+        values = self.bridge.physics_values()
+        overrides = {}
+        for p in self.bridge.space:
+            name = PHYSICS + p.name
+            text = f"[{p.unit}] {p.description}".strip()
+            if p.integer:
+                descriptor = ParameterDescriptor(description=text, integer_range=[
+                    IntegerRange(from_value=int(p.low), to_value=int(p.high), step=1)])
+                value = self.declare_parameter(name, int(values[p.name]), descriptor).value
+            else:
+                descriptor = ParameterDescriptor(description=text, floating_point_range=[
+                    FloatingPointRange(from_value=float(p.low), to_value=float(p.high), step=0.0)])
+                value = self.declare_parameter(name, float(values[p.name]), descriptor).value
+            self._declared.add(name)
+            overrides[p.name] = value
+        self.bridge.set_physics(overrides)  # values from a parameter file (ValueError: exit 2 with the reason)
+        distribution = self.declare_parameter("distribution", "", ParameterDescriptor(
+            description="distribution YAML drawn at every reset ('' for none)")).value
+        self._declared.add("distribution")
+        self.bridge.set_distribution(distribution)
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        physics, distribution = {}, None
+        for param in params:
+            name = param.name
+            if name.startswith(PHYSICS) or name == "distribution":
+                if self.bridge.space is None:
+                    return SetParametersResult(successful=False, reason=(
+                        f"{name}: the reality profile has hidden physics; physics parameters and distributions "
+                        "cannot be set"))
+            if name not in self._declared:
+                return SetParametersResult(successful=False, reason=f"unknown parameter {name}")
+            if name.startswith(PHYSICS):
+                physics[name[len(PHYSICS):]] = param.value
+            elif name == "distribution":
+                distribution = param.value
+        try:
+            if distribution is not None:
+                self.bridge.set_distribution(distribution)
+            if physics:
+                self.bridge.set_physics(physics)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _sync_physics_parameters(self) -> None:
+        """After a randomized reset, show the episode's values in the physics.* parameters."""
+        if self.bridge.space is None or self.bridge.distribution is None:
+            return
+        self.set_parameters([Parameter(PHYSICS + name, value=value)
+                             for name, value in self.bridge.physics_values().items()])
+
+    # --- stepping -----------------------------------------------------------------------------------
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        reason = self.bridge.command(msg.data, time.monotonic())
+        if reason:
+            self.get_logger().error(f"{contract.EFFORT_COMMANDS}: dropped: {reason}", throttle_duration_sec=1.0)
+            return
+        if self.bridge.config.clocking == "lockstep":
+            if self.paused:
+                self.bridge.drop_paused()
+                return
+            self._step()
+
+    def _on_tick(self) -> None:
+        """Realtime: run the periods that are due by the wall clock, publishing after each."""
+        if self.paused:
+            return
+        due = int((time.monotonic() - self._t0) / self.bridge.period) - self._ticks
+        if due > MAX_CATCH_UP:
+            self.overruns += 1
+            self._ticks += due - MAX_CATCH_UP
+            due = MAX_CATCH_UP
+        for _ in range(max(due, 0)):
+            self._ticks += 1
+            self._step()
+
+    def _step(self) -> None:
+        self.bridge.step(time.monotonic())
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        stamp = seconds_to_stamp(self.bridge.clock)
+        q, dq, effort = self.bridge.joint_state()
+        self.clock_pub.publish(clock_msg(stamp))
+        self.state_pub.publish(joint_state_msg(self.bridge.joint_names, stamp, q, dq, effort))
+        if self.puck_pub is not None:
+            position, quaternion = self.bridge.puck_pose()
+            self.puck_pub.publish(pose_stamped_msg(stamp, self.frame_id, position, quaternion))
+
+    # --- services -----------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        for event in self.bridge.reset():
+            if self.publish_events:
+                self.event_pub.publish(episode_event_msg(event))
+        self._sync_physics_parameters()
+        self._publish_state()  # the start state, before any command (lockstep waits for the first one)
+
+    def _on_reset(self, _request, response):
+        self._reset()
+        response.success = True
+        response.message = f"episode {self.bridge.episode} started"
+        return response
+
+    def _on_pause(self, request, response):
+        if self.paused and not request.data and self.bridge.config.clocking == "realtime":
+            self._t0, self._ticks = time.monotonic(), 0  # resume from now, do not catch up the pause
+        self.paused = bool(request.data)
+        response.success = True
+        response.message = "paused" if self.paused else "running"
+        return response
+
+    def _on_step(self, _request, response):
+        if self.bridge.config.clocking == "realtime" and not self.paused:
+            response.success = False
+            response.message = "realtime clocking steps by itself: pause it (~/set_pause true) to step by request"
+            return response
+        self._step()
+        response.success = True
+        response.message = f"stepped to {self.bridge.steps} steps"
+        return response
+
+    # --- reporting ----------------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        counters = dict(self.bridge.counters)
+        dropped = {k: counters[k] - self._last_report[k] for k in counters if k.startswith("dropped")}
+        self._last_report = counters
+        values = {"profile": self.bridge.config.profile, "clocking": self.bridge.config.clocking,
+                  "task": self.bridge.config.task, "paused": self.paused, "episode": self.bridge.episode,
+                  "steps": self.bridge.steps, "rate_hz": 1 / self.bridge.period, "overruns": self.overruns,
+                  **counters}
+        if any(dropped.values()):
+            level = "warn"
+            message = "dropped commands: " + ", ".join(f"{k[8:]} {v}" for k, v in dropped.items() if v)
+        else:
+            level, message = "ok", "running" if not self.paused else "paused"
+        status = diagnostic_status(f"{self.get_name()}: simulation", self.bridge.config.profile, level, message,
+                                   values)
+        self.diagnostics_pub.publish(diagnostic_array(seconds_to_stamp(self.bridge.clock), [status]))
+
+
+def main() -> None:
+    """ros2 run sim2real_ros sim_bridge --ros-args -p profile:=sim -p clocking:=lockstep"""
+    sys.exit(run_node(SimBridgeNode))
