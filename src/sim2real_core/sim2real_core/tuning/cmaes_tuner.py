@@ -5,6 +5,8 @@ outer objective -- the target return of the policy trained under sim parameters 
 under a strict budget of target evaluations. Each candidate θ is trained with `train(θ, warm_start)`, where
 `warm_start` is the policy of the best candidate so far (None before the first), then evaluated once with
 `evaluate_on_target(policy)`. A non-finite target return counts as a failed candidate (ranked last).
+Exceptions from `train` or `evaluate_on_target` propagate; the evaluations made so far have already been
+passed to `callback`, which is where a caller persists progress.
 """
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ def lqr_cmaes_study(seeds: int = 5, budget: int = 150, sigma0: float = 0.1, real
     """CMA-ES tuning of a linear sim's (A_s, B_s) with a budget of target evaluations.
 
     Returns:
-        As `mdp_study`, one history entry per target evaluation with the best normalised return so far.
+        As `mdp_study`: entry 0 is the start θ0 (for reference, not charged to the budget), then one entry per
+        target evaluation with the best normalised return CMA-ES has found so far.
     """
     problem = random_lqr(n, m, seed=real_seed)
     runs = []
@@ -60,11 +61,9 @@ def lqr_cmaes_study(seeds: int = 5, budget: int = 150, sigma0: float = 0.1, real
         result = tune_with_cmaes(task.train, task.evaluate_on_target, theta0, sigma0, budget, seed=seed)
         start = task.tuning.real_return(theta0)
         history = [{"iteration": 0, "value": start, "normalized": task.tuning.normalized(start), "evaluations": 0}]
-        best = start
-        for ev in result.evaluations:
-            best = max(best, ev.target_return)
-            history.append({"iteration": ev.index + 1, "value": best, "normalized": task.tuning.normalized(best),
-                            "evaluations": ev.index + 1})
+        history += [{"iteration": ev.index + 1, "value": ev.best_return,
+                     "normalized": task.tuning.normalized(ev.best_return), "evaluations": ev.index + 1}
+                    for ev in result.evaluations]
         runs.append({"seed": seed, "history": history, "riccati_iterations": task.riccati_iterations})
     return {"setting": f"LQR (n={n}, m={m}), CMA-ES, budget {budget} target evaluations",
             "normalization": "J_real(K*) / J_real(K(theta)), best so far", "runs": runs}
