@@ -1,6 +1,9 @@
 """policy_server: serve a policy file on the torque topic through the safety layer.
 
-Subscribes joint states, publishes torque (without gravity) every 1/rate_hz s. The logic lives in
+Subscribes joint states, publishes torque (without gravity) every 1/rate_hz s. On /diagnostics: latency
+(state header stamp -> command publish, on the node's clock: meaningful when the state publisher stamps with
+the same clock, as franka_ros2 does), reaction (state arrival -> command publish, monotonic: the node's own
+share), periods and missed periods, the safety layer's counters and latched fault. The logic lives in
 sim2real_core.policy.serving; this node only moves messages, parameters and diagnostics.
 
 Parameters:
@@ -10,7 +13,8 @@ Parameters:
     rate_hz (double, default 1/control_period of the robot): command rate, up to 1000.
     watchdog_periods (int, default from config/policy/safety.yaml): periods without fresh state before
         torque is zeroed and a fault latched (cleared by the ~/reset_fault Trigger service).
-    extra_inputs (double[], default: the policy's defaults): the policy's extra inputs, e.g. a reach goal.
+    extra_inputs (double[], default: the policy's defaults): the policy's extra inputs, e.g. a reach target;
+        settable at run time (validated against the policy's extra inputs).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
 """
 from __future__ import annotations
@@ -50,7 +54,7 @@ class PolicyServer(Node):
         robot = self.declare_parameter("robot", "fr3", fixed).value
         rate_hz = self.declare_parameter("rate_hz", 0.0, fixed).value
         watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
-        extra = self.declare_parameter("extra_inputs", Parameter.Type.DOUBLE_ARRAY, fixed).value
+        extra = self.declare_parameter("extra_inputs", Parameter.Type.DOUBLE_ARRAY).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
         try:
             self.joint_names, control_period = robot_joints_and_period(robot)
@@ -85,24 +89,29 @@ class PolicyServer(Node):
             self.bad_states += 1
             self.get_logger().error(f"{contract.JOINT_STATES}: {exc}", throttle_duration_sec=1.0)
             return
-        self.runner.state(q, dq, stamp_to_seconds(msg.header.stamp))
+        self.runner.state(q, dq, stamp_to_seconds(msg.header.stamp), time.monotonic())
 
     def _control(self) -> None:
-        self.monitor.tick(time.monotonic())
-        now = self.get_clock().now().nanoseconds * 1e-9
-        command = self.runner.command(now)
+        monotonic = time.monotonic()
+        self.monitor.tick(monotonic)
+        command = self.runner.command(self.get_clock().now().nanoseconds * 1e-9, monotonic)
         self.command_pub.publish(command_msg(command))
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        for param in params:
-            if param.name != "policy_path":
-                continue
-            try:
-                self.runner.swap(load_servable_policy(str(param.value), self.joint_names))
-            except (PolicyFileError, ConfigError) as exc:
-                self.get_logger().error(f"policy_path not changed, the previous policy stays active: {exc}")
-                return SetParametersResult(successful=False, reason=str(exc))
-            self.get_logger().info(f"hot-reloaded policy {param.value}")
+        """Hot reload: load and validate everything first, switch only when all of it is valid."""
+        policy, extra = self.runner.policy, self.runner.extra
+        try:
+            for param in params:
+                if param.name == "policy_path":
+                    policy = load_servable_policy(str(param.value), self.joint_names)
+                elif param.name == "extra_inputs":
+                    extra = None if param.value is None else list(param.value)
+            self.runner.configure(policy, extra)
+        except (PolicyFileError, ConfigError) as exc:
+            self.get_logger().error(f"parameters not changed, the previous policy stays active: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        if any(p.name == "policy_path" for p in params):
+            self.get_logger().info(f"serving {policy.source}")
         return SetParametersResult(successful=True)
 
     def _on_reset_fault(self, _request, response):
@@ -116,9 +125,11 @@ class PolicyServer(Node):
     def _publish_diagnostics(self) -> None:
         safety = self.runner.safety
         latency = self.runner.latency.summary(1e3)
+        reaction = self.runner.reaction.summary(1e3)
         values = {"policy": self.runner.policy.source, "sha256": self.runner.policy.sha256,
                   **safety.diagnostics(), "bad_states": self.bad_states,
                   **{f"latency_{k}_ms" if k != "count" else "latency_count": v for k, v in latency.items()},
+                  **{f"reaction_{k}_ms": v for k, v in reaction.items() if k != "count"},
                   **self.monitor.summary()}
         level = "error" if safety.fault else "ok"
         message = f"fault latched: {safety.fault} (call ~/reset_fault)" if safety.fault else "serving"

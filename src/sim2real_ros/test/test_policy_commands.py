@@ -37,3 +37,23 @@ def test_eval_refuses_a_missing_policy_with_the_path(tmp_path, capsys):
 def test_train_refuses_an_unknown_distribution(tmp_path, capsys):
     assert main(["train", "--task", "reach", "--distribution", "wide", "--steps", "10", "--out", str(tmp_path)]) == 2
     assert "wide" in capsys.readouterr().err
+
+
+def test_eval_over_ros_runs_policy_server_against_the_sim_bridge(tmp_path, capsys):
+    import numpy as np
+    from sim2real_core.policy.policy_file import save_policy
+    from sim2real_core.policy.tasks import make_task
+
+    task = make_task("reach")
+    spec = task.spec(np.zeros(17), np.ones(17), [8], {"seed": 0})
+    weights = {k: np.zeros(s) for k, s in spec.layer_shapes().items()}  # a = 0: hold the home pose
+    save_policy(tmp_path / "hold", spec, weights)
+    summary = tmp_path / "ros.json"
+    code = main(["eval", str(tmp_path / "hold"), "--target", "reality", "--over-ros", "--episodes", "2",
+                 "--json", str(summary)])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(summary.read_text())
+    # Holding home never reaches a target drawn from the box: distances are real and far from the radius.
+    assert result["episodes"] == 2 and result["success_rate"] == 0.0
+    assert all(0.05 < d < 1.0 for d in result["final_distances"])
+    assert result["server"]["fault"] == "none" and int(result["server"]["periods"]) > 500

@@ -103,11 +103,12 @@ def test_watchdog_zeroes_torque_latches_and_resets(launch_node, ros_node, tmp_pa
     assert np.any(probe.commands[-1] != 0)
 
 
-def set_policy_path(node, value: str):
+def set_policy_path(node, value: str, name="policy_path"):
     client = node.create_client(SetParameters, "/policy_server/set_parameters")
     assert client.wait_for_service(timeout_sec=10.0)
-    param = ParameterMsg(name="policy_path",
-                         value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+    param = ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+                         if name == "policy_path" else
+                         ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=value))
     future = client.call_async(SetParameters.Request(parameters=[param]))
     assert spin_until(node, future.done, 10.0)
     return future.result().results[0]
@@ -124,6 +125,8 @@ def test_hot_reload_swaps_valid_policies_and_keeps_the_old_one_on_failure(launch
 
     result = set_policy_path(ros_node, str(broken))
     assert not result.successful and "SHA-256" in result.reason
+    result = set_policy_path(ros_node, [1.0, 2.0], name="extra_inputs")  # the policy has no extra inputs
+    assert not result.successful and "needs 0 finite extra inputs" in result.reason
     probe.diagnostics.clear()
     probe.stream(5.0, until=lambda: bool(probe.latest()))
     assert probe.latest()["sha256"] == sha_first and probe.latest()["policy"] == str(first)

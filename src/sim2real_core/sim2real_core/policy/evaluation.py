@@ -92,3 +92,35 @@ def summarise(returns: list[float], successes: list[bool] | None, seed: int = 0)
         rate, ci = k / n, (float(interval.low), float(interval.high))
     return EvalResult(returns=[float(v) for v in values], successes=successes, mean_return=float(values.mean()),
                       return_ci=return_ci, success_rate=rate, success_ci=ci)
+
+
+class ReachJudge:
+    """Targets and success of reach episodes judged from measured joint positions alone.
+
+    For runs outside gymnasium (the policy server against the sim bridge over DDS): targets are drawn from the
+    task file's box, the end effector follows from forward kinematics of the nominal model, and an episode
+    succeeds when its final distance is below the task's success radius (the environment's `is_success`).
+    """
+
+    def __init__(self, task: str = "fr3_reach"):
+        from ..sim.simulator import Simulator
+        from ..sim.tasks import load_task
+
+        self.config = load_task(task)
+        if "target" not in self.config.boxes:
+            raise ValueError(f"task {task} has no target box: only reach tasks can be judged from joint states")
+        self._sim = Simulator()
+
+    def target(self, rng: np.random.Generator) -> np.ndarray:
+        """A target position [m] drawn uniformly from the task's box."""
+        low, high = self.config.boxes["target"]
+        return rng.uniform(low, high)
+
+    def distance(self, q: np.ndarray, target: np.ndarray) -> float:
+        """End-effector distance [m] to `target` at joint positions `q`."""
+        self._sim.reset(qpos=q)
+        return float(np.linalg.norm(self._sim.site_position() - target))
+
+    def success(self, distance: float) -> bool:
+        """Whether a final distance counts as reached."""
+        return distance < self.config.success_radius

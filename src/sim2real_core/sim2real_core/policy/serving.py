@@ -90,11 +90,12 @@ class PeriodMonitor:
 
 @dataclass
 class JointState:
-    """The newest joint state: positions, velocities, and its stamp (seconds)."""
+    """The newest joint state: positions, velocities, its header stamp and its arrival (monotonic) [s]."""
 
     q: np.ndarray
     dq: np.ndarray
     stamp: float
+    received: float
 
 
 class PolicyRunner:
@@ -108,27 +109,31 @@ class PolicyRunner:
 
     def __init__(self, policy: Policy, safety: SafetyLayer, extra: np.ndarray | None = None):
         self.safety = safety
-        self.latency = WindowStats()
-        self.extra = None if extra is None else np.asarray(extra, dtype=float)
-        self.policy = policy
-        self.swap(policy)
+        self.latency = WindowStats()  # header stamp -> command, on the node's clock
+        self.reaction = WindowStats()  # arrival -> command, monotonic: the node's own share
+        self.configure(policy, extra)
         self._state: JointState | None = None
         self._fresh = False
 
-    def swap(self, policy: Policy) -> None:
-        """Replace the policy (already loaded and validated) in one assignment."""
-        if self.extra is not None and len(self.extra) != len(policy.extra_defaults()):
-            raise PolicyFileError(f"{policy.source}: needs {len(policy.extra_defaults())} extra inputs "
-                                  f"({[e['name'] for e in policy.spec.extra_inputs]}), {len(self.extra)} are set")
-        self.policy = policy
+    def configure(self, policy: Policy, extra: np.ndarray | None) -> None:
+        """Check, then switch to, a policy (loaded and validated) and extra inputs (None: its defaults).
 
-    def state(self, q: np.ndarray, dq: np.ndarray, stamp: float) -> None:
-        """A new joint state arrived."""
-        self._state = JointState(q, dq, stamp)
+        Raises PolicyFileError, changing nothing, when the extra inputs do not fit the policy.
+        """
+        extra = None if extra is None else np.asarray(extra, dtype=float)
+        needed = len(policy.extra_defaults())
+        if extra is not None and (extra.shape != (needed,) or not np.all(np.isfinite(extra))):
+            raise PolicyFileError(f"{policy.source} needs {needed} finite extra inputs "
+                                  f"{[e['name'] for e in policy.spec.extra_inputs]}, got {extra.tolist()}")
+        self.policy, self.extra = policy, extra
+
+    def state(self, q: np.ndarray, dq: np.ndarray, stamp: float, received: float) -> None:
+        """A new joint state arrived (header `stamp` on the node's clock, `received` on the monotonic clock)."""
+        self._state = JointState(q, dq, stamp, received)
         self._fresh = True
 
-    def command(self, now: float) -> np.ndarray:
-        """The safe torque command for this period; `now` (same clock as the state stamps) for latency."""
+    def command(self, now: float, monotonic: float) -> np.ndarray:
+        """The safe torque command for this period; `now` on the stamps' clock, `monotonic` for the reaction."""
         fresh, self._fresh = self._fresh, False
         if self._state is None:  # the watchdog arms with the first state; until then hold zero torque
             return np.zeros(self.safety.limits.size)
@@ -138,4 +143,5 @@ class PolicyRunner:
             safe = self.safety.filter(torque, state.q, state.dq, fresh=fresh)
         if fresh:
             self.latency.add(now - state.stamp)
+            self.reaction.add(monotonic - state.received)
         return safe

@@ -116,8 +116,8 @@ def task_defaults(name: str) -> dict[str, Any]:
 def resolve_distribution(choice: str, space_name: str):
     """``none`` | ``uniform`` | ``oracle`` | a distribution YAML -> (Distribution or None, provenance).
 
-    ``none``: nominal parameters; ``uniform``: the whole parameter box of the task's space; ``oracle``: the
-    reality proxy's hidden truth as a point mass (a privileged upper baseline, never a deployable choice);
+    ``none``: nominal parameters; ``uniform``: the whole parameter box of the task's space; ``oracle`` (or
+    ``oracle:PROFILE`` for another config/reality profile): the reality proxy's hidden truth as a point mass (a privileged upper baseline, never a deployable choice);
     a file: a fitted distribution (e.g. DROPO/E-DROPO output).
     """
     from ..sim.distributions import Distribution, load_distribution
@@ -129,8 +129,8 @@ def resolve_distribution(choice: str, space_name: str):
     space = load_parameter_space(space_name)
     if choice == "uniform":
         return Distribution.uniform(space), {"distribution": "uniform", "parameter_space": space_name}
-    if choice == "oracle":
-        reality = load_reality()
+    if choice == "oracle" or choice.startswith("oracle:"):
+        reality = load_reality(choice.partition(":")[2] or "fr3_default")
         truth = reality.space.as_dict(reality.truth)
         values = space.vector({k: v for k, v in truth.items() if k in space.names}, fill_nominal=True)
         return Distribution.fixed(space, values, method="oracle"), {"distribution": "oracle",

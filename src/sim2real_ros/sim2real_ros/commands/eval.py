@@ -24,11 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reality", default="fr3_default", help="reality profile in config/reality (default fr3_default)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the first episode (default 1000)")
+    parser.add_argument("--over-ros", action="store_true",
+                        help="run policy_server and sim_bridge as processes over DDS (reach policies; judged by "
+                             "final end-effector distance and success, no returns)")
     parser.add_argument("--json", help="also write the summary to this JSON file")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate in process: the policy's action head and the safety layer, as the policy server applies them."""
+    """Evaluate in process (action head and safety layer as the server applies them), or over DDS."""
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.over_ros:
+        from ..eval_over_ros import evaluate_over_ros
+
+        ros = evaluate_over_ros(args.policy, args.target, args.episodes, args.seed, reality=args.reality)
+        print(ros.describe(f"{args.policy} on reach, {args.target} over DDS"))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"policy": str(args.policy), "target": args.target,
+                                                   "over_ros": True, **ros.summary()}, indent=2))
+        return 0
     policy = load_policy(args.policy)
     name = policy.spec.training.get("task")
     if not name:

@@ -1,0 +1,199 @@
+"""Evaluate a reach policy over DDS: policy_server <-> sim_bridge as separate processes, as on the arm.
+
+The evaluator sets each episode's target as the server's `extra_inputs`, resets the bridge's world, and
+judges the episode from the joint states alone (sim2real_core.policy.evaluation.ReachJudge): the final
+end-effector distance and success. Episode returns are not available here because the bridge does not
+publish the task's reward.
+"""
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from sim2real_core.policy.evaluation import EvalResult, ReachJudge, summarise
+from sim2real_core.policy.serving import load_servable_policy, robot_joints_and_period
+from sim2real_core.runner import resolve_executable
+from sim2real_core.stack import NodeSpec
+
+from . import contract
+from .messages import diagnostic_values, episode_event, joint_state_arrays, stamp_to_seconds
+
+TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class RosEvalResult:
+    """Over-DDS evaluation: success and final distance per episode, and the server's diagnostics."""
+
+    result: EvalResult  # `returns` hold the negative final distances [m]
+    server: dict[str, str]
+
+    def describe(self, title: str) -> str:
+        """Human-readable lines."""
+        distances = -np.asarray(self.result.returns)
+        low, high = sorted(-np.asarray(self.result.return_ci))
+        line = (f"{title}: {len(distances)} episodes over DDS, final distance {distances.mean():.3f} m "
+                f"(95% CI {low:.3f} .. {high:.3f}), success {self.result.success_rate:.2f} "
+                f"(95% Wilson CI {self.result.success_ci[0]:.2f} .. {self.result.success_ci[1]:.2f})")
+        s = self.server
+        return line + (f"\n  policy_server: reaction (state arrival -> command) p50 {_ms(s, 'reaction_p50_ms')}, "
+                       f"p99 {_ms(s, 'reaction_p99_ms')}; missed periods {s.get('missed_periods')} of "
+                       f"{s.get('periods')}; safety: clipped {s.get('clipped')}, rate-limited {s.get('rate_limited')}, "
+                       f"fault {s.get('fault')}")
+
+    def summary(self) -> dict:
+        """JSON-friendly summary."""
+        distances = (-np.asarray(self.result.returns)).tolist()
+        return {"episodes": len(distances), "final_distances": distances, "success_rate": self.result.success_rate,
+                "success_ci": self.result.success_ci, "server": self.server}
+
+
+def _ms(values: dict[str, str], key: str) -> str:
+    return f"{float(values[key]):.3f} ms" if key in values else "n/a"
+
+
+def spawn_node(spec: NodeSpec, workdir: Path) -> subprocess.Popen:
+    """Start a node executable with its parameters file in `workdir`; output goes to workdir/NAME.log."""
+    params = workdir / f"{spec.name}.yaml"
+    params.write_text(yaml.safe_dump(spec.params_file_content()))
+    log = open(workdir / f"{spec.name}.log", "w")
+    command = [str(resolve_executable(spec.package, spec.executable)), *spec.ros_arguments(params)]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+class _Probe:
+    """The evaluator's rclpy node: joint states, episode events, server diagnostics and service clients."""
+
+    def __init__(self, joints: list[str]):
+        self.node = rclpy.create_node("sim2real_eval")
+        self.joints = joints
+        self.states: list[tuple[float, np.ndarray]] = []
+        self.starts: dict[int, float] = {}
+        self.server: dict[str, str] = {}
+        n = self.node
+        n.create_subscription(JointState, contract.JOINT_STATES, self._on_state, contract.CONTROL_QOS)
+        n.create_subscription(String, contract.EPISODES, self._on_event, contract.EVENT_QOS)
+        n.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
+        self.reset_world = n.create_client(Trigger, f"/{contract.SIM_BRIDGE_NAME}/reset_world")
+        self.reset_fault = n.create_client(Trigger, "/policy_server/reset_fault")
+        self.set_server = n.create_client(SetParameters, "/policy_server/set_parameters")
+
+    def _on_state(self, msg: JointState) -> None:
+        q, _, _ = joint_state_arrays(msg, self.joints)
+        self.states.append((stamp_to_seconds(msg.header.stamp), q))
+
+    def _on_event(self, msg: String) -> None:
+        event = episode_event(msg)
+        if event.get("event") == "start" and event.get("source") == contract.SIM_BRIDGE_NAME:
+            self.starts[int(event["episode"])] = float(event["stamp"])
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith("policy_server"):
+                self.server = diagnostic_values(status)
+
+    def spin_until(self, condition, what: str, timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"over-ROS evaluation: timed out waiting for {what}")
+            rclpy.spin_once(self.node, timeout_sec=0.01)
+
+    def call(self, client, request, what: str):
+        self.spin_until(lambda: client.service_is_ready(), f"service {client.srv_name}")
+        future = client.call_async(request)
+        self.spin_until(future.done, what)
+        return future.result()
+
+
+def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 0,
+                      reality: str = "fr3_default", workdir: Path | None = None) -> RosEvalResult:
+    """Run `episodes` reach episodes of a policy file through policy_server and sim_bridge processes.
+
+    Args:
+        policy_path: policy folder or sidecar (its training.task must be reach).
+        target: ``sim`` (bridge profile sim, nominal parameters) or ``reality`` (the reality proxy).
+        episodes: number of episodes; each lasts the task file's episode_steps control periods.
+        seed: seed of the targets and of the bridge.
+        reality: reality profile for target ``reality``.
+        workdir: where node parameter files and logs go (default: a temporary folder).
+    """
+    joints, _ = robot_joints_and_period("fr3")
+    policy = load_servable_policy(policy_path, joints)
+    if policy.spec.training.get("task") != "reach":
+        raise ValueError(f"{policy.source}: over-ROS evaluation judges reach policies only "
+                         f"(training.task is {policy.spec.training.get('task')!r})")
+    judge = ReachJudge()
+    rng = np.random.default_rng(seed)
+    targets = [judge.target(rng) for _ in range(episodes)]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(workdir or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        bridge = NodeSpec(name=contract.SIM_BRIDGE_NAME, package="sim2real_ros", executable="sim_bridge",
+                          parameters={"profile": target, "task": "reach", "clocking": "realtime", "seed": seed,
+                                      "reality": reality})
+        server = NodeSpec(name="policy_server", package="sim2real_ros", executable="policy_server",
+                          parameters={"policy_path": str(policy.source), "extra_inputs": targets[0].tolist(),
+                                      "diagnostics_period": 0.5})
+        processes = [spawn_node(bridge, folder), spawn_node(server, folder)]
+        rclpy.init()
+        probe = _Probe(joints)
+        try:
+            distances, successes = [], []
+            for target_position in targets:
+                distance = _episode(probe, judge, target_position, processes, folder)
+                distances.append(distance)
+                successes.append(judge.success(distance))
+            probe.server = {}
+            probe.spin_until(lambda: bool(probe.server), "policy_server diagnostics")
+        finally:
+            probe.node.destroy_node()
+            rclpy.try_shutdown()
+            for process in processes:
+                process.send_signal(2)
+            for process in processes:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    return RosEvalResult(summarise([-d for d in distances], successes, seed), probe.server)
+
+
+def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, folder: Path) -> float:
+    for process in processes:
+        if process.poll() is not None:
+            log = (folder / f"{Path(process.args[0]).name}.log")
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}; see the logs in {folder}"
+                               + (f"\n{log.read_text()[-2000:]}" if log.exists() else ""))
+    param = ParameterMsg(name="extra_inputs", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY,
+                                                                  double_array_value=target.tolist()))
+    result = probe.call(probe.set_server, SetParameters.Request(parameters=[param]), "policy_server extra_inputs")
+    if not result.results[0].successful:
+        raise RuntimeError(f"policy_server refused the target: {result.results[0].reason}")
+    before = max(probe.starts, default=-1)
+    probe.call(probe.reset_world, Trigger.Request(), "sim_bridge reset_world")
+    probe.call(probe.reset_fault, Trigger.Request(), "policy_server reset_fault")
+    probe.spin_until(lambda: max(probe.starts, default=-1) > before, "the bridge's episode start event")
+    episode = max(probe.starts)
+    start = probe.starts[episode]
+    steps = judge.config.episode_steps
+    probe.states = [s for s in probe.states if s[0] > start]
+    probe.spin_until(lambda: sum(1 for s in probe.states if s[0] > start) >= steps,
+                     f"{steps} joint states of episode {episode}", timeout=TIMEOUT + steps * 0.05)
+    final = [q for stamp, q in probe.states if stamp > start][steps - 1]
+    probe.states = []
+    return judge.distance(final, target)
