@@ -37,7 +37,7 @@ def test_tuning_converges_to_the_real_optimal_gain_from_5_random_starts():
     tuning = LQRSimTuning(random_lqr(seed=0))
     starts, finals = [], []
     for seed in range(5):
-        _, history = tune_lqr(tuning, tuning.random_start(np.random.default_rng(seed)), iterations=30)
+        _, history = tune_lqr(tuning, tuning.random_start(np.random.default_rng(seed)), iterations=20)
         starts.append(history[0].normalized)
         finals.append(history[-1].normalized)
     assert min(starts) < 0.5
