@@ -26,7 +26,8 @@ def test_tuning_study_command_writes_tables_json_and_plots(tmp_path):
                                    "--lqr-iterations", "3", "--cmaes-budget", "8"])
     assert tuning_commands.run(args) == 0
     studies = json.loads((tmp_path / "tuning_study.json").read_text())
-    assert set(studies) == {"mdp", "lqr", "lqr_cmaes"}
+    assert set(studies) == {"mdp", "lqr", "lqr_cmaes", "accuracy_vs_performance"}
+    assert len(studies["accuracy_vs_performance"]) == 2  # one real MDP, two sim families
     assert len(studies["lqr_cmaes"]["runs"][0]["history"]) == 9  # start + 8 target evaluations
     assert len(studies["mdp"]["runs"][0]["history"]) == 4
     report = (tmp_path / "tuning_study.md").read_text()

@@ -5,7 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .study import lqr_cmaes_study, lqr_study, mdp_study, plot_study, study_table_markdown
+from .study import (accuracy_table_markdown, accuracy_vs_performance_study, lqr_cmaes_study, lqr_study, mdp_study,
+                    plot_study, study_table_markdown)
 
 HELP = "tune sim parameters for real return (3-state MDP, LQR; sensitivity gradient and CMA-ES): tables + plots"
 
@@ -13,7 +14,8 @@ HELP = "tune sim parameters for real return (3-state MDP, LQR; sensitivity gradi
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sim2real tuning-study`."""
     parser.add_argument("--out", required=True, help="output directory (tuning_study.md, .json, *.png)")
-    parser.add_argument("--seeds", type=int, default=5, help="randomised starts per setting (default 5)")
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="randomised starts per setting, and real MDPs of the accuracy comparison (default 5)")
     parser.add_argument("--mdp-iterations", type=int, default=40, help="outer iterations, MDP (default 40)")
     parser.add_argument("--lqr-iterations", type=int, default=60, help="outer iterations, LQR (default 60)")
     parser.add_argument("--cmaes-budget", type=int, default=150,
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the three studies; write a markdown report, the histories as JSON and one plot per study."""
+    """Run the studies; write a markdown report, the histories as JSON and one plot per convergence study."""
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     studies = {
@@ -35,9 +37,12 @@ def run(args: argparse.Namespace) -> int:
     for name, (study, xlabel) in studies.items():
         plot_study(study, out / f"tuning_{name}.png", xlabel)
         sections += [study_table_markdown(study), "", f"![{name}](tuning_{name}.png)", ""]
+    accuracy = accuracy_vs_performance_study(tuple(range(args.seeds)), args.mdp_iterations)
+    sections += [accuracy_table_markdown(accuracy), ""]
     report = "\n".join(sections)
     (out / "tuning_study.md").write_text(report)
-    (out / "tuning_study.json").write_text(json.dumps({k: v[0] for k, v in studies.items()}, indent=1) + "\n")
+    results = {k: v[0] for k, v in studies.items()} | {"accuracy_vs_performance": accuracy}
+    (out / "tuning_study.json").write_text(json.dumps(results, indent=1) + "\n")
     print(report)
     print(f"wrote {out / 'tuning_study.md'}, {out / 'tuning_study.json'} and the tuning_*.png plots")
     return 0

@@ -9,7 +9,10 @@ dJ_real(π_θ)/dθ is the sensitivity gradient: implicit differentiation of that
 Real return: J(π) = μ0ᵀ (I - γ P_real^π)^(-1) r_real^π, computed exactly from the real model (the tuner only
 ever sees J and ∇_π J, as it would from real-world policy evaluation). Normalised real return:
 (J(π_θ) - J_min) / (J* - J_min), where J* and J_min are the best and the worst real returns over all policies
-(1 = the real optimum, 0 = the worst policy); the plain ratio J/J* is reported alongside.
+(1 = the real optimum, 0 = the worst policy).
+
+`max_likelihood_params` gives the most *accurate* sim of a family (system identification), the baseline the
+performance-tuned sim is compared with (`study.accuracy_vs_performance_study`).
 """
 from __future__ import annotations
 
@@ -112,21 +115,26 @@ def soft_optimal_q(mdp: TabularMDP, temperature: float, tol: float = 1e-11, max_
 
 
 class TabularSimTuning:
-    """Outer problem of the tabular validation: θ = (transition logits (S·A·S), rewards (S·A)) of the sim.
+    """Outer problem of the tabular validation: θ = (transition logits, optionally rewards (S·A)) of the sim.
 
     Args:
         real: the real MDP (its model is used only to evaluate real returns and their policy gradient).
         temperature: entropy-regularisation temperature τ of the inner (sim) problem.
         tune_rewards: tune the sim rewards too; by default only the dynamics are tuned and the sim rewards are
             `real.rewards` (the task is known, the physics is not).
+        state_independent: a misspecified sim family whose transitions P_θ(s'|a) ignore the state (A·S
+            logits): no θ reproduces the real dynamics, so the most accurate sim and the best-performing sim
+            differ.
     """
 
-    def __init__(self, real: TabularMDP, temperature: float = 0.1, tune_rewards: bool = False):
+    def __init__(self, real: TabularMDP, temperature: float = 0.1, tune_rewards: bool = False,
+                 state_independent: bool = False):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.real, self.temperature, self.tune_rewards = real, temperature, tune_rewards
+        self.state_independent = state_independent
         s, a = real.n_states, real.n_actions
-        self._n_logits = s * a * s
+        self._n_logits = a * s if state_independent else s * a * s
         self.n_params = self._n_logits + (s * a if tune_rewards else 0)
         self.best_return = optimal_return(real, 1.0)
         self.worst_return = optimal_return(real, -1.0)
@@ -134,7 +142,11 @@ class TabularSimTuning:
     def _unpack(self, theta):
         s, a = self.real.n_states, self.real.n_actions
         lib = torch if isinstance(theta, torch.Tensor) else np
-        logits = theta[: self._n_logits].reshape(s, a, s)
+        if self.state_independent:
+            shared = theta[: self._n_logits].reshape(1, a, s)
+            logits = shared.expand(s, a, s) if lib is torch else np.broadcast_to(shared, (s, a, s))
+        else:
+            logits = theta[: self._n_logits].reshape(s, a, s)
         if self.tune_rewards:
             rewards = theta[self._n_logits:].reshape(s, a)
         else:
@@ -170,6 +182,26 @@ class TabularSimTuning:
             (g_q,) = torch.autograd.grad(value, q)
             grad = implicit_vjp(self._residual, q_star, torch.as_tensor(theta), g_q)
         return float(value.detach()), grad.numpy()
+
+    def max_likelihood_params(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """θ of the sim that best fits the real transitions (system identification with unlimited data).
+
+        Maximises Σ w(s, a) Σ_s' P_real(s'|s, a) log P_θ(s'|s, a) over the family: the real transition
+        probabilities themselves for the full family; for the state-independent family the w-weighted average
+        over states of P_real(·|s, a) per action. Rewards, when tuned, are the real ones.
+
+        Args:
+            weights: (S, A) state-action data weights; uniform when None.
+        """
+        s, a = self.real.n_states, self.real.n_actions
+        w = np.ones((s, a)) if weights is None else np.asarray(weights, dtype=float)
+        if w.shape != (s, a) or np.any(w < 0) or not np.all(w.sum(axis=0) > 0):
+            raise ValueError(f"weights must be a non-negative ({s}, {a}) array with data for every action")
+        probs = self.real.transitions
+        if self.state_independent:
+            probs = np.einsum("sa,sat->at", w, probs) / w.sum(axis=0)[:, None]
+        logits = np.log(np.clip(probs, 1e-12, None)).reshape(-1)
+        return np.concatenate([logits, self.real.rewards.reshape(-1)]) if self.tune_rewards else logits
 
     def random_start(self, rng: np.random.Generator) -> np.ndarray:
         """A randomised start: logits ~ N(0, 1), rewards ~ U(0, 1)."""
