@@ -81,7 +81,7 @@ def test_split_by_size_and_duration(tmp_path):
 
 def test_writer_rejects_unknown_type_existing_bag_and_unregistered_topic(tmp_path):
     writer = BagWriter(tmp_path / "bag")
-    with pytest.raises(BagError, match="unknown message type 'my_pkg/msg/Nope' for topic /x"):
+    with pytest.raises(BagError, match="topic /x: unknown message type 'my_pkg/msg/Nope'"):
         writer.add_topic("/x", "my_pkg/msg/Nope")
     with pytest.raises(BagError, match="topic /y was not added"):
         writer.write("/y", T0, b"")

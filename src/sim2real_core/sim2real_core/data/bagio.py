@@ -120,14 +120,21 @@ class BagWriter:
                 raise BagError(f"bag {self.path}: topic {topic} registered as {self._topics[topic].msgtype}, "
                                f"not {msgtype}")
             return
+        try:
+            msgdef, hashed = self.check_type(msgtype, msgdef, self._store)
+        except BagError as exc:
+            raise BagError(f"bag {self.path}: topic {topic}: {exc}") from exc
+        self._topics[topic] = _Topic(topic, msgtype, msgdef, rihs01 or hashed, list(qos))
+
+    @staticmethod
+    def check_type(msgtype: str, msgdef: str | None = None, store: Typestore | None = None) -> tuple[str, str]:
+        """(definition, RIHS01 hash) of `msgtype`; BagError when neither the store nor `msgdef` defines it."""
+        store = store or typestore()
         if msgdef is None:
-            if msgtype not in self._store.fielddefs:
-                raise BagError(f"bag {self.path}: unknown message type {msgtype!r} for topic {topic}; "
-                               "give its definition (msgdef) or use a standard type")
-            msgdef = self._store.generate_msgdef(msgtype, ros_version=2)[0]
-        if rihs01 is None:
-            rihs01 = _type_hash(msgtype, msgdef, self._store)
-        self._topics[topic] = _Topic(topic, msgtype, msgdef, rihs01, list(qos))
+            if msgtype not in store.fielddefs:
+                raise BagError(f"unknown message type {msgtype!r}; give its definition (msgdef) or use a standard type")
+            msgdef = store.generate_msgdef(msgtype, ros_version=2)[0]
+        return msgdef, _type_hash(msgtype, msgdef, store)
 
     def set_qos(self, topic: str, qos: Sequence[Qos]) -> None:
         """Replace the offered QoS profiles recorded for `topic` (written to metadata on the next file close)."""
@@ -166,6 +173,11 @@ class BagWriter:
         self._pending += size
         now = time.monotonic()
         if self._pending >= self.chunk_size or (self.flush_period and now - self._last_flush >= self.flush_period):
+            self.flush()
+
+    def flush_if_due(self) -> None:
+        """Flush a pending chunk older than `flush_period` (call while idle, e.g. when no message arrives)."""
+        if self._pending and self.flush_period and time.monotonic() - self._last_flush >= self.flush_period:
             self.flush()
 
     def flush(self) -> None:

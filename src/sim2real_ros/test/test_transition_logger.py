@@ -1,0 +1,175 @@
+"""transition_logger as a separate process over real DDS: round trip to a dataset, services, SIGKILL + recovery."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import numpy as np
+from conftest import spin_until
+from mcap.reader import make_reader
+from std_msgs.msg import Float64MultiArray, String
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+
+from sim2real_core.data import BagReader, bag_to_dataset, read_metadata, recover_bag
+from sim2real_ros import contract
+from sim2real_ros.messages import command_msg, joint_state_msg, seconds_to_stamp
+
+JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
+T0 = 1_700_000_000.0
+
+
+def _publishers(node):
+    return (node.create_publisher(JointState, contract.JOINT_STATES, contract.CONTROL_QOS),
+            node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS),
+            node.create_publisher(String, contract.EPISODES, contract.EVENT_QOS))
+
+
+def _wait_matched(node, publishers, timeout=20.0):
+    assert spin_until(node, lambda: all(p.get_subscription_count() > 0 for p in publishers), timeout), \
+        "the logger never subscribed"
+    spin_until(node, lambda: False, 1.0)  # discovery is two-sided: let the logger's readers match us too
+
+
+def _state(i):
+    q = 0.1 * np.arange(1, 8) + 1e-3 * i
+    return q, -q + 0.5 * i
+
+
+def _publish_run(node, states, commands, episodes, n=60, episode_number=0):
+    """States at (nominal) 1 kHz with header stamps T0 + i ms; command j = value j after state 10 j."""
+    episodes.publish(String(data=json.dumps({"event": "start", "episode": episode_number})))
+    time.sleep(0.01)
+    for i in range(n):
+        q, dq = _state(i)
+        states.publish(joint_state_msg(JOINTS, seconds_to_stamp(T0 + i * 1e-3), q, dq, np.zeros(7)))
+        if i % 10 == 0:
+            time.sleep(0.0005)
+            commands.publish(command_msg(np.full(7, float(i // 10))))
+        time.sleep(0.001)
+    episodes.publish(String(data=json.dumps({"event": "end", "episode": episode_number})))
+
+
+def _call(node, client, timeout=10.0):
+    assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} not available"
+    future = client.call_async(Trigger.Request())
+    assert spin_until(node, future.done, timeout)
+    return future.result()
+
+
+def test_round_trip_over_dds_gives_exact_values(tmp_path, launch_node, ros_node):
+    bag = tmp_path / "bag"
+    logger = launch_node("transition_logger", parameters={"output": str(bag), "flush_period": 0.2})
+    pubs = _publishers(ros_node)
+    _wait_matched(ros_node, pubs)
+    _publish_run(ros_node, *pubs)
+    time.sleep(0.5)
+    output = logger.output()
+    assert logger.stop() == 0, output
+
+    info = read_metadata(bag)
+    counts = {t["topic_metadata"]["name"]: t["message_count"] for t in info["topics_with_message_count"]}
+    assert counts[contract.JOINT_STATES] == 60 and counts[contract.EFFORT_COMMANDS] == 6
+    assert counts[contract.EPISODES] == 2
+    qos = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"] for t in info["topics_with_message_count"]}
+    assert qos[contract.JOINT_STATES][0]["reliability"] == "reliable"
+
+    data = bag_to_dataset(bag, 0.01)
+    assert len(data) == 5
+    for k in range(5):
+        assert np.array_equal(data.observations[k], np.concatenate(_state(10 * k)))
+        assert np.array_equal(data.next_observations[k], np.concatenate(_state(10 * k + 10)))
+        assert np.array_equal(data.actions[k], np.full(7, float(k)))
+    assert data.metadata["counts"]["interpolated_states"] == 0 and data.timeouts[-1]
+
+    # A second, independent reader (the mcap library) agrees with the metadata.
+    with open(bag / info["relative_file_paths"][0], "rb") as stream:
+        summary = make_reader(stream).get_summary()
+    by_topic = {c.topic: summary.statistics.channel_message_counts.get(cid, 0) for cid, c in summary.channels.items()}
+    assert by_topic[contract.JOINT_STATES] == 60 and summary.statistics.message_count == info["message_count"]
+
+
+def test_start_split_stop_services_and_unknown_type(tmp_path, launch_node, ros_node):
+    bag = tmp_path / "bag"
+    logger = launch_node("transition_logger", parameters={
+        "output": str(bag), "autostart": False, "topics": [contract.EFFORT_COMMANDS, "/mystery"],
+        "topic_types": ["/mystery=nope_msgs/msg/Nope"]})
+    start, stop, split = (ros_node.create_client(Trigger, f"/transition_logger/{name}") for name in ("start", "stop", "split"))
+    commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
+    _wait_matched(ros_node, [commands])
+    assert not _call(ros_node, stop).success  # not recording yet
+    commands.publish(command_msg(np.full(7, -1.0)))  # before start: not recorded
+    time.sleep(0.2)
+    started = _call(ros_node, start)
+    assert started.success and started.message == str(bag)
+    assert not _call(ros_node, start).success  # already recording
+    for i in range(5):
+        commands.publish(command_msg(np.full(7, float(i))))
+    time.sleep(0.3)
+    assert _call(ros_node, split).success
+    for i in range(5, 8):
+        commands.publish(command_msg(np.full(7, float(i))))
+    time.sleep(0.3)
+    stopped = _call(ros_node, stop)
+    assert stopped.success and stopped.message == str(bag)
+    files = read_metadata(bag)["files"]
+    assert [f["message_count"] for f in files] == [5, 3]
+    with BagReader(bag) as reader:
+        assert [m.data[0] for _, _, _, m in reader.messages([contract.EFFORT_COMMANDS])] == list(range(8))
+    assert _call(ros_node, start).message == f"{bag}_2"  # a new bag, never over the old one
+    output = logger.output()
+    assert "not recording /mystery" in output and "nope_msgs/msg/Nope" in output
+    logger.process.send_signal(signal.SIGTERM)  # SIGTERM finalizes like SIGINT
+    assert logger.process.wait(15) == 0
+    assert read_metadata(f"{bag}_2")["message_count"] == 0
+
+
+def test_sigkill_leaves_a_recoverable_bag(tmp_path, launch_node, ros_node):
+    bag = tmp_path / "bag"
+    logger = launch_node("transition_logger", parameters={"output": str(bag), "flush_period": 0.1,
+                                                          "topics": [contract.EFFORT_COMMANDS]})
+    commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
+    _wait_matched(ros_node, [commands])
+    for i in range(200):
+        commands.publish(command_msg(np.full(7, float(i))))
+        time.sleep(0.001)
+    time.sleep(1.0)  # longer than flush_period: everything is on disk
+    logger.process.send_signal(signal.SIGKILL)
+    logger.process.wait(10)
+    assert not (bag / "metadata.yaml").exists()
+
+    report = recover_bag(bag)
+    assert report.messages == 200 and not report.files[0].complete
+    with BagReader(bag) as reader:
+        values = [m.data[0] for _, _, _, m in reader.messages([contract.EFFORT_COMMANDS])]
+    assert values == [float(i) for i in range(200)]
+
+
+def test_no_message_lost_at_three_topics_of_1khz(tmp_path, launch_node, ros_node):
+    bag = tmp_path / "bag"
+    logger = launch_node("transition_logger", parameters={
+        "output": str(bag), "topics": [contract.JOINT_STATES, contract.EFFORT_COMMANDS, "/load"],
+        "topic_types": ["/load=std_msgs/msg/Float64MultiArray"]})
+    states, commands, _ = _publishers(ros_node)
+    load = ros_node.create_publisher(Float64MultiArray, "/load", contract.CONTROL_QOS)
+    _wait_matched(ros_node, [states, commands, load])
+    n, start = 2000, time.monotonic()
+    for i in range(n):
+        q, dq = _state(i)
+        states.publish(joint_state_msg(JOINTS, seconds_to_stamp(T0 + i * 1e-3), q, dq, np.zeros(7)))
+        commands.publish(command_msg(np.full(7, float(i))))
+        load.publish(command_msg(np.zeros(7)))
+        delay = start + (i + 1) * 1e-3 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    time.sleep(1.0)
+    assert logger.stop() == 0
+    counts = {t["topic_metadata"]["name"]: t["message_count"] for t in read_metadata(bag)["topics_with_message_count"]}
+    assert counts == {contract.JOINT_STATES: n, contract.EFFORT_COMMANDS: n, "/load": n}
+
+
+def test_bad_parameter_exits_2(launch_node):
+    logger = launch_node("transition_logger", parameters={"max_file_size": -1})
+    assert logger.process.wait(30) == 2
+    assert "max_file_size must be >= 0" in logger.output()
