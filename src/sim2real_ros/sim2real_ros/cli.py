@@ -18,6 +18,7 @@ COMMANDS = {
     "summary": "sim2real_core.data.commands.summary",
     "bag-recover": "sim2real_core.data.commands.bag_recover",
     "lock-study": "sim2real_core.explore.lock_command",
+    "explore-train": "sim2real_core.explore.train_command",
     "tuning-study": "sim2real_core.tuning.commands",
 }
 
