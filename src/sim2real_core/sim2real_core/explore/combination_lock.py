@@ -325,7 +325,10 @@ def lock_study(horizons: Sequence[int] = tuple(range(4, 13)), seeds: int = 5, n_
 
 
 def lock_table_markdown(rows: list[dict]) -> str:
-    """Markdown table of `lock_study` rows; a censored mean (some seed unsolved) is shown as '>= mean'."""
+    """Markdown table of `lock_study` rows; a censored mean (some seed unsolved) is shown as '>= mean'.
+
+    ratio = direct / explore mean episodes (floored at one episode), a lower bound when only direct is censored.
+    """
     lines = ["| H | direct P(success)/episode | direct episodes to solve | direct solved | "
              "explore P(success)/episode | explore episodes to solve | explore solved | ratio |",
              "|---|---|---|---|---|---|---|---|"]
@@ -335,7 +338,8 @@ def lock_table_markdown(rows: list[dict]) -> str:
             mean = row[f"{method}_mean_episodes"]
             prefix = ">= " if row[f"{method}_solved"] < row["seeds"] else ""
             cells += [f"{row[f'{method}_p_success']:.3g}", f"{prefix}{mean:.1f}", f"{row[f'{method}_solved']}/{row['seeds']}"]
-        cells.append(f"{row['direct_mean_episodes'] / max(row['explore_mean_episodes'], 1.0):.1f}")
+        ratio_prefix = ">= " if row["direct_solved"] < row["seeds"] and row["explore_solved"] == row["seeds"] else ""
+        cells.append(f"{ratio_prefix}{row['direct_mean_episodes'] / max(row['explore_mean_episodes'], 1.0):.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     budget = rows[0]["budget"] if rows else 0
     lines.append("")
