@@ -117,8 +117,9 @@ def resolve_distribution(choice: str, space_name: str):
     """``none`` | ``uniform`` | ``oracle`` | a distribution YAML -> (Distribution or None, provenance).
 
     ``none``: nominal parameters; ``uniform``: the whole parameter box of the task's space; ``oracle`` (or
-    ``oracle:PROFILE`` for another config/reality profile): the reality proxy's hidden truth as a point mass (a privileged upper baseline, never a deployable choice);
-    a file: a fitted distribution (e.g. DROPO/E-DROPO output).
+    ``oracle:PROFILE`` for another config/reality profile): the reality proxy's hidden in-family truth as a
+    point mass (a privileged upper baseline, never a deployable choice); a file: a fitted distribution
+    (e.g. DROPO/E-DROPO output).
     """
     from ..sim.distributions import Distribution, load_distribution
     from ..sim.parameters import load_parameter_space
@@ -130,15 +131,16 @@ def resolve_distribution(choice: str, space_name: str):
     if choice == "uniform":
         return Distribution.uniform(space), {"distribution": "uniform", "parameter_space": space_name}
     if choice == "oracle" or choice.startswith("oracle:"):
-        reality = load_reality(choice.partition(":")[2] or "fr3_default")
+        profile = choice.partition(":")[2] or "fr3_default"
+        reality = load_reality(profile)
         truth = reality.space.as_dict(reality.truth)
         values = space.vector({k: v for k, v in truth.items() if k in space.names}, fill_nominal=True)
-        return Distribution.fixed(space, values, method="oracle"), {"distribution": "oracle",
+        return Distribution.fixed(space, values, method="oracle"), {"distribution": "oracle", "reality": profile,
                                                                     "parameter_space": space_name}
     path = Path(choice)
     if path.suffix not in (".yaml", ".yml"):
-        raise ValueError(f"--distribution must be one of {DISTRIBUTION_KEYWORDS} or a distribution .yaml file, "
-                         f"got {choice!r}")
+        raise ValueError(f"--distribution must be one of {DISTRIBUTION_KEYWORDS}, oracle:PROFILE or a "
+                         f"distribution .yaml file, got {choice!r}")
     dist = load_distribution(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return dist, {"distribution": str(path), "distribution_sha256": digest, "distribution_method": dist.method,
@@ -182,4 +184,15 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
 
 def ppo_defaults(name: str) -> dict[str, Any]:
     """The task's PPO settings from config/policy/train.yaml (PPOConfig keyword arguments)."""
-    return dict(task_defaults(name).get("ppo") or {})
+    from dataclasses import fields
+
+    from .ppo import PPOConfig
+
+    settings = dict(task_defaults(name).get("ppo") or {})
+    unknown = sorted(set(settings) - {f.name for f in fields(PPOConfig)})
+    if unknown:
+        raise ConfigError(f"{config_path(*TRAIN_CONFIG)}: tasks.{name}.ppo has unknown keys {unknown}; "
+                          f"known: {[f.name for f in fields(PPOConfig)]}")
+    if "hidden" in settings:
+        settings["hidden"] = tuple(int(h) for h in settings["hidden"])
+    return settings

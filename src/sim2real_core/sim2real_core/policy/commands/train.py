@@ -34,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
     task = make_task(args.task, args.distribution)
     settings = ppo_defaults(args.task)
     settings.update(seed=args.seed, **({"num_envs": args.envs} if args.envs else {}))
-    if "hidden" in settings:
-        settings["hidden"] = tuple(settings["hidden"])
     config = PPOConfig(**settings)
     outcome = train_policy(task, args.steps, args.out, config, progress=not args.no_progress)
     print(f"policy: {outcome.policy_path} (sha256 {outcome.policy.sha256[:12]})")
