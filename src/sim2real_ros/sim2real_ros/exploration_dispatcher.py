@@ -11,7 +11,8 @@ Episodes begin
   - target "sim": after a successful call of the bridge's reset service (`reset_service`);
   - target "hardware": when an operator calls this node's `~/start_episode` (std_srvs/Trigger).
 Boundaries go to /sim2real/episode as std_msgs/String JSON, e.g.
-  {"event": "start", "episode": 0, "episodes": 10, "policy": 2, "policy_name": "explore_2", "stamp": 12.34}
+  {"event": "start", "episode": 0, "episodes": 10, "policy": 2, "policy_name": "explore_2",
+   "source": "exploration_dispatcher", "stamp": 12.34}
   {"event": "end", ..., "steps": 500, "random_steps": 98, "stop_steps": 3, "fault": "none", "safety": {...}}
 Progress goes to /diagnostics. When every episode has ended the node exits with code 0.
 
@@ -28,6 +29,8 @@ Parameters:
         publishes once per control period, control_period / 1 ms on franka_ros2 (1 kHz joint states).
     watchdog_periods (int, default from config/policy/safety.yaml): target hardware: control periods
         without a fresh state before the torque is zeroed for the rest of the episode.
+    wait_for_subscribers (int, default 0): no episode starts while fewer nodes subscribe to the episode topic
+        (set 1 with a transition logger, so no boundary is published before the recorder listens).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
 """
 from __future__ import annotations
@@ -87,6 +90,7 @@ class ExplorationDispatcher(Node):
         reset_timeout = self.declare_parameter("reset_timeout", 10.0, fixed).value
         self.decimation = self.declare_parameter("state_decimation", 1, fixed).value
         watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
+        self.wait_for_subscribers = self.declare_parameter("wait_for_subscribers", 0, fixed).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
         if self.target not in TARGETS:
             raise ValueError(f"parameter target must be one of {TARGETS}, got {self.target!r}")
@@ -141,7 +145,7 @@ class ExplorationDispatcher(Node):
 
     def _request_reset(self) -> None:
         """Target sim: ask the bridge for a reset (retried by a timer while it is missing or failing)."""
-        if self.phase is not Phase.RESETTING:
+        if self.phase is not Phase.RESETTING or not self._recorders_ready():
             return
         if self._reset_future is not None:
             if time.monotonic() - self._reset_sent < self.reset_timeout:
@@ -171,11 +175,12 @@ class ExplorationDispatcher(Node):
                            f"{response.message if response is not None else future.exception()}"
             self.get_logger().error(self.problem)
             return
-        self.problem = ""
         self._begin_episode()
 
     def _on_start_episode(self, _request, response):
-        if self.phase is Phase.WAITING:
+        if self.phase is Phase.WAITING and not self._recorders_ready():
+            response.success, response.message = False, self.problem
+        elif self.phase is Phase.WAITING:
             self._begin_episode()
             record = self.dispatcher.current
             response.success = True
@@ -186,8 +191,19 @@ class ExplorationDispatcher(Node):
                 "" if self.target == "hardware" else " (target sim resets by itself)")
         return response
 
+    def _recorders_ready(self) -> bool:
+        """Whether enough nodes (e.g. the transition logger) listen for episode boundaries to start one."""
+        listening = self.count_subscribers(self.event_pub.topic_name)
+        if listening >= self.wait_for_subscribers:
+            return True
+        self.problem = (f"waiting for {self.wait_for_subscribers} subscribers of {self.event_pub.topic_name} "
+                        f"(have {listening})")
+        self.get_logger().warn(self.problem, throttle_duration_sec=10.0)
+        return False
+
     def _begin_episode(self) -> None:
         event = self.dispatcher.start_episode()
+        self.problem = ""
         self._states_in_episode = 0
         self.phase = Phase.RUNNING
         self._publish_event(event)
@@ -266,7 +282,7 @@ class ExplorationDispatcher(Node):
         return self.dispatcher.names[index] if index >= 0 else "random"
 
     def _publish_event(self, event: dict[str, object]) -> None:
-        stamped = {**event, "stamp": self.get_clock().now().nanoseconds * 1e-9}
+        stamped = {**event, "source": self.get_name(), "stamp": self.get_clock().now().nanoseconds * 1e-9}
         self.event_pub.publish(episode_event_msg(stamped))
 
     def _publish_diagnostics(self) -> None:

@@ -103,7 +103,7 @@ def test_sim_target_resets_before_each_episode_and_exits_zero(launch_node, ros_n
     dispatcher = launch_node("exploration_dispatcher", parameters={
         "policies": [str(write_policies(tmp_path / "set", 2))], "target": "sim", "episodes": episodes,
         "episode_steps": steps, "random_action_prob": 0.3, "random_torque_fraction": 0.2, "seed": 3,
-        "reset_retry_period": 0.2})
+        "reset_retry_period": 0.2, "wait_for_subscribers": 1})
     assert spin_until(ros_node, lambda: dispatcher.process.poll() is not None, 60.0), dispatcher.output()
     assert dispatcher.stop() == 0, dispatcher.log_path.read_text()
     spin_until(ros_node, lambda: len(arm.events) >= 2 * episodes, 2.0)
@@ -139,7 +139,8 @@ def test_hardware_target_waits_for_the_operator_and_keeps_the_watchdog(launch_no
     steps = 60
     dispatcher = launch_node("exploration_dispatcher", parameters={
         "policies": [str(write_policies(tmp_path / "set", 1) / "explore_0")], "target": "hardware",
-        "episodes": 2, "episode_steps": steps, "random_action_prob": 0.0, "watchdog_periods": 20})
+        "episodes": 2, "episode_steps": steps, "random_action_prob": 0.0, "watchdog_periods": 20,
+        "wait_for_subscribers": 1})
     trigger = ros_node.create_client(Trigger, "/exploration_dispatcher/start_episode")
     assert trigger.wait_for_service(timeout_sec=20.0), dispatcher.output()
 
@@ -179,3 +180,36 @@ def test_hardware_target_waits_for_the_operator_and_keeps_the_watchdog(launch_no
     end = arm.events[3]
     assert end["event"] == "end" and end["episode"] == 1 and end["fault"] == "watchdog" and end["steps"] == steps
     assert end["safety"]["watchdog"] == 1
+
+
+def test_with_the_sim_bridge_in_lockstep(launch_node, ros_node, tmp_path):
+    """Dispatcher and sim_bridge processes: every episode starts from a bridge reset and steps it in lockstep."""
+    events, bridge_status = [], []
+    ros_node.create_subscription(String, contract.EPISODES, lambda m: events.append(episode_event(m)),
+                                 contract.EVENT_QOS)
+    ros_node.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, lambda m: bridge_status.extend(
+        diagnostic_values(d) for d in m.status if d.name.startswith("sim_bridge")), contract.EVENT_QOS)
+    bridge = launch_node("sim_bridge", parameters={"profile": "sim", "task": "reach", "clocking": "lockstep",
+                                                   "diagnostics_period": 0.2})
+    episodes, steps = 3, 40
+    dispatcher = launch_node("exploration_dispatcher", parameters={
+        "policies": [str(write_policies(tmp_path / "set", 2))], "target": "sim", "episodes": episodes,
+        "episode_steps": steps, "random_action_prob": 0.2, "reset_retry_period": 0.2,
+        "wait_for_subscribers": 1})
+    assert spin_until(ros_node, lambda: dispatcher.process.poll() is not None, 90.0), dispatcher.output()
+    assert dispatcher.stop() == 0, dispatcher.log_path.read_text()
+    mine = [e for e in events if e.get("source") == "exploration_dispatcher"]
+    assert [(e["event"], e["episode"]) for e in mine] == [(k, n) for n in range(episodes) for k in ("start", "end")]
+    ends = [e for e in mine if e["event"] == "end"]
+    assert all(e["steps"] == steps and e["fault"] == "none" for e in ends), ends
+    # Lockstep: the bridge stepped once per command, none dropped, and was reset once per episode (plus the
+    # reset at its launch).
+    commands = sum(e["steps"] + e["stop_steps"] for e in ends)
+    assert spin_until(ros_node, lambda: bridge_status and bridge_status[-1]["commands"] == str(commands), 5.0), \
+        (commands, bridge_status[-1:])
+    status = bridge_status[-1]
+    assert status["resets"] == str(episodes + 1) and status["steps"] == str(commands)
+    assert all(status[k] == "0" for k in status if k.startswith("dropped"))
+    bridge_starts = [e for e in events if e.get("source") == "sim_bridge" and e["event"] == "start"]
+    assert bridge_starts[-1]["episode"] == episodes
+    assert bridge.process.poll() is None, bridge.output()
