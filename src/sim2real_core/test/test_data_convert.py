@@ -94,6 +94,29 @@ def test_recorded_episodes_split_and_mark_terminal_or_timeout(tmp_path):
     assert counts["states_outside_episodes"] == 5 and counts["episodes"] == 2 and counts["episode_events"] == 4
 
 
+def test_collector_events_win_over_simulator_resets(tmp_path):
+    """In sim both the bridge (on reset) and the dispatcher (around its episodes) publish boundaries."""
+    messages = control_log(n_states=100)
+    messages += [(EPISODES, T0 - 1_000_000, episode("end", 6, source="sim_bridge")),
+                 (EPISODES, T0 - 900_000, episode("start", 7, source="sim_bridge")),
+                 (EPISODES, T0, episode("start", 0, source="exploration_dispatcher")),
+                 (EPISODES, T0 + 45_000_000, episode("end", 0, source="exploration_dispatcher")),
+                 (EPISODES, T0 + 60_000_000, episode("end", 7, source="sim_bridge")),
+                 (EPISODES, T0 + 60_000_100, episode("start", 8, source="sim_bridge"))]
+    bag = write_bag(tmp_path / "bag", messages, WITH_EPISODES)
+    data = bag_to_dataset(bag, 0.01)
+    assert data.metadata["source"]["episode_source"] == "exploration_dispatcher"
+    assert data.extras["episodes"].tolist() == [0] * 4 and data.metadata["counts"]["episode_events_ignored"] == 4
+    bridge = bag_to_dataset(bag, 0.01, episode_source="sim_bridge")
+    assert bridge.extras["episodes"].tolist() == [7] * 5 + [8] * 3
+    assert bridge.metadata["counts"]["unmatched_episode_events"] == 2  # end of 6 without start, 8 never ends
+    messages.append((EPISODES, T0 + 70_000_000, episode("start", 1, source="operator")))
+    with pytest.raises(BagError, match=r"several sources \['exploration_dispatcher', 'operator'\]"):
+        bag_to_dataset(write_bag(tmp_path / "two", messages, WITH_EPISODES), 0.01)
+    with pytest.raises(BagError, match="no events from source 'nobody'"):
+        bag_to_dataset(bag, 0.01, episode_source="nobody")
+
+
 def test_gap_in_states_splits_the_trajectory(tmp_path):
     messages = [m for m in control_log(n_states=100) if not (m[0] == STATES and 40 <= (m[1] - T0) // 1_000_000 < 70)]
     data = bag_to_dataset(write_bag(tmp_path / "bag", messages, BASIC), 0.01)

@@ -5,8 +5,9 @@ Rules (each one counted in `metadata["counts"]` when it drops or changes data):
   reordered to the robot's joint names by name; extra joints (gripper fingers) are ignored. A message that
   lacks a joint, repeats a name, has fields of the wrong length or no velocities is an error naming the bag,
   topic and message index. A state with a non-finite position or velocity is dropped (`dropped_nonfinite_states`).
-- Episodes: `/sim2real/episode` events ({"event": "start"|"end", "episode": n, "terminal": bool?}) split the
-  recording by log (receive) time; states outside an episode are dropped (`states_outside_episodes`). Without
+- Episodes: `/sim2real/episode` events ({"event": "start"|"end", "episode": n, "terminal": bool?, "source": node})
+  split the recording by log (receive) time; with several sources one is used (`episode_source`; events of
+  others are counted in `episode_events_ignored`), unpaired events in `unmatched_episode_events`; states outside an episode are dropped (`states_outside_episodes`). Without
   events the whole bag is one episode. Within an episode, header stamps must increase strictly (else an error
   naming the message): they set the time base. A gap longer than `max_gap` between states splits the
   episode into segments (`gap_splits`).
@@ -42,6 +43,7 @@ EPISODES_TOPIC = "/sim2real/episode"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 COMMAND_TYPE = "std_msgs/msg/Float64MultiArray"
 EPISODE_TYPE = "std_msgs/msg/String"
+SIMULATOR_SOURCE = "sim_bridge"  # the simulator's reset events yield to a data collector's boundaries
 EXACT_NS = 1000  # a grid point within 1 us of a state sample takes that sample as is
 
 
@@ -82,7 +84,7 @@ class _States:
 def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, *, robot: str = "fr3",
                    joint_names: Sequence[str] | None = None, joint_states_topic: str | None = None,
                    commands_topic: str = COMMANDS_TOPIC, episodes_topic: str = EPISODES_TOPIC,
-                   max_gap: float | None = None) -> TransitionDataset:
+                   episode_source: str | None = None, max_gap: float | None = None) -> TransitionDataset:
     """Convert a rosbag2 recording (MCAP or sqlite3) into transitions (s, a, s') at `control_period`.
 
     Args:
@@ -93,6 +95,8 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         joint_states_topic: sensor_msgs/JointState topic (default: /franka/joint_states, else /joint_states).
         commands_topic: std_msgs/Float64MultiArray effort commands, one value per joint.
         episodes_topic: std_msgs/String JSON episode events; optional in the bag.
+        episode_source: use only events whose "source" is this node (default: the one data collector, e.g.
+            exploration_dispatcher, over the simulator's reset events; an error if several collectors).
         max_gap: longest state gap [s] bridged by interpolation (default: 3 x the episode's median state
             interval, i.e. two samples in a row may be missing).
     Returns:
@@ -118,7 +122,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
     counts = {"state_messages": int(len(states.stamps)), "command_messages": int(len(cmd_log)),
               "episode_events": len(events), "dropped_nonfinite_states": 0, "states_outside_episodes": 0,
               "gap_splits": 0, "interpolated_states": 0, "dropped_no_command": 0, "dropped_nonfinite_actions": 0,
-              "dropped_short_segments": 0}
+              "dropped_short_segments": 0, "episode_events_ignored": 0, "unmatched_episode_events": 0}
     if len(states.stamps) == 0:
         raise BagError(f"bag {bag}: topic {state_topic} has no messages")
     if len(cmd_log) == 0:
@@ -126,7 +130,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
 
     finite = np.isfinite(states.q).all(axis=1) & np.isfinite(states.dq).all(axis=1)
     counts["dropped_nonfinite_states"] = int((~finite).sum())
-    episodes = _episode_intervals(bag, episodes_topic, events, has_episodes)
+    episodes, source = _episode_intervals(bag, episodes_topic, events, episode_source, counts)
     period_ns = int(round(period * 1e9))
     gap_ns = None if max_gap is None else int(round(max_gap * 1e9))
     out: dict[str, list] = {k: [] for k in ("obs", "next", "act", "term", "tout", "time", "episode")}
@@ -161,7 +165,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         "action_names": [f"tau_{n}" for n in names], "action_units": "N*m (torque without gravity)",
         "control_period": period, "max_gap": None if gap_ns is None else gap_ns / 1e9,
         "source": {"bag": str(bag.resolve()), "joint_states_topic": state_topic, "commands_topic": commands_topic,
-                   "episodes_topic": episodes_topic if has_episodes else None},
+                   "episodes_topic": episodes_topic if has_episodes else None, "episode_source": source},
         "counts": counts,
     }
     return TransitionDataset(
@@ -235,12 +239,16 @@ def _joint_order(where: str, key: tuple, names: list[str]) -> np.ndarray:
     return np.array([index[name] for name in names])
 
 
-def _episode_intervals(bag: Path, topic: str, events: list, has_topic: bool) -> list[tuple[int, int, int, bool]]:
-    """(episode number, start log ns, end log ns, terminal) from the events; the whole bag without events."""
+def _episode_intervals(bag: Path, topic: str, events: list, source: str | None,
+                       counts: dict) -> tuple[list[tuple[int, int, int, bool]], str | None]:
+    """(episode number, start log ns, end log ns, terminal) per episode, and the event source used.
+
+    Without events the whole bag is one episode. Events carry an optional "source" (the publishing node);
+    when several nodes publish boundaries, `source` picks one, else the data collector's (any source other
+    than the simulator's) win over the simulator's resets.
+    """
     whole = [(0, -(2**63), 2**63 - 1, False)]
-    if not has_topic or not events:
-        return whole
-    intervals, open_start, open_number = [], None, None
+    parsed = []
     for log_time, i, text in events:
         where = f"bag {bag}: topic {topic} message #{i} (log time {log_time} ns)"
         try:
@@ -249,19 +257,41 @@ def _episode_intervals(bag: Path, topic: str, events: list, has_topic: bool) -> 
         except (ValueError, TypeError, KeyError) as exc:
             raise BagError(f"{where}: expected JSON {{\"event\": \"start\"|\"end\", \"episode\": n}}, "
                            f"got {text!r} ({exc})") from exc
+        if kind not in ("start", "end"):
+            raise BagError(f"{where}: unknown episode event {kind!r}; expected 'start' or 'end'")
+        parsed.append((log_time, kind, number, bool(event.get("terminal", False)), str(event.get("source", ""))))
+    sources = list(dict.fromkeys(e[4] for e in parsed))
+    if source is not None:
+        if source not in sources:
+            raise BagError(f"bag {bag}: topic {topic} has no events from source {source!r} (sources: {sources})")
+        chosen = source
+    else:
+        collectors = [s for s in sources if s != SIMULATOR_SOURCE] or sources
+        if len(collectors) > 1:
+            raise BagError(f"bag {bag}: topic {topic} has episode events from several sources {collectors}; "
+                           "choose one with episode_source")
+        chosen = collectors[0] if collectors else None
+    counts["episode_events_ignored"] = sum(e[4] != chosen for e in parsed)
+    parsed = [e for e in parsed if e[4] == chosen]
+    if not parsed:
+        return whole, None
+    intervals, open_start, open_number, unmatched = [], None, None, 0
+    for log_time, kind, number, terminal, _ in parsed:
         if kind == "start":
             if open_start is not None:  # a start without an end closes the previous episode
                 intervals.append((open_number, open_start, log_time - 1, False))
+                unmatched += 1
             open_start, open_number = log_time, number
-        elif kind == "end":
-            if open_start is not None and number == open_number:
-                intervals.append((number, open_start, log_time, bool(event.get("terminal", False))))
-                open_start = None
+        elif open_start is not None and number == open_number:
+            intervals.append((number, open_start, log_time, terminal))
+            open_start = None
         else:
-            raise BagError(f"{where}: unknown episode event {kind!r}; expected 'start' or 'end'")
+            unmatched += 1  # an end without its start
     if open_start is not None:
         intervals.append((open_number, open_start, 2**63 - 1, False))
-    return intervals
+        unmatched += 1
+    counts["unmatched_episode_events"] = unmatched
+    return intervals, chosen
 
 
 def _check_monotonic(bag: Path, topic: str, states: _States, sel: np.ndarray) -> None:

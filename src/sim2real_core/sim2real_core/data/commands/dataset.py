@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--joint-states-topic", help="JointState topic (default: /franka/joint_states, else /joint_states)")
     parser.add_argument("--commands-topic", default=COMMANDS_TOPIC, help=f"effort commands (default {COMMANDS_TOPIC})")
     parser.add_argument("--episodes-topic", default=EPISODES_TOPIC, help=f"episode events (default {EPISODES_TOPIC})")
+    parser.add_argument("--episode-source",
+                        help="use episode events of this node only (default: the data collector's over sim_bridge's)")
     parser.add_argument("--max-gap", type=float, help="longest state gap [s] bridged by interpolation")
 
 
@@ -27,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     """Convert, save, and print what the dataset holds."""
     dataset = bag_to_dataset(args.bag, args.control_period, robot=args.robot,
                              joint_states_topic=args.joint_states_topic, commands_topic=args.commands_topic,
-                             episodes_topic=args.episodes_topic, max_gap=args.max_gap)
+                             episodes_topic=args.episodes_topic, episode_source=args.episode_source,
+                             max_gap=args.max_gap)
     path = save_dataset(args.out, dataset)
     print(format_summary(summarize_dataset(path)))
     return 0
