@@ -112,6 +112,8 @@ def test_coverage_measures_count_cells_and_entropy():
     assert measures["ee_entropy"] == pytest.approx(-(p * np.log(p)).sum())
     assert measures["joint_entropy"] == 0.0  # every q in one bin
     np.testing.assert_array_equal(cumulative_cells(ee, 0.05), [1, 1, 2, 3])
+    region = (np.array([0.1, 0.0, 0.0]), np.array([0.2, 0.05, 0.05]))
+    assert coverage_measures(visits, 0.05, -np.ones(2), np.ones(2), region)["task_cells"] == 1
 
 
 def test_explore_train_command_writes_a_loadable_exploration_set(tmp_path, capsys):
@@ -130,6 +132,7 @@ def test_explore_train_command_writes_a_loadable_exploration_set(tmp_path, capsy
     summary = json.loads((tmp_path / "exploration.json").read_text())
     assert [p["index"] for p in summary["policies"]] == [0, 1]
     coverage = json.loads((tmp_path / "coverage.json").read_text())
-    assert len(coverage["schemes"]) == 3 and all(s["states"] > 0 for s in coverage["schemes"].values())
+    assert len(coverage["schemes"]) == 3 and all(s["states"] > 0 and "task_cells" in s
+                                                 for s in coverage["schemes"].values())
     assert (tmp_path / "coverage.png").stat().st_size > 10_000
     assert "coverage plot" in capsys.readouterr().out

@@ -6,6 +6,8 @@ task environment under its randomization distribution. Measures over all visited
 
 - ``ee_cells``: end-effector positions occupying cells of a `cell`-metre grid (count of distinct cells);
 - ``ee_entropy``: entropy (nats) of the end-effector occupancy histogram over those cells;
+- ``task_cells``: of those cells, the ones inside the task's region (the reach target box), where the data
+  matters most for the task;
 - ``joint_entropy``: mean over joints of the entropy (nats) of q in 20 bins across the joint's limits.
 """
 from __future__ import annotations
@@ -92,17 +94,23 @@ def ee_cells(ee: np.ndarray, cell: float) -> np.ndarray:
     return np.floor(np.asarray(ee) / cell).astype(np.int64)
 
 
-def coverage_measures(visits: Visits, cell: float, lower: np.ndarray, upper: np.ndarray) -> dict[str, float]:
-    """ee_cells, ee_entropy, joint_entropy (see the module docstring) and the number of states."""
-    _, counts = np.unique(ee_cells(visits.ee, cell), axis=0, return_counts=True)
+def coverage_measures(visits: Visits, cell: float, lower: np.ndarray, upper: np.ndarray,
+                      region: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+    """ee_cells, ee_entropy, task_cells (with a region box), joint_entropy and the number of states."""
+    cells, counts = np.unique(ee_cells(visits.ee, cell), axis=0, return_counts=True)
     p = counts / counts.sum()
     joint = []
     for j in range(visits.q.shape[1]):
         hist, _ = np.histogram(visits.q[:, j], bins=JOINT_BINS, range=(lower[j], upper[j]))
         pj = hist[hist > 0] / hist.sum()
         joint.append(float(-(pj * np.log(pj)).sum()))
-    return {"states": int(len(visits.ee)), "ee_cells": int(len(counts)), "ee_entropy": float(-(p * np.log(p)).sum()),
-            "joint_entropy": float(np.mean(joint))}
+    measures = {"states": int(len(visits.ee)), "ee_cells": int(len(counts)),
+                "ee_entropy": float(-(p * np.log(p)).sum()), "joint_entropy": float(np.mean(joint))}
+    if region is not None:
+        centers = (cells + 0.5) * cell
+        inside = np.all((centers >= region[0]) & (centers <= region[1]), axis=1)
+        measures["task_cells"] = int(inside.sum())
+    return measures
 
 
 def cumulative_cells(ee: np.ndarray, cell: float) -> np.ndarray:
@@ -124,6 +132,7 @@ def compare_coverage(exploration: Sequence[TorqueSource], task_policy: TorqueSou
     """
     probe = env_fn()
     robot = probe.unwrapped.sim.robot
+    region = probe.unwrapped.config.boxes.get("target")  # the reach target box; None for other tasks
     probe.close()
     schemes = {
         f"{len(exploration)} exploration policies + random": collect_visits(exploration, env_fn, config),
@@ -131,7 +140,7 @@ def compare_coverage(exploration: Sequence[TorqueSource], task_policy: TorqueSou
         "random torques only": collect_visits([], env_fn, config, random_action_prob=1.0),
     }
     report = {"config": asdict(config), "schemes": {
-        name: coverage_measures(v, config.cell, robot.position_lower, robot.position_upper)
+        name: coverage_measures(v, config.cell, robot.position_lower, robot.position_upper, region)
         for name, v in schemes.items()}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,7 +154,11 @@ def compare_coverage(exploration: Sequence[TorqueSource], task_policy: TorqueSou
     left.set(xlabel="states collected", ylabel=f"end-effector cells visited ({config.cell * 100:g} cm grid)",
              title=f"coverage, {config.episodes} episodes per scheme")
     left.legend(fontsize=7)
-    right.set(xlabel="x [m]", ylabel="y [m]", title="end-effector positions (top view)", aspect="equal")
+    if region is not None:
+        right.add_patch(plt.Rectangle(region[0][:2], *(region[1] - region[0])[:2], fill=False, ls="--",
+                                      label="task region (target box)"))
+    right.set(xlabel="x [m]", ylabel="y [m]", title="end-effector positions (top view)")
+    right.set_aspect("equal", adjustable="datalim")
     right.legend(fontsize=7, markerscale=4)
     fig.tight_layout()
     fig.savefig(out / "coverage.png", dpi=100)

@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
                                   seed=args.seed + 50_000)
         report = compare_coverage(policies, policies[0], task.make_env, args.out, coverage)
         for name, measures in report["schemes"].items():
-            print(f"  {name}: {measures['ee_cells']} end-effector cells, entropy {measures['ee_entropy']:.2f} nats, "
-                  f"joint entropy {measures['joint_entropy']:.2f} nats over {measures['states']} states")
+            inside = f" ({measures['task_cells']} in the task region)" if "task_cells" in measures else ""
+            print(f"  {name}: {measures['ee_cells']} end-effector cells{inside}, "
+                  f"entropy {measures['ee_entropy']:.2f} nats, joint entropy {measures['joint_entropy']:.2f} nats "
+                  f"over {measures['states']} states")
         print(f"coverage plot: {trained.out / 'coverage.png'}")
     return 0
