@@ -54,7 +54,9 @@ class _Topic:
 
 
 @dataclass
-class _File:
+class FileInfo:
+    """One storage file of a bag: name, log-time span, message count, bytes written."""
+
     path: str
     start: int = 2**63 - 1
     end: int = 0
@@ -99,7 +101,7 @@ class BagWriter:
         self._compression = CompressionType.LZ4 if compression == "lz4" else CompressionType.NONE
         self._store = store or typestore()
         self._topics: dict[str, _Topic] = {}
-        self._files: list[_File] = []
+        self._files: list[FileInfo] = []
         self._stream = None
         self._mcap: McapFileWriter | None = None
         self._pending = 0
@@ -206,7 +208,7 @@ class BagWriter:
         self.close()
 
     # internals --------------------------------------------------------------------------------------
-    def _should_split(self, current: _File, log_time: int) -> bool:
+    def _should_split(self, current: FileInfo, log_time: int) -> bool:
         if current.count == 0:
             return False
         if self.max_file_size and current.size >= self.max_file_size:
@@ -218,7 +220,7 @@ class BagWriter:
         self._stream = open(self.path / name, "xb")
         self._mcap = McapFileWriter(self._stream, chunk_size=self.chunk_size, compression=self._compression)
         self._mcap.start(profile="ros2", library="sim2real")
-        self._files.append(_File(name))
+        self._files.append(FileInfo(name))
         self._schemas: dict[str, int] = {}
 
     def _register(self, info: _Topic) -> int:
@@ -238,8 +240,8 @@ class BagWriter:
         self._stream.close()
         self._mcap = None
         self._stream = None
-        write_metadata(self.path, [_file_entry(f) for f in self._files],
-                       [_topic_entry(t.name, t.msgtype, t.qos, t.rihs01, t.count) for t in self._topics.values()])
+        write_metadata(self.path, [file_entry(f) for f in self._files],
+                       [topic_entry(t.name, t.msgtype, t.qos, t.rihs01, t.count) for t in self._topics.values()])
 
 
 def _type_hash(msgtype: str, msgdef: str, store: Typestore) -> str:
@@ -263,13 +265,14 @@ def channel_metadata(qos: Sequence[Qos], rihs01: str) -> dict[str, str]:
             "topic_type_hash": rihs01}
 
 
-def _file_entry(f: _File) -> dict:
-    start = f.start if f.count else 0
-    return {"path": f.path, "starting_time": {"nanoseconds_since_epoch": start},
+def file_entry(f: FileInfo) -> dict:
+    """The metadata.yaml `files` entry of a storage file."""
+    return {"path": f.path, "starting_time": {"nanoseconds_since_epoch": f.start if f.count else 0},
             "duration": {"nanoseconds": (f.end - f.start) if f.count else 0}, "message_count": f.count}
 
 
-def _topic_entry(name: str, msgtype: str, qos: Sequence[Qos], rihs01: str, count: int) -> dict:
+def topic_entry(name: str, msgtype: str, qos: Sequence[Qos], rihs01: str, count: int) -> dict:
+    """The metadata.yaml `topics_with_message_count` entry of a topic."""
     return {"topic_metadata": {"name": name, "type": msgtype, "serialization_format": "cdr",
                                "offered_qos_profiles": dump_qos_v9(list(qos)), "type_description_hash": rihs01},
             "message_count": count}

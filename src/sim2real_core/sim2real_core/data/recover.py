@@ -24,8 +24,8 @@ from mcap.records import Channel, Chunk, Message, Schema
 from mcap.stream_reader import CRCValidationError, breakup_chunk
 from mcap.writer import CompressionType, Writer as McapFileWriter
 
-from sim2real_core.data.bagio import BagError, _file_entry, _File, _topic_entry, qos_from_metadata, typestore, \
-    write_metadata
+from sim2real_core.data.bagio import (BagError, FileInfo, file_entry, qos_from_metadata, topic_entry, typestore,
+                                     write_metadata)
 
 MAGIC = b"\x89MCAP0\r\n"
 
@@ -84,7 +84,7 @@ def recover_bag(bag: str | os.PathLike) -> RecoveryReport:
             _rewrite(path, file_report)
         entry, file_topics = _describe(path)
         file_report.messages = entry.count
-        entries.append(_file_entry(entry))
+        entries.append(file_entry(entry))
         for name, info in file_topics.items():
             known = topics.setdefault(name, {**info, "count": 0})
             if known["type"] != info["type"]:
@@ -92,7 +92,7 @@ def recover_bag(bag: str | os.PathLike) -> RecoveryReport:
             known["count"] += info["count"]
         report.files.append(file_report)
     report.metadata = str(write_metadata(bag, entries, [
-        _topic_entry(name, t["type"], t["qos"], t["hash"], t["count"]) for name, t in topics.items()]))
+        topic_entry(name, t["type"], t["qos"], t["hash"], t["count"]) for name, t in topics.items()]))
     return report
 
 
@@ -106,7 +106,7 @@ def _is_complete(path: Path) -> bool:
     return summary is not None and summary.statistics is not None
 
 
-def _describe(path: Path) -> tuple[_File, dict[str, dict]]:
+def _describe(path: Path) -> tuple[FileInfo, dict[str, dict]]:
     """File entry and per-topic info (type, QoS, hash, count) from a complete file's summary."""
     try:
         with open(path, "rb") as stream:
@@ -114,7 +114,7 @@ def _describe(path: Path) -> tuple[_File, dict[str, dict]]:
     except (McapError, ValueError, struct.error, OSError) as exc:
         raise BagError(f"{path}: cannot read MCAP summary after recovery: {exc}") from exc
     stats = summary.statistics
-    entry = _File(path.name, start=stats.message_start_time, end=stats.message_end_time, count=stats.message_count)
+    entry = FileInfo(path.name, start=stats.message_start_time, end=stats.message_end_time, count=stats.message_count)
     store = typestore()
     topics = {}
     for cid, channel in summary.channels.items():
