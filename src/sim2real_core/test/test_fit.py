@@ -1,0 +1,171 @@
+"""ODR fitting on synthetic Hopper data: engine exactness, recovery, E-DROPO vs DROPO, SysID, bad input."""
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from sim2real_core.fit import (BatchPredictor, DropoConfig, SysIdConfig, TransitionError, Transitions, fit,
+                               fit_dropo, fit_edropo, fit_sysid, fit_uniform, gaussian_loglik, reference_predict)
+from sim2real_core.fit.dropo import state_scale
+from sim2real_core.fit.hopper import generate_hopper_data, hopper_space, hopper_system
+from sim2real_core.sim.distributions import load_distribution
+from sim2real_core.sim.parameters import ParameterSpace
+
+TRUTH = np.array([4.2, 3.3, 2.2, 4.6])
+FAST = dict(samples=8, transitions=40, linearized_transitions=150, max_evaluations=8)
+
+
+@pytest.fixture(scope="module")
+def system():
+    return hopper_system()
+
+
+@pytest.fixture(scope="module")
+def space():
+    return hopper_space()
+
+
+@pytest.fixture(scope="module")
+def data(system, space):
+    return generate_hopper_data(TRUTH, episodes=4, steps=100, seed=3, space=space, system=system)
+
+
+@pytest.fixture(scope="module")
+def predictor(system, space):
+    return BatchPredictor(system, space, nthread=2)
+
+
+def test_engine_matches_mjdata_loop(system, space, data, predictor):
+    rows = np.array([0, 57, 123, 399])
+    params = np.random.default_rng(0).uniform(space.low, space.high, (rows.size, space.dim))
+    actions = np.stack([data.actions[rows], data.actions[rows + 1 - (rows == 399)]], axis=1)  # 2-step sequences
+    fast = predictor.predict(data.observations[rows], actions, params)
+    slow = reference_predict(system, space, data.observations[rows], actions, params)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
+    # with the true masses the engine reproduces the recorded next states
+    truth = np.repeat(TRUTH[None], rows.size, axis=0)
+    np.testing.assert_allclose(predictor.predict(data.observations[rows], data.actions[rows], truth),
+                               data.next_observations[rows], atol=1e-9)
+
+
+def test_gaussian_loglik_matches_scipy():
+    rng = np.random.default_rng(1)
+    pred, target = rng.normal(size=(3, 12, 4)), rng.normal(size=(3, 4))
+    ours = gaussian_loglik(pred, target, 0.1)
+    for n in range(3):
+        cov = np.cov(pred[n].T) + 0.1 * np.eye(4)
+        assert ours[n] == pytest.approx(multivariate_normal(pred[n].mean(0), cov).logpdf(target[n]), rel=1e-10)
+
+
+def test_dropo_recovers_masses_and_collapses(system, space, data, predictor, tmp_path):
+    result = fit_dropo(system, space, data, DropoConfig(**FAST), predictor=predictor)
+    dist = result.distribution
+    assert np.linalg.norm(dist.mean - TRUTH) < 0.1
+    assert np.all(dist.std < 0.05)  # noise-free data: DROPO's std collapses
+    assert dist.method == "dropo" and dist.objective["name"] == "mean_log_likelihood"
+    assert dist.provenance["true_parameters"]["torso_mass"] == pytest.approx(4.2)
+    assert result.history and all(np.isfinite(h["objective"]) for h in result.history)
+    assert result.history[-1]["objective"] >= result.history[0]["objective"]
+    loaded = load_distribution(dist.save(tmp_path / "fit.yaml"))
+    np.testing.assert_allclose(loaded.mean, dist.mean)
+    np.testing.assert_allclose(loaded.std, dist.std)
+    assert loaded.method == "dropo"
+
+
+def test_edropo_keeps_std_above_dropo(system, space, data, predictor):
+    dropo = fit_dropo(system, space, data, DropoConfig(**FAST), predictor=predictor).distribution
+    edropo = fit_edropo(system, space, data, DropoConfig(**FAST), alpha=0.01, predictor=predictor).distribution
+    assert edropo.method == "edropo"
+    assert np.all(edropo.std > 2 * dropo.std)
+    assert np.linalg.norm(edropo.mean - TRUTH) < 0.3
+
+
+def test_full_covariance(system, space, data, predictor):
+    config = DropoConfig(**FAST, covariance="full", entropy_weight=0.01)
+    dist = fit_dropo(system, space, data, config, predictor=predictor).distribution
+    assert dist.covariance.shape == (4, 4) and np.all(np.linalg.eigvalsh(dist.covariance) >= 0)
+    assert np.linalg.norm(dist.mean - TRUTH) < 0.3
+
+
+def test_learned_epsilon_tracks_measurement_noise(system, space, data, predictor):
+    scale = state_scale(data)
+    noisy = Transitions(data.observations, data.actions,
+                        data.next_observations + np.random.default_rng(2).normal(size=data.observations.shape)
+                        * 0.05 * scale, data.ends)
+    config = DropoConfig(**FAST, learn_epsilon=True, epsilon=1e-1)
+    dist = fit_dropo(system, space, noisy, config, predictor=predictor).distribution
+    # scaled noise variance 0.05² = 2.5e-3 (the scale itself moves slightly with the noise)
+    assert 1e-3 < dist.objective["epsilon"] < 6e-3
+    assert np.linalg.norm(dist.mean - TRUTH) < 0.3
+
+
+def test_sysid_point_and_confidence_intervals(system, space, data, predictor):
+    result = fit_sysid(system, space, data, SysIdConfig(transitions=100), predictor=predictor)
+    dist = result.distribution
+    assert np.linalg.norm(dist.mean - TRUTH) < 0.01
+    for name, t in zip(space.names, TRUTH):
+        low, high = dist.objective["confidence_95"][name]
+        assert low <= t <= high and high - low < 1.0
+    assert all(v["identifiable"] for v in result.info["identifiability"].values())
+
+
+def test_multistep_sysid(system, space, data, predictor):
+    dist = fit_sysid(system, space, data, SysIdConfig(horizon=3, transitions=60), predictor=predictor).distribution
+    assert np.linalg.norm(dist.mean - TRUTH) < 0.01
+
+
+def test_uniform_baseline_scores_worse(system, space, data, predictor):
+    uniform = fit("uniform", system, space, data, config=DropoConfig(**FAST), predictor=predictor).distribution
+    assert uniform.family == "uniform"
+    np.testing.assert_allclose(uniform.low, space.low)
+    dropo = fit_dropo(system, space, data, DropoConfig(**FAST), predictor=predictor).distribution
+    assert uniform.objective["value"] < dropo.objective["mean_log_likelihood"]
+
+
+def test_unobservable_parameter_is_flagged(system):
+    """Data from flight (started 1 m up, 30 periods) says nothing about foot-floor friction."""
+    rows = [{"name": "torso_mass", "unit": "kg", "nominal": 3.67, "bounds": [1, 10], "kind": "body_mass",
+             "element": "torso"},
+            {"name": "foot_friction", "unit": "1", "nominal": 2.0, "bounds": [0.5, 3.0], "kind": "geom_friction",
+             "element": "foot_geom"}]
+    space = ParameterSpace.from_list(rows, name="hopper_friction")
+    truth = np.array([4.2, 1.2])
+    flight = generate_hopper_data(truth, episodes=4, steps=30, seed=5, space=space, system=system, lift=1.0)
+    result = fit_sysid(system, space, flight, SysIdConfig(transitions=100))
+    ident = result.info["identifiability"]
+    assert ident["torso_mass"]["identifiable"] and not ident["foot_friction"]["identifiable"]
+    assert abs(result.distribution.mean[0] - 4.2) < 0.05
+
+
+def test_lambda_windows_stay_inside_episodes():
+    obs = np.arange(12, dtype=float).reshape(6, 2)
+    nxt = obs + 2
+    nxt[2] = [99, 99]  # row 3 does not continue row 2
+    data = Transitions(obs, np.zeros((6, 1)), nxt)
+    assert data.window_starts(2).tolist() == [0, 1, 3, 4]
+    assert data.window_starts(3).tolist() == [0, 3]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda o, a, n: (o[:, :5], a, n), "next_observations has shape"),
+    (lambda o, a, n: (o, a[:-1], n), "actions has"),
+    (lambda o, a, n: (o, a, np.where(np.arange(len(n))[:, None] == 7, np.nan, n)), "next_observations row 7"),
+    (lambda o, a, n: (o[:0], a[:0], n[:0]), "empty"),
+    (lambda o, a, n: (o[:, 0], a, n), "observations has shape"),
+])
+def test_malformed_data_fails_clearly(data, change, message):
+    o, a, n = change(data.observations, data.actions, data.next_observations)
+    with pytest.raises(TransitionError, match=message):
+        Transitions(o, a, n)
+
+
+def test_wrong_state_size_for_system(system, space):
+    data = Transitions(np.zeros((5, 9)), np.zeros((5, 3)), np.zeros((5, 9)))
+    with pytest.raises(ValueError, match="observations of size 11"):
+        fit_sysid(system, space, data)
+
+
+def test_effect_parameters_are_rejected(system):
+    space = ParameterSpace.from_list([{"name": "action_delay", "nominal": 0, "bounds": [0, 3],
+                                       "kind": "action_delay", "integer": True}])
+    with pytest.raises(ValueError, match="simulator effects"):
+        BatchPredictor(system, space)
