@@ -46,3 +46,19 @@ def test_bad_reality_files_are_rejected_naming_the_problem(tmp_path):
     bad.write_text("reality: {parameter_space: fr3_push, truth: {nope: 1}}\n")
     with pytest.raises(ConfigError, match="unknown parameters"):
         load_reality(bad)
+
+
+def test_a_controller_tuned_on_the_nominal_sim_misses_on_reality():
+    """Joint PD without gravity model, as a nominal-trained policy: accurate in sim, sagging on the proxy."""
+    home = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
+    target = home + np.array([0.3, 0.3, -0.2, 0.3, 0.2, -0.2, 0.3])
+    kp, kd = np.array([40, 40, 40, 40, 8, 8, 8.0]), np.array([6, 6, 6, 6, 1, 1, 1.0])
+
+    def final_error(sim):
+        obs = sim.reset(seed=0)
+        for _ in range(300):
+            obs = sim.step(kp * (target - obs[:7]) - kd * obs[7:])
+        return np.abs(obs[:7] - target).max()
+
+    nominal, real = final_error(Simulator("fr3_push")), final_error(RealityProxy("fr3_default"))
+    assert nominal < 0.02 and real > 0.08 and real > 5 * nominal

@@ -78,6 +78,7 @@ def test_bad_options_and_task_files_are_rejected(tmp_path):
     env = tasks.FR3ReachEnv()
     with pytest.raises(ValueError, match=r"options\['target'\] needs 3 values"):
         env.reset(options={"target": [1, 2]})
+    assert "parameters" not in tasks.FR3ReachEnv(reality="fr3_default").reset(seed=0)[1]
     with pytest.raises(ValueError, match="reality proxy has fixed hidden parameters"):
         tasks.FR3ReachEnv(distribution=Distribution.fixed(load_parameter_space("fr3_reach")), reality="fr3_default")
     bad = tmp_path / "t.yaml"

@@ -22,7 +22,7 @@ Observation, float64: "joint_state_v1" (q, dq) followed by the task's extra inpu
     | 17-18 | goal position x, y            | m     | push  |
 
 info: is_success (bool), distance [m] (end effector-target or puck-goal), parameters (the episode's
-parameter vector, at reset). Episodes end (terminated) when a joint exceeds its velocity limit, as a real
+parameter vector, at reset; absent on the reality proxy). Episodes end (terminated) when a joint exceeds its velocity limit, as a real
 FR3 stops on a reflex, or (push) when the puck leaves the table; they are truncated after episode_steps.
 """
 from __future__ import annotations
@@ -152,7 +152,8 @@ class FR3TaskEnv(gym.Env):
         self._steps = 0
         obs = self._observe(joint_obs)
         info = self._info()
-        info["parameters"] = self.sim.parameters.copy()
+        if not isinstance(self.sim, RealityProxy):  # the proxy's truth stays hidden
+            info["parameters"] = self.sim.parameters.copy()
         return obs, info
 
     def step(self, action):
