@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {outcome.result.steps} steps in {outcome.seconds:.1f} s ({outcome.steps_per_second:.0f} steps/s); "
           f"learning curve: {Path(args.out) / 'curve.png'}")
     if args.eval_episodes > 0:
-        result = evaluate(outcome.policy, task.make_env, args.eval_episodes, seed=args.seed + 10_000)
+        result = evaluate(outcome.policy, task.make_env, args.eval_episodes, seed=args.seed + 10_000,
+                          safety=task.safety, period=task.control_period)
         (Path(args.out) / "eval.json").write_text(json.dumps(result.summary(), indent=2))
         print(result.describe(f"evaluation under the training distribution ({args.distribution})"))
     return 0
