@@ -60,3 +60,5 @@ def test_batch_runs_the_hopper_with_actuator_controls():
     assert np.allclose(obs[0], obs[1]) and not np.allclose(obs[0], obs[2])
     with pytest.raises(ValueError, match="6 model values"):
         batch.set_state(qpos=np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"actions need shape \(3, 3\)"):
+        batch.step(np.zeros((2, 3)))

@@ -67,6 +67,8 @@ def test_bad_commands_and_parameters_are_rejected(sim):
         sim.step(np.full(7, np.nan))
     with pytest.raises(ValueError, match="7 finite values"):
         sim.step(np.zeros(6))
+    with pytest.raises(ValueError, match="qpos has non-finite"):
+        sim.reset(qpos=[np.nan] * 7)
     with pytest.raises(ValueError, match="link3_mass_scale=5.0"):
         sim.set_parameters({"link3_mass_scale": 5.0})
     big = sim.step(np.full(7, 1e6))  # saturates at the torque limits instead of exploding

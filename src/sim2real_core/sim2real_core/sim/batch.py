@@ -159,7 +159,10 @@ class BatchSimulator:
             with action delay d applies past_actions[:, d-1] (zeros where D < d, as after a reset).
           noise: apply action and sensor noise.
         """
-        actions = np.broadcast_to(np.asarray(actions, dtype=float), (self.nsim, self.nu))
+        actions = np.asarray(actions, dtype=float)
+        if actions.shape not in ((self.nu,), (self.nsim, self.nu)):
+            raise ValueError(f"actions need shape ({self.nsim}, {self.nu}) or ({self.nu},), got {actions.shape}")
+        actions = np.broadcast_to(actions, (self.nsim, self.nu))
         applied = actions
         if self._delay.any():
             depth = self.max_delay

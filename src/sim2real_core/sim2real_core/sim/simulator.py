@@ -172,6 +172,8 @@ class Simulator:
 
     def _write(self, target: np.ndarray, arm_index: np.ndarray, values, what: str) -> None:
         values = np.asarray(values, dtype=float)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{what} has non-finite values: {values.tolist()}")
         if values.shape == (arm_index.size,):
             target[arm_index] = values
         elif values.shape == target.shape:
@@ -179,8 +181,6 @@ class Simulator:
         else:
             raise ValueError(f"{what} needs {arm_index.size} joint values or {target.size} model values, "
                              f"got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{what} has non-finite values")
 
     def state(self) -> SimState:
         """A copy of the full physics state."""
