@@ -12,6 +12,7 @@ from sim2real_core.config import ConfigError
 
 COMMANDS = {
     "up": "sim2real_ros.commands.up",
+    "demo": "sim2real_core.pipeline.command",
     "train": "sim2real_core.policy.commands.train",
     "eval": "sim2real_ros.commands.eval",
     "dataset": "sim2real_core.data.commands.dataset",
@@ -20,6 +21,8 @@ COMMANDS = {
     "lock-study": "sim2real_core.explore.lock_command",
     "explore-train": "sim2real_core.explore.train_command",
     "tuning-study": "sim2real_core.tuning.commands",
+    "fit": "sim2real_core.fit.commands.fit",
+    "fit-study": "sim2real_core.fit.commands.study",
 }
 
 

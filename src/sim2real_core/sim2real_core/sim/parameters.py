@@ -36,6 +36,7 @@ MODEL_KINDS = {
     "geom_friction": mujoco.mjtObj.mjOBJ_GEOM,
 }
 EFFECT_KINDS = {"position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"}
+BOUND_TOLERANCE = 1e-9  # relative to a parameter's range
 _JOINT_FIELDS = {"dof_damping": "damping", "dof_frictionloss": "frictionloss", "dof_armature": "armature"}
 
 
@@ -163,10 +164,12 @@ class ParameterSpace:
         if vector.shape[-1:] != (self.dim,):
             raise ValueError(f"expected {self.dim} parameters {list(self.names)}, got shape {vector.shape}")
         rows = vector.reshape(-1, self.dim)
-        for row in rows:
-            for p, v in zip(self.parameters, row):
-                if not np.isfinite(v) or v < p.low or v > p.high:
-                    raise ValueError(f"parameter {p.name}={v} [{p.unit}] is outside its bounds [{p.low}, {p.high}]")
+        slack = BOUND_TOLERANCE * (self.high - self.low)  # float round-off of values computed at a bound
+        bad = ~np.isfinite(rows) | (rows < self.low - slack) | (rows > self.high + slack)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            p = self.parameters[col]
+            raise ValueError(f"parameter {p.name}={rows[row, col]} [{p.unit}] is outside its bounds [{p.low}, {p.high}]")
         return vector
 
     def clip(self, vector: np.ndarray) -> np.ndarray:

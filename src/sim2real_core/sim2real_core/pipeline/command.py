@@ -1,0 +1,27 @@
+"""`sim2real demo [--quick] --out DIR`: the end-to-end pipeline on the reality proxy, with its report."""
+from __future__ import annotations
+
+import argparse
+
+from .demo import STAGES
+
+HELP = "reality proxy over ROS -> exploration data -> fits -> policies per distribution -> deployment -> report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `sim2real demo`."""
+    parser.add_argument("--out", required=True, help="output folder (bag, dataset, fits, policies, report.md)")
+    parser.add_argument("--quick", action="store_true", help="the small budget (about 3 minutes) instead of the full one")
+    parser.add_argument("--reality", help="reality profile in config/reality, or a reality YAML "
+                                          "(default: the plan's, config/pipeline/demo.yaml)")
+    parser.add_argument("--from", dest="start", default=STAGES[0], choices=STAGES,
+                        help="start at this stage, reusing the earlier stages' results in --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the pipeline and print where the report is."""
+    from .demo import run_demo
+
+    result = run_demo(args.out, quick=args.quick, reality=args.reality, start=args.start)
+    print(f"report: {result.results['report']}")
+    return 0

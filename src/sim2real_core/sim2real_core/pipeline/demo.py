@@ -1,0 +1,125 @@
+"""The end-to-end sim-to-real pipeline that `sim2real demo` runs on the reality proxy.
+
+Stages (each writes into the output folder, so a failed run leaves everything it made):
+  1. explore  - K exploration policies trained in simulation (diversity bonus), explore/
+  2. collect  - the reality proxy over ROS, the exploration dispatcher and the logger: bag/
+  3. dataset  - bag -> transitions: dataset.npz
+  4. fit      - DROPO, E-DROPO, SysID and uniform distributions: fits/METHOD.yaml
+  5. train    - one policy per training distribution (none, uniform, each fit, oracle): policies/NAME/
+  6. deploy   - each policy served by policy_server to the reality proxy over DDS: evaluation/NAME.json
+  7. report   - report.md with its PNG figures
+
+ROS is reached only through processes (the stack runner, `sim2real eval --over-ros`), so this module stays
+free of rclpy like the rest of the core.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import ConfigError, config_path, load_yaml
+
+PLAN_FILE = ("pipeline", "demo.yaml")
+STAGES = ("explore", "collect", "dataset", "fit", "train", "deploy", "report")
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo runs (config/pipeline/demo.yaml, one budget)."""
+
+    task: str
+    reality: str
+    fit_space: str
+    fit_parameters: tuple[str, ...]
+    methods: tuple[str, ...]
+    distributions: tuple[str, ...]
+    budget_name: str
+    budget: dict[str, dict[str, Any]]
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """The budget of one stage."""
+        return dict(self.budget.get(name) or {})
+
+
+def load_plan(quick: bool = False, reality: str | None = None, path: str | os.PathLike | None = None) -> DemoPlan:
+    """Read the demo plan; `reality` replaces the plan's reality profile (e.g. a hidden proxy)."""
+    path = Path(path) if path else config_path(*PLAN_FILE)
+    body = load_yaml(path).get("demo")
+    name = "quick" if quick else "full"
+    try:
+        budget = body["budgets"][name]
+        methods = tuple(body["methods"])
+        distributions = tuple(body["distributions"])
+        plan = DemoPlan(task=str(body["task"]), reality=str(reality or body["reality"]),
+                        fit_space=str(body["fit_space"]), fit_parameters=tuple(body["fit_parameters"]),
+                        methods=methods, distributions=distributions,
+                        budget_name=name, budget=dict(budget))
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: malformed demo plan, missing {exc}") from None
+    unknown = [d for d in distributions if d not in ("none", "uniform", "oracle", *methods)]
+    if unknown:
+        raise ConfigError(f"{path}: distributions {unknown} are neither none/uniform/oracle nor a fit method")
+    return plan
+
+
+@dataclass
+class DemoRun:
+    """Progress and results of one run, saved as results.json after every stage."""
+
+    out: Path
+    plan: DemoPlan
+    log: Callable[[str], None] = print
+    results: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def save(self) -> Path:
+        """Write results.json."""
+        path = self.out / "results.json"
+        path.write_text(json.dumps({"plan": {"task": self.plan.task, "reality": self.plan.reality,
+                                             "budget": self.plan.budget_name, "fit_space": self.plan.fit_space},
+                                    "timings_s": self.timings, **self.results}, indent=2, default=str))
+        return path
+
+
+def sim2real_command() -> list[str]:
+    """How to run the `sim2real` command from here (the installed script next to this interpreter, or PATH)."""
+    found = shutil.which("sim2real")
+    if not found:
+        raise ConfigError("the sim2real command is not on PATH: source install/setup.bash")
+    return [found]
+
+
+def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = None, start: str = STAGES[0],
+             log: Callable[[str], None] = print) -> DemoRun:
+    """Run the stages into `out` from `start` on (earlier stages' results are read from out/results.json).
+
+    Returns the run; its results are also in out/results.json and the report in out/report.md.
+    """
+    from . import stages  # heavy imports (torch, MuJoCo) only when the demo runs
+
+    if start not in STAGES:
+        raise ValueError(f"unknown stage {start!r}; stages: {', '.join(STAGES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run = DemoRun(out=out, plan=load_plan(quick, reality), log=log)
+    if start != STAGES[0]:
+        previous = out / "results.json"
+        if not previous.exists():
+            raise FileNotFoundError(f"cannot start at stage {start!r}: {previous} from an earlier run is missing")
+        saved = json.loads(previous.read_text())
+        run.timings = saved.pop("timings_s", {})
+        saved.pop("plan", None)
+        run.results = saved
+    for name in STAGES[STAGES.index(start):]:
+        log(f"== {name} ==")
+        began = time.perf_counter()
+        getattr(stages, name)(run)
+        run.timings[name] = round(time.perf_counter() - began, 1)
+        run.save()
+        log(f"   {name} done in {run.timings[name]:.1f} s")
+    return run

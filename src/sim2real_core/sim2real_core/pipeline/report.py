@@ -1,0 +1,203 @@
+"""The demo report: report.md with PNG figures, from a DemoRun's results.
+
+The reality proxy's truth is read here, and only here, to score the fits (the report is the one reader
+that may know it, like an experimenter with a calibrated arm).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after selecting the file-only backend)
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from ..sim.distributions import Distribution, load_distribution  # noqa: E402
+from ..sim.reality import load_reality  # noqa: E402
+from .demo import DemoRun  # noqa: E402
+
+
+def _interval(pair) -> str:
+    return "n/a" if pair is None else f"[{pair[0]:.2f}, {pair[1]:.2f}]"
+
+
+def gap_table(run: DemoRun) -> str:
+    """Markdown: success and final distance on the reality proxy per training distribution (over ROS), with the
+    in-process success and return on the same proxy; 95 % intervals."""
+    lines = ["| training distribution | success over ROS | 95% CI | final distance [m] | success in process | 95% CI "
+             "| mean return in process | 95% CI |", "|---|---|---|---|---|---|---|---|"]
+    for name, result in run.results.get("deploy", {}).items():
+        ros, local = result["over_ros"], result["in_process"]
+        distance = np.mean(ros["final_distances"]) if ros.get("final_distances") else float("nan")
+        lines.append(f"| {name} | {ros['success_rate']:.2f} | {_interval(ros.get('success_ci'))} | {distance:.3f} "
+                     f"| {local['success_rate']:.2f} | {_interval(local.get('success_ci'))} "
+                     f"| {local['mean_return']:.1f} | {_interval(local.get('return_ci'))} |")
+    return "\n".join(lines)
+
+
+def fitted(run: DemoRun) -> dict[str, Distribution]:
+    """The fitted distributions of the run, by method."""
+    return {m: load_distribution(entry["path"]) for m, entry in run.results.get("fit", {}).items()}
+
+
+def truth_of(run: DemoRun, names) -> np.ndarray:
+    """The reality proxy's true values of the named parameters."""
+    reality = load_reality(run.plan.reality)
+    values = reality.space.as_dict(reality.truth)
+    return np.array([values[n] for n in names], dtype=float)
+
+
+def recovery_table(run: DemoRun) -> str:
+    """Markdown: fitted mean ± std of each parameter against the hidden truth, and the error per method."""
+    fits = fitted(run)
+    if not fits:
+        return "(no fits)"
+    space = next(iter(fits.values())).space
+    truth = truth_of(run, space.names)
+    methods = list(fits)
+    lines = ["| parameter | unit | nominal | truth | " + " | ".join(methods) + " |",
+             "|---|---|---|---|" + "---|" * len(methods)]
+    for i, p in enumerate(space):
+        cells = [f"{fits[m].mean[i]:.3g} ± {fits[m].std[i]:.2g}" for m in methods]
+        lines.append(f"| {p.name} | {p.unit} | {p.nominal:.3g} | {truth[i]:.3g} | " + " | ".join(cells) + " |")
+    width = space.high - space.low
+    errors = [f"{np.linalg.norm((fits[m].mean - truth) / width):.3f}" for m in methods]
+    nominal_error = np.linalg.norm((space.nominal - truth) / width)
+    lines.append(f"| error of the mean (bound-normalised L2; nominal: {nominal_error:.3f}) | | | | "
+                 + " | ".join(errors) + " |")
+    return "\n".join(lines)
+
+
+def plot_marginals(run: DemoRun, path: Path) -> Path | None:
+    """Fitted marginals of every parameter against its bounds and the truth."""
+    fits = fitted(run)
+    if not fits:
+        return None
+    space = next(iter(fits.values())).space
+    truth = truth_of(run, space.names)
+    cols = 4
+    rows = int(np.ceil(space.dim / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.3 * rows), squeeze=False)
+    for i, p in enumerate(space):
+        ax = axes[i // cols, i % cols]
+        x = np.linspace(p.low, p.high, 400)
+        for method, dist in fits.items():
+            if dist.family == "uniform":
+                density = np.where((x >= dist.low[i]) & (x <= dist.high[i]), 1.0 / (dist.high[i] - dist.low[i]), 0.0)
+            elif dist.std[i] > 0:
+                density = stats.norm.pdf(x, dist.mean[i], dist.std[i])
+            else:
+                ax.axvline(dist.mean[i], linestyle=":", label=method)
+                continue
+            ax.plot(x, density / max(density.max(), 1e-12), label=method)
+        ax.axvline(truth[i], color="k", linewidth=2, label="truth")
+        ax.axvline(p.nominal, color="grey", linestyle="--", label="nominal")
+        ax.set_title(f"{p.name} [{p.unit}]", fontsize=8)
+        ax.set_yticks([])
+    for j in range(space.dim, rows * cols):
+        axes[j // cols, j % cols].axis("off")
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_learning_curves(run: DemoRun, path: Path) -> Path | None:
+    """Every training run's mean episode return against environment steps."""
+    trained = run.results.get("train", {})
+    if not trained:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, entry in trained.items():
+        curve = json.loads((Path(entry["path"]).parent / "curve.json").read_text())["return"]
+        if curve:
+            steps, values = zip(*curve)
+            ax.plot(steps, values, label=name)
+    ax.set(xlabel="environment steps", ylabel="mean episode return (training distribution)",
+           title=f"{run.plan.task}: PPO under each training distribution")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_gap(run: DemoRun, path: Path) -> Path | None:
+    """Success rate on the reality proxy per training distribution, with 95 % intervals."""
+    results = {n: r["over_ros"] for n, r in run.results.get("deploy", {}).items()}
+    names = [n for n, r in results.items() if r.get("success_rate") is not None]
+    if not names:
+        return None
+    rates = np.array([results[n]["success_rate"] for n in names])
+    ci = np.array([results[n]["success_ci"] for n in names])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(names, rates, yerr=[rates - ci[:, 0], ci[:, 1] - rates], capsize=4, color="tab:blue")
+    ax.set(ylabel="success rate on the reality proxy", ylim=(0, 1.05), title="sim-to-real gap, over ROS")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_coverage(run: DemoRun, path: Path) -> Path | None:
+    """Joint-space coverage of the collected target data: joint 1 vs joint 2 and joint 4 vs joint 6, per episode."""
+    from ..data.dataset import load_dataset
+
+    data_path = run.out / "dataset.npz"
+    if not data_path.exists():
+        return None
+    data = load_dataset(data_path)
+    obs = data.observations
+    episodes = np.asarray(data.extras["episodes"]) if "episodes" in data.extras else np.zeros(len(obs))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, (a, b) in zip(axes, [(0, 1), (3, 5)]):
+        ax.scatter(obs[:, a], obs[:, b], c=episodes, s=2, cmap="tab20")
+        ax.set(xlabel=f"q{a + 1} [rad]", ylabel=f"q{b + 1} [rad]")
+    fig.suptitle("exploration data on the reality proxy (colour: episode)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_report(run: DemoRun) -> Path:
+    """Write report.md (and figures) into the run's folder; return its path."""
+    from ..explore.combination_lock import lock_study, lock_table_markdown, plot_lock_study
+
+    figures = run.out / "figures"
+    figures.mkdir(exist_ok=True)
+    gap = plot_gap(run, figures / "gap.png")
+    marginals = plot_marginals(run, figures / "fitted_marginals.png")
+    curves = plot_learning_curves(run, figures / "learning_curves.png")
+    coverage = plot_coverage(run, figures / "coverage.png")
+    horizons = (4, 6, 8) if run.plan.budget_name == "quick" else (4, 6, 8, 10, 12)
+    lock_rows = lock_study(horizons=horizons, seeds=3 if run.plan.budget_name == "quick" else 5)
+    lock_plot = plot_lock_study(lock_rows, figures / "combination_lock.png")
+
+    def image(path, caption):
+        return f"![{caption}]({path.relative_to(run.out)})\n" if path else f"({caption}: not produced)\n"
+
+    data = run.results.get("dataset", {})
+    sections = [
+        f"# sim2real demo report ({run.plan.budget_name} budget)\n",
+        f"Task `{run.plan.task}` on the reality proxy `{run.plan.reality}`: hidden true parameters plus effects "
+        "outside the simulator family (command latency, Stribeck and drag friction, encoder offsets, noise). "
+        "Every policy below was served by `policy_server` to the proxy's `sim_bridge` over DDS.\n",
+        "## The sim-to-real gap, and closing it\n", gap_table(run), "", image(gap, "success per training distribution"),
+        "## Parameter recovery (fit vs hidden truth)\n",
+        f"Fitted on {data.get('transitions', '?')} transitions collected on the proxy by exploration policies.\n",
+        recovery_table(run), "", image(marginals, "fitted marginals"),
+        "## Learning curves\n", image(curves, "learning curves"),
+        "## Exploration\n", image(coverage, "exploration coverage"),
+        "### Combination lock (Wagenmaker et al. 2024): target episodes to solve\n", lock_table_markdown(lock_rows), "",
+        image(lock_plot, "combination lock"),
+        "## Timings\n", "| stage | seconds |\n|---|---|\n" + "\n".join(
+            f"| {k} | {v} |" for k, v in run.timings.items()),
+    ]
+    path = run.out / "report.md"
+    path.write_text("\n".join(sections) + "\n")
+    return path
