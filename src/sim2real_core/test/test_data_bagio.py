@@ -115,3 +115,27 @@ def test_bad_bags_give_errors_naming_the_bag(tmp_path):
     with pytest.raises(BagError, match="trunc"):
         with BagReader(bag):
             pass
+
+
+def test_metadata_that_disagrees_with_storage_is_an_error_not_a_short_read(tmp_path):
+    bag = write_bag(tmp_path / "bag", control_log(n_states=10), {STATES: TYPES[STATES], COMMANDS: TYPES[COMMANDS]})
+    path = bag / "metadata.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["rosbag2_bagfile_information"]["topics_with_message_count"][0]["topic_metadata"]["offered_qos_profiles"][0][
+        "depth"] = 99  # the reader now matches no MCAP channel for this topic
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(BagError, match=f"read {STATES}: 0 of 10 messages the metadata lists"):
+        with BagReader(bag) as reader:
+            list(reader.raw_messages([STATES, COMMANDS]))
+
+
+def test_qos_is_fixed_by_the_first_message(tmp_path):
+    with BagWriter(tmp_path / "bag") as writer:
+        writer.add_topic(COMMANDS, TYPES[COMMANDS])
+        assert writer.set_qos(COMMANDS, [reliable_qos(depth=5)])
+        writer.write(COMMANDS, T0, bytes(STORE.serialize_cdr(command(np.zeros(7)), TYPES[COMMANDS])))
+        assert not writer.set_qos(COMMANDS, [reliable_qos(depth=6)])
+    topic = read_metadata(tmp_path / "bag")["topics_with_message_count"][0]["topic_metadata"]
+    assert topic["offered_qos_profiles"][0]["depth"] == 5
+    with BagReader(tmp_path / "bag") as reader:
+        assert len(list(reader.raw_messages([COMMANDS]))) == 1

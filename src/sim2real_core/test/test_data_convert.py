@@ -7,7 +7,7 @@ import pytest
 from data_bag_factory import (COMMANDS, EPISODES, JOINTS, MERGED, STATES, T0, TYPES, command, control_log, episode,
                               joint_state, state_values)
 from sim2real_core.config import ConfigError
-from sim2real_core.data.bagio import BagError, write_bag
+from sim2real_core.data.bagio import BagError, BagWriter, write_bag
 from sim2real_core.data.convert import bag_to_dataset, default_control_period, default_joint_names
 
 BASIC = {STATES: TYPES[STATES], COMMANDS: TYPES[COMMANDS]}
@@ -35,6 +35,26 @@ def test_transitions_hold_exact_states_and_the_command_issued_after_s(tmp_path):
     assert meta["counts"]["interpolated_states"] == 0 and meta["counts"]["transitions"] == 9
 
 
+def test_actions_follow_send_times_when_receive_order_is_inverted(tmp_path):
+    """Lockstep sim: s_k -> client sends a_k -> bridge steps and sends s_k+1, which may be *received* first."""
+    store_types = {STATES: TYPES[STATES], COMMANDS: TYPES[COMMANDS]}
+    from data_bag_factory import STORE
+    with BagWriter(tmp_path / "bag") as writer:
+        for topic, msgtype in store_types.items():
+            writer.add_topic(topic, msgtype)
+        for k in range(20):
+            sent = T0 + k * 10_000_000
+            q, dq = state_values(k)
+            state = STORE.serialize_cdr(joint_state(sent, JOINTS, q, dq), TYPES[STATES])
+            writer.write(STATES, sent + 50_000, bytes(state), publish_time=sent)
+            cmd = STORE.serialize_cdr(command(np.full(7, float(k))), TYPES[COMMANDS])
+            # a_k sent 0.1 ms after s_k but received after s_k+1 (sent 10 ms later, received at once)
+            writer.write(COMMANDS, sent + 10_000_000 + 60_000, bytes(cmd), publish_time=sent + 100_000)
+    data = bag_to_dataset(tmp_path / "bag", 0.01)
+    assert data.metadata["time_base"] == "publish"
+    assert data.actions[:, 0].tolist() == [float(k) for k in range(19)]
+
+
 def test_control_period_and_joint_names_default_to_the_robot_config(tmp_path):
     assert default_control_period() == 0.01
     assert default_joint_names() == JOINTS
@@ -58,7 +78,7 @@ def test_franka_merged_joint_states_with_fingers_shuffled_order_in_sqlite3(tmp_p
         messages.append((COMMANDS, stamp + 200_000, command(np.full(7, float(i)))))
     bag = write_bag(tmp_path / "franka", messages, {MERGED: TYPES[MERGED], COMMANDS: TYPES[COMMANDS]}, storage="sqlite3")
     data = bag_to_dataset(bag, period / 1e9)
-    assert data.metadata["source"]["joint_states_topic"] == MERGED
+    assert data.metadata["source"]["joint_states_topic"] == MERGED and data.metadata["time_base"] == "receive"
     assert len(data) == 29
     for k in (0, 13, 28):
         assert np.allclose(data.observations[k], _expected_state(k), atol=1e-12)

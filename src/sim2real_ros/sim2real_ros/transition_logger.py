@@ -168,22 +168,25 @@ class TransitionLogger(Node):
 
         def callback(data: bytes, info) -> None:
             self._received += 1
+            if topic not in self._offered:  # first message: its publisher is known now; record its QoS
+                self._refresh_qos([topic])
             if self._recording:
                 put(topic, info["received_timestamp"] or time.time_ns(), data, info["source_timestamp"] or None)
 
         self._recorded[topic] = self.create_subscription(cls, topic, callback, qos, raw=True)
         self.get_logger().info(f"recording {topic} [{msgtype}]")
 
-    def _refresh_qos(self) -> None:
+    def _refresh_qos(self, topics=None) -> None:
         """Record the publishers' offered QoS (publishers may appear after the subscription)."""
-        for topic in self._recorded:
+        for topic in self._recorded if topics is None else topics:
             try:
                 offered = [offered_qos(info.qos_profile) for info in self.get_publishers_info_by_topic(topic)]
             except Exception:  # the context is already shut down (signal): keep what was seen last
                 return
-            if offered and offered != self._offered.get(topic):
+            if offered != self._offered.get(topic):
                 self._offered[topic] = offered
-                self._recorder.set_qos(topic, offered)
+                if offered:
+                    self._recorder.set_qos(topic, offered)
 
     # recording control ------------------------------------------------------------------------------
     def _next_path(self) -> Path:

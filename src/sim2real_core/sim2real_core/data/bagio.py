@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
 import yaml
+from mcap.exceptions import McapError
+from mcap.reader import make_reader
 from mcap.writer import CompressionType, Writer as McapFileWriter
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
@@ -51,6 +54,7 @@ class _Topic:
     rihs01: str
     qos: list[Qos]
     count: int = 0
+    registered: bool = False  # has an MCAP channel: QoS fixed
 
 
 @dataclass
@@ -138,9 +142,17 @@ class BagWriter:
             msgdef = store.generate_msgdef(msgtype, ros_version=2)[0]
         return msgdef, _type_hash(msgtype, msgdef, store)
 
-    def set_qos(self, topic: str, qos: Sequence[Qos]) -> None:
-        """Replace the offered QoS profiles recorded for `topic` (written to metadata on the next file close)."""
-        self._topics[topic].qos = list(qos)
+    def set_qos(self, topic: str, qos: Sequence[Qos]) -> bool:
+        """Set the offered QoS profiles recorded for `topic`, if no message of it was written yet.
+
+        The profiles are stored in every MCAP channel of the topic and in metadata.yaml, and readers match
+        the two, so they are fixed by the topic's first message. Returns whether the change was applied.
+        """
+        info = self._topics[topic]
+        if info.registered:
+            return False
+        info.qos = list(qos)
+        return True
 
     @property
     def topics(self) -> dict[str, str]:
@@ -231,6 +243,7 @@ class BagWriter:
             self._schemas[info.msgtype] = schema
         channel = self._mcap.register_channel(info.name, "cdr", schema, channel_metadata(info.qos, info.rihs01))
         current.channels[info.name] = channel
+        info.registered = True
         return channel
 
     def _close_file(self) -> None:
@@ -390,12 +403,38 @@ class BagReader:
     def raw_messages(self, topics: Sequence[str]) -> Iterator[tuple[str, int, bytes]]:
         """Yield (topic, log_time_ns, serialized bytes) for `topics` in log-time order."""
         wanted = [c for c in self._reader.connections if c.topic in set(topics)]
+        read = {c.topic: 0 for c in wanted}
         try:
             for connection, log_time, raw in self._reader.messages(connections=wanted):
+                read[connection.topic] += 1
                 yield connection.topic, log_time, raw
         except (AnyReaderError, ReaderError, OSError, ValueError) as exc:
             raise BagError(f"bag {self.path}: reading {', '.join(topics)} failed: {exc}; "
                            + RECOVER_HINT.format(bag=self.path)) from exc
+        expected: dict[str, int] = {}
+        for c in wanted:
+            expected[c.topic] = expected.get(c.topic, 0) + c.msgcount
+        short = {t: (read[t], n) for t, n in expected.items() if read[t] != n}
+        if short:  # metadata and storage disagree: never hand out a silently partial recording
+            raise BagError(f"bag {self.path}: read {', '.join(f'{t}: {r} of {n}' for t, (r, n) in short.items())} "
+                           f"messages the metadata lists; " + RECOVER_HINT.format(bag=self.path))
+
+    def publish_times(self, topic: str) -> np.ndarray | None:
+        """Send times (MCAP publish_time, ns) of `topic`'s messages in log-time order; None for sqlite3 bags."""
+        metadata = read_metadata(self.path) if self.path.is_dir() else {}
+        if metadata.get("storage_identifier") != "mcap":
+            return None
+        pairs = []
+        for name in metadata["relative_file_paths"]:
+            try:
+                with open(self.path / name, "rb") as stream:
+                    for _, _, message in make_reader(stream).iter_messages(topics=[topic], log_time_order=False):
+                        pairs.append((message.log_time, message.publish_time))
+            except (OSError, McapError, ValueError) as exc:
+                raise BagError(f"bag {self.path}: file {name} cannot be read with the MCAP reader: {exc}; "
+                               + RECOVER_HINT.format(bag=self.path)) from exc
+        pairs_array = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        return pairs_array[np.argsort(pairs_array[:, 0], kind="stable"), 1]
 
     def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, int, int, object]]:
         """Yield (topic, log_time_ns, index within topic, deserialized message) for `topics`."""

@@ -13,10 +13,12 @@ Rules (each one counted in `metadata["counts"]` when it drops or changes data):
   episode into segments (`gap_splits`).
 - Each segment is resampled on a grid t_k = t_0 + k * control_period by linear interpolation of (q, dq) between
   the neighbouring states (`interpolated_states` counts grid points that fall between samples).
-- Actions: std_msgs/Float64MultiArray commands are held zero-order between messages in log time. The action of
-  transition k (t_k -> t_k+1) is the command in force when the state at t_k+1 was received (log time mapped from
-  the header-stamp grid through the states' own stamp -> receive-time pairs): the command a controller computed
-  from s_k and that acted until s_k+1. Transitions before the first command are dropped (`dropped_no_command`),
+- Actions: std_msgs/Float64MultiArray commands are held zero-order between messages. The action of transition
+  k (t_k -> t_k+1) is the command in force when the state at t_k+1 was published: the command a controller
+  computed from s_k and that acted until s_k+1. Times are the publishers' send times (MCAP publish_time, as
+  rosbag2 and transition_logger record them; causal across processes), else receive (log) times (sqlite3);
+  `metadata["time_base"]` says which. The header-stamp grid is mapped to that clock through the states' own
+  stamp -> send-time pairs. Transitions before the first command are dropped (`dropped_no_command`),
   as are transitions whose command is non-finite (`dropped_nonfinite_actions`).
 - The last transition of a segment gets `terminals` when its episode ended with "terminal": true, else
   `timeouts` (the trajectory was cut, not terminated).
@@ -79,6 +81,11 @@ class _States:
     index: np.ndarray  # message index within the topic
     q: np.ndarray
     dq: np.ndarray
+    sent: np.ndarray | None = None  # int64 ns on the clock shared with the commands (publish or log time)
+
+
+def _usable(times: np.ndarray | None, n: int) -> bool:
+    return times is not None and len(times) == n and bool(np.all(times > 0))
 
 
 def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, *, robot: str = "fr3",
@@ -119,6 +126,17 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
             _check_type(bag, topics, episodes_topic, EPISODE_TYPE)
         states, cmd_log, cmd_values, events = _read(bag, reader, state_topic, commands_topic,
                                                     episodes_topic if has_episodes else None, names)
+        sent_states, sent_commands = reader.publish_times(state_topic), reader.publish_times(commands_topic)
+    # Which command was in force when a state was taken is decided on one clock: the publishers' send times
+    # where the bag has them (MCAP publish_time: causal across processes), else the receive (log) times.
+    time_base = "publish" if _usable(sent_states, len(states.log)) and _usable(sent_commands, len(cmd_log)) \
+        else "receive"
+    if time_base == "publish":
+        states.sent, cmd_time = sent_states, sent_commands
+    else:
+        states.sent, cmd_time = states.log, cmd_log
+    order = np.argsort(cmd_time, kind="stable")
+    cmd_time, cmd_values = cmd_time[order], cmd_values[order]
     counts = {"state_messages": int(len(states.stamps)), "command_messages": int(len(cmd_log)),
               "episode_events": len(events), "dropped_nonfinite_states": 0, "states_outside_episodes": 0,
               "gap_splits": 0, "interpolated_states": 0, "dropped_no_command": 0, "dropped_nonfinite_actions": 0,
@@ -151,7 +169,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         segments = np.split(sel, cuts)
         for s_index, seg in enumerate(segments):
             last = s_index == len(segments) - 1
-            _segment(states, seg, period_ns, cmd_log, cmd_values, terminal and last, number, counts, out)
+            _segment(states, seg, period_ns, cmd_time, cmd_values, terminal and last, number, counts, out)
     counts["states_outside_episodes"] = int((~in_any).sum())
     if not out["obs"]:
         raise BagError(f"bag {bag}: no transitions at control period {period} s "
@@ -163,7 +181,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         "robot": robot, "joint_names": names, "state_layout": STATE_LAYOUT,
         "observation_names": [f"q_{n}" for n in names] + [f"dq_{n}" for n in names],
         "action_names": [f"tau_{n}" for n in names], "action_units": "N*m (torque without gravity)",
-        "control_period": period, "max_gap": None if gap_ns is None else gap_ns / 1e9,
+        "control_period": period, "max_gap": None if gap_ns is None else gap_ns / 1e9, "time_base": time_base,
         "source": {"bag": str(bag.resolve()), "joint_states_topic": state_topic, "commands_topic": commands_topic,
                    "episodes_topic": episodes_topic if has_episodes else None, "episode_source": source},
         "counts": counts,
@@ -304,7 +322,7 @@ def _check_monotonic(bag: Path, topic: str, states: _States, sel: np.ndarray) ->
                        "within an episode")
 
 
-def _segment(states: _States, seg: np.ndarray, period_ns: int, cmd_log: np.ndarray, cmd_values: np.ndarray,
+def _segment(states: _States, seg: np.ndarray, period_ns: int, cmd_time: np.ndarray, cmd_values: np.ndarray,
              terminal: bool, number: int, counts: dict, out: dict) -> None:
     stamps = states.stamps[seg]
     steps = (stamps[-1] - stamps[0]) // period_ns
@@ -322,9 +340,9 @@ def _segment(states: _States, seg: np.ndarray, period_ns: int, cmd_log: np.ndarr
     state = np.concatenate([states.q[seg], states.dq[seg]], axis=1)
     sampled = np.stack([np.interp(t, rel, state[:, j]) for j in range(state.shape[1])], axis=1)
     sampled[exact] = state[nearest[exact]]
-    # Log (receive) time at which each grid state was available, through the states' stamp -> log relation.
-    received = np.interp(t, rel, (states.log[seg] - stamps[0]).astype(np.float64)) + stamps[0]
-    cmd = np.searchsorted(cmd_log, received[1:], side="right") - 1
+    # When each grid state was sent (or received), through the states' stamp -> send-time relation.
+    sent = np.interp(t, rel, (states.sent[seg] - stamps[0]).astype(np.float64)) + stamps[0]
+    cmd = np.searchsorted(cmd_time, sent[1:], side="right") - 1
     keep = cmd >= 0
     counts["dropped_no_command"] += int((~keep).sum())
     actions = cmd_values[np.maximum(cmd, 0)]

@@ -60,14 +60,15 @@ class Recorder:
         """Declare a topic (kept across bags); raises the writer's BagError for an unknown type."""
         self._call(lambda: self._add_topic(topic, msgtype, list(qos), msgdef), timeout)
 
-    def set_qos(self, topic: str, qos: Sequence[Qos], timeout: float = 10.0) -> None:
-        """Update the offered QoS profiles recorded for `topic`."""
+    def set_qos(self, topic: str, qos: Sequence[Qos]) -> None:
+        """Update the offered QoS profiles recorded for `topic` (queued: applies to messages put after it;
+        a bag keeps the profiles in force at the topic's first message, see BagWriter.set_qos)."""
         def update():
             msgtype, _, msgdef = self._topics[topic]
             self._topics[topic] = (msgtype, list(qos), msgdef)
             if self._writer is not None:
                 self._writer.set_qos(topic, qos)
-        self._call(update, timeout)
+        self._queue.put((update, threading.Event(), {}))
 
     def split(self, timeout: float = 10.0) -> None:
         """Close the open storage file and continue in a new one."""
