@@ -27,6 +27,11 @@ def test_watchdog_replaces_a_stale_command_by_zero_torque():
     assert bridge.counters["watchdog_zero_steps"] == 1
     bridge.reset()  # a reset forgets the last command
     assert np.array_equal(bridge.step(now=10.0), np.zeros(7))
+    assert bridge.counters["velocity_limit_steps"] == 0
+    for _ in range(30):  # full torque on the wrist spins it past its 5.26 rad/s limit
+        bridge.command([0, 0, 0, 0, 0, 0, 12.0], now=20.0)
+        bridge.step(now=20.0)
+    assert bridge.counters["velocity_limit_steps"] > 0
 
 
 def test_resets_emit_episode_events_and_the_clock_never_goes_back(tmp_path):

@@ -232,16 +232,18 @@ class SimBridgeNode(Node):
     def _publish_diagnostics(self) -> None:
         counters = dict(self.bridge.counters)
         dropped = {k: counters[k] - self._last_report[k] for k in counters if k.startswith("dropped")}
-        self._last_report = counters
         values = {"profile": self.bridge.config.profile, "clocking": self.bridge.config.clocking,
                   "task": self.bridge.config.task, "paused": self.paused, "episode": self.bridge.episode,
                   "steps": self.bridge.steps, "rate_hz": 1 / self.bridge.period, "overruns": self.overruns,
                   **counters}
-        if any(dropped.values()):
+        fast = counters["velocity_limit_steps"] - self._last_report["velocity_limit_steps"]
+        if any(dropped.values()) or fast:
             level = "warn"
-            message = "dropped commands: " + ", ".join(f"{k[8:]} {v}" for k, v in dropped.items() if v)
+            message = ", ".join([f"dropped {k[8:]} commands: {v}" for k, v in dropped.items() if v]
+                                + ([f"{fast} steps above a joint velocity limit"] if fast else []))
         else:
             level, message = "ok", "running" if not self.paused else "paused"
+        self._last_report = counters
         status = diagnostic_status(f"{self.get_name()}: simulation", self.bridge.config.profile, level, message,
                                    values)
         self.diagnostics_pub.publish(diagnostic_array(seconds_to_stamp(self.bridge.clock), [status]))

@@ -8,7 +8,8 @@ Profiles:
 
 Commands are torques without gravity, one value per joint. A command of the wrong length or with non-finite
 values is dropped and counted; a step whose newest command is older than the watchdog period applies zero
-torque (counted). The bridge clock starts at the wall time of construction and advances with simulated time
+torque (counted). Steps ending above a joint velocity limit are counted (a real FR3 stops on a reflex
+there; the simulation goes on). The bridge clock starts at the wall time of construction and advances with simulated time
 only, so it never jumps back, not even at a reset.
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ class SimBridge:
         self.episode_steps = 0
         self.steps = 0
         self.counters = {"commands": 0, "dropped_wrong_length": 0, "dropped_nonfinite": 0, "dropped_paused": 0,
-                         "watchdog_zero_steps": 0, "resets": 0}
+                         "watchdog_zero_steps": 0, "velocity_limit_steps": 0, "resets": 0}
         self._command = np.zeros(len(self.joint_names))
         self._command_time = -math.inf
         self.has_puck = config.task == "push"
@@ -125,6 +126,8 @@ class SimBridge:
             torque = np.zeros(len(self.joint_names))
             self.counters["watchdog_zero_steps"] += 1
         self.sim.step(torque)
+        if np.any(np.abs(self.sim.data.qvel[self.sim.dof_index]) > self.sim.robot.velocity_limits):
+            self.counters["velocity_limit_steps"] += 1  # a real FR3 would stop with a velocity reflex
         self._elapsed += self.period
         self.steps += 1
         self.episode_steps += 1
