@@ -41,7 +41,7 @@ def test_resets_emit_episode_events_and_the_clock_never_goes_back(tmp_path):
     for _ in range(5):
         bridge.step(now=0.0)
     clock = bridge.clock
-    assert clock == pytest.approx(100.05)
+    assert clock == pytest.approx(100.05) and bridge.clock_ns == 100_050_000_000
     path = Distribution.uniform(bridge.space).save(tmp_path / "d.yaml")
     bridge.set_distribution(str(path))
     end, start = bridge.reset()

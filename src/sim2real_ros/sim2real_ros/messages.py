@@ -31,6 +31,11 @@ def seconds_to_stamp(seconds: float) -> Time:
     return Time(sec=total // 1_000_000_000, nanosec=total % 1_000_000_000)
 
 
+def nanoseconds_to_stamp(nanoseconds: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time (exact)."""
+    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
 def joint_state_msg(names: Sequence[str], stamp: Time, position: np.ndarray, velocity: np.ndarray,
                     effort: np.ndarray) -> JointState:
     """Arrays in joint order -> sensor_msgs/JointState."""

@@ -42,7 +42,7 @@ from sim2real_core.sim.bridge import BridgeConfig, SimBridge
 
 from . import contract
 from .messages import (clock_msg, diagnostic_array, diagnostic_status, episode_event_msg, joint_state_msg,
-                       pose_stamped_msg, seconds_to_stamp)
+                       nanoseconds_to_stamp, pose_stamped_msg)
 from .node_main import run_node
 
 PHYSICS = "physics."
@@ -186,7 +186,7 @@ class SimBridgeNode(Node):
         self._publish_state()
 
     def _publish_state(self) -> None:
-        stamp = seconds_to_stamp(self.bridge.clock)
+        stamp = nanoseconds_to_stamp(self.bridge.clock_ns)
         q, dq, effort = self.bridge.joint_state()
         self.clock_pub.publish(clock_msg(stamp))
         self.state_pub.publish(joint_state_msg(self.bridge.joint_names, stamp, q, dq, effort))
@@ -246,7 +246,7 @@ class SimBridgeNode(Node):
         self._last_report = counters
         status = diagnostic_status(f"{self.get_name()}: simulation", self.bridge.config.profile, level, message,
                                    values)
-        self.diagnostics_pub.publish(diagnostic_array(seconds_to_stamp(self.bridge.clock), [status]))
+        self.diagnostics_pub.publish(diagnostic_array(nanoseconds_to_stamp(self.bridge.clock_ns), [status]))
 
 
 def main() -> None:

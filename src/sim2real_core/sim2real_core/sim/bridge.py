@@ -89,8 +89,8 @@ class SimBridge:
         self.distribution: Distribution | None = None
         self.distribution_path = ""
         self._seeds = np.random.default_rng(config.seed)
-        self._clock0 = float(start_time)
-        self._elapsed = 0.0
+        self._clock0_ns = int(round(start_time * 1e9))
+        self._period_ns = int(round(self.period * 1e9))
         self.episode = -1
         self.episode_steps = 0
         self.steps = 0
@@ -128,7 +128,6 @@ class SimBridge:
         self.sim.step(torque)
         if np.any(np.abs(self.sim.data.qvel[self.sim.dof_index]) > self.sim.robot.velocity_limits):
             self.counters["velocity_limit_steps"] += 1  # a real FR3 would stop with a velocity reflex
-        self._elapsed += self.period
         self.steps += 1
         self.episode_steps += 1
         return torque
@@ -210,7 +209,12 @@ class SimBridge:
     @property
     def clock(self) -> float:
         """Bridge clock [s]: start time plus simulated time over all episodes."""
-        return self._clock0 + self._elapsed
+        return self.clock_ns * 1e-9
+
+    @property
+    def clock_ns(self) -> int:
+        """The bridge clock in integer nanoseconds (exact period spacing for message stamps)."""
+        return self._clock0_ns + self.steps * self._period_ns
 
     def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Measured (position, velocity, effort) in joint order."""
