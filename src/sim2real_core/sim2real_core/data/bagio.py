@@ -309,7 +309,7 @@ def write_metadata(bag: Path, files: Sequence[dict], topics: Sequence[dict],
         "compression_mode": "",
         "relative_file_paths": [f["path"] for f in files],
         "files": list(files),
-        "custom_data": custom_data,
+        "custom_data": dict(custom_data or {}),  # rosbag2 (yaml-cpp) expects a map, not null
         "ros_distro": ROS_DISTRO,
     }
     target = bag / METADATA_FILE

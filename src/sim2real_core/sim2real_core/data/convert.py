@@ -108,7 +108,8 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
             interval, i.e. two samples in a row may be missing).
     Returns:
         TransitionDataset with state layout joint_state_v1, extras `timestamps` (header time of s, seconds)
-        and `episodes`, and metadata with every count of dropped or interpolated data.
+        and `episodes` (the recorded episode number, 0 without events), and metadata with every count of
+        dropped or interpolated data.
     Raises:
         BagError naming bag, topic and message for anything that would make the dataset wrong.
     """
@@ -153,7 +154,9 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
     gap_ns = None if max_gap is None else int(round(max_gap * 1e9))
     out: dict[str, list] = {k: [] for k in ("obs", "next", "act", "term", "tout", "time", "episode")}
     in_any = np.zeros(len(states.stamps), dtype=bool)
+    used = 0  # episodes that gave transitions
     for number, start, end, terminal in episodes:
+        before = len(out["obs"])
         member = (states.log >= start) & (states.log <= end)
         in_any |= member
         sel = np.flatnonzero(member)
@@ -170,13 +173,14 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         for s_index, seg in enumerate(segments):
             last = s_index == len(segments) - 1
             _segment(states, seg, period_ns, cmd_time, cmd_values, terminal and last, number, counts, out)
+        used += len(out["obs"]) > before
     counts["states_outside_episodes"] = int((~in_any).sum())
     if not out["obs"]:
         raise BagError(f"bag {bag}: no transitions at control period {period} s "
                        f"(counts: {json.dumps(counts)})")
     obs = np.concatenate(out["obs"])
     counts["transitions"] = int(len(obs))
-    counts["episodes"] = int(len(np.unique(np.concatenate(out["episode"]))))
+    counts["episodes"] = used
     metadata = {
         "robot": robot, "joint_names": names, "state_layout": STATE_LAYOUT,
         "observation_names": [f"q_{n}" for n in names] + [f"dq_{n}" for n in names],
