@@ -10,7 +10,8 @@ import yaml
 from sim2real_core.explore import train_command
 from sim2real_core.explore.coverage import Visits, coverage_measures, cumulative_cells
 from sim2real_core.explore.dispatch import load_exploration_policies
-from sim2real_core.explore.diversity import DiversityBonus, DiversityConfig, DiversityWrapper, Discriminator
+from sim2real_core.explore.diversity import (DiversityBonus, DiversityConfig, DiversityWrapper, Discriminator,
+                                             distinguishability)
 from sim2real_core.policy.tasks import make_task
 
 
@@ -61,6 +62,13 @@ def test_distinct_policies_earn_more_bonus_than_identical_ones():
         bonuses[case] = np.mean([bonus.reward(x) for x in blob(center, n=200, seed=2)])
     # Distinguishable: log q ~ 0, bonus ~ log 2. Identical: q ~ 1/2, bonus ~ 0.
     assert bonuses["distinct"] > 0.6 and abs(bonuses["identical"]) < 0.15, bonuses
+
+
+def test_distinguishability_separates_distinct_from_identical_state_sets():
+    config = DiversityConfig(update_batches=20)
+    distinct = distinguishability([blob([0.3, 0.0, 0.4]), blob([0.5, 0.2, 0.6], seed=1)], config)
+    same = distinguishability([blob([0.3, 0.0, 0.4]), blob([0.3, 0.0, 0.4], seed=1)], config)
+    assert distinct > 0.95 and abs(same - 0.5) < 0.1, (distinct, same)
 
 
 def test_a_single_policy_gets_no_bonus():
@@ -130,7 +138,7 @@ def test_explore_train_command_writes_a_loadable_exploration_set(tmp_path, capsy
         assert sidecar["training"]["distribution"] == "uniform"
         assert np.all(np.isfinite(policy.torque(policy.spec.obs_mean[:7], np.zeros(7))))
     summary = json.loads((tmp_path / "exploration.json").read_text())
-    assert [p["index"] for p in summary["policies"]] == [0, 1]
+    assert [p["index"] for p in summary["policies"]] == [0, 1] and 0 <= summary["distinguishability"] <= 1
     coverage = json.loads((tmp_path / "coverage.json").read_text())
     assert len(coverage["schemes"]) == 3 and all(s["states"] > 0 and "task_cells" in s
                                                  for s in coverage["schemes"].values())

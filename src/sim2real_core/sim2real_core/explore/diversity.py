@@ -277,7 +277,8 @@ def train_exploration_policies(task: TaskSetup, out: str | os.PathLike, config: 
     """Train `config.k` exploration policies of an FR3 task one after another (see the module docstring).
 
     Writes out/explore_<i>/ (ordinary policy files; the sidecar's training.description says "exploration
-    policy i of K") and out/exploration.json (settings, bonus switch-on steps, returns, discriminator losses).
+    policy i of K") and out/exploration.json (settings, bonus switch-on steps, returns, discriminator losses,
+    and the `distinguishability` of the finished policies' states).
     """
     out = Path(out)
     probe = task.wrapped()
@@ -308,9 +309,29 @@ def train_exploration_policies(task: TaskSetup, out: str | os.PathLike, config: 
         records.append({**record, "discriminator_loss": [x for x in bonus.losses if np.isfinite(x)]})
     summary = {"task": task.name, "k": config.k, "config": {k: list(v) if isinstance(v, tuple) else v
                                                              for k, v in asdict(config).items()},
-               "policies": records}
+               "distinguishability": distinguishability(discriminator.buffers, config), "policies": records}
     (out / "exploration.json").write_text(json.dumps(summary, indent=2))
     return ExplorationSet(out, paths, summary)
+
+
+def distinguishability(features: Sequence[np.ndarray], config: DiversityConfig, held_out: float = 0.3) -> float:
+    """Held-out accuracy of a fresh discriminator telling the policies apart from their visited states.
+
+    1/K (chance) means the policies visit the same states; 1 means every state gives its policy away.
+    """
+    rng = np.random.default_rng(config.seed)
+    fresh = Discriminator(len(features), features[0].shape[1], config.hidden, config.learning_rate, config.buffer,
+                          config.seed + 1)
+    tests = []
+    for index, rows in enumerate(features):
+        order = rng.permutation(len(rows))
+        cut = int(len(rows) * held_out)
+        fresh.replace(index, rows[order[cut:]])
+        tests.append(rows[order[:cut]])
+    fresh.train(len(features), batches=10 * config.update_batches, batch_size=config.batch_size)
+    correct = [np.mean(np.argmax(fresh.log_probs(rows, len(features)), axis=1) == index)
+               for index, rows in enumerate(tests) if len(rows)]
+    return float(np.mean(correct))
 
 
 def _finite_median(values: Sequence[float]) -> float | None:
