@@ -103,8 +103,8 @@ def bench_server() -> None:
           f"commands received {counted_received / elapsed:.0f}/s (ratio {counted_received / max(counted_sent, 1):.3f})")
     print(f"   latency state stamp -> publish: p50 {float(d.get('latency_p50_ms', 'nan')):.3f} ms, "
           f"p99 {float(d.get('latency_p99_ms', 'nan')):.3f} ms, max {float(d.get('latency_max_ms', 'nan')):.3f} ms "
-          f"over {d.get('latency_count', 0)} commands; reaction (arrival -> publish) p50 "
-          f"{float(d.get('reaction_p50_ms', 'nan')):.3f} ms, p99 {float(d.get('reaction_p99_ms', 'nan')):.3f} ms")
+          f"over {d.get('latency_count', 0)} commands; compute (state callback -> publish) p50 "
+          f"{float(d.get('compute_p50_ms', 'nan')):.3f} ms, p99 {float(d.get('compute_p99_ms', 'nan')):.3f} ms")
     print(f"   periods {d.get('periods')}, missed {d.get('missed_periods')} "
           f"(rate {float(d.get('missed_rate', 'nan')):.4f}), interval p99 "
           f"{float(d.get('interval_p99_ms', 'nan')):.3f} ms, fault {d.get('fault')}, "

@@ -31,7 +31,7 @@ def test_runner_filters_policy_torque_and_measures_latency(tmp_path):
     # Zero network output: PD target 0, tau = -1e4 * q, far over the limits; one period's rate limit remains.
     np.testing.assert_allclose(out, -np.sign(q) * runner.safety.limits.rate * PERIOD)
     assert runner.latency.summary(1e3)["p50"] == pytest.approx(2.0)
-    assert runner.reaction.summary(1e3)["max"] == pytest.approx(1.0)
+    assert runner.compute.summary(1e3)["max"] == pytest.approx(1.0)
     runner.command(1.01, 10.01)  # stale period 1 of 2 ...
     np.testing.assert_array_equal(runner.command(1.02, 10.02), np.zeros(7))  # ... 2 of 2: watchdog
     assert runner.safety.fault == "watchdog" and runner.latency.count == 1

@@ -50,8 +50,8 @@ class RosEvalResult:
                 f"(95% CI {low:.3f} .. {high:.3f}), success {self.result.success_rate:.2f} "
                 f"(95% Wilson CI {self.result.success_ci[0]:.2f} .. {self.result.success_ci[1]:.2f})")
         s = self.server
-        return line + (f"\n  policy_server: reaction (state arrival -> command) p50 {_ms(s, 'reaction_p50_ms')}, "
-                       f"p99 {_ms(s, 'reaction_p99_ms')}; missed periods {s.get('missed_periods')} of "
+        return line + (f"\n  policy_server: compute (state callback -> command) p50 {_ms(s, 'compute_p50_ms')}, "
+                       f"p99 {_ms(s, 'compute_p99_ms')}; missed periods {s.get('missed_periods')} of "
                        f"{s.get('periods')}; safety: clipped {s.get('clipped')}, rate-limited {s.get('rate_limited')}, "
                        f"fault {s.get('fault')}")
 

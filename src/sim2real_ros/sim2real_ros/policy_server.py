@@ -1,16 +1,21 @@
 """policy_server: serve a policy file on the torque topic through the safety layer.
 
-Subscribes joint states, publishes torque (without gravity) every 1/rate_hz s. On /diagnostics: latency
-(state header stamp -> command publish, on the node's clock: meaningful when the state publisher stamps with
-the same clock, as franka_ros2 does), reaction (state arrival -> command publish, monotonic: the node's own
-share), periods and missed periods, the safety layer's counters and latched fault. The logic lives in
-sim2real_core.policy.serving; this node only moves messages, parameters and diagnostics.
+Subscribes joint states and publishes torque (without gravity): with publish_on_state, right after each
+fresh state (lowest latency; the state stream paces the loop) and from the 1/rate_hz timer only while the
+stream stalls (holding the last command, then zero torque when the watchdog trips); otherwise every
+1/rate_hz s from the timer, on the newest state. On /diagnostics: latency (state header stamp -> command
+publish on the node's clock; meaningful when the state publisher stamps with that clock, as franka_ros2
+does), compute (joint-state callback -> command publish, monotonic), timer periods and missed periods, the
+safety layer's counters and latched fault. The logic lives in sim2real_core.policy.serving; this node only
+moves messages, parameters and diagnostics.
 
 Parameters:
     policy_path (string, required): policy folder or sidecar; `ros2 param set` hot-reloads it atomically
         (loaded and validated first; on failure the old policy stays and the change is rejected with the reason).
     robot (string, default fr3): robot file in config/robots (joint order, limits, control period).
-    rate_hz (double, default 1/control_period of the robot): command rate, up to 1000.
+    rate_hz (double, default 1/control_period of the robot): control rate, up to 1000: the timer's rate and
+        the safety layer's period (rate limit, watchdog); set it to the joint-state rate.
+    publish_on_state (bool, default true): command on each fresh state instead of on the timer.
     watchdog_periods (int, default from config/policy/safety.yaml): periods without fresh state before
         torque is zeroed and a fault latched (cleared by the ~/reset_fault Trigger service).
     extra_inputs (double[], default: the policy's defaults): the policy's extra inputs, e.g. a reach target;
@@ -56,6 +61,8 @@ class PolicyServer(Node):
         watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
         extra = self.declare_parameter("extra_inputs", Parameter.Type.DOUBLE_ARRAY).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
+        self.publish_on_state = self.declare_parameter("publish_on_state", True, fixed).value
+        self._commanded = False  # a command went out since the last timer tick
         try:
             self.joint_names, control_period = robot_joints_and_period(robot)
             rate_hz = rate_hz or 1.0 / control_period
@@ -90,11 +97,18 @@ class PolicyServer(Node):
             self.get_logger().error(f"{contract.JOINT_STATES}: {exc}", throttle_duration_sec=1.0)
             return
         self.runner.state(q, dq, stamp_to_seconds(msg.header.stamp), time.monotonic())
+        if self.publish_on_state:
+            self._publish_command()
+            self._commanded = True
 
     def _control(self) -> None:
-        monotonic = time.monotonic()
-        self.monitor.tick(monotonic)
-        command = self.runner.command(self.get_clock().now().nanoseconds * 1e-9, monotonic)
+        self.monitor.tick(time.monotonic())
+        if not self._commanded:  # timer mode, or a stalled state stream: hold, then the watchdog
+            self._publish_command()
+        self._commanded = False
+
+    def _publish_command(self) -> None:
+        command = self.runner.command(self.get_clock().now().nanoseconds * 1e-9, time.monotonic())
         self.command_pub.publish(command_msg(command))
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -125,11 +139,11 @@ class PolicyServer(Node):
     def _publish_diagnostics(self) -> None:
         safety = self.runner.safety
         latency = self.runner.latency.summary(1e3)
-        reaction = self.runner.reaction.summary(1e3)
+        compute = self.runner.compute.summary(1e3)
         values = {"policy": self.runner.policy.source, "sha256": self.runner.policy.sha256,
                   **safety.diagnostics(), "bad_states": self.bad_states,
                   **{f"latency_{k}_ms" if k != "count" else "latency_count": v for k, v in latency.items()},
-                  **{f"reaction_{k}_ms": v for k, v in reaction.items() if k != "count"},
+                  **{f"compute_{k}_ms": v for k, v in compute.items() if k != "count"},
                   **self.monitor.summary()}
         level = "error" if safety.fault else "ok"
         message = f"fault latched: {safety.fault} (call ~/reset_fault)" if safety.fault else "serving"

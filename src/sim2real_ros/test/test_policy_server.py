@@ -66,8 +66,9 @@ def start_server(launch_node, policy, **parameters):
     return launch_node("policy_server", parameters={**params, **parameters})
 
 
-def test_commands_are_clipped_finite_and_latency_is_reported(launch_node, ros_node, tmp_path):
-    server = start_server(launch_node, write_policy(tmp_path / "big", kp=1e4))
+@pytest.mark.parametrize("publish_on_state", [True, False])
+def test_commands_are_clipped_finite_and_latency_is_reported(launch_node, ros_node, tmp_path, publish_on_state):
+    server = start_server(launch_node, write_policy(tmp_path / "big", kp=1e4), publish_on_state=publish_on_state)
     probe = Probe(ros_node)
     q = HOME + 0.3  # far from the PD target: the raw torque is thousands of Nm
     probe.stream(20.0, q=q, until=lambda: len(probe.commands) > 60 and probe.latest().get("latency_count", "0") != "0")

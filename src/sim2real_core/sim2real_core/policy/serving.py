@@ -110,7 +110,7 @@ class PolicyRunner:
     def __init__(self, policy: Policy, safety: SafetyLayer, extra: np.ndarray | None = None):
         self.safety = safety
         self.latency = WindowStats()  # header stamp -> command, on the node's clock
-        self.reaction = WindowStats()  # arrival -> command, monotonic: the node's own share
+        self.compute = WindowStats()  # state callback -> command, monotonic
         self.configure(policy, extra)
         self._state: JointState | None = None
         self._fresh = False
@@ -133,7 +133,7 @@ class PolicyRunner:
         self._fresh = True
 
     def command(self, now: float, monotonic: float) -> np.ndarray:
-        """The safe torque command for this period; `now` on the stamps' clock, `monotonic` for the reaction."""
+        """The safe torque command for this period; `now` on the stamps' clock, `monotonic` for compute time."""
         fresh, self._fresh = self._fresh, False
         if self._state is None:  # the watchdog arms with the first state; until then hold zero torque
             return np.zeros(self.safety.limits.size)
@@ -143,5 +143,5 @@ class PolicyRunner:
             safe = self.safety.filter(torque, state.q, state.dq, fresh=fresh)
         if fresh:
             self.latency.add(now - state.stamp)
-            self.reaction.add(monotonic - state.received)
+            self.compute.add(monotonic - state.received)
         return safe
