@@ -33,7 +33,8 @@ def test_metadata_v9_lists_types_qos_counts_and_files(tmp_path):
     meta = topics[STATES]["topic_metadata"]
     assert meta["type"] == "sensor_msgs/msg/JointState" and meta["serialization_format"] == "cdr"
     assert meta["type_description_hash"] == STORE.hash_rihs01("sensor_msgs/msg/JointState")
-    assert meta["offered_qos_profiles"][0]["depth"] == 7 and meta["offered_qos_profiles"][0]["reliability"] == "reliable"
+    offered = meta["offered_qos_profiles"][0]
+    assert offered["depth"] == 7 and offered["reliability"] == "reliable"
     assert info["starting_time"]["nanoseconds_since_epoch"] == T0 + 200_000
     assert info["duration"]["nanoseconds"] == 19 * 1_000_000
 

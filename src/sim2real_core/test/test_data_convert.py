@@ -76,7 +76,8 @@ def test_franka_merged_joint_states_with_fingers_shuffled_order_in_sqlite3(tmp_p
         q9, dq9 = np.concatenate([q, [0.04, 0.04]]), np.concatenate([dq, [0.0, 0.0]])
         messages.append((MERGED, stamp + 100_000, joint_state(stamp, [names[j] for j in order], q9[order], dq9[order])))
         messages.append((COMMANDS, stamp + 200_000, command(np.full(7, float(i)))))
-    bag = write_bag(tmp_path / "franka", messages, {MERGED: TYPES[MERGED], COMMANDS: TYPES[COMMANDS]}, storage="sqlite3")
+    bag = write_bag(tmp_path / "franka", messages, {MERGED: TYPES[MERGED], COMMANDS: TYPES[COMMANDS]},
+                    storage="sqlite3")
     data = bag_to_dataset(bag, period / 1e9)
     assert data.metadata["source"]["joint_states_topic"] == MERGED and data.metadata["time_base"] == "receive"
     assert len(data) == 29
@@ -173,7 +174,8 @@ def test_missing_topics_and_wrong_types(tmp_path):
     only_states = write_bag(tmp_path / "a", [m for m in control_log(10) if m[0] == STATES], {STATES: TYPES[STATES]})
     with pytest.raises(BagError, match=f"topic {COMMANDS} is missing"):
         bag_to_dataset(only_states, 0.01)
-    only_commands = write_bag(tmp_path / "b", [m for m in control_log(10) if m[0] == COMMANDS], {COMMANDS: TYPES[COMMANDS]})
+    only_commands = write_bag(tmp_path / "b", [m for m in control_log(10) if m[0] == COMMANDS],
+                              {COMMANDS: TYPES[COMMANDS]})
     with pytest.raises(BagError, match="no joint state topic"):
         bag_to_dataset(only_commands, 0.01)
     wrong = write_bag(tmp_path / "c", [(STATES, T0, command(np.zeros(7))), (COMMANDS, T0, command(np.zeros(7)))],
@@ -185,7 +187,8 @@ def test_missing_topics_and_wrong_types(tmp_path):
 
 def test_missing_or_repeated_joint_names_name_the_message(tmp_path):
     messages = control_log(n_states=30)
-    messages[12] = (STATES, messages[12][1], joint_state(T0, JOINTS[:6] + ["fr3_finger_joint1"], np.zeros(7), np.zeros(7)))
+    fingers = JOINTS[:6] + ["fr3_finger_joint1"]
+    messages[12] = (STATES, messages[12][1], joint_state(T0, fingers, np.zeros(7), np.zeros(7)))
     with pytest.raises(BagError, match=r"topic /franka/joint_states message #11 .*joints \['fr3_joint7'\] missing"):
         bag_to_dataset(write_bag(tmp_path / "a", messages, BASIC), 0.01)
     messages[12] = (STATES, messages[12][1], joint_state(T0, JOINTS[:6] + ["fr3_joint1"], np.zeros(7), np.zeros(7)))
@@ -201,7 +204,8 @@ def test_non_monotonic_stamps_name_the_message(tmp_path):
     topic, log, msg = messages[20]
     assert topic == STATES
     msg.header.stamp.sec -= 1
-    with pytest.raises(BagError, match=r"topic /franka/joint_states message #18 has header stamp .* not after message #17"):
+    with pytest.raises(BagError, match=r"topic /franka/joint_states message #18 has header stamp .* "
+                                       r"not after message #17"):
         bag_to_dataset(write_bag(tmp_path / "a", messages, BASIC), 0.01)
 
 

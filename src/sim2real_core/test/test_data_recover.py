@@ -19,7 +19,8 @@ def _payload(i):
 
 def _values(bag):
     with BagReader(bag) as reader:
-        return [(log, STORE.deserialize_cdr(raw, TYPES[COMMANDS]).data[0]) for _, log, raw in reader.raw_messages([COMMANDS])]
+        return [(log, STORE.deserialize_cdr(raw, TYPES[COMMANDS]).data[0])
+                for _, log, raw in reader.raw_messages([COMMANDS])]
 
 
 def test_sigkilled_writer_is_recovered_up_to_the_last_flush(tmp_path):

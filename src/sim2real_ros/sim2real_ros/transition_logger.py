@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
@@ -33,7 +34,6 @@ from sim2real_core.data.recorder import Recorder
 from sim2real_ros import contract
 from sim2real_ros.messages import diagnostic_array, diagnostic_status
 from sim2real_ros.node_main import run_node
-from diagnostic_msgs.msg import DiagnosticArray
 
 KNOWN_TYPES = {
     contract.JOINT_STATES: "sensor_msgs/msg/JointState",

@@ -72,7 +72,8 @@ def test_round_trip_over_dds_gives_exact_values(tmp_path, launch_node, ros_node)
     counts = {t["topic_metadata"]["name"]: t["message_count"] for t in info["topics_with_message_count"]}
     assert counts[contract.JOINT_STATES] == 60 and counts[contract.EFFORT_COMMANDS] == 6
     assert counts[contract.EPISODES] == 2
-    qos = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"] for t in info["topics_with_message_count"]}
+    qos = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+           for t in info["topics_with_message_count"]}
     assert qos[contract.JOINT_STATES][0]["reliability"] == "reliable"
 
     data = bag_to_dataset(bag, 0.01)
@@ -95,7 +96,8 @@ def test_start_split_stop_services_and_unknown_type(tmp_path, launch_node, ros_n
     logger = launch_node("transition_logger", parameters={
         "output": str(bag), "autostart": False, "topics": [contract.EFFORT_COMMANDS, "/mystery"],
         "topic_types": ["/mystery=nope_msgs/msg/Nope"]})
-    start, stop, split = (ros_node.create_client(Trigger, f"/transition_logger/{name}") for name in ("start", "stop", "split"))
+    start, stop, split = (ros_node.create_client(Trigger, f"/transition_logger/{name}")
+                          for name in ("start", "stop", "split"))
     commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
     _wait_matched(ros_node, [commands])
     assert not _call(ros_node, stop).success  # not recording yet

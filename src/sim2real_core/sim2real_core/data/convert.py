@@ -4,13 +4,14 @@ Rules (each one counted in `metadata["counts"]` when it drops or changes data):
 - States come from a sensor_msgs/JointState topic (`/franka/joint_states`, else the merged `/joint_states`),
   reordered to the robot's joint names by name; extra joints (gripper fingers) are ignored. A message that
   lacks a joint, repeats a name, has fields of the wrong length or no velocities is an error naming the bag,
-  topic and message index. A state with a non-finite position or velocity is dropped (`dropped_nonfinite_states`).
-- Episodes: `/sim2real/episode` events ({"event": "start"|"end", "episode": n, "terminal": bool?, "source": node})
-  split the recording by log (receive) time; with several sources one is used (`episode_source`; events of
-  others are counted in `episode_events_ignored`), unpaired events in `unmatched_episode_events`; states outside an episode are dropped (`states_outside_episodes`). Without
-  events the whole bag is one episode. Within an episode, header stamps must increase strictly (else an error
-  naming the message): they set the time base. A gap longer than `max_gap` between states splits the
-  episode into segments (`gap_splits`).
+  topic and message index. A state with a non-finite position or velocity is dropped
+  (`dropped_nonfinite_states`).
+- Episodes: `/sim2real/episode` events {"event": "start"|"end", "episode": n, "terminal": bool?, "source": node}
+  split the recording by log (receive) time. With several sources one is used (`episode_source`; events of
+  others are counted in `episode_events_ignored`), unpaired events in `unmatched_episode_events`. States
+  outside an episode are dropped (`states_outside_episodes`). Without events the whole bag is one episode.
+  Within an episode, header stamps must increase strictly (else an error naming the message): they set the
+  time base. A gap longer than `max_gap` between states splits the episode into segments (`gap_splits`).
 - Each segment is resampled on a grid t_k = t_0 + k * control_period by linear interpolation of (q, dq) between
   the neighbouring states (`interpolated_states` counts grid points that fall between samples).
 - Actions: std_msgs/Float64MultiArray commands are held zero-order between messages. The action of transition

@@ -2,7 +2,8 @@
 
 A recorder killed with SIGKILL leaves `metadata.yaml` stale or absent and its last MCAP file without summary
 or footer, possibly ending inside a chunk. Each such file is scanned record by record; every complete chunk
-is kept when its CRC matches (else only its schema and channel records), and the complete messages at the start of a truncated uncompressed chunk are salvaged.
+is kept when its CRC matches (else only its schema and channel records), and the complete messages at the
+start of a truncated uncompressed chunk are salvaged.
 The messages are rewritten into a complete MCAP file under the original name; the damaged original is kept
 next to it as `NAME.mcap.damaged` (nothing is deleted). Complete files are left untouched.
 """
@@ -88,7 +89,8 @@ def recover_bag(bag: str | os.PathLike) -> RecoveryReport:
         for name, info in file_topics.items():
             known = topics.setdefault(name, {**info, "count": 0})
             if known["type"] != info["type"]:
-                raise BagError(f"bag {bag}: topic {name} has type {known['type']} and {info['type']} in different files")
+                raise BagError(f"bag {bag}: topic {name} has type {known['type']} and {info['type']} "
+                               "in different files")
             known["count"] += info["count"]
         report.files.append(file_report)
     report.metadata = str(write_metadata(bag, entries, [
@@ -122,8 +124,8 @@ def _describe(path: Path) -> tuple[FileInfo, dict[str, dict]]:
         rihs01 = channel.metadata.get("topic_type_hash", "")
         if not rihs01 and msgtype in store.fielddefs:
             rihs01 = store.hash_rihs01(msgtype)
-        info = topics.setdefault(channel.topic, {"type": msgtype, "hash": rihs01, "count": 0,
-                                                 "qos": qos_from_metadata(channel.metadata.get("offered_qos_profiles", ""))})
+        qos = qos_from_metadata(channel.metadata.get("offered_qos_profiles", ""))
+        info = topics.setdefault(channel.topic, {"type": msgtype, "hash": rihs01, "count": 0, "qos": qos})
         info["count"] += stats.channel_message_counts.get(cid, 0)
     return entry, topics
 

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-period", type=float,
                         help="seconds between s and s' (default: control_period in config/robots/ROBOT.yaml)")
     parser.add_argument("--robot", default="fr3", help="robot in config/robots (joint names, defaults)")
-    parser.add_argument("--joint-states-topic", help="JointState topic (default: /franka/joint_states, else /joint_states)")
+    parser.add_argument("--joint-states-topic",
+                        help="JointState topic (default: /franka/joint_states, else /joint_states)")
     parser.add_argument("--commands-topic", default=COMMANDS_TOPIC, help=f"effort commands (default {COMMANDS_TOPIC})")
     parser.add_argument("--episodes-topic", default=EPISODES_TOPIC, help=f"episode events (default {EPISODES_TOPIC})")
     parser.add_argument("--episode-source",
