@@ -130,6 +130,7 @@ def test_start_split_stop_services_and_unknown_type(tmp_path, launch_node, ros_n
 def test_sigkill_leaves_a_recoverable_bag(tmp_path, launch_node, ros_node):
     bag = tmp_path / "bag"
     logger = launch_node("transition_logger", parameters={"output": str(bag), "flush_period": 0.1,
+                                                          "max_file_duration": 0.1,
                                                           "topics": [contract.EFFORT_COMMANDS]})
     commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
     _wait_matched(ros_node, [commands])
@@ -139,10 +140,12 @@ def test_sigkill_leaves_a_recoverable_bag(tmp_path, launch_node, ros_node):
     time.sleep(1.0)  # longer than flush_period: everything is on disk
     logger.process.send_signal(signal.SIGKILL)
     logger.process.wait(10)
-    assert not (bag / "metadata.yaml").exists()
+    closed = read_metadata(bag)["files"]  # files split by duration are listed when closed
+    assert len(closed) >= 1 and all(f["message_count"] > 0 for f in closed)
 
     report = recover_bag(bag)
-    assert report.messages == 200 and not report.files[0].complete
+    assert report.messages == 200 and len(report.files) == len(closed) + 1
+    assert [f.complete for f in report.files] == [True] * len(closed) + [False]
     with BagReader(bag) as reader:
         values = [m.data[0] for _, _, _, m in reader.messages([contract.EFFORT_COMMANDS])]
     assert values == [float(i) for i in range(200)]
