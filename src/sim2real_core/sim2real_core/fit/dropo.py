@@ -83,8 +83,9 @@ class DropoConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.entropy_weight < 0:
             raise ValueError(f"entropy_weight (alpha) must be >= 0, got {self.entropy_weight}")
-        if self.max_evaluations < 1:
-            raise ValueError(f"max_evaluations must be >= 1, got {self.max_evaluations}")
+        if self.max_evaluations < (0 if self.optimizer == "linearized" else 1):
+            raise ValueError(f"max_evaluations must be >= 1 (>= 0 with the linearized optimiser: no polish), "
+                             f"got {self.max_evaluations}")
 
 
 @dataclass

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
-
 import mujoco
 import mujoco.batch
 import numpy as np
@@ -32,7 +30,7 @@ class System:
         model: the nominal model; fitted parameters are written relative to it.
         frame_skip: physics steps per control period (one transition).
         qpos_index, qvel_index: the qpos and qvel entries an observation holds, in observation order.
-        controls: optional hook (model, qpos (M, nq), actions (M, A)) -> ctrl (M, nu); default ctrl = action.
+        actuators: the actuators an action drives, in action order (None: all, ctrl = action); others get 0.
     """
 
     name: str
@@ -40,7 +38,7 @@ class System:
     frame_skip: int
     qpos_index: tuple[int, ...]
     qvel_index: tuple[int, ...]
-    controls: Callable[[mujoco.MjModel, np.ndarray, np.ndarray], np.ndarray] | None = None
+    actuators: tuple[int, ...] | None = None
 
     @property
     def state_dim(self) -> int:
@@ -52,8 +50,9 @@ class System:
         if state_dim != self.state_dim:
             raise ValueError(f"system {self.name!r} expects observations of size {self.state_dim} "
                              f"({len(self.qpos_index)} qpos + {len(self.qvel_index)} qvel), got {state_dim}")
-        if self.controls is None and action_dim != self.model.nu:
-            raise ValueError(f"system {self.name!r} expects actions of size {self.model.nu}, got {action_dim}")
+        expected = self.model.nu if self.actuators is None else len(self.actuators)
+        if action_dim != expected:
+            raise ValueError(f"system {self.name!r} expects actions of size {expected}, got {action_dim}")
 
     def state(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Observations (M, S) -> full qpos (M, nq), qvel (M, nv)."""
@@ -69,11 +68,13 @@ class System:
         """Full qpos, qvel -> observations."""
         return np.concatenate([qpos[:, list(self.qpos_index)], qvel[:, list(self.qvel_index)]], axis=1)
 
-    def ctrl(self, qpos: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Actuator controls for actions (M, A) at states qpos (M, nq)."""
-        if self.controls is None:
+    def ctrl(self, actions: np.ndarray) -> np.ndarray:
+        """Actuator controls (M, nu) for actions (M, A)."""
+        if self.actuators is None:
             return actions
-        return self.controls(self.model, qpos, actions)
+        ctrl = np.zeros((actions.shape[0], self.model.nu))
+        ctrl[:, list(self.actuators)] = actions
+        return ctrl
 
 
 def model_space(space: ParameterSpace) -> ParameterSpace:
@@ -146,7 +147,7 @@ class BatchPredictor:
         qpos[:] = qpos0
         qvel[:] = qvel0
         for j in range(actions.shape[1]):
-            ctrl[:] = self.system.ctrl(qpos, actions[:, j])
+            ctrl[:] = self.system.ctrl(actions[:, j])
             batch.step(nstep=self.system.frame_skip)
         self.steps += observations.shape[0] * actions.shape[1] * self.system.frame_skip
         return self.system.observe(qpos, qvel)
@@ -168,7 +169,7 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
         qpos, qvel = system.state(obs[None, :])
         data.qpos[:], data.qvel[:] = qpos[0], qvel[0]
         for a in seq:
-            data.ctrl[:] = system.ctrl(data.qpos[None, :], a[None, :])[0]
+            data.ctrl[:] = system.ctrl(a[None, :])[0]
             for _ in range(system.frame_skip):
                 mujoco.mj_step(model, data)
         out[i] = system.observe(data.qpos[None, :], data.qvel[None, :])[0]

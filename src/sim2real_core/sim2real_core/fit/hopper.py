@@ -46,7 +46,7 @@ def hopper_space() -> ParameterSpace:
 
 def generate_hopper_data(masses, episodes: int = 20, steps: int = 500, seed: int = 0,
                          space: ParameterSpace | None = None, system: System | None = None,
-                         reset_noise: float = 0.005, lift: float = 0.0) -> Transitions:
+                         reset_noise: float = 0.005, lift: float = 0.0, action_noise: float = 0.0) -> Transitions:
     """Random-policy transitions of a Hopper with the given true parameters (no early termination).
 
     Args:
@@ -55,6 +55,8 @@ def generate_hopper_data(masses, episodes: int = 20, steps: int = 500, seed: int
       seed: seeds the start-state noise (uniform ±reset_noise around the model's rest pose) and the
         uniform random actions in [-1, 1].
       lift: start this many metres above the rest pose (e.g. to record flight without ground contact).
+      action_noise: std of Gaussian noise added to the applied controls but not recorded (process noise, so
+        that s' is a random function of (s, a)).
     Returns:
       Transitions with metadata naming the true parameters.
     """
@@ -73,7 +75,7 @@ def generate_hopper_data(masses, episodes: int = 20, steps: int = 500, seed: int
     actions = rng.uniform(-1.0, 1.0, (episodes, steps, model.nu))
     obs[:, 0] = system.observe(qpos, qvel)
     for t in range(steps):
-        ctrl[:] = actions[:, t]
+        ctrl[:] = actions[:, t] + action_noise * rng.standard_normal(actions[:, t].shape)
         batch.step(nstep=system.frame_skip)
         obs[:, t + 1] = system.observe(qpos, qvel)
     ends = np.zeros((episodes, steps), dtype=bool)

@@ -16,7 +16,7 @@ from ..sim.distributions import Distribution
 from ..sim.parameters import ParameterSpace
 from .dropo import DropoConfig, DropoObjective, FitResult, linearized_search, optimise, state_scale
 from .engine import BatchPredictor, System
-from .sysid import PredictionResiduals, SysIdConfig, fit_point, parameter_covariance
+from .sysid import PredictionResiduals, SysIdConfig, confidence_std, fit_point, parameter_covariance
 from .transitions import Transitions
 
 METHODS = ("dropo", "edropo", "sysid", "uniform")
@@ -157,8 +157,9 @@ def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: 
     """Least-squares point estimate with 95 % confidence intervals from the Jacobian.
 
     Returns:
-      FitResult with a gaussian Distribution whose covariance is the estimator's (method sysid); the
-      intervals and identifiability are in the objective and provenance.
+      FitResult with a gaussian Distribution whose covariance is the estimator's, regularised by the box
+      prior so that it stays finite (method sysid); the 95 % intervals (clipped to the bounds; the whole
+      range where the data does not inform a parameter) and identifiability are in objective and provenance.
     """
     config = config or SysIdConfig()
     start = time.perf_counter()
@@ -175,9 +176,10 @@ def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: 
     estimate, res, jac, r, _ = fit_point(predictor, data, scale, config, callback=tick)
     dof = max(r.size - space.dim, 1)
     noise_var = max(float(r @ r) / dof, config.noise_floor)
-    cov = parameter_covariance(jac, noise_var, res.width)
-    std = np.sqrt(np.maximum(np.diag(cov), 0.0))
-    ci = {n: [float(m - 1.96 * s), float(m + 1.96 * s)] for n, m, s in zip(space.names, estimate, std)}
+    cov = parameter_covariance(jac, noise_var, res.width, prior_std=_PRIOR_STD)
+    std = confidence_std(jac, noise_var, res.width)
+    ci = {p.name: [float(max(p.low, m - 1.96 * s)), float(min(p.high, m + 1.96 * s))]
+          for p, m, s in zip(space, estimate, std)}
     ident = identifiability(predictor, data, estimate, scale, noise_var, config.horizon,
                             config.transitions or len(data), config.seed)
     objective_info = {"name": "mean_squared_scaled_prediction_error", "value": float(r @ r / len(res.starts)),

@@ -112,6 +112,16 @@ def fit_point(predictor: BatchPredictor, data: Transitions, scale: np.ndarray, c
     return res.params(out.x), res, jac, r, history
 
 
+def confidence_std(jac: np.ndarray, noise_var: float, width: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Standard errors sqrt(diag(noise_var·(JᵀJ)⁻¹)) in parameter units; inf where JᵀJ is singular along them."""
+    info = jac.T @ jac / noise_var
+    w, v = np.linalg.eigh(info)
+    null = w <= rtol * max(w.max(), 1e-300)
+    var_u = (v[:, ~null] ** 2) @ (1.0 / w[~null])
+    var_u[np.any(v[:, null] ** 2 > 1e-6, axis=1)] = np.inf
+    return np.sqrt(var_u) * width
+
+
 def parameter_covariance(jac: np.ndarray, noise_var: float, width: np.ndarray,
                          prior_std: float | None = None) -> np.ndarray:
     """Estimator covariance noise_var·(JᵀJ)⁻¹ in parameter units (J in bound units).

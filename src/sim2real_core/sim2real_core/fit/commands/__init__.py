@@ -1,0 +1,1 @@
+"""`sim2real fit` and `sim2real fit-study` command modules."""

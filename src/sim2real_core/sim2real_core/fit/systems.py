@@ -1,0 +1,50 @@
+"""Systems by name: which model and observation layout a dataset's transitions belong to.
+
+  hopper  gymnasium's Hopper-v5 (see fit.hopper)
+  fr3     the FR3 arm, observation joint_state_v1 (q1..q7, dq1..dq7), action = joint torque without gravity
+          (the model's gravcomp compensates at nominal masses), one control period of config/robots/fr3.yaml
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config import ConfigError, config_path, load_yaml
+from .engine import System
+
+SYSTEMS = ("hopper", "fr3")
+
+
+def fr3_system(robot: str = "fr3") -> System:
+    """The arm model with the joint_state_v1 layout; other bodies (the puck) start at the model's qpos0."""
+    from ..robot import load_robot
+    from ..sim.models import load_model
+    from ..sim.simulator import joint_actuators, joint_indices
+
+    spec = load_robot(robot)
+    model = load_model(spec.model)
+    model.opt.timestep = spec.physics_timestep
+    frame_skip = round(spec.control_period / spec.physics_timestep)
+    qadr, dadr = joint_indices(model, spec.joint_names)
+    acts = joint_actuators(model, spec.joint_names)
+    return System(spec.name, model, frame_skip, tuple(int(i) for i in qadr), tuple(int(i) for i in dadr),
+                  actuators=tuple(int(i) for i in acts))
+
+
+def system_for(name: str) -> System:
+    """A system by name (one of SYSTEMS)."""
+    if name == "hopper":
+        from .hopper import hopper_system
+        return hopper_system()
+    if name == "fr3":
+        return fr3_system()
+    raise ConfigError(f"unknown system {name!r}; expected one of {SYSTEMS}")
+
+
+def space_system(space: str | os.PathLike) -> str | None:
+    """The `model:` a parameter space file names (config/parameter_spaces/NAME.yaml or a path), if any."""
+    path = Path(space)
+    if path.suffix not in (".yaml", ".yml"):
+        path = config_path("parameter_spaces", f"{space}.yaml")
+    model = load_yaml(path).get("model")
+    return None if model is None else str(model)
