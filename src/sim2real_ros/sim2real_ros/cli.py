@@ -23,8 +23,6 @@ COMMANDS = {
     "tuning-study": "sim2real_core.tuning.commands",
     "fit": "sim2real_core.fit.commands.fit",
     "fit-study": "sim2real_core.fit.commands.study",
-    "fit": "sim2real_core.fit.commands.fit",
-    "fit-study": "sim2real_core.fit.commands.study",
 }
 
 
