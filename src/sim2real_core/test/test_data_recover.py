@@ -107,6 +107,16 @@ def test_complete_bag_is_left_as_is(tmp_path):
     assert read_metadata(bag)["topics_with_message_count"][0]["message_count"] == 5
 
 
+def test_file_killed_before_its_first_flush_becomes_empty(tmp_path):
+    bag = write_bag(tmp_path / "bag", [(COMMANDS, T0 + i, command(np.zeros(7))) for i in range(5)],
+                    {COMMANDS: TYPES[COMMANDS]})
+    (bag / "bag_1.mcap").write_bytes(b"\x89MC")  # a split file cut inside its magic
+    report = recover_bag(bag)
+    assert [(f.complete, f.messages) for f in report.files] == [(True, 5), (False, 0)]
+    assert read_metadata(bag)["relative_file_paths"] == ["bag_0.mcap", "bag_1.mcap"]
+    assert len(_values(bag)) == 5
+
+
 def test_nothing_to_recover_is_an_error(tmp_path):
     with pytest.raises(BagError, match="is not a directory"):
         recover_bag(tmp_path / "nope")

@@ -135,16 +135,19 @@ def _rewrite(path: Path, report: FileReport) -> None:
     damaged = path.with_name(path.name + ".damaged")
     if damaged.exists():
         raise BagError(f"{damaged} exists already; move it away before recovering {path} again")
+    with open(path, "rb") as source:
+        head = source.read(len(MAGIC))
+    # A file killed before its first flush may hold less than the magic: it becomes an empty MCAP file.
+    if not (head == MAGIC or MAGIC.startswith(head)):
+        raise BagError(f"{path}: not an MCAP file (bad magic); nothing to recover")
     tmp = path.with_name(f".{path.name}.recovering")
     with open(path, "rb") as source, open(tmp, "wb") as target:
         size = os.fstat(source.fileno()).st_size
         data = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        if data[:8] != MAGIC:
-            raise BagError(f"{path}: not an MCAP file (bad magic); nothing to recover")
         writer = McapFileWriter(target, compression=CompressionType.NONE)
         writer.start(profile="ros2", library="sim2real-recover")
         copier = _Copier(writer)
-        pos = 8 + 9 + struct.unpack_from("<Q", data, 9)[0] if size >= 17 else size  # skip the header record
+        pos = len(MAGIC) + 9 + struct.unpack_from("<Q", data, 9)[0] if size >= 17 else size  # skip the header
         while pos + 9 <= size:
             opcode, length = data[pos], struct.unpack_from("<Q", data, pos + 1)[0]
             body_end = pos + 9 + length
