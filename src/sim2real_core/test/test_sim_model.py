@@ -13,6 +13,7 @@ def test_fr3_model_matches_the_robot_file():
     model = load_model(robot.model)
     assert robot.joint_names == tuple(f"fr3_joint{i}" for i in range(1, 8))
     assert robot.torque_limits.tolist() == [87, 87, 87, 87, 12, 12, 12]
+    assert robot.velocity_limits.tolist() == [2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26]
     assert robot.control_period == 0.01 and model.opt.timestep == robot.physics_timestep == 0.001
     for i, name in enumerate(robot.joint_names):
         joint = model.joint(name)
