@@ -48,8 +48,11 @@ def test_bad_task_and_distribution_choices_are_refused():
         make_task("fly")
     with pytest.raises(ValueError, match="none \\| uniform \\| oracle|one of"):
         make_task("reach", "gaussian")
-    with pytest.raises(ValueError, match="no randomization"):
+    with pytest.raises(ValueError, match="no simulator parameters"):
         make_task("pendulum", "uniform")
+    with pytest.raises(ValueError, match="no reality proxy"):
+        make_task("pendulum", reality="fr3_default")
+    assert make_task("pendulum").provenance["task"] == "pendulum"
 
 
 def test_the_wrapper_applies_head_and_safety_like_the_server():

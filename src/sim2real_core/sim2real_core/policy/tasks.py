@@ -158,10 +158,12 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
     entry = task_defaults(name)
     env_id = str(entry["env_id"])
     if "action_head" not in entry:
-        if distribution != "none" or reality is not None:
-            raise ValueError(f"task {name!r} has no randomization or reality target; use --distribution none")
+        if distribution != "none":
+            raise ValueError(f"task {name!r} has no simulator parameters to randomize; use --distribution none")
+        if reality is not None:
+            raise ValueError(f"task {name!r} has no reality proxy; evaluate it on the simulator only")
         task = gym_task(env_id)
-        return TaskSetup(**{**task.__dict__, "name": name})
+        return TaskSetup(**{**task.__dict__, "name": name, "provenance": {"task": name, **task.provenance}})
     from ..sim import tasks  # noqa: F401  (registers the FR3 task ids)
 
     probe = gym.make(env_id)
