@@ -62,7 +62,7 @@ class DiversityConfig:
         batch_size: states per class in a minibatch.
         buffer: states kept per class.
         reference_episodes: episodes of each finished policy whose states stand for it afterwards.
-        seed: base seed (policy i trains PPO with seed + i).
+        seed: seed of the discriminator and the reference rollouts (policy i trains PPO with ppo.seed + i).
     """
 
     k: int = 3
@@ -291,14 +291,14 @@ def train_exploration_policies(task: TaskSetup, out: str | os.PathLike, config: 
         bonus = DiversityBonus(discriminator, i, i + 1, config.alpha, config.threshold, config.window,
                                config.update_every, config.update_batches, config.batch_size)
         result = train_ppo(lambda: DiversityWrapper(task.wrapped(), bonus, config.features), config.steps,
-                           replace(ppo, seed=ppo.seed + config.seed + i), progress=progress,
+                           replace(ppo, seed=ppo.seed + i), progress=progress,
                            description=f"exploration policy {i} of {config.k}")
         record = {"index": i, "of": config.k, "alpha": config.alpha, "threshold": config.threshold,
                   "features": config.features, "bonus_switched_on_at": bonus.switched_on_at,
                   "final_task_return": _finite_median(bonus.returns[-config.window:]),
                   "episodes_cut_short": int(np.sum(np.isneginf(bonus.returns)))}
         training = {"description": f"exploration policy {i} of {config.k}", "algorithm": "ppo+diversity",
-                    "steps": result.steps, "seed": ppo.seed + config.seed + i,
+                    "steps": result.steps, "seed": ppo.seed + i,
                     "ppo": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ppo).items()},
                     "exploration": record}
         spec = task.spec(result.obs_mean, result.obs_std, ppo.hidden, training)
