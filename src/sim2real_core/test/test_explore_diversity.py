@@ -11,7 +11,7 @@ from sim2real_core.explore import train_command
 from sim2real_core.explore.coverage import Visits, coverage_measures, cumulative_cells
 from sim2real_core.explore.dispatch import load_exploration_policies
 from sim2real_core.explore.diversity import (DiversityBonus, DiversityConfig, DiversityWrapper, Discriminator,
-                                             distinguishability)
+                                             distinguishability, train_exploration_policies)
 from sim2real_core.policy.tasks import make_task
 
 
@@ -109,6 +109,8 @@ def test_config_rejects_bad_values():
         DiversityConfig(features="pixels")
     with pytest.raises(ValueError, match="alpha"):
         DiversityConfig(alpha=-1.0)
+    with pytest.raises(ValueError, match="need an FR3 task"):
+        train_exploration_policies(make_task("pendulum"), "unused", DiversityConfig(k=1, steps=1))
 
 
 def test_coverage_measures_count_cells_and_entropy():

@@ -66,7 +66,7 @@ class DiversityConfig:
     """
 
     k: int = 3
-    steps: int = 12_288
+    steps: int = 32_768
     alpha: float = 0.5
     threshold: float = -90.0
     window: int = 16
@@ -282,6 +282,9 @@ def train_exploration_policies(task: TaskSetup, out: str | os.PathLike, config: 
     """
     out = Path(out)
     probe = task.wrapped()
+    if not hasattr(probe.unwrapped, "sim"):
+        probe.close()
+        raise ValueError(f"exploration policies need an FR3 task (reach, push), got {task.name!r}")
     obs, _ = probe.reset(seed=config.seed)
     size = len(state_features(probe, obs, config.features))
     probe.close()
