@@ -1,9 +1,6 @@
 """exploration_dispatcher over real DDS: episodes, boundaries, resets or operator triggers, safety, exit 0."""
 from __future__ import annotations
 
-import json
-import time
-
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
