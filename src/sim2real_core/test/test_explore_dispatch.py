@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sim2real_core.explore.dispatch import (DispatchConfig, Dispatcher, load_exploration_policies,
-                                            resolve_policy_paths)
+                                            resolve_policy_paths, task_box)
 from sim2real_core.policy.policy_file import ActionHead, Policy, PolicyFileError, PolicySpec, save_policy
 from sim2real_core.policy.safety import SafetyLayer, SafetyLimits
 
@@ -99,7 +99,7 @@ def test_every_command_passes_the_safety_layer():
 class NonFinitePolicy:
     """A broken policy: NaN torque on every call."""
 
-    def torque(self, q, dq):
+    def torque(self, q, dq, extra=None):
         return np.full(N, np.nan)
 
 
@@ -201,3 +201,33 @@ def test_missed_periods_trip_the_watchdog():
     dispatcher.missed_period(q, dq)
     assert not np.any(dispatcher.missed_period(q, dq))  # third missed period: watchdog_periods=3
     assert dispatcher.current.fault == "watchdog" and not np.any(dispatcher.command(q, dq))
+
+
+def test_extra_inputs_are_drawn_per_episode_from_a_box():
+    n, extra = N, 3
+    spec = PolicySpec(layout="joint_state_v1", obs_size=2 * n + extra, obs_mean=[0.0] * (2 * n + extra),
+                      obs_std=[1.0] * (2 * n + extra), hidden=[8], action=ActionHead(mode="torque", scale=[5.0] * n),
+                      joint_names=JOINTS, extra_inputs=[{"name": "target_position", "size": 3,
+                                                         "default": [0.45, 0.0, 0.4]}])
+    rng = np.random.default_rng(0)
+    policy = Policy(spec, {"layers.0.weight": rng.normal(size=(8, 2 * n + extra)), "layers.0.bias": np.zeros(8),
+                           "layers.1.weight": rng.normal(size=(n, 8)), "layers.1.bias": np.zeros(n)})
+    low, high = task_box("fr3_reach.target")
+    assert low == (0.35, -0.30, 0.25) and high == (0.60, 0.30, 0.60)  # config/tasks/fr3_reach.yaml
+    dispatcher = Dispatcher([policy], make_safety(), DispatchConfig(episodes=5, episode_steps=3, random_action_prob=0.0,
+                                                                    extra_low=low, extra_high=high))
+    targets = []
+    while not dispatcher.done:
+        start, outputs, end = run_episode(dispatcher, rng)
+        target = np.array(start["extra_inputs"])
+        assert np.all((target >= low) & (target <= high)) and end["extra_inputs"] == start["extra_inputs"]
+        for q, dq, tau in outputs:
+            np.testing.assert_allclose(tau, policy.torque(q, dq, target))
+        targets.append(target)
+    assert len({tuple(t) for t in targets}) == 5  # a fresh draw per episode
+    with pytest.raises(ValueError, match="takes 3 extra inputs"):
+        Dispatcher([policy], make_safety(), DispatchConfig(extra_low=(0.0,), extra_high=(1.0,)))
+    with pytest.raises(ValueError, match="extra_low and extra_high"):
+        DispatchConfig(extra_low=(1.0,), extra_high=(0.0,))
+    with pytest.raises(ValueError, match="no box 'goal'"):
+        task_box("fr3_reach.goal")

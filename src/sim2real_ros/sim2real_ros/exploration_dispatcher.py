@@ -29,6 +29,8 @@ Parameters:
         publishes once per control period, control_period / 1 ms on franka_ros2 (1 kHz joint states).
     watchdog_periods (int, default from config/policy/safety.yaml): target hardware: control periods
         without a fresh state before the torque is zeroed for the rest of the episode.
+    extra_inputs_box (string, default ''): TASK.BOX of config/tasks (e.g. fr3_reach.target) from which the
+        policies' extra inputs (the reach target) are drawn per episode; '': the policies' defaults.
     wait_for_subscribers (int, default 0): no episode starts while fewer nodes subscribe to the episode topic
         (set 1 with a transition logger, so no boundary is published before the recorder listens).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
@@ -50,7 +52,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from sim2real_core.config import ConfigError
-from sim2real_core.explore.dispatch import DispatchConfig, Dispatcher, load_exploration_policies
+from sim2real_core.explore.dispatch import DispatchConfig, Dispatcher, load_exploration_policies, task_box
 from sim2real_core.policy.policy_file import PolicyFileError
 from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
 from sim2real_core.policy.serving import robot_joints_and_period
@@ -91,6 +93,7 @@ class ExplorationDispatcher(Node):
         self.decimation = self.declare_parameter("state_decimation", 1, fixed).value
         watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
         self.wait_for_subscribers = self.declare_parameter("wait_for_subscribers", 0, fixed).value
+        extra_box = self.declare_parameter("extra_inputs_box", "", fixed).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
         if self.target not in TARGETS:
             raise ValueError(f"parameter target must be one of {TARGETS}, got {self.target!r}")
@@ -106,7 +109,9 @@ class ExplorationDispatcher(Node):
             safety = SafetyLayer(load_safety_limits(robot, **overrides), period=control_period)
             policies = load_exploration_policies([p for p in paths if p], self.joint_names)
             names = [p.source.parent.name if p.source else str(i) for i, p in enumerate(policies)]
-            self.dispatcher = Dispatcher(policies, safety, DispatchConfig(**config), names)
+            low, high = task_box(extra_box) if extra_box else ((), ())
+            self.dispatcher = Dispatcher(policies, safety, DispatchConfig(**config, extra_low=low, extra_high=high),
+                                         names)
         except (ConfigError, PolicyFileError) as exc:
             raise ValueError(str(exc)) from exc
         self.hardware_id = robot

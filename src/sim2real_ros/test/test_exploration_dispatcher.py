@@ -19,16 +19,18 @@ ROBOT = load_robot("fr3")
 N = ROBOT.dof
 
 
-def write_policies(folder, count=2):
-    """`count` random exploration policies for the FR3 in folder/explore_i."""
+def write_policies(folder, count=2, target=False):
+    """`count` random exploration policies for the FR3 in folder/explore_i (with a reach-target input)."""
+    extra = [{"name": "target_position", "size": 3, "default": [0.45, 0.0, 0.4]}] if target else []
+    size = 2 * N + 3 * bool(target)
     for i in range(count):
         rng = np.random.default_rng(i)
-        spec = PolicySpec(layout="joint_state_v1", obs_size=2 * N, obs_mean=list(ROBOT.home) + [0.0] * N,
-                          obs_std=[1.0] * 2 * N, hidden=[16],
+        spec = PolicySpec(layout="joint_state_v1", obs_size=size, obs_mean=list(ROBOT.home) + [0.0] * (size - N),
+                          obs_std=[1.0] * size, hidden=[16], extra_inputs=extra,
                           action=ActionHead(mode="torque", scale=list(ROBOT.torque_limits * 0.5)),
                           joint_names=list(ROBOT.joint_names))
         save_policy(folder / f"explore_{i}", spec, {
-            "layers.0.weight": rng.normal(size=(16, 2 * N)), "layers.0.bias": rng.normal(size=16),
+            "layers.0.weight": rng.normal(size=(16, size)), "layers.0.bias": rng.normal(size=16),
             "layers.1.weight": rng.normal(size=(N, 16)), "layers.1.bias": rng.normal(size=N)})
     return folder
 
@@ -125,7 +127,9 @@ def test_sim_target_resets_before_each_episode_and_exits_zero(launch_node, ros_n
 def test_bad_parameters_exit_with_code_2(launch_node, tmp_path):
     for name, parameters in (("target", {"target": "moon"}),
                              ("does_not_exist", {"policies": [str(tmp_path / "does_not_exist")]}),
-                             ("at least one policy", {"policies": []})):
+                             ("at least one policy", {"policies": []}),
+                             ("no box 'nowhere'", {"policies": [str(write_policies(tmp_path / "set", 1))],
+                                                   "extra_inputs_box": "fr3_reach.nowhere"})):
         node = launch_node("exploration_dispatcher", parameters=parameters)
         assert node.process.wait(30) == 2
         assert name in node.output()
@@ -190,15 +194,18 @@ def test_with_the_sim_bridge_in_lockstep(launch_node, ros_node, tmp_path):
                                                    "diagnostics_period": 0.2})
     episodes, steps = 3, 40
     dispatcher = launch_node("exploration_dispatcher", parameters={
-        "policies": [str(write_policies(tmp_path / "set", 2))], "target": "sim", "episodes": episodes,
+        "policies": [str(write_policies(tmp_path / "set", 2, target=True))], "target": "sim", "episodes": episodes,
         "episode_steps": steps, "random_action_prob": 0.2, "reset_retry_period": 0.2,
-        "wait_for_subscribers": 1})
+        "extra_inputs_box": "fr3_reach.target", "wait_for_subscribers": 1})
     assert spin_until(ros_node, lambda: dispatcher.process.poll() is not None, 90.0), dispatcher.output()
     assert dispatcher.stop() == 0, dispatcher.log_path.read_text()
     mine = [e for e in events if e.get("source") == "exploration_dispatcher"]
     assert [(e["event"], e["episode"]) for e in mine] == [(k, n) for n in range(episodes) for k in ("start", "end")]
     ends = [e for e in mine if e["event"] == "end"]
     assert all(e["steps"] == steps and e["fault"] == "none" for e in ends), ends
+    targets = np.array([e["extra_inputs"] for e in mine if e["event"] == "start"])  # one reach target per episode
+    assert np.all((targets >= [0.35, -0.3, 0.25]) & (targets <= [0.6, 0.3, 0.6]))
+    assert len(np.unique(targets, axis=0)) == episodes
     # Lockstep: the bridge stepped once per command, none dropped, and was reset once per episode (plus the
     # reset at its launch).
     commands = sum(e["steps"] + e["stop_steps"] for e in ends)

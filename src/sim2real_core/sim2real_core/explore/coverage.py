@@ -33,13 +33,18 @@ JOINT_BINS = 20
 
 @dataclass(frozen=True)
 class CoverageConfig:
-    """Episodes per scheme, the dispatcher's random-action mixing, and the grid cell [m]."""
+    """Episodes per scheme, the dispatcher's random-action mixing, and the grid cell [m].
+
+    random_targets: aim the policies at a reach target drawn per episode from the task's target box (the
+    dispatcher's ``extra_inputs_box: fr3_reach.target``); False: their default target.
+    """
 
     episodes: int = 12
     random_action_prob: float = 0.2
     random_torque_fraction: float = 0.1
     cell: float = 0.05
     seed: int = 0
+    random_targets: bool = True
 
     def __post_init__(self):
         if self.episodes < 1 or not self.cell > 0:
@@ -55,7 +60,8 @@ class Visits:
 
 
 def collect_visits(policies: Sequence[TorqueSource], env_fn: Callable[[], gym.Env], config: CoverageConfig,
-                   random_action_prob: float | None = None) -> Visits:
+                   random_action_prob: float | None = None,
+                   extra_box: tuple[Sequence[float], Sequence[float]] | None = None) -> Visits:
     """Run `config.episodes` dispatcher episodes (one policy per episode) on fresh task environments.
 
     Args:
@@ -63,13 +69,15 @@ def collect_visits(policies: Sequence[TorqueSource], env_fn: Callable[[], gym.En
         env_fn: the raw FR3 task environment (torque actions, e.g. `TaskSetup.make_env`).
         config: episodes, mixing, seed (episode e resets with seed + e, the same layouts for every scheme).
         random_action_prob: overrides config.random_action_prob.
+        extra_box: (low, high) from which the policies' extra inputs are drawn per episode.
     """
     env = env_fn()
     robot = env.unwrapped.sim.robot
     prob = config.random_action_prob if random_action_prob is None else random_action_prob
     dispatch = DispatchConfig(episodes=config.episodes, episode_steps=env.unwrapped.episode_steps,
                               random_action_prob=prob, random_torque_fraction=config.random_torque_fraction,
-                              seed=config.seed)
+                              seed=config.seed, extra_low=tuple(extra_box[0]) if extra_box else (),
+                              extra_high=tuple(extra_box[1]) if extra_box else ())
     dispatcher = Dispatcher(policies, SafetyLayer(load_safety_limits(robot.name), robot.control_period), dispatch)
     ee, q = [], []
     try:
@@ -134,9 +142,11 @@ def compare_coverage(exploration: Sequence[TorqueSource], task_policy: TorqueSou
     robot = probe.unwrapped.sim.robot
     region = probe.unwrapped.config.boxes.get("target")  # the reach target box; None for other tasks
     probe.close()
+    targets = region if config.random_targets and region is not None else None
     schemes = {
-        f"{len(exploration)} exploration policies + random": collect_visits(exploration, env_fn, config),
-        "task policy + random": collect_visits([task_policy], env_fn, config),
+        f"{len(exploration)} exploration policies + random": collect_visits(exploration, env_fn, config,
+                                                                            extra_box=targets),
+        "task policy + random": collect_visits([task_policy], env_fn, config, extra_box=targets),
         "random torques only": collect_visits([], env_fn, config, random_action_prob=1.0),
     }
     report = {"config": asdict(config), "schemes": {

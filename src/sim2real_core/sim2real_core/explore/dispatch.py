@@ -30,9 +30,9 @@ from ..policy.serving import load_servable_policy
 
 
 class TorqueSource(Protocol):
-    """Anything that maps a joint state to torque without gravity (e.g. `policy_file.Policy`)."""
+    """Anything that maps a joint state (and extra inputs) to torque without gravity (`policy_file.Policy`)."""
 
-    def torque(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray: ...
+    def torque(self, q: np.ndarray, dq: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class DispatchConfig:
         random_action_prob: per-step probability of replacing the policy's torque by a random one.
         random_torque_fraction: random torques are uniform in [-f, f] * the torque limits.
         seed: seed of the policy draws and random torques.
+        extra_low, extra_high: when given, the policies' extra inputs (e.g. the reach target) are drawn per
+            episode uniformly from this box; empty: the policies' defaults.
     """
 
     episodes: int = 10
@@ -52,8 +54,15 @@ class DispatchConfig:
     random_action_prob: float = 0.2
     random_torque_fraction: float = 0.1
     seed: int = 0
+    extra_low: tuple[float, ...] = ()
+    extra_high: tuple[float, ...] = ()
 
     def __post_init__(self):
+        low, high = np.asarray(self.extra_low, dtype=float), np.asarray(self.extra_high, dtype=float)
+        if low.shape != high.shape or np.any(low > high) or not np.all(np.isfinite(low)) \
+                or not np.all(np.isfinite(high)):
+            raise ValueError(f"extra_low and extra_high must be finite boxes of equal size with low <= high, got "
+                             f"{list(self.extra_low)} and {list(self.extra_high)}")
         if int(self.episodes) < 1 or int(self.episode_steps) < 1:
             raise ValueError(f"episodes and episode_steps must be >= 1, got {self.episodes} and "
                              f"{self.episode_steps}")
@@ -73,6 +82,7 @@ class EpisodeRecord:
     random_steps: int = 0
     stop_steps: int = 0
     fault: str | None = None
+    extra: np.ndarray | None = None  # the episode's extra inputs (None: the policies' defaults)
     counters: dict[str, int] = field(default_factory=dict)  # safety counters at the start of the episode
 
 
@@ -91,6 +101,11 @@ class Dispatcher:
         if not policies and config.random_action_prob < 1.0:
             raise ValueError("the dispatcher needs at least one policy unless random_action_prob is 1")
         self.policies = list(policies)
+        for index, policy in enumerate(self.policies):
+            defaults = getattr(policy, "extra_defaults", None)
+            if config.extra_low and callable(defaults) and len(defaults()) != len(config.extra_low):
+                raise ValueError(f"policy {index} takes {len(defaults())} extra inputs, the extra-input box has "
+                                 f"{len(config.extra_low)}")
         self.names = [str(i) for i in range(len(self.policies))] if names is None else list(map(str, names))
         if len(self.names) != len(self.policies):
             raise ValueError(f"{len(self.names)} names for {len(self.policies)} policies")
@@ -133,8 +148,10 @@ class Dispatcher:
         if self.done:
             raise RuntimeError(f"all {self.config.episodes} episodes have run")
         policy = int(self.rng.integers(len(self.policies))) if self.policies else -1
+        extra = (self.rng.uniform(self.config.extra_low, self.config.extra_high) if self.config.extra_low
+                 else None)
         self.safety.reset()
-        self.records.append(EpisodeRecord(episode=len(self.records), policy=policy,
+        self.records.append(EpisodeRecord(episode=len(self.records), policy=policy, extra=extra,
                                           counters=dict(self.safety.counters)))
         self._running = True
         return self._event("start")
@@ -157,7 +174,7 @@ class Dispatcher:
             wanted = self.rng.uniform(-1.0, 1.0, limits.shape) * self.config.random_torque_fraction * limits
             record.random_steps += 1
         else:
-            wanted = self._policy_torque(self.policies[record.policy], q, dq)
+            wanted = self._policy_torque(self.policies[record.policy], q, dq, record.extra)
         record.steps += 1
         return self._publishable(wanted, q, dq, fresh)
 
@@ -194,9 +211,10 @@ class Dispatcher:
         return safe
 
     @staticmethod
-    def _policy_torque(policy: TorqueSource, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
+    def _policy_torque(policy: TorqueSource, q: np.ndarray, dq: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         try:
-            return np.asarray(policy.torque(np.asarray(q, dtype=float), np.asarray(dq, dtype=float)), dtype=float)
+            return np.asarray(policy.torque(np.asarray(q, dtype=float), np.asarray(dq, dtype=float), extra),
+                              dtype=float)
         except (ValueError, FloatingPointError):
             # An unusable output counts as non-finite: the safety layer zeroes it and latches a fault.
             return np.full(len(q), np.nan)
@@ -207,6 +225,8 @@ class Dispatcher:
             "event": kind, "episode": record.episode, "episodes": self.config.episodes, "policy": record.policy,
             "policy_name": self.names[record.policy] if record.policy >= 0 else "random",
         }
+        if record.extra is not None:
+            event["extra_inputs"] = [float(v) for v in record.extra]
         if kind == "end":
             counters = {k: v - record.counters.get(k, 0) for k, v in self.safety.counters.items()}
             event.update(steps=record.steps, random_steps=record.random_steps, stop_steps=record.stop_steps,
@@ -231,6 +251,20 @@ def resolve_policy_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
         else:
             resolved.append(path)
     return resolved
+
+
+def task_box(spec: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``TASK.BOX`` (e.g. ``fr3_reach.target``) -> that box of config/tasks/TASK.yaml as (low, high)."""
+    from ..sim.tasks import load_task
+
+    task, dot, box = spec.partition(".")
+    if not dot or not task or not box:
+        raise ValueError(f"a task box is named TASK.BOX, e.g. fr3_reach.target; got {spec!r}")
+    boxes = load_task(task).boxes
+    if box not in boxes:
+        raise ValueError(f"task {task} has no box {box!r}; it has {sorted(boxes)}")
+    low, high = boxes[box]
+    return tuple(float(v) for v in low), tuple(float(v) for v in high)
 
 
 def load_exploration_policies(paths: Sequence[str | os.PathLike], joint_names: Sequence[str]) -> list[Policy]:
