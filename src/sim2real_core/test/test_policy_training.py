@@ -1,15 +1,14 @@
 """PPO learns Pendulum-v1; the written policy file reproduces the trained behaviour; evaluation statistics."""
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from sim2real_core.policy.evaluation import evaluate, summarise
-from sim2real_core.policy.ppo import PPOConfig, RunningMeanStd
+from sim2real_core.policy.ppo import PPOConfig, RunningMeanStd, train_ppo
 from sim2real_core.policy.tasks import gym_task
 from sim2real_core.policy.training import train_policy
-
-import gymnasium as gym
 
 
 @pytest.mark.slow
@@ -53,6 +52,5 @@ def test_success_interval_is_wilson_and_return_interval_brackets_the_mean():
 
 
 def test_ppo_refuses_an_unnormalised_action_space():
-    from sim2real_core.policy.ppo import train_ppo
     with pytest.raises(ValueError, match="Box\\(-1, 1\\)"):
         train_ppo(lambda: gym.make("Pendulum-v1"), 10, PPOConfig(num_envs=1), progress=False)

@@ -40,6 +40,7 @@ class RosEvalResult:
     """Over-DDS evaluation: success and final distance per episode, and the server's diagnostics."""
 
     result: EvalResult  # `returns` hold the negative final distances [m]
+    faults: list[str]  # per episode: the safety fault latched during it ('' for none)
     server: dict[str, str]
 
     def describe(self, title: str) -> str:
@@ -48,7 +49,8 @@ class RosEvalResult:
         low, high = sorted(-np.asarray(self.result.return_ci))
         line = (f"{title}: {len(distances)} episodes over DDS, final distance {distances.mean():.3f} m "
                 f"(95% CI {low:.3f} .. {high:.3f}), success {self.result.success_rate:.2f} "
-                f"(95% Wilson CI {self.result.success_ci[0]:.2f} .. {self.result.success_ci[1]:.2f})")
+                f"(95% Wilson CI {self.result.success_ci[0]:.2f} .. {self.result.success_ci[1]:.2f}), "
+                f"{sum(map(bool, self.faults))} with a safety fault")
         s = self.server
         return line + (f"\n  policy_server: compute (state callback -> command) p50 {_ms(s, 'compute_p50_ms')}, "
                        f"p99 {_ms(s, 'compute_p99_ms')}; missed periods {s.get('missed_periods')} of "
@@ -59,7 +61,7 @@ class RosEvalResult:
         """JSON-friendly summary."""
         distances = (-np.asarray(self.result.returns)).tolist()
         return {"episodes": len(distances), "final_distances": distances, "success_rate": self.result.success_rate,
-                "success_ci": self.result.success_ci, "server": self.server}
+                "success_ci": self.result.success_ci, "faults": self.faults, "server": self.server}
 
 
 def _ms(values: dict[str, str], key: str) -> str:
@@ -153,11 +155,12 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
         rclpy.init()
         probe = _Probe(joints)
         try:
-            distances, successes = [], []
+            distances, successes, faults = [], [], []
             for target_position in targets:
-                distance = _episode(probe, judge, target_position, processes, folder)
+                distance, fault = _episode(probe, judge, target_position, processes, folder)
                 distances.append(distance)
                 successes.append(judge.success(distance))
+                faults.append(fault)
             probe.server = {}
             probe.spin_until(lambda: bool(probe.server), "policy_server diagnostics")
         finally:
@@ -170,10 +173,11 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-    return RosEvalResult(summarise([-d for d in distances], successes, seed), probe.server)
+    return RosEvalResult(summarise([-d for d in distances], successes, seed), faults, probe.server)
 
 
-def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, folder: Path) -> float:
+def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, folder: Path) -> tuple[float, str]:
+    """One episode: (final end-effector distance, the safety fault latched during it or '')."""
     for process in processes:
         if process.poll() is not None:
             log = (folder / f"{Path(process.args[0]).name}.log")
@@ -196,4 +200,6 @@ def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, fo
                      f"{steps} joint states of episode {episode}", timeout=TIMEOUT + steps * 0.05)
     final = [q for stamp, q in probe.states if stamp > start][steps - 1]
     probe.states = []
-    return judge.distance(final, target)
+    cleared = probe.call(probe.reset_fault, Trigger.Request(), "policy_server reset_fault").message
+    fault = cleared.removeprefix("cleared fault ") if cleared.startswith("cleared fault") else ""
+    return judge.distance(final, target), fault

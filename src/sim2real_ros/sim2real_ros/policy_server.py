@@ -88,6 +88,9 @@ class PolicyServer(Node):
         self.create_timer(diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(f"serving {policy.source} at {rate_hz:g} Hz "
                                f"(watchdog {safety.limits.watchdog_periods} periods)")
+        trained_period = policy.spec.training.get("control_period")
+        if trained_period and abs(trained_period * rate_hz - 1.0) > 1e-6:
+            self.get_logger().warning(f"the policy was trained at {1 / trained_period:g} Hz, served at {rate_hz:g} Hz")
 
     def _on_state(self, msg: JointState) -> None:
         try:

@@ -56,4 +56,6 @@ def test_eval_over_ros_runs_policy_server_against_the_sim_bridge(tmp_path, capsy
     # Holding home never reaches a target drawn from the box: distances are real and far from the radius.
     assert result["episodes"] == 2 and result["success_rate"] == 0.0
     assert all(0.05 < d < 1.0 for d in result["final_distances"])
-    assert result["server"]["fault"] == "none" and int(result["server"]["periods"]) > 500
+    # A stalled state stream on a loaded machine may trip the watchdog: it is reported per episode.
+    assert len(result["faults"]) == 2 and set(result["faults"]) <= {"", "watchdog"}
+    assert int(result["server"]["periods"]) > 500 and int(result["server"]["latency_count"]) > 500
