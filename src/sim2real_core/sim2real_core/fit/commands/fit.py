@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from ...config import ConfigError
-from ...sim.parameters import MODEL_KINDS, load_parameter_space
 from ..dropo import OPTIMIZERS, DropoConfig
-from ..methods import EDROPO_ALPHA, METHODS, fit
-from ..sysid import SysIdConfig
-from ..systems import SYSTEMS, space_system, system_for
-from ..transitions import from_dataset
+from ..methods import EDROPO_ALPHA, METHODS
+from ..systems import SYSTEMS
 
 HELP = "fit a simulator parameter distribution (DROPO, E-DROPO, SysID or uniform) to a transition dataset"
 
@@ -28,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DropoConfig()
     parser.add_argument("--samples", type=int, default=defaults.samples, help="K parameter samples per transition")
     parser.add_argument("--transitions", type=int, default=defaults.transitions,
-                        help="transitions per sampled-objective evaluation (0: all)")
+                        help="transitions per sampled-objective evaluation (0: all; SysID uses 5x)")
     parser.add_argument("--epsilon", type=float, default=defaults.epsilon, help="variance added to the predicted "
                         "next-state covariance, in state units scaled by the spread of s'-s")
     parser.add_argument("--learn-epsilon", action="store_true", help="fit epsilon as well")
@@ -47,48 +43,30 @@ def run(args: argparse.Namespace) -> int:
     """Load, fit, write the YAML (and the report); print a one-line result per parameter."""
     from tqdm import tqdm
 
-    from ...data.dataset import load_dataset
+    from ..files import fit_file
 
-    dataset = load_dataset(args.data)
-    data = from_dataset(dataset)
-    space = load_parameter_space(args.space)
-    if args.parameters:
-        space = space.subset([n.strip() for n in args.parameters.split(",") if n.strip()])
-    else:
-        space = space.subset([p.name for p in space if p.kind in MODEL_KINDS])
-    name = args.system or space_system(args.space) or dataset.metadata.get("robot")
-    if name is None:
-        raise ConfigError("cannot tell the system: give --system, or a space with 'model:' or a dataset with 'robot'")
-    system = system_for(name)
-    if args.method == "sysid":
-        config = SysIdConfig(horizon=args.horizon, transitions=args.transitions * 5 if args.transitions else 0,
-                             seed=args.seed)
-    else:
-        config = DropoConfig(samples=args.samples, epsilon=args.epsilon, learn_epsilon=args.learn_epsilon,
-                             horizon=args.horizon, transitions=args.transitions, covariance=args.covariance,
-                             entropy_weight=args.alpha if args.method == "edropo" else 0.0,
-                             optimizer=args.optimizer, max_evaluations=args.budget, seed=args.seed)
-    bar = tqdm(desc=f"{args.method} {len(data)} transitions", unit=" iter", disable=args.quiet)
+    bar = tqdm(desc=f"{args.method}", unit=" iter", disable=args.quiet)
 
     def progress(row):
         bar.update(1)
         bar.set_postfix(objective=f"{row['objective']:.5g}", evals=row["evaluations"])
 
-    from ..engine import BatchPredictor
-
-    predictor = BatchPredictor(system, space, nthread=args.threads)
+    parameters = [n.strip() for n in args.parameters.split(",") if n.strip()] if args.parameters else None
     try:
-        result = fit(args.method, system, space, data, config=config, progress=progress, predictor=predictor)
+        done = fit_file(args.data, args.method, args.space, args.out, system=args.system, parameters=parameters,
+                        samples=args.samples, transitions=args.transitions, epsilon=args.epsilon,
+                        learn_epsilon=args.learn_epsilon, horizon=args.horizon, alpha=args.alpha,
+                        covariance=args.covariance, optimizer=args.optimizer, budget=args.budget, seed=args.seed,
+                        threads=args.threads, progress=progress)
     finally:
         bar.close()
-    path = result.distribution.save(args.out)
-    dist = result.distribution
+    dist = done.result.distribution
     ident = dist.provenance.get("identifiability", {})
-    for i, p in enumerate(space):
+    for i, p in enumerate(dist.space):
         note = "" if ident.get(p.name, {}).get("identifiable", True) else "  (not identifiable from this data)"
         print(f"{p.name:24s} mean {dist.mean[i]:.6g} std {dist.std[i]:.3g} [{p.unit}]{note}")
-    print(f"{dist.objective['name']} = {dist.objective['value']:.6g}; wrote {path}")
+    print(f"{dist.objective['name']} = {dist.objective['value']:.6g}; wrote {done.path}")
     if args.report:
         from ..report import write_report
-        print(f"report: {write_report(result, data, predictor, args.report)}")
+        print(f"report: {write_report(done.result, done.data, done.predictor, args.report)}")
     return 0

@@ -1,0 +1,80 @@
+"""Fit from files: a dataset file, a parameter space name, settings -> FitResult and the distribution YAML.
+
+Shared by the `sim2real fit` command and the odr_fitter node.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from ..config import ConfigError
+from ..sim.parameters import MODEL_KINDS, ParameterSpace, load_parameter_space
+from .dropo import DropoConfig, FitResult
+from .engine import BatchPredictor
+from .methods import EDROPO_ALPHA, METHODS, fit
+from .sysid import SysIdConfig
+from .systems import space_system, system_for
+from .transitions import Transitions, from_dataset
+
+
+@dataclass
+class FileFit:
+    """What fit_file produced: the result, the data and the predictor (for a report), the YAML path."""
+
+    result: FitResult
+    data: Transitions
+    predictor: BatchPredictor
+    path: os.PathLike | None
+
+
+def fit_space(space: str | os.PathLike, parameters: list[str] | None = None) -> ParameterSpace:
+    """The space to fit: the named parameters, or every parameter that writes the model (no noise/delay)."""
+    full = load_parameter_space(space)
+    if parameters:
+        return full.subset(parameters)
+    return full.subset([p.name for p in full if p.kind in MODEL_KINDS])
+
+
+def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike, out: str | os.PathLike | None,
+             system: str | None = None, parameters: list[str] | None = None, samples: int | None = None,
+             transitions: int | None = None, epsilon: float | None = None, learn_epsilon: bool = False,
+             horizon: int = 1, alpha: float = EDROPO_ALPHA, covariance: str = "diag", optimizer: str | None = None,
+             budget: int | None = None, seed: int = 0, threads: int = 0,
+             progress: Callable[[dict], None] | None = None) -> FileFit:
+    """Load a dataset (sim2real_core.data.load_dataset), fit `method`, write the distribution YAML to `out`.
+
+    The system is `system`, else the space file's `model:`, else the dataset metadata's `robot`. Settings left
+    None take DropoConfig's defaults; SysID uses 5x the transitions of a DROPO evaluation.
+    """
+    from ..data.dataset import load_dataset
+
+    if method not in METHODS:
+        raise ValueError(f"unknown fitting method {method!r}; expected one of {METHODS}")
+    dataset = load_dataset(data_path)
+    data = from_dataset(dataset)
+    fitted = fit_space(space, parameters)
+    name = system or space_system(space) or dataset.metadata.get("robot")
+    if name is None:
+        raise ConfigError("cannot tell the system: name one, or use a space with 'model:' or a dataset with 'robot'")
+    sim = system_for(name)
+    defaults = DropoConfig()
+    transitions = defaults.transitions if transitions is None else transitions
+    if method == "sysid":
+        config = SysIdConfig(horizon=horizon, transitions=5 * transitions, seed=seed)
+    else:
+        config = DropoConfig(samples=samples or defaults.samples, epsilon=epsilon or defaults.epsilon,
+                             learn_epsilon=learn_epsilon, horizon=horizon, transitions=transitions,
+                             covariance=covariance, entropy_weight=alpha if method == "edropo" else 0.0,
+                             optimizer=optimizer or defaults.optimizer,
+                             max_evaluations=defaults.max_evaluations if budget is None else budget, seed=seed)
+    predictor = BatchPredictor(sim, fitted, nthread=threads)
+    result = fit(method, sim, fitted, data, config=config, progress=progress, predictor=predictor)
+    path = result.distribution.save(out) if out else None
+    return FileFit(result, data, predictor, path)
+
+
+def physics_overrides(result: FitResult, prefix: str = "physics.") -> dict[str, float]:
+    """The fitted means as sim bridge parameters {prefix + name: value}."""
+    dist = result.distribution
+    return {f"{prefix}{name}": float(v) for name, v in zip(dist.space.names, dist.mean)}

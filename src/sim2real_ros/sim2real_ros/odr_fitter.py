@@ -1,0 +1,157 @@
+"""odr_fitter: fit a simulator parameter distribution on request and apply it to the sim bridge.
+
+Service ~/fit (std_srvs/Trigger): fit the dataset at `data_path` with `method` over `space`, write the
+distribution YAML to `output_path`, then (if `apply_to` names a node) set that node's `physics.<name>`
+parameters to the fitted means through its ~/set_parameters service (rcl_interfaces/SetParameters). The
+response says what was fitted, or why not. Progress (state, iteration, objective, evaluations) is published
+on /diagnostics while fitting and every `diagnostics_period` seconds.
+
+Parameters (settable at run time; the next ~/fit uses them):
+    data_path (dataset .npz or .npy directory), method (dropo|edropo|sysid|uniform), space (parameter space
+    name or path; default fr3_reach), parameters (comma-separated subset; '' = every model parameter),
+    system ('' = from the space), output_path (YAML), report_dir ('' = none), samples, transitions, budget,
+    alpha, seed, threads, apply_to (node name, default sim_bridge; '' = do not apply), apply_timeout (s),
+    diagnostics_period (s, read-only).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.srv import SetParameters
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_srvs.srv import Trigger
+
+from sim2real_core.config import ConfigError
+from sim2real_core.fit.files import fit_file, physics_overrides
+
+from . import contract
+from .messages import diagnostic_array, diagnostic_status
+from .node_main import run_node
+
+DEFAULTS = {"data_path": "", "method": "dropo", "space": "fr3_reach", "parameters": "", "system": "",
+            "output_path": "", "report_dir": "", "samples": 16, "transitions": 100, "budget": 40,
+            "alpha": 0.01, "seed": 0, "threads": 0, "apply_to": contract.SIM_BRIDGE_NAME, "apply_timeout": 10.0}
+
+
+class OdrFitterNode(Node):
+    """ROS 2 wrapper of sim2real_core.fit.files.fit_file (see the module docstring)."""
+
+    def __init__(self):
+        super().__init__("odr_fitter")
+        for name, default in DEFAULTS.items():
+            self.declare_parameter(name, default)
+        period = self.declare_parameter("diagnostics_period", 1.0,
+                                        ParameterDescriptor(read_only=True)).value
+        if not period > 0:
+            raise ValueError(f"parameter diagnostics_period must be > 0 s, got {period}")
+        self._status = {"state": "idle", "iteration": 0, "objective": "", "evaluations": 0, "message": ""}
+        self._lock = threading.Lock()
+        self._busy = threading.Lock()
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
+        self._param_clients: dict[str, object] = {}
+        self._client_group = ReentrantCallbackGroup()
+        self.create_service(Trigger, "~/fit", self._on_fit, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(period, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info("ready: call ~/fit to fit data_path and apply the result")
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _set_status(self, **values) -> None:
+        with self._lock:
+            self._status.update(values)
+
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            status = dict(self._status)
+        level = {"error": "error"}.get(status["state"], "ok")
+        msg = diagnostic_status("odr_fitter: fit", self.get_fully_qualified_name(), level,
+                                status.pop("message") or status["state"], status)
+        self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [msg]))
+
+    def _on_fit(self, request, response):
+        if not self._busy.acquire(blocking=False):
+            response.success, response.message = False, "a fit is already running"
+            return response
+        try:
+            response.success, response.message = self._fit()
+        finally:
+            self._busy.release()
+        self._publish_diagnostics()
+        return response
+
+    def _fit(self) -> tuple[bool, str]:
+        data_path, out = self._param("data_path"), self._param("output_path")
+        if not data_path or not out:
+            return False, "set the parameters data_path and output_path first"
+        method = self._param("method")
+        self._set_status(state="fitting", iteration=0, objective="", evaluations=0, message=f"{method} on {data_path}",
+                         method=method, data_path=data_path)
+        start = time.monotonic()
+
+        def progress(row):
+            self._set_status(iteration=row["iteration"], objective=f"{row['objective']:.6g}",
+                             evaluations=row["evaluations"])
+            self._publish_diagnostics()
+
+        parameters = [n.strip() for n in self._param("parameters").split(",") if n.strip()] or None
+        try:
+            done = fit_file(data_path, method, self._param("space"), out, system=self._param("system") or None,
+                            parameters=parameters, samples=self._param("samples"),
+                            transitions=self._param("transitions"), alpha=self._param("alpha"),
+                            budget=self._param("budget"), seed=self._param("seed"), threads=self._param("threads"),
+                            progress=progress)
+            if self._param("report_dir"):
+                from sim2real_core.fit.report import write_report
+                write_report(done.result, done.data, done.predictor, self._param("report_dir"))
+        except (ConfigError, ValueError, FileNotFoundError, KeyError) as exc:
+            self._set_status(state="error", message=f"fit failed: {exc}")
+            return False, f"fit failed: {exc}"
+        summary = (f"{method}: wrote {done.path} in {time.monotonic() - start:.1f} s; "
+                   + ", ".join(f"{n}={v:.4g}" for n, v in zip(done.result.distribution.space.names,
+                                                                done.result.distribution.mean)))
+        target = self._param("apply_to")
+        if target:
+            ok, why = self._apply(target, physics_overrides(done.result))
+            if not ok:
+                self._set_status(state="error", message=f"{summary}; not applied: {why}")
+                return False, f"{summary}; not applied to {target}: {why}"
+            summary += f"; applied to {target}"
+        self._set_status(state="done", message=summary)
+        return True, summary
+
+    def _apply(self, target: str, values: dict[str, float]) -> tuple[bool, str]:
+        """Set parameters on another node through its ~/set_parameters service."""
+        service = f"/{target.lstrip('/')}/set_parameters"
+        client = self._param_clients.get(service)
+        if client is None:
+            client = self._param_clients[service] = self.create_client(SetParameters, service,
+                                                                 callback_group=self._client_group)
+        timeout = float(self._param("apply_timeout"))
+        if not client.wait_for_service(timeout_sec=timeout):
+            return False, f"service {service} not available within {timeout:g} s"
+        request = SetParameters.Request()
+        request.parameters = [Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            return False, f"{service} did not answer within {timeout:g} s"
+        failures = [f"{p.name}: {r.reason}" for p, r in zip(request.parameters, future.result().results)
+                    if not r.successful]
+        return (not failures), "; ".join(failures)
+
+
+def main() -> None:
+    """ros2 run sim2real_ros odr_fitter --ros-args -p data_path:=reach.npz -p output_path:=fit.yaml"""
+    sys.exit(run_node(OdrFitterNode, threads=3))
+
+
+if __name__ == "__main__":
+    main()
