@@ -9,8 +9,8 @@ Profiles:
 Commands are torques without gravity, one value per joint. A command of the wrong length or with non-finite
 values is dropped and counted; a step whose newest command is older than the watchdog period applies zero
 torque (counted). Steps ending above a joint velocity limit are counted (a real FR3 stops on a reflex
-there; the simulation goes on). The bridge clock starts at the wall time of construction and advances with simulated time
-only, so it never jumps back, not even at a reset.
+there; the simulation goes on). The bridge clock starts at the wall time of construction and advances with
+simulated time only, so it never jumps back, not even at a reset.
 """
 from __future__ import annotations
 

@@ -20,9 +20,10 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
     if (MODELS_DIR / f"{name_or_path}.xml").is_file():
         return MODELS_DIR / f"{name_or_path}.xml"
     gymnasium = importlib.util.find_spec("gymnasium")  # located, not imported: only its model assets are used
-    gym_asset = Path(gymnasium.origin).parent / "envs" / "mujoco" / "assets" / f"{name_or_path}.xml" if gymnasium else None
-    if gym_asset is not None and gym_asset.is_file():
-        return gym_asset
+    if gymnasium is not None:
+        gym_asset = Path(gymnasium.origin).parent / "envs" / "mujoco" / "assets" / f"{name_or_path}.xml"
+        if gym_asset.is_file():
+            return gym_asset
     raise ConfigError(f"no model named {name_or_path!r}: expected {MODELS_DIR}/{name_or_path}.xml, "
                       f"a gymnasium asset, or an .xml path")
 

@@ -11,8 +11,8 @@ A parameter space is data (`config/parameter_spaces/NAME.yaml`)::
 
 Kinds that write MuJoCo model fields: body_mass, body_mass_scale (mass and inertia scale together; a body
 with gravity compensation, MJCF gravcomp, keeps compensating its NOMINAL weight, as a real arm's controller
-compensates with its nominal model), dof_damping, dof_frictionloss, dof_armature, geom_friction (sliding coefficient). Kinds the simulator
-applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise),
+compensates with its nominal model), dof_damping, dof_frictionloss, dof_armature, geom_friction (sliding
+coefficient). Kinds the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise),
 action_noise_std, action_delay (whole control periods).
 """
 from __future__ import annotations

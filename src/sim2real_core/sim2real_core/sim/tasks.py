@@ -22,8 +22,9 @@ Observation, float64: "joint_state_v1" (q, dq) followed by the task's extra inpu
     | 17-18 | goal position x, y            | m     | push  |
 
 info: is_success (bool), distance [m] (end effector-target or puck-goal), parameters (the episode's
-parameter vector, at reset; absent on the reality proxy). Episodes end (terminated) when a joint exceeds its velocity limit, as a real
-FR3 stops on a reflex, or (push) when the puck leaves the table; they are truncated after episode_steps.
+parameter vector, at reset; absent on the reality proxy). Episodes end (terminated) when a joint exceeds
+its velocity limit, as a real FR3 stops on a reflex, or (push) when the puck leaves the table; they are
+truncated after episode_steps.
 """
 from __future__ import annotations
 
