@@ -4,13 +4,15 @@ Prints:
   - writer: messages/s of BagWriter (split-capable MCAP, metadata v9) vs the raw rosbags MCAP writer on the
     same serialized JointState / command messages (ratio = ours / rosbags);
   - logger over DDS: three publisher processes at 1 kHz each (joint states, commands, a third 1 kHz topic),
-    the logger in its own process: published vs recorded per topic (drops), recorded messages/s, and the
-    ratio of recorded to offered rate;
+    the logger in its own process: published vs recorded per topic (drops), recorded messages/s, the ratio
+    of recorded to offered rate, drop bursts and the logger's CPU; baseline: the same publishers into a
+    process that only counts (what DDS delivers to any Python subscriber on this machine at this load);
   - conversion: bag -> dataset messages/s vs reading + deserializing the same bag with rosbags AnyReader
     (ratio = conversion / plain read).
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -30,7 +32,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 from rosbags.highlevel import AnyReader  # noqa: E402
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 
-from sim2real_core.data.bagio import BagWriter, read_metadata, typestore  # noqa: E402
+from sim2real_core.data.bagio import BagReader, BagWriter, read_metadata, typestore  # noqa: E402
 from sim2real_core.data.convert import bag_to_dataset  # noqa: E402
 from sim2real_core.runner import resolve_executable  # noqa: E402
 from sim2real_core.stack import NodeSpec  # noqa: E402
@@ -72,6 +74,30 @@ PUBLISHER = textwrap.dedent("""
     elapsed = time.monotonic() - start
     time.sleep(0.5)
     print(n, elapsed, flush=True)
+""")
+
+
+COUNTER = textwrap.dedent("""
+    import json, sys
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.node import Node
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+    rclpy.init()
+    node = Node("bench_counter")
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    counts = {}
+    for topic, cls in zip(sys.argv[1:], (JointState, Float64MultiArray, Float64MultiArray)):
+        counts[topic] = 0
+        node.create_subscription(cls, topic, lambda data, info, t=topic: counts.__setitem__(t, counts[t] + 1), qos,
+                                 raw=True)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    print(json.dumps(counts), flush=True)
 """)
 
 
@@ -125,7 +151,40 @@ def conversion_speed(bag: Path) -> tuple[float, float, int]:
     return n / convert_s, count / (time.perf_counter() - start), n
 
 
-def logger_over_dds(tmp: Path) -> None:
+def publish_three() -> dict[str, tuple[int, float]]:
+    """Run one 1 kHz publisher process per topic; topic -> (messages published, seconds)."""
+    pubs = {topic: subprocess.Popen([sys.executable, "-c", PUBLISHER, topic, kind, str(SECONDS), str(RATE)],
+                                    stdout=subprocess.PIPE, text=True)
+            for topic, kind in ((STATES, "state"), (COMMANDS, "command"), (THIRD, "command"))}
+    published = {}
+    for topic, proc in pubs.items():
+        out, _ = proc.communicate(timeout=SECONDS + 60)
+        n, elapsed = out.split()
+        published[topic] = (int(n), float(elapsed))
+    return published
+
+
+def counting_baseline() -> float:
+    """The same publishers into a minimal rclpy process that only counts (raw, reliable, depth 1000).
+
+    Returns its CPU seconds per received message.
+    """
+    counter = subprocess.Popen([sys.executable, "-c", COUNTER, STATES, COMMANDS, THIRD], stdout=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    time.sleep(2.0)
+    cpu_idle = process_cpu_seconds(counter.pid)
+    published = publish_three()
+    time.sleep(0.5)
+    busy = process_cpu_seconds(counter.pid) - cpu_idle
+    os.killpg(counter.pid, signal.SIGINT)
+    counts = json.loads(counter.communicate(timeout=30)[0].strip().splitlines()[-1])
+    total_pub, total = sum(n for n, _ in published.values()), sum(counts.values())
+    print(f"baseline (counting subscriber, same publishers): received/offered ratio {total / total_pub:.4f}; "
+          f"drops {total_pub - total}; CPU {1e6 * busy / max(total, 1):.0f} us per message")
+    return busy / max(total, 1)
+
+
+def logger_over_dds(tmp: Path, baseline_cpu: float) -> None:
     """Three 1 kHz publisher processes -> transition_logger process; drops and throughput."""
     spec = NodeSpec(name="transition_logger", package="sim2real_ros", executable="transition_logger", parameters={
         "output": str(tmp / "dds"), "topics": [STATES, COMMANDS, THIRD],
@@ -136,14 +195,7 @@ def logger_over_dds(tmp: Path) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     time.sleep(2.0)
     cpu_idle = process_cpu_seconds(logger.pid)
-    pubs = {topic: subprocess.Popen([sys.executable, "-c", PUBLISHER, topic, kind, str(SECONDS), str(RATE)],
-                                    stdout=subprocess.PIPE, text=True)
-            for topic, kind in ((STATES, "state"), (COMMANDS, "command"), (THIRD, "command"))}
-    published = {}
-    for topic, proc in pubs.items():
-        out, _ = proc.communicate(timeout=SECONDS + 60)
-        n, elapsed = out.split()
-        published[topic] = (int(n), float(elapsed))
+    published = publish_three()
     time.sleep(0.5)
     cpu = process_cpu_seconds(logger.pid)
     os.killpg(logger.pid, signal.SIGINT)
@@ -159,9 +211,23 @@ def logger_over_dds(tmp: Path) -> None:
               f"dropped {n - recorded.get(topic, 0)}")
     print(f"   recorded {total_rec / span:.0f} msgs/s; recorded/offered ratio {total_rec / total_pub:.4f}; "
           f"drops {total_pub - total_rec}")
+    bursts = drop_bursts(tmp / "dds")
+    if bursts:
+        print(f"   joint state drops come in {len(bursts)} bursts; longest {max(bursts)} consecutive messages "
+              f"({max(bursts) / RATE * 1e3:.0f} ms)")
     busy = cpu - cpu_idle
     print(f"   logger CPU while recording {busy:.2f} s ({1e6 * busy / max(total_rec, 1):.0f} us per message, "
-          f"{100 * busy / span:.0f}% of a core); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"{100 * busy / span:.0f}% of a core, {busy / max(total_rec, 1) / baseline_cpu:.2f} x the counting "
+          f"baseline); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+def drop_bursts(bag: Path) -> list[int]:
+    """Lengths of runs of missing joint states (publisher stamps are 1.7e9 s + i / RATE)."""
+    with BagReader(bag) as reader:
+        index = sorted(round((m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 - 1.7e9) * RATE)
+                       for _, _, _, m in reader.messages([STATES]))
+    gaps = np.diff(np.array(index)) - 1
+    return [int(g) for g in gaps if g > 0]
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -180,7 +246,7 @@ def main() -> None:
         convert, read, n = conversion_speed(tmp / "ours")
         print(f"conversion: bag_to_dataset {convert:.0f} msgs/s, rosbags read+deserialize {read:.0f} msgs/s, "
               f"ratio {convert / read:.2f} ({n} messages)")
-        logger_over_dds(tmp)
+        logger_over_dds(tmp, counting_baseline())
 
 
 if __name__ == "__main__":
