@@ -54,3 +54,25 @@ def test_robot_file_errors_name_the_file_and_key(tmp_path):
     bad.write_text("robot: {joint_names: [a, b], torque_limits: [1]}\n")
     with pytest.raises(ConfigError, match=f"{bad}: robot entry"):
         load_robot(bad)
+
+
+def test_removing_the_puck_keeps_the_arm_dynamics_exactly():
+    arm_only = load_model("fr3", remove_bodies=["puck"])
+    full = load_model("fr3")
+    assert arm_only.nq == 7 and arm_only.nv == 7 and np.allclose(arm_only.key("home").qpos, full.key("home").qpos[:7])
+    torques = np.random.default_rng(0).uniform(-5, 5, (50, 7))
+    trajectories = []
+    for model in (arm_only, full):
+        data = mujoco.MjData(model)
+        mujoco.mj_resetDataKeyframe(model, data, model.key("home").id)
+        rows = []
+        for u in torques:
+            data.ctrl[:7] = u
+            mujoco.mj_step(model, data, nstep=10)
+            rows.append(np.concatenate([data.qpos[:7], data.qvel[:7]]))
+        trajectories.append(np.array(rows))
+    assert np.allclose(trajectories[0], trajectories[1], atol=1e-9)
+    with pytest.raises(ConfigError, match="not a free-floating body"):
+        load_model("fr3", remove_bodies=["fr3_link3"])
+    with pytest.raises(ConfigError, match="cannot remove bodies"):
+        load_model("fr3", remove_bodies=["nope"])

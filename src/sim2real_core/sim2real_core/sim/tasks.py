@@ -37,7 +37,9 @@ import gymnasium as gym
 import numpy as np
 
 from ..config import ConfigError, config_path, load_yaml
+from ..robot import load_robot
 from .distributions import Distribution
+from .models import load_model
 from .reality import RealityProxy
 from .simulator import Simulator
 
@@ -57,6 +59,7 @@ class TaskConfig:
     success_radius: float
     reward: dict[str, float]
     boxes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    remove_bodies: tuple[str, ...] = ()
 
 
 def load_task(name_or_path: str | os.PathLike) -> TaskConfig:
@@ -80,7 +83,8 @@ def load_task(name_or_path: str | os.PathLike) -> TaskConfig:
                           episode_steps=int(body["episode_steps"]), keyframe=str(body["keyframe"]),
                           start_noise=float(body.get("start_noise", 0.0)),
                           success_radius=float(body["success_radius"]),
-                          reward={k: float(v) for k, v in dict(body["reward"]).items()}, boxes=boxes)
+                          reward={k: float(v) for k, v in dict(body["reward"]).items()}, boxes=boxes,
+                          remove_bodies=tuple(str(b) for b in body.get("remove_bodies", ())))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: malformed task entry ({exc})") from None
 
@@ -112,7 +116,9 @@ class FR3TaskEnv(gym.Env):
             self.sim = RealityProxy(reality, control_period=control_period)
         else:
             space = distribution.space if distribution is not None else self.config.parameter_space
-            self.sim = Simulator(space, control_period=control_period)
+            robot = load_robot()
+            model = load_model(robot.model, remove_bodies=self.config.remove_bodies)
+            self.sim = Simulator(space, robot=robot, model=model, control_period=control_period)
         self.distribution = distribution
         self.episode_steps = int(episode_steps or self.config.episode_steps)
         if self.episode_steps < 1:
