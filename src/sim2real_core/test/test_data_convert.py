@@ -55,6 +55,19 @@ def test_actions_follow_send_times_when_receive_order_is_inverted(tmp_path):
     assert data.actions[:, 0].tolist() == [float(k) for k in range(19)]
 
 
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_compressed_mcap_bags_convert_like_uncompressed(tmp_path, compression):
+    from data_bag_factory import STORE
+    with BagWriter(tmp_path / "bag", compression=compression, chunk_size=4096) as writer:
+        for topic, msgtype in BASIC.items():
+            writer.add_topic(topic, msgtype)
+        for topic, log, msg in control_log(n_states=100):
+            writer.write(topic, log, bytes(STORE.serialize_cdr(msg, TYPES[topic])))
+    data = bag_to_dataset(tmp_path / "bag", 0.01)
+    assert data.metadata["time_base"] == "publish" and len(data) == 9
+    assert np.array_equal(data.actions[:, 0], np.arange(9.0))
+
+
 def test_control_period_and_joint_names_default_to_the_robot_config(tmp_path):
     assert default_control_period() == 0.01
     assert default_joint_names() == JOINTS

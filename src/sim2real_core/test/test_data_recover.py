@@ -83,6 +83,22 @@ def test_truncated_last_chunk_keeps_its_complete_messages(tmp_path):
     assert values == [(T0 + i * 1_000_000, float(i)) for i in range(len(values))]
 
 
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_compressed_chunks_are_recovered_whole(tmp_path, compression):
+    writer = BagWriter(tmp_path / "bag", chunk_size=2048, flush_period=0, compression=compression)
+    writer.add_topic(COMMANDS, TYPES[COMMANDS])
+    for i in range(300):
+        writer.write(COMMANDS, T0 + i * 1_000_000, _payload(i))
+    writer.flush()
+    writer._stream.close()
+    path = tmp_path / "bag" / "bag_0.mcap"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 50])  # inside the last chunk's message index: the chunk is whole
+    report = recover_bag(tmp_path / "bag")
+    assert report.files[0].salvaged_from_partial_chunk == 0 and report.files[0].chunks_skipped == 0
+    assert _values(tmp_path / "bag") == [(T0 + i * 1_000_000, float(i)) for i in range(300)]
+
+
 def test_corrupt_chunk_is_skipped_and_counted(tmp_path):
     bag, path = _unfinished(tmp_path)
     data = bytearray(path.read_bytes())

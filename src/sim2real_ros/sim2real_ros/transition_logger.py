@@ -11,6 +11,7 @@ Parameters:
     autostart: start recording at launch (else wait for ~/start).
     max_file_size [bytes], max_file_duration [s]: split storage files (0: never).
     chunk_size [bytes], flush_period [s]: MCAP chunking; at most flush_period of data is lost on SIGKILL.
+    compression: MCAP chunk compression none | lz4 | zstd (none: a truncated last chunk is partly salvageable).
     queue_depth: subscription history depth (absorbs bursts while the executor is busy).
     discovery_period [s]: how often the graph is checked for topics whose type is still unknown.
 Services (std_srvs/Trigger): ~/start, ~/stop, ~/split.
@@ -29,7 +30,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from std_srvs.srv import Trigger
 
-from sim2real_core.data.bagio import BagError
+from sim2real_core.data.bagio import COMPRESSION, BagError
 from sim2real_core.data.recorder import Recorder
 from sim2real_ros import contract
 from sim2real_ros.messages import diagnostic_array, diagnostic_status
@@ -91,17 +92,20 @@ class TransitionLogger(Node):
         self.declare_parameter("max_file_duration", 0.0)
         self.declare_parameter("chunk_size", 1 << 20)
         self.declare_parameter("flush_period", 1.0)
+        self.declare_parameter("compression", "none")
         self.declare_parameter("queue_depth", 1000)
         self.declare_parameter("discovery_period", 0.5)
         p = {name: self.get_parameter(name).value for name in (
             "output", "topics", "topic_types", "autostart", "max_file_size", "max_file_duration", "chunk_size",
-            "flush_period", "queue_depth", "discovery_period")}
+            "flush_period", "compression", "queue_depth", "discovery_period")}
         for name in ("max_file_size", "max_file_duration", "flush_period"):
             if p[name] < 0:
                 raise ValueError(f"parameter {name} must be >= 0, got {p[name]}")
         for name in ("chunk_size", "queue_depth", "discovery_period"):
             if p[name] <= 0:
                 raise ValueError(f"parameter {name} must be > 0, got {p[name]}")
+        if p["compression"] not in COMPRESSION:
+            raise ValueError(f"parameter compression must be one of {sorted(COMPRESSION)}, got {p['compression']!r}")
         self._types = dict(KNOWN_TYPES)
         for entry in p["topic_types"]:
             if entry:
@@ -115,7 +119,8 @@ class TransitionLogger(Node):
         self._output = p["output"] or time.strftime("bags/transitions_%Y%m%d-%H%M%S", time.gmtime())
         self._depth = p["queue_depth"]
         self._recorder = Recorder(max_file_size=p["max_file_size"], max_file_duration=p["max_file_duration"],
-                                  chunk_size=p["chunk_size"], flush_period=p["flush_period"])
+                                  chunk_size=p["chunk_size"], flush_period=p["flush_period"],
+                                  compression=p["compression"])
         self._recorded: dict[str, object] = {}
         self._skipped: set[str] = set()
         self._offered: dict[str, list[Qos]] = {}

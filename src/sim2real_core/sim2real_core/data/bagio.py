@@ -27,6 +27,8 @@ from rosbags.typesys.store import Typestore
 METADATA_FILE = "metadata.yaml"
 METADATA_VERSION = 9
 ROS_DISTRO = os.environ.get("ROS_DISTRO", "kilted")
+# MCAP chunk compression; "none" lets bag-recover salvage the complete messages of a truncated last chunk.
+COMPRESSION = {"none": CompressionType.NONE, "lz4": CompressionType.LZ4, "zstd": CompressionType.ZSTD}
 RECOVER_HINT = "run `sim2real bag-recover {bag}` to rebuild it from its storage files"
 
 
@@ -83,7 +85,7 @@ class BagWriter:
         max_file_duration: split when the open file spans this many seconds of log time (0: never).
         chunk_size: MCAP chunk size in bytes.
         flush_period: seconds of wall time after which a partial chunk is flushed to disk (0: only by size).
-        compression: MCAP chunk compression, "none" or "lz4".
+        compression: MCAP chunk compression, "none", "lz4" or "zstd".
         store: type store for message definitions (default: `typestore()`).
     """
 
@@ -93,8 +95,8 @@ class BagWriter:
         self.path = Path(path)
         if self.path.exists():
             raise BagError(f"bag {self.path} exists already; choose a new directory")
-        if compression not in ("none", "lz4"):
-            raise BagError(f"unknown MCAP compression {compression!r}; expected 'none' or 'lz4'")
+        if compression not in COMPRESSION:
+            raise BagError(f"unknown MCAP compression {compression!r}; expected one of {sorted(COMPRESSION)}")
         if max_file_size < 0 or max_file_duration < 0 or chunk_size <= 0 or flush_period < 0:
             raise BagError("max_file_size, max_file_duration, flush_period must be >= 0 and chunk_size > 0")
         self.path.mkdir(parents=True)
@@ -102,7 +104,7 @@ class BagWriter:
         self.max_file_duration_ns = int(max_file_duration * 1e9)
         self.chunk_size = int(chunk_size)
         self.flush_period = float(flush_period)
-        self._compression = CompressionType.LZ4 if compression == "lz4" else CompressionType.NONE
+        self._compression = COMPRESSION[compression]
         self._store = store or typestore()
         self._topics: dict[str, _Topic] = {}
         self._files: list[FileInfo] = []
