@@ -1,4 +1,6 @@
 """The reality proxy differs measurably from the nominal simulator, and its file is checked."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,19 @@ def test_unmodelled_friction_opposes_motion_and_latency_holds_the_previous_comma
     v = np.array([0.001, -0.01, 0.1, -1.0, 0.5, -0.2, 2.0])
     assert np.all(np.sign(proxy.friction(v)) == -np.sign(v))
     assert np.allclose(proxy.friction(np.zeros(7)), 0.0)
-    assert proxy._latency_steps == 4
+    # a command that arrives `latency` into the period acts for only the rest of it
+    push = np.array([0, 0, 0, 0, 0, 0, 5.0])
+    speeds = []
+    for latency in (0.0, 0.005):
+        delayed = RealityProxy(replace(load_reality("fr3_default"), command_latency=latency,
+                                       stribeck_torque=np.zeros(7), drag=np.zeros(7)))
+        delayed.set_parameters({**delayed.space.as_dict(delayed.parameters), "velocity_noise_std": 0.0,
+                                "action_noise_std": 0.0, "joint7_frictionloss": 0.0, "joint7_damping": 0.0})
+        delayed.reset(seed=0)
+        speeds.append([delayed.step(push)[13], delayed.step(push)[13]])
+    (v1, v2), (d1, d2) = speeds
+    assert d1 == pytest.approx(v1 / 2, rel=0.1)  # half a period of torque in the first period
+    assert d2 - d1 == pytest.approx(v2 - v1, rel=0.05)  # then the full torque every period
 
 
 def test_bad_reality_files_are_rejected_naming_the_problem(tmp_path):
