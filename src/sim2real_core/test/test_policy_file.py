@@ -92,6 +92,7 @@ def test_garbage_weights_with_a_matching_checksum_are_refused(saved):
     (lambda d: d["action"].update(mode="velocity"), "action.mode"),
     (lambda d: d["action"].update(kp=[1.0] * 6), "action.kp"),
     (lambda d: d.update(joint_names=JOINTS[:6]), "observation.size"),
+    (lambda d: d.update(weights="../elsewhere.safetensors"), "next to the sidecar"),
 ])
 def test_malformed_sidecars_are_refused_with_the_reason(saved, edit, message):
     sidecar = saved[0]

@@ -249,7 +249,10 @@ def load_policy(path: str | os.PathLike) -> Policy:
         spec = PolicySpec.from_sidecar(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyFileError(f"{sidecar}: malformed sidecar: {exc!r}") from exc
-    weights_path = sidecar.parent / str(data.get("weights", WEIGHTS))
+    name = str(data.get("weights", WEIGHTS))
+    if Path(name).name != name:
+        raise PolicyFileError(f"{sidecar}: weights must name a file next to the sidecar, got {name!r}")
+    weights_path = sidecar.parent / name
     try:
         blob = weights_path.read_bytes()
     except OSError as exc:
