@@ -1,6 +1,8 @@
 """exploration_dispatcher over real DDS: episodes, boundaries, resets or operator triggers, safety, exit 0."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
@@ -9,6 +11,7 @@ from std_srvs.srv import Trigger
 
 from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
 from sim2real_core.robot import load_robot
+from sim2real_core.stack import load_stack
 from sim2real_ros import contract
 from sim2real_ros.messages import (command_array, diagnostic_values, episode_event, joint_state_msg,
                                   seconds_to_stamp)
@@ -217,3 +220,14 @@ def test_with_the_sim_bridge_in_lockstep(launch_node, ros_node, tmp_path):
     bridge_starts = [e for e in events if e.get("source") == "sim_bridge" and e["event"] == "start"]
     assert bridge_starts[-1]["episode"] == episodes
     assert bridge.process.poll() is None, bridge.output()
+
+
+def test_the_collect_stack_parameters_start_the_node(launch_node, tmp_path):
+    spec = next(n for n in load_stack("collect").nodes if n.name == "exploration_dispatcher")
+    parameters = {**spec.parameters, "policies": [str(write_policies(tmp_path / "set", 2, target=True))]}
+    node = launch_node(spec.executable, name=spec.name, parameters=parameters)
+    deadline = time.monotonic() + 30.0
+    while "episodes of" not in node.output() and node.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert node.process.poll() is None, node.output()
+    assert f"{parameters['episodes']} episodes of {parameters['episode_steps']} steps" in node.output()
