@@ -5,8 +5,6 @@ import argparse
 import time
 from dataclasses import fields
 
-import torch
-
 from ..policy.policy_file import load_policy
 from ..policy.ppo import PPOConfig
 from ..policy.tasks import make_task, ppo_defaults
@@ -41,13 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"episodes per scheme in the coverage comparison (default {COVERAGE.episodes}; 0: skip)")
     parser.add_argument("--random-action-prob", type=float, default=COVERAGE.random_action_prob,
                         help=f"random-action mixing in the coverage runs (default {COVERAGE.random_action_prob})")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     """Train the set, then compare coverage against the task policy (policy 0) and random torques."""
-    torch.set_num_threads(max(1, args.threads))
     task = make_task(args.task, args.distribution)
     settings = ppo_defaults(args.task)
     settings.update(seed=args.seed, **({"num_envs": args.envs} if args.envs else {}))
