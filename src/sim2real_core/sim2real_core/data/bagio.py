@@ -421,22 +421,26 @@ class BagReader:
             raise BagError(f"bag {self.path}: read {', '.join(f'{t}: {r} of {n}' for t, (r, n) in short.items())} "
                            f"messages the metadata lists; " + RECOVER_HINT.format(bag=self.path))
 
-    def publish_times(self, topic: str) -> np.ndarray | None:
-        """Send times (MCAP publish_time, ns) of `topic`'s messages in log-time order; None for sqlite3 bags."""
+    def publish_times(self, topics: Sequence[str]) -> dict[str, np.ndarray] | None:
+        """Send times (MCAP publish_time, ns) of each topic's messages in log-time order; None for sqlite3."""
         metadata = read_metadata(self.path) if self.path.is_dir() else {}
         if metadata.get("storage_identifier") != "mcap":
             return None
-        pairs = []
+        pairs: dict[str, list[tuple[int, int]]] = {topic: [] for topic in topics}
         for name in metadata["relative_file_paths"]:
             try:
                 with open(self.path / name, "rb") as stream:
-                    for _, _, message in make_reader(stream).iter_messages(topics=[topic], log_time_order=False):
-                        pairs.append((message.log_time, message.publish_time))
+                    for _, channel, message in make_reader(stream).iter_messages(topics=list(topics),
+                                                                                  log_time_order=False):
+                        pairs[channel.topic].append((message.log_time, message.publish_time))
             except (OSError, McapError, ValueError) as exc:
                 raise BagError(f"bag {self.path}: file {name} cannot be read with the MCAP reader: {exc}; "
                                + RECOVER_HINT.format(bag=self.path)) from exc
-        pairs_array = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-        return pairs_array[np.argsort(pairs_array[:, 0], kind="stable"), 1]
+        times = {}
+        for topic, values in pairs.items():
+            array = np.array(values, dtype=np.int64).reshape(-1, 2)
+            times[topic] = array[np.argsort(array[:, 0], kind="stable"), 1]
+        return times
 
     def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, int, int, object]]:
         """Yield (topic, log_time_ns, index within topic, deserialized message) for `topics`."""

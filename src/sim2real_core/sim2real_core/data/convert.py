@@ -128,7 +128,8 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
             _check_type(bag, topics, episodes_topic, EPISODE_TYPE)
         states, cmd_log, cmd_values, events = _read(bag, reader, state_topic, commands_topic,
                                                     episodes_topic if has_episodes else None, names)
-        sent_states, sent_commands = reader.publish_times(state_topic), reader.publish_times(commands_topic)
+        sent = reader.publish_times([state_topic, commands_topic]) or {}
+    sent_states, sent_commands = sent.get(state_topic), sent.get(commands_topic)
     # Which command was in force when a state was taken is decided on one clock: the publishers' send times
     # where the bag has them (MCAP publish_time: causal across processes), else the receive (log) times.
     time_base = "publish" if _usable(sent_states, len(states.log)) and _usable(sent_commands, len(cmd_log)) \
