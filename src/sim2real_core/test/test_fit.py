@@ -169,3 +169,36 @@ def test_effect_parameters_are_rejected(system):
                                        "kind": "action_delay", "integer": True}])
     with pytest.raises(ValueError, match="simulator effects"):
         BatchPredictor(system, space)
+
+
+def test_fr3_engine_matches_the_simulator():
+    """The FR3 fitting system predicts exactly what sim.batch.BatchSimulator steps (same parameters)."""
+    from sim2real_core.fit.files import fit_space
+    from sim2real_core.fit.fr3 import fr3_system
+    from sim2real_core.robot import load_robot
+    from sim2real_core.sim.batch import BatchSimulator
+
+    spec, space, system = load_robot(), fit_space("fr3_reach"), fr3_system()
+    rng = np.random.default_rng(0)
+    params = rng.uniform(space.low, space.high, (4, space.dim))
+    sim = BatchSimulator("fr3", space, 4, control_period=spec.control_period, joints=spec.joint_names)
+    sim.set_parameters(params)
+    sim.reset(keyframe="home")
+    obs = np.concatenate([spec.home + rng.normal(0, 0.1, (4, 7)), rng.normal(0, 0.3, (4, 7))], axis=1)
+    sim.set_observation_state(obs)
+    actions = rng.uniform(-5, 5, (4, 7))
+    expected = sim.step(actions, noise=False)
+    np.testing.assert_allclose(BatchPredictor(system, space, nthread=1).predict(obs, actions, params), expected,
+                               atol=1e-12)
+
+
+def test_fr3_reach_parameters_recovered():
+    """Damping, frictionloss and armature of two joints from 200 random-torque transitions."""
+    from sim2real_core.fit.files import fit_space
+    from sim2real_core.fit.fr3 import fr3_system, generate_fr3_data
+
+    space = fit_space("fr3_reach", ["joint2_damping", "joint2_frictionloss", "joint4_armature", "link4_mass_scale"])
+    truth = np.array([1.1, 0.6, 0.2, 1.3])
+    data = generate_fr3_data(space, truth, episodes=4, steps=50, seed=2)
+    dist = fit_dropo(fr3_system(), space, data, DropoConfig(**FAST)).distribution
+    np.testing.assert_allclose(dist.mean, truth, atol=0.02 * (space.high - space.low).max())

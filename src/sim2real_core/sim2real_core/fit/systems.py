@@ -15,28 +15,13 @@ from .engine import System
 SYSTEMS = ("hopper", "fr3")
 
 
-def fr3_system(robot: str = "fr3") -> System:
-    """The arm model with the joint_state_v1 layout; other bodies (the puck) start at the model's qpos0."""
-    from ..robot import load_robot
-    from ..sim.models import load_model
-    from ..sim.simulator import joint_actuators, joint_indices
-
-    spec = load_robot(robot)
-    model = load_model(spec.model)
-    model.opt.timestep = spec.physics_timestep
-    frame_skip = round(spec.control_period / spec.physics_timestep)
-    qadr, dadr = joint_indices(model, spec.joint_names)
-    acts = joint_actuators(model, spec.joint_names)
-    return System(spec.name, model, frame_skip, tuple(int(i) for i in qadr), tuple(int(i) for i in dadr),
-                  actuators=tuple(int(i) for i in acts))
-
-
 def system_for(name: str) -> System:
     """A system by name (one of SYSTEMS)."""
     if name == "hopper":
         from .hopper import hopper_system
         return hopper_system()
     if name == "fr3":
+        from .fr3 import fr3_system
         return fr3_system()
     raise ConfigError(f"unknown system {name!r}; expected one of {SYSTEMS}")
 

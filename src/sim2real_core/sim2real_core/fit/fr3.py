@@ -1,0 +1,61 @@
+"""The FR3 as a fitting system (joint_state_v1), and synthetic random-torque data from sim.batch."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..robot import load_robot
+from ..sim.batch import BatchSimulator
+from ..sim.models import load_model
+from ..sim.parameters import ParameterSpace
+from ..sim.simulator import joint_actuators, joint_indices
+from .engine import System
+from .transitions import Transitions
+
+
+def fr3_system(robot: str = "fr3") -> System:
+    """The arm model with the joint_state_v1 layout; other bodies (the puck) start at the model's qpos0.
+
+    Actions are joint torques without gravity on the arm's motors (the model's gravcomp compensates at nominal
+    masses), held for one control period of config/robots/ROBOT.yaml.
+    """
+    spec = load_robot(robot)
+    model = load_model(spec.model)
+    model.opt.timestep = spec.physics_timestep
+    frame_skip = round(spec.control_period / spec.physics_timestep)
+    qadr, dadr = joint_indices(model, spec.joint_names)
+    acts = joint_actuators(model, spec.joint_names)
+    return System(spec.name, model, frame_skip, tuple(int(i) for i in qadr), tuple(int(i) for i in dadr),
+                  actuators=tuple(int(i) for i in acts))
+
+
+def generate_fr3_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 20, steps: int = 100,
+                      seed: int = 0, torque_fraction: float = 0.3, robot: str = "fr3") -> Transitions:
+    """Transitions of the simulated arm with true parameters under smoothed random torques from near home.
+
+    Args:
+      space, truth: the true parameter vector (model kinds; no noise or delay effects).
+      episodes, steps: trajectories and control periods each.
+      torque_fraction: torques are a low-passed uniform draw within this fraction of the joint limits.
+    """
+    spec = load_robot(robot)
+    rng = np.random.default_rng(seed)
+    sim = BatchSimulator(spec.model, space, episodes, control_period=spec.control_period, joints=spec.joint_names,
+                         seed=seed)
+    sim.set_parameters(np.asarray(truth, dtype=float))
+    sim.reset(keyframe=spec.home_keyframe)
+    start = np.concatenate([spec.home + rng.normal(0.0, 0.2, (episodes, spec.dof)), np.zeros((episodes, spec.dof))], 1)
+    sim.set_observation_state(start)
+    obs = np.empty((episodes, steps + 1, sim.obs_dim))
+    actions = np.empty((episodes, steps, spec.dof))
+    obs[:, 0] = sim.observation(noise=False)
+    torque = np.zeros((episodes, spec.dof))
+    for t in range(steps):
+        torque = 0.8 * torque + 0.2 * rng.uniform(-1, 1, torque.shape) * spec.torque_limits * torque_fraction
+        actions[:, t] = torque
+        obs[:, t + 1] = sim.step(torque, noise=False)
+    ends = np.zeros((episodes, steps), dtype=bool)
+    ends[:, -1] = True
+    return Transitions(obs[:, :-1].reshape(-1, sim.obs_dim), actions.reshape(-1, spec.dof),
+                       obs[:, 1:].reshape(-1, sim.obs_dim), ends.reshape(-1),
+                       {"robot": robot, "state_layout": "joint_state_v1", "source": "generate_fr3_data",
+                        "seed": seed, "true_parameters": space.as_dict(truth)})
