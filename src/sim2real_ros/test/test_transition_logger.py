@@ -8,8 +8,9 @@ import time
 import numpy as np
 from conftest import spin_until
 from mcap.reader import make_reader
-from std_msgs.msg import Float64MultiArray, String
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from sim2real_core.data import BagReader, bag_to_dataset, read_metadata, recover_bag
@@ -156,8 +157,13 @@ def test_no_message_lost_at_three_topics_of_1khz(tmp_path, launch_node, ros_node
     logger = launch_node("transition_logger", parameters={
         "output": str(bag), "topics": [contract.JOINT_STATES, contract.EFFORT_COMMANDS, "/load"],
         "topic_types": ["/load=std_msgs/msg/Float64MultiArray"]})
-    states, commands, _ = _publishers(ros_node)
-    load = ros_node.create_publisher(Float64MultiArray, "/load", contract.CONTROL_QOS)
+    # Deep publisher histories: a loaded test machine may stall the logger's DDS threads for more than the
+    # contract's 10 samples (10 ms), which loses data in the *publisher* (bench_logger measures that case).
+    # Here only the logger itself can lose messages.
+    deep = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    states = ros_node.create_publisher(JointState, contract.JOINT_STATES, deep)
+    commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, deep)
+    load = ros_node.create_publisher(Float64MultiArray, "/load", deep)
     _wait_matched(ros_node, [states, commands, load])
     n, start = 2000, time.monotonic()
     for i in range(n):
