@@ -7,10 +7,13 @@ so that Σ does not collapse (Fickinger et al. 2025).
 
 Speed: the K samples are common random numbers, ξ_k = μ + L z_k with fixed truncated standard-normal draws
 z_k (antithetic pairs) and a fixed subsample of transitions, so the objective is a deterministic, smooth
-function of φ = (μ, L) that a quasi-Newton or simplex optimiser handles in a few hundred evaluations. All
-B·K simulations of one evaluation run in one mujoco.batch call. Parameters are optimised in units of their
-bounds (u = (ξ - low) / (high - low)); states are scaled per dimension by the spread of s' - s in the data,
-so ε is a variance in those units. The entropy is also measured in bound units.
+function of φ = (μ, L); all B·K simulations of one evaluation run in one mujoco.batch call. The default search
+("linearized") maximises the same objective for the simulator linearised around μ (closed form: predicted
+mean f(μ0) + J (μ - μ0), covariance J Σ Jᵀ, which is what the K-sample Gaussian fit estimates), with analytic
+gradients, re-linearises a few times ((dim+1)·B simulations each), and polishes on the sampled objective with
+a small Nelder-Mead budget; the sampled objective decides every accepted step. Parameters are optimised in
+units of their bounds (u = (ξ - low) / (high - low)); states are scaled per dimension by the spread of s' - s
+in the data, so ε is a variance in those units. The entropy is also measured in bound units.
 """
 from __future__ import annotations
 
