@@ -56,7 +56,7 @@ def load_plan(quick: bool = False, reality: str | None = None, path: str | os.Pa
         methods = tuple(body["methods"])
         distributions = tuple(body["distributions"])
         plan = DemoPlan(task=str(body["task"]), reality=str(reality or body["reality"]),
-                        fit_space=str(body["fit_space"]), fit_parameters=tuple(body["fit_parameters"]),
+                        fit_space=str(body["fit_space"]), fit_parameters=_fit_parameters(body),
                         methods=methods, distributions=distributions,
                         budget_name=name, budget=dict(budget))
     except (KeyError, TypeError) as exc:
@@ -65,6 +65,17 @@ def load_plan(quick: bool = False, reality: str | None = None, path: str | os.Pa
     if unknown:
         raise ConfigError(f"{path}: distributions {unknown} are neither none/uniform/oracle nor a fit method")
     return plan
+
+
+def _fit_parameters(body: dict) -> tuple[str, ...]:
+    """The plan's fit_parameters: a list of names, or `model` for every model-field parameter of fit_space."""
+    from ..sim.parameters import MODEL_KINDS, load_parameter_space
+
+    chosen = body["fit_parameters"]
+    space = load_parameter_space(body["fit_space"])
+    names = [p.name for p in space if p.kind in MODEL_KINDS] if chosen == "model" else list(chosen)
+    space.subset(names)  # unknown names raise here, naming the space
+    return tuple(names)
 
 
 @dataclass

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import subprocess
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
-import numpy as np
-
-from ..config import ConfigError
 from ..data.convert import bag_to_dataset
 from ..data.dataset import load_dataset, save_dataset
 from ..runner import StackRunner
@@ -55,21 +55,10 @@ def dataset(run: DemoRun) -> None:
                               "counts": data.metadata.get("counts", {})}
 
 
-def fr3_system(robot: str = "fr3"):
-    """The FR3 as a fitting system: joint_state_v1 observations, torque commands straight to the motors."""
-    from ..fit.engine import System
-    from ..sim.simulator import Simulator, joint_actuators, joint_indices
-
-    sim = Simulator(None, robot=robot)
-    if not np.array_equal(joint_actuators(sim.nominal_model, sim.robot.joint_names), np.arange(sim.nominal_model.nu)):
-        raise ConfigError(f"robot {robot!r}: the model's actuators must be the arm's motors in joint order")
-    qpos, dof = joint_indices(sim.nominal_model, sim.robot.joint_names)
-    return System(robot, sim.nominal_model, sim.nsub, tuple(int(i) for i in qpos), tuple(int(i) for i in dof))
-
-
 def fit(run: DemoRun) -> None:
     """Fit every method of the plan to the dataset; write fits/METHOD.yaml."""
     from ..fit.dropo import DropoConfig
+    from ..fit.fr3 import fr3_system
     from ..fit.methods import EDROPO_ALPHA, fit as fit_method
     from ..fit.sysid import SysIdConfig
     from ..fit.transitions import from_dataset
@@ -92,24 +81,36 @@ def fit(run: DemoRun) -> None:
     run.results["fit"] = fits
 
 
-def train(run: DemoRun) -> None:
-    """Train one task policy per training distribution."""
+def _train_one(task_name: str, choice: str, steps: int, out: str) -> dict:
+    """Train one policy (a process-pool worker: everything it needs comes as plain arguments)."""
     from ..policy.ppo import PPOConfig
     from ..policy.tasks import make_task, ppo_defaults
     from ..policy.training import train_policy
 
-    budget = run.plan.stage("train")
-    trained = {}
+    outcome = train_policy(make_task(task_name, choice), steps, out, PPOConfig(**ppo_defaults(task_name)),
+                           progress=False)
+    return {"path": str(outcome.policy_path), "steps": outcome.result.steps, "seconds": round(outcome.seconds, 1),
+            "steps_per_second": round(outcome.steps_per_second, 1)}
+
+
+def train(run: DemoRun) -> None:
+    """Train one task policy per training distribution, as many at once as there are CPUs."""
+    steps = int(run.plan.stage("train")["steps"])
+    choices = {}
     for name in run.plan.distributions:
-        choice = run.results["fit"][name]["path"] if name in run.plan.methods else name
-        if name == "oracle":
-            choice = f"oracle:{run.plan.reality}"
-        task = make_task(run.plan.task, choice)
-        outcome = train_policy(task, int(budget["steps"]), run.out / "policies" / name,
-                               PPOConfig(**ppo_defaults(run.plan.task)), progress=False)
-        trained[name] = {"path": str(outcome.policy_path), "seconds": round(outcome.seconds, 1),
-                         "steps_per_second": round(outcome.steps_per_second, 1)}
-        run.log(f"   {name}: {outcome.result.steps} steps in {outcome.seconds:.0f} s")
+        if name in run.plan.methods:
+            choices[name] = run.results["fit"][name]["path"]
+        elif name == "oracle":
+            choices[name] = f"oracle:{run.plan.reality}"
+        else:
+            choices[name] = name
+    with ProcessPoolExecutor(max_workers=min(len(choices), os.cpu_count() or 1),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(_train_one, run.plan.task, choice, steps, str(run.out / "policies" / name))
+                   for name, choice in choices.items()}
+        trained = {name: future.result() for name, future in futures.items()}
+    for name, entry in trained.items():
+        run.log(f"   {name}: {entry['steps']} steps in {entry['seconds']:.0f} s")
     run.results["train"] = trained
 
 
