@@ -5,7 +5,7 @@ import json
 import multiprocessing
 import os
 import subprocess
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 
 from ..data.convert import bag_to_dataset
@@ -114,6 +114,21 @@ def train(run: DemoRun) -> None:
     run.results["train"] = trained
 
 
+def _evaluate_over_ros(run: DemoRun, name: str, policy: str, episodes: int, domain_id: int) -> dict:
+    """`sim2real eval --over-ros` of one policy in its own ROS domain (so evaluations can run side by side)."""
+    summary = run.out / "evaluation" / f"{name}.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    command = [*sim2real_command(), "eval", policy, "--target", "reality", "--over-ros", "--reality",
+               run.plan.reality, "--episodes", str(episodes), "--json", str(summary)]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    summary.with_suffix(".log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"over-ROS evaluation of {name} failed (exit {result.returncode}); "
+                           f"see {summary.with_suffix('.log')}")
+    return json.loads(summary.read_text())
+
+
 def deploy(run: DemoRun) -> None:
     """Serve each policy to the reality proxy over DDS (policy_server <-> sim_bridge) and measure it; also run
     the same policy on the proxy in process (returns included), as a cross-check of the ROS path."""
@@ -121,25 +136,21 @@ def deploy(run: DemoRun) -> None:
     from ..policy.policy_file import load_policy
     from ..policy.tasks import make_task
 
-    budget = run.plan.stage("evaluate")
-    episodes = int(budget["episodes"])
-    target = make_task(run.plan.task, "none", reality=run.plan.reality)
-    evaluations = {}
-    for name, entry in run.results["train"].items():
-        summary = run.out / "evaluation" / f"{name}.json"
-        summary.parent.mkdir(parents=True, exist_ok=True)
-        command = [*sim2real_command(), "eval", entry["path"], "--target", "reality", "--over-ros",
-                   "--reality", run.plan.reality, "--episodes", str(episodes), "--json", str(summary)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        summary.with_suffix(".log").write_text(result.stdout + result.stderr)
-        if result.returncode != 0:
-            raise RuntimeError(f"over-ROS evaluation of {name} failed (exit {result.returncode}); "
-                               f"see {summary.with_suffix('.log')}")
-        in_process = evaluate(load_policy(entry["path"]), target.make_env, episodes, seed=1000,
-                              safety=target.safety, period=target.control_period)
-        evaluations[name] = {"over_ros": json.loads(summary.read_text()), "in_process": in_process.summary()}
-        run.log(f"   {name}: success over ROS {evaluations[name]['over_ros']['success_rate']:.2f}, "
-                f"in process {in_process.success_rate:.2f} (mean return {in_process.mean_return:.1f})")
+    episodes = int(run.plan.stage("evaluate")["episodes"])
+    base_domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
+    trained = run.results["train"]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        over_ros = {name: pool.submit(_evaluate_over_ros, run, name, entry["path"], episodes,
+                                      (base_domain + 1 + i) % 101)
+                    for i, (name, entry) in enumerate(trained.items())}
+        target = make_task(run.plan.task, "none", reality=run.plan.reality)
+        evaluations = {}
+        for name, entry in trained.items():
+            in_process = evaluate(load_policy(entry["path"]), target.make_env, episodes, seed=1000,
+                                  safety=target.safety, period=target.control_period)
+            evaluations[name] = {"over_ros": over_ros[name].result(), "in_process": in_process.summary()}
+            run.log(f"   {name}: success over ROS {evaluations[name]['over_ros']['success_rate']:.2f}, "
+                    f"in process {in_process.success_rate:.2f} (mean return {in_process.mean_return:.1f})")
     run.results["deploy"] = evaluations
 
 
