@@ -244,6 +244,7 @@ class ModelBinding:
         self._inertia = nominal_model.body_inertia.copy()
         self._friction = nominal_model.geom_friction.copy()
         self._gravcomp = nominal_model.body_gravcomp.copy()
+        self._writes_mass = any(p.kind in ("body_mass", "body_mass_scale") for _, p, _ in self._targets)
 
     def apply(self, model: mujoco.MjModel, vector: np.ndarray) -> None:
         """Write the vector's model parameters into `model` (a copy of the nominal model)."""
@@ -260,6 +261,8 @@ class ModelBinding:
                 getattr(model, p.kind)[model.jnt_dofadr[obj]] = value
             elif p.kind == "geom_friction":
                 model.geom_friction[obj, 0] = value
+        if self._writes_mass:
+            mujoco.mj_setConst(model, mujoco.MjData(model))  # constants that follow masses (invweight0, ...)
 
     def apply_batch(self, batch, matrix: np.ndarray) -> None:
         """Write one parameter vector per simulation into a mujoco.batch.Batch, (nsim, dim)."""
@@ -281,6 +284,8 @@ class ModelBinding:
                 friction = np.repeat(self._friction[obj][None, :], batch.nsim, axis=0)
                 friction[:, 0] = column
                 batch.geom(p.element).friction = friction
+        if self._writes_mass:
+            batch.set_const()
 
     def effects(self, vector: np.ndarray) -> dict[str, float]:
         """The simulator-side effects (noise, delay) of a vector; kinds absent from the space are 0."""
