@@ -1,6 +1,5 @@
 """ament_python package of the ROS-free sim2real core library."""
 import os
-from glob import glob
 
 from setuptools import find_packages, setup
 

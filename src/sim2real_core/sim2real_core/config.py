@@ -45,6 +45,12 @@ def config_path(*parts: str) -> Path:
     return config_dir().joinpath(*parts)
 
 
+def named_file(folder: str, name_or_path: str | os.PathLike) -> Path:
+    """`NAME` -> config/FOLDER/NAME.yaml; a path ending in .yaml or .yml is returned unchanged."""
+    path = Path(name_or_path)
+    return path if path.suffix in (".yaml", ".yml") else config_path(folder, f"{name_or_path}.yaml")
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Load a YAML mapping, raising ConfigError that names the file on any problem."""
     path = Path(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, config_path, load_yaml
+from .config import ConfigError, load_yaml, named_file
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,7 @@ class RobotSpec:
 
 def robot_file(name_or_path: str | os.PathLike) -> Path:
     """A robot name (``fr3``) -> config/robots/fr3.yaml; a YAML path is returned unchanged."""
-    path = Path(name_or_path)
-    return path if path.suffix in (".yaml", ".yml") else config_path("robots", f"{name_or_path}.yaml")
+    return named_file("robots", name_or_path)
 
 
 def load_robot(name_or_path: str | os.PathLike = "fr3") -> RobotSpec:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, config_path, load_yaml
+from .config import ConfigError, config_path, load_yaml, named_file
 
 NODE_KEYS = {"name", "package", "executable", "respawn", "respawn_delay", "required", "remappings"}
 
@@ -66,10 +66,7 @@ class Stack:
 
 def stack_file(name_or_path: str | os.PathLike) -> Path:
     """Resolve a stack name (`sim`) or a path to a stack YAML file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml"):
-        return candidate
-    return config_path("stacks", f"{name_or_path}.yaml")
+    return named_file("stacks", name_or_path)
 
 
 def available_stacks() -> list[str]:

@@ -8,7 +8,8 @@ from data_bag_factory import (COMMANDS, EPISODES, JOINTS, MERGED, STATES, T0, TY
                               joint_state, state_values)
 from sim2real_core.config import ConfigError
 from sim2real_core.data.bagio import BagError, BagWriter, write_bag
-from sim2real_core.data.convert import bag_to_dataset, default_control_period, default_joint_names
+from sim2real_core.data.convert import bag_to_dataset
+from sim2real_core.robot import load_robot
 
 BASIC = {STATES: TYPES[STATES], COMMANDS: TYPES[COMMANDS]}
 WITH_EPISODES = {**BASIC, EPISODES: TYPES[EPISODES]}
@@ -69,8 +70,8 @@ def test_compressed_mcap_bags_convert_like_uncompressed(tmp_path, compression):
 
 
 def test_control_period_and_joint_names_default_to_the_robot_config(tmp_path):
-    assert default_control_period() == 0.01
-    assert default_joint_names() == JOINTS
+    assert load_robot().control_period == 0.01
+    assert list(load_robot().joint_names) == JOINTS
     bag = write_bag(tmp_path / "bag", control_log(n_states=50), BASIC)
     assert bag_to_dataset(bag).metadata["control_period"] == 0.01
     with pytest.raises(ConfigError, match="nope.yaml"):

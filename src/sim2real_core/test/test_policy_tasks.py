@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from sim2real_core.config import ConfigError
-from sim2real_core.policy.policy_file import ActionHead
 from sim2real_core.policy.safety import SafetyLayer
 from sim2real_core.policy.tasks import HeadWrapper, make_task
 from sim2real_core.sim.distributions import Distribution

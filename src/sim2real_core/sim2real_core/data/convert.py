@@ -35,9 +35,9 @@ from typing import Sequence
 
 import numpy as np
 
-from sim2real_core.config import ConfigError, config_path, load_yaml
 from sim2real_core.data.bagio import BagError, BagReader
 from sim2real_core.data.dataset import TransitionDataset
+from sim2real_core.robot import load_robot
 
 STATE_LAYOUT = "joint_state_v1"  # [q(n), dq(n)] in the robot's joint order
 JOINT_STATES_TOPICS = ("/franka/joint_states", "/joint_states")  # franka_ros2: 1 kHz arm state, merged 30 Hz
@@ -48,31 +48,6 @@ COMMAND_TYPE = "std_msgs/msg/Float64MultiArray"
 EPISODE_TYPE = "std_msgs/msg/String"
 SIMULATOR_SOURCE = "sim_bridge"  # the simulator's reset events yield to a data collector's boundaries
 EXACT_NS = 1000  # a grid point within 1 us of a state sample takes that sample as is
-
-
-def robot_config(robot: str = "fr3") -> dict:
-    """The `robot` mapping of config/robots/ROBOT.yaml (joint_names, control_period, ...)."""
-    path = config_path("robots", f"{robot}.yaml")
-    data = load_yaml(path).get("robot")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} has no `robot` mapping")
-    return data
-
-
-def default_control_period(robot: str = "fr3") -> float:
-    """`control_period` [s] from config/robots/ROBOT.yaml, the one home of that default."""
-    value = robot_config(robot).get("control_period")
-    if not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"config/robots/{robot}.yaml: robot.control_period must be a positive number of seconds")
-    return float(value)
-
-
-def default_joint_names(robot: str = "fr3") -> list[str]:
-    """`joint_names` from config/robots/ROBOT.yaml."""
-    names = robot_config(robot).get("joint_names")
-    if not isinstance(names, list) or not names:
-        raise ConfigError(f"config/robots/{robot}.yaml: robot.joint_names must be a non-empty list")
-    return [str(n) for n in names]
 
 
 @dataclass
@@ -114,10 +89,11 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
     Raises:
         BagError naming bag, topic and message for anything that would make the dataset wrong.
     """
-    period = default_control_period(robot) if control_period is None else float(control_period)
+    spec = load_robot(robot)
+    period = spec.control_period if control_period is None else float(control_period)
     if not math.isfinite(period) or period <= 0:
         raise ValueError(f"control_period must be a positive number of seconds, got {control_period}")
-    names = list(joint_names) if joint_names is not None else default_joint_names(robot)
+    names = list(joint_names) if joint_names is not None else list(spec.joint_names)
     bag = Path(bag)
     with BagReader(bag) as reader:
         topics = reader.topics

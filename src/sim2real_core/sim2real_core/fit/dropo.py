@@ -304,7 +304,6 @@ class LinearizedObjective:
         """Mean log-likelihood + α·entropy of the linearised model, and its gradient in φ."""
         packing = self.packing
         mu_u, chol, eps = packing.unpack(phi)
-        d = packing.dim
         r = self.residual + self.jacobian @ (mu_u - self.mu0)    # (B, S)
         a = self.jacobian @ chol                                    # (B, S, dim)
         s = r.shape[1]

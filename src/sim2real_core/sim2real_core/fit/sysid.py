@@ -73,7 +73,6 @@ class PredictionResiduals:
 
     def jacobian(self, u: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
         """(residual at u, forward-difference Jacobian (B·S, dim)); steps go inward at the upper bound."""
-        d = u.size
         h = np.where(u + step <= 1.0, step, -step)
         us = np.vstack([u[None, :], u[None, :] + np.diag(h)])
         res = self.many(us)

@@ -7,9 +7,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from ..config import ConfigError, config_path, load_yaml
+from ..config import ConfigError, load_yaml, named_file
 from .engine import System
 
 SYSTEMS = ("hopper", "fr3")
@@ -28,8 +27,5 @@ def system_for(name: str) -> System:
 
 def space_system(space: str | os.PathLike) -> str | None:
     """The `model:` a parameter space file names (config/parameter_spaces/NAME.yaml or a path), if any."""
-    path = Path(space)
-    if path.suffix not in (".yaml", ".yml"):
-        path = config_path("parameter_spaces", f"{space}.yaml")
-    model = load_yaml(path).get("model")
+    model = load_yaml(named_file("parameter_spaces", space)).get("model")
     return None if model is None else str(model)

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import mujoco
 import numpy as np
 
-from ..config import ConfigError, config_path, load_yaml
+from ..config import ConfigError, load_yaml, named_file
 
 MODEL_KINDS = {
     "body_mass": mujoco.mjtObj.mjOBJ_BODY,
@@ -212,9 +211,7 @@ class ParameterSpace:
 
 def load_parameter_space(name_or_path: str | os.PathLike) -> ParameterSpace:
     """Load `config/parameter_spaces/NAME.yaml` or a YAML file path."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = config_path("parameter_spaces", f"{name_or_path}.yaml")
+    path = named_file("parameter_spaces", name_or_path)
     data = load_yaml(path)
     if not isinstance(data.get("parameters"), list):
         raise ConfigError(f"{path}: expected a 'parameters' list")

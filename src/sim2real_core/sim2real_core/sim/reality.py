@@ -14,7 +14,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from ..config import ConfigError, config_path, load_yaml
+from ..config import ConfigError, load_yaml, named_file
 from .parameters import ParameterSpace, load_parameter_space
 from .simulator import Simulator
 
@@ -46,8 +46,7 @@ class RealityProfile:
 
 def reality_file(name_or_path: str | os.PathLike) -> Path:
     """``fr3_default`` -> config/reality/fr3_default.yaml; a YAML path unchanged."""
-    path = Path(name_or_path)
-    return path if path.suffix in (".yaml", ".yml") else config_path("reality", f"{name_or_path}.yaml")
+    return named_file("reality", name_or_path)
 
 
 def load_reality(name_or_path: str | os.PathLike = "fr3_default") -> RealityProfile:

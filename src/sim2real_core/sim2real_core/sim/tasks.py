@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from ..config import ConfigError, config_path, load_yaml
+from ..config import ConfigError, load_yaml, named_file
 from ..robot import load_robot
 from .distributions import Distribution
 from .models import load_model
@@ -64,9 +63,7 @@ class TaskConfig:
 
 def load_task(name_or_path: str | os.PathLike) -> TaskConfig:
     """Read config/tasks/NAME.yaml (or a path)."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = config_path("tasks", f"{name_or_path}.yaml")
+    path = named_file("tasks", name_or_path)
     body = load_yaml(path).get("task")
     if not isinstance(body, dict):
         raise ConfigError(f"{path}: expected a 'task' mapping")
