@@ -70,6 +70,11 @@ def test_physics_changes_are_validated_and_the_reality_profile_refuses_them(tmp_
     other = Distribution.uniform(SimBridge(BridgeConfig(task="push")).space).save(tmp_path / "push.yaml")
     with pytest.raises(ValueError, match="is over"):
         bridge.set_distribution(str(other))
+    # a fit over some of the bridge's parameters: the others stay nominal
+    fitted = Distribution.gaussian(bridge.space.subset(["link3_mass_scale"]), [1.3], std=[0.01])
+    bridge.set_distribution(str(fitted.save(tmp_path / "fit.yaml")))
+    drawn = bridge.reset()[-1]["parameters"]
+    assert drawn["link3_mass_scale"] == pytest.approx(1.3, abs=0.03) and drawn["link2_mass_scale"] == 1.0
     reality = SimBridge(BridgeConfig(profile="reality"))
     with pytest.raises(ValueError, match="hidden physics"):
         reality.set_physics({"link3_mass_scale": 1.0})

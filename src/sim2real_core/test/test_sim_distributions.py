@@ -4,7 +4,7 @@ import pytest
 
 from sim2real_core.config import ConfigError
 from sim2real_core.sim.distributions import Distribution, load_distribution
-from sim2real_core.sim.parameters import ParameterSpace
+from sim2real_core.sim.parameters import Parameter, ParameterSpace
 
 N = 40_000
 
@@ -94,3 +94,20 @@ def test_malformed_distributions_name_the_problem(tmp_path):
     bad.write_text("nothing: 1\n")
     with pytest.raises(ConfigError, match="expected a 'distribution' mapping"):
         load_distribution(bad)
+
+
+def test_embedded_distribution_keeps_other_parameters_nominal_and_sub_moments():
+    full = ParameterSpace([Parameter("a", 1.0, 0.0, 2.0, "action_noise_std"),
+                           Parameter("b", 0.5, 0.0, 1.0, "position_noise_std"),
+                           Parameter("c", 0.2, 0.0, 1.0, "velocity_noise_std")], name="full")
+    sub = full.subset(["c", "a"])
+    rng = np.random.default_rng(0)
+    for dist in (Distribution.gaussian(sub, [0.4, 1.2], std=[0.05, 0.1]), Distribution.uniform(sub, [0.1, 0.5], [0.3, 1.5])):
+        embedded = dist.embed(full)
+        draws = embedded.sample(rng, 20000)
+        assert np.all(draws[:, 1] == 0.5)  # b is not covered: nominal
+        sub_draws = dist.sample(rng, 20000)
+        assert np.allclose(draws[:, [2, 0]].mean(0), sub_draws.mean(0), atol=0.01)
+        assert np.allclose(draws[:, [2, 0]].std(0), sub_draws.std(0), atol=0.01)
+    with pytest.raises(KeyError, match="unknown parameter"):
+        Distribution.fixed(full).embed(sub)

@@ -194,9 +194,11 @@ class SimBridge:
             dist = load_distribution(path)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if dist.space.names != self.space.names:
-            raise ValueError(f"distribution {path} is over {list(dist.space.names)}, the bridge's space "
-                             f"{self.space.name} has {list(self.space.names)}")
+        try:
+            dist = dist.embed(self.space)  # a fit over some parameters keeps the others nominal
+        except KeyError as exc:
+            raise ValueError(f"distribution {path} is over {list(dist.space.names)}, which the bridge's space "
+                             f"{self.space.name} does not contain: {exc}") from None
         self.space.validate(dist.low)
         self.space.validate(dist.high)
         self.distribution, self.distribution_path = dist, str(path)

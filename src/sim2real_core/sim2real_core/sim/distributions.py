@@ -104,22 +104,43 @@ class Distribution:
             return self.space.clip(np.repeat(self.mean[None, :], n, axis=0))
         if self.family == "uniform":
             return self.space.clip(rng.uniform(self.low, self.high, size=(n, dim)))
-        lo, hi = self.low.copy(), self.high.copy()
+        # Parameters with zero variance (e.g. those an embedded distribution holds at nominal) stay at the mean.
+        active = np.flatnonzero(self.std > 0)
+        mean, cov = self.mean[active], self.covariance[np.ix_(active, active)]
+        lo, hi = self.low[active], self.high[active]
         if self.truncation_sigma is not None:
-            lo = np.maximum(lo, self.mean - self.truncation_sigma * self.std)
-            hi = np.minimum(hi, self.mean + self.truncation_sigma * self.std)
-        out = np.empty((n, dim))
+            lo = np.maximum(lo, mean - self.truncation_sigma * self.std[active])
+            hi = np.minimum(hi, mean + self.truncation_sigma * self.std[active])
+        out = np.repeat(self.mean[None, :], n, axis=0)
         todo = np.arange(n)
         for _ in range(100):
-            draws = rng.multivariate_normal(self.mean, self.covariance, size=todo.size, method="eigh")
-            inside = np.all((draws >= lo) & (draws <= hi), axis=1)
-            out[todo[inside]] = draws[inside]
-            todo = todo[~inside]
             if todo.size == 0:
                 break
+            draws = rng.multivariate_normal(mean, cov, size=todo.size, method="eigh")
+            inside = np.all((draws >= lo) & (draws <= hi), axis=1)
+            out[np.ix_(todo[inside], active)] = draws[inside]
+            todo = todo[~inside]
         if todo.size:  # the truncation region holds almost no mass: clip what is left
-            out[todo] = np.clip(rng.multivariate_normal(self.mean, self.covariance, size=todo.size, method="eigh"), lo, hi)
+            draws = rng.multivariate_normal(mean, cov, size=todo.size, method="eigh")
+            out[np.ix_(todo, active)] = np.clip(draws, lo, hi)
         return self.space.clip(out)
+
+    def embed(self, space: ParameterSpace) -> "Distribution":
+        """This distribution over a larger space; the parameters it does not cover stay at their nominal values."""
+        if self.space.names == space.names:
+            return self
+        index = np.array([space.index(name) for name in self.space.names])  # KeyError names a missing one
+        mean = space.nominal.copy()
+        mean[index] = self.mean
+        low, high = mean.copy(), mean.copy()
+        low[index], high[index] = self.low, self.high
+        covariance = None
+        if self.family == "gaussian":
+            covariance = np.zeros((space.dim, space.dim))
+            covariance[np.ix_(index, index)] = self.covariance
+        return Distribution(space, self.family, mean, covariance=covariance, low=low, high=high,
+                            truncation_sigma=self.truncation_sigma, method=self.method, objective=self.objective,
+                            provenance={**self.provenance, "embedded_from": list(self.space.names)})
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form (see module docstring)."""
