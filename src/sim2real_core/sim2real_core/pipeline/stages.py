@@ -35,6 +35,10 @@ def collect(run: DemoRun) -> None:
     """Run the reality proxy, the exploration dispatcher and the logger over ROS until the episodes are done."""
     budget = run.plan.stage("collect")
     bag = run.out / "bag"
+    for index in range(2, 1000):  # never overwrite the bag of an earlier run in the same folder
+        if not bag.exists():
+            break
+        bag = run.out / f"bag_{index}"
     stack = apply_overrides(load_stack(COLLECT_STACK), {
         "sim_bridge": {"reality": run.plan.reality},
         "exploration_dispatcher": {"policies": [str(run.out / "explore")], **budget},
@@ -49,7 +53,7 @@ def collect(run: DemoRun) -> None:
 
 def dataset(run: DemoRun) -> None:
     """Convert the bag into transitions."""
-    data = bag_to_dataset(run.out / "bag")
+    data = bag_to_dataset(run.results["collect"]["bag"])
     path = save_dataset(run.out / "dataset.npz", data)
     run.results["dataset"] = {"path": str(path), "transitions": int(len(data.observations)),
                               "counts": data.metadata.get("counts", {})}
