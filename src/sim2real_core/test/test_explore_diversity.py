@@ -12,6 +12,7 @@ from sim2real_core.explore.coverage import Visits, coverage_measures, cumulative
 from sim2real_core.explore.dispatch import load_exploration_policies
 from sim2real_core.explore.diversity import (DiversityBonus, DiversityConfig, DiversityWrapper, Discriminator,
                                              distinguishability, train_exploration_policies)
+from sim2real_core.policy.ppo import PPOConfig
 from sim2real_core.policy.tasks import make_task
 
 
@@ -146,3 +147,14 @@ def test_explore_train_command_writes_a_loadable_exploration_set(tmp_path, capsy
                                                  for s in coverage["schemes"].values())
     assert (tmp_path / "coverage.png").stat().st_size > 10_000
     assert "coverage plot" in capsys.readouterr().out
+
+
+def test_training_is_reproducible_for_a_seed(tmp_path):
+    task = make_task("reach", "uniform")
+    config = DiversityConfig(k=2, steps=256, threshold=-1e9, window=1, update_every=64, reference_episodes=1)
+    ppo = PPOConfig(num_envs=1, rollout_steps=256, epochs=2, hidden=(16,))
+    digests = []
+    for run in ("a", "b"):
+        trained = train_exploration_policies(task, tmp_path / run, config, ppo, progress=False)
+        digests.append([yaml.safe_load((p / "policy.yaml").read_text())["sha256"] for p in trained.policy_paths])
+    assert digests[0] == digests[1] and digests[0][0] != digests[0][1]
