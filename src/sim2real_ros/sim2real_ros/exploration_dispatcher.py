@@ -14,6 +14,7 @@ Boundaries go to /sim2real/episode as std_msgs/String JSON, e.g.
   {"event": "start", "episode": 0, "episodes": 10, "policy": 2, "policy_name": "explore_2",
    "source": "exploration_dispatcher", "stamp": 12.34}
   {"event": "end", ..., "steps": 500, "random_steps": 98, "stop_steps": 3, "fault": "none", "safety": {...}}
+(both with "extra_inputs": [x, y, z] when the episode's reach target was drawn, see extra_inputs_box).
 Progress goes to /diagnostics. When every episode has ended the node exits with code 0.
 
 Parameters:
