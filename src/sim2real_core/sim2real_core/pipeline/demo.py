@@ -69,13 +69,10 @@ def load_plan(quick: bool = False, reality: str | None = None, path: str | os.Pa
 
 def _fit_parameters(body: dict) -> tuple[str, ...]:
     """The plan's fit_parameters: a list of names, or `model` for every model-field parameter of fit_space."""
-    from ..sim.parameters import MODEL_KINDS, load_parameter_space
+    from ..fit.files import fit_space
 
     chosen = body["fit_parameters"]
-    space = load_parameter_space(body["fit_space"])
-    names = [p.name for p in space if p.kind in MODEL_KINDS] if chosen == "model" else list(chosen)
-    space.subset(names)  # unknown names raise here, naming the space
-    return tuple(names)
+    return fit_space(body["fit_space"], None if chosen == "model" else list(chosen)).names
 
 
 @dataclass

@@ -62,22 +62,24 @@ def dataset(run: DemoRun) -> None:
 def fit(run: DemoRun) -> None:
     """Fit every method of the plan to the dataset; write fits/METHOD.yaml."""
     from ..fit.dropo import DropoConfig
+    from ..fit.engine import BatchPredictor
+    from ..fit.files import fit_space
     from ..fit.fr3 import fr3_system
     from ..fit.methods import EDROPO_ALPHA, fit as fit_method
     from ..fit.sysid import SysIdConfig
     from ..fit.transitions import from_dataset
-    from ..sim.parameters import load_parameter_space
 
     budget = run.plan.stage("fit")
     dropo = DropoConfig(**budget.get("dropo", {}))
     data = from_dataset(load_dataset(run.out / "dataset.npz"))
-    space = load_parameter_space(run.plan.fit_space).subset(run.plan.fit_parameters)
+    space = fit_space(run.plan.fit_space, list(run.plan.fit_parameters))
     system = fr3_system()
+    predictor = BatchPredictor(system, space)  # shared: its batches are reused across the methods
     configs = {"dropo": dropo, "edropo": replace(dropo, entropy_weight=budget.get("edropo_alpha", EDROPO_ALPHA)),
                "sysid": SysIdConfig(**budget.get("sysid", {})), "uniform": dropo}
     fits = {}
     for method in run.plan.methods:
-        result = fit_method(method, system, space, data, config=configs[method])
+        result = fit_method(method, system, space, data, config=configs[method], predictor=predictor)
         path = result.distribution.save(run.out / "fits" / f"{method}.yaml")
         fits[method] = {"path": str(path), "objective": result.distribution.objective.get("value"),
                         "seconds": result.distribution.provenance.get("seconds")}
