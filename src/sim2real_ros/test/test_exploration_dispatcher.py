@@ -195,6 +195,10 @@ def test_with_the_sim_bridge_in_lockstep(launch_node, ros_node, tmp_path):
         diagnostic_values(d) for d in m.status if d.name.startswith("sim_bridge")), contract.EVENT_QOS)
     bridge = launch_node("sim_bridge", parameters={"profile": "sim", "task": "reach", "clocking": "lockstep",
                                                    "diagnostics_period": 0.2})
+    # The whole run takes about a second: wait until the bridge's messages reach this process (its episode
+    # events are not latched), so that none is published before the match.
+    assert spin_until(ros_node, lambda: bridge_status and ros_node.count_publishers(contract.EPISODES) >= 1, 30.0), \
+        bridge.output()
     episodes, steps = 3, 40
     dispatcher = launch_node("exploration_dispatcher", parameters={
         "policies": [str(write_policies(tmp_path / "set", 2, target=True))], "target": "sim", "episodes": episodes,
