@@ -350,10 +350,7 @@ def lock_table_markdown(rows: list[dict]) -> str:
 
 def plot_lock_study(rows: list[dict], path: str | Path) -> Path:
     """Save a log-scale plot of episodes to solve versus H (measured means and 1/p expectations) as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..figures import plt, save_figure
 
     horizons = [r["horizon"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -369,9 +366,5 @@ def plot_lock_study(rows: list[dict], path: str | Path) -> Path:
     ax.set_ylabel("target episodes to solve")
     ax.set_title("Combination lock: sim-to-target transfer")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

@@ -19,14 +19,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import gymnasium as gym
-import matplotlib
+from ..figures import plt, save_figure
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the file-only backend)
-import numpy as np  # noqa: E402
-
-from ..policy.safety import SafetyLayer, load_safety_limits  # noqa: E402
-from .dispatch import DispatchConfig, Dispatcher, TorqueSource  # noqa: E402
+from ..policy.safety import SafetyLayer, load_safety_limits
+from .dispatch import DispatchConfig, Dispatcher, TorqueSource
 
 JOINT_BINS = 20
 
@@ -170,7 +167,5 @@ def compare_coverage(exploration: Sequence[TorqueSource], task_policy: TorqueSou
     right.set(xlabel="x [m]", ylabel="y [m]", title="end-effector positions (top view)")
     right.set_aspect("equal", adjustable="datalim")
     right.legend(fontsize=7, markerscale=4)
-    fig.tight_layout()
-    fig.savefig(out / "coverage.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "coverage.png", dpi=100)
     return report

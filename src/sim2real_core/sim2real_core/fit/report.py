@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
+from ..figures import plt, save_figure
+import numpy as np
+from scipy.stats import truncnorm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import truncnorm  # noqa: E402
-
-from .dropo import FitResult  # noqa: E402
-from .engine import BatchPredictor  # noqa: E402
-from .transitions import Transitions  # noqa: E402
+from .dropo import FitResult
+from .engine import BatchPredictor
+from .transitions import Transitions
 
 
 def write_report(result: FitResult, data: Transitions, predictor: BatchPredictor, out_dir: str | os.PathLike,
@@ -60,9 +57,7 @@ def _plot_marginals(dist, truth: dict, path: Path) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{dist.method}: fitted marginals over the parameter bounds", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def _plot_objective(history: list[dict], name: str, path: Path) -> None:
@@ -72,9 +67,7 @@ def _plot_objective(history: list[dict], name: str, path: Path) -> None:
     ax.set_xlabel("objective evaluations")
     ax.set_ylabel(name, fontsize=8)
     ax.set_title("objective per optimiser iteration", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def _plot_prediction(dist, data: Transitions, predictor: BatchPredictor, path: Path, transitions: int,
@@ -98,9 +91,7 @@ def _plot_prediction(dist, data: Transitions, predictor: BatchPredictor, path: P
         ax.set_title(f"state {d}", fontsize=8)
         ax.tick_params(labelsize=6)
     fig.suptitle("next-state change: predicted at the fitted mean (y) vs real (x)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return rmse
 
 

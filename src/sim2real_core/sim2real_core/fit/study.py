@@ -13,19 +13,16 @@ import os
 import time
 from pathlib import Path
 
-import matplotlib
+from ..figures import plt, save_figure
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..config import save_yaml  # noqa: E402
-from ..sim.parameters import ParameterSpace  # noqa: E402
-from .dropo import DropoConfig  # noqa: E402
-from .engine import BatchPredictor  # noqa: E402
-from .hopper import generate_hopper_data, hopper_space, hopper_system  # noqa: E402
-from .methods import fit_dropo, fit_edropo, fit_sysid  # noqa: E402
-from .sysid import SysIdConfig  # noqa: E402
+from ..config import save_yaml
+from ..sim.parameters import ParameterSpace
+from .dropo import DropoConfig
+from .engine import BatchPredictor
+from .hopper import generate_hopper_data, hopper_space, hopper_system
+from .methods import fit_dropo, fit_edropo, fit_sysid
+from .sysid import SysIdConfig
 
 TRUTH = (4.2, 3.3, 2.2, 4.6)
 FRICTION_TRUTH = 1.2
@@ -115,9 +112,7 @@ def _plots(results: dict, names, out: Path) -> None:
     ax.set_ylabel("|fitted mean - truth| [kg]")
     ax.set_title("consistency (stochastic Hopper)", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "consistency.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "consistency.png", dpi=100)
     col = results["collapse"]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     x = np.arange(len(names))
@@ -128,9 +123,7 @@ def _plots(results: dict, names, out: Path) -> None:
     ax.set_ylabel("fitted std [kg]")
     ax.legend(fontsize=8)
     ax.set_title(f"std on the same {col['transitions']} transitions", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out / "std.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "std.png", dpi=100)
 
 
 def _markdown(results: dict, names, path: Path) -> None:

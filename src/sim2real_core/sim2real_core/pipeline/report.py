@@ -8,16 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+from ..figures import plt, save_figure
+import numpy as np
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the file-only backend)
-import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from ..sim.distributions import Distribution, load_distribution  # noqa: E402
-from ..sim.reality import load_reality  # noqa: E402
-from .demo import DemoRun  # noqa: E402
+from ..sim.distributions import Distribution, load_distribution
+from ..sim.reality import load_reality
+from .demo import DemoRun
 
 
 def _interval(pair) -> str:
@@ -100,9 +97,7 @@ def plot_marginals(run: DemoRun, path: Path) -> Path | None:
     for j in range(space.dim, rows * cols):
         axes[j // cols, j % cols].axis("off")
     axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path
 
 
@@ -120,9 +115,7 @@ def plot_learning_curves(run: DemoRun, path: Path) -> Path | None:
     ax.set(xlabel="environment steps", ylabel="mean episode return (training distribution)",
            title=f"{run.plan.task}: PPO under each training distribution")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 
@@ -137,9 +130,7 @@ def plot_gap(run: DemoRun, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(names, rates, yerr=[rates - ci[:, 0], ci[:, 1] - rates], capsize=4, color="tab:blue")
     ax.set(ylabel="success rate on the reality proxy", ylim=(0, 1.05), title="sim-to-real gap, over ROS")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 
@@ -158,9 +149,7 @@ def plot_coverage(run: DemoRun, path: Path) -> Path | None:
         ax.scatter(obs[:, a], obs[:, b], c=episodes, s=2, cmap="tab20")
         ax.set(xlabel=f"q{a + 1} [rad]", ylabel=f"q{b + 1} [rad]")
     fig.suptitle("exploration data on the reality proxy (colour: episode)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path
 
 

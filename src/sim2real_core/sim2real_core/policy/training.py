@@ -7,14 +7,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
+from ..figures import plt, save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the file-only backend)
-
-from .policy_file import Policy, load_policy, save_policy  # noqa: E402
-from .ppo import PPOConfig, TrainResult, train_ppo  # noqa: E402
-from .tasks import TaskSetup  # noqa: E402
+from .policy_file import Policy, load_policy, save_policy
+from .ppo import PPOConfig, TrainResult, train_ppo
+from .tasks import TaskSetup
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,5 @@ def write_curve(out: Path, result: TrainResult, title: str) -> Path:
         steps, values = zip(*result.successes)
         axes[0, 1].plot(steps, values)
         axes[0, 1].set(xlabel="environment steps", ylabel="success rate", ylim=(-0.02, 1.02))
-    fig.tight_layout()
-    fig.savefig(out / "curve.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "curve.png", dpi=100)
     return out / "curve.png"

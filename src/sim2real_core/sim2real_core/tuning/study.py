@@ -120,10 +120,7 @@ def study_table_markdown(study: dict) -> str:
 
 def plot_study(study: dict, path: str | Path, xlabel: str = "outer iteration") -> Path:
     """Save normalised real return versus iteration, one line per seed, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..figures import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for run in study["runs"]:
@@ -134,9 +131,5 @@ def plot_study(study: dict, path: str | Path, xlabel: str = "outer iteration") -
     ax.set_ylabel("normalised real return")
     ax.set_title(study["setting"], fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path
