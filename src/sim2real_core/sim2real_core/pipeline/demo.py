@@ -95,7 +95,7 @@ class DemoRun:
 
 
 def sim2real_command() -> list[str]:
-    """How to run the `sim2real` command from here (the installed script next to this interpreter, or PATH)."""
+    """The `sim2real` command as an argv prefix, found on PATH (install/setup.bash puts it there)."""
     found = shutil.which("sim2real")
     if not found:
         raise ConfigError("the sim2real command is not on PATH: source install/setup.bash")
