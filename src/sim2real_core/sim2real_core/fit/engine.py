@@ -1,7 +1,8 @@
 """Batched next-state prediction on mujoco.batch, and the DROPO Gaussian log-likelihood.
 
 A `System` says how a dataset's observations and actions map onto a MuJoCo model: the observation is
-qpos[qpos_index] followed by qvel[qvel_index] (other qpos entries take qpos0, e.g. Hopper's root x), and an
+qpos[qpos_index], qvel[qvel_index], then qpos[object_qpos_index], qvel[object_qvel_index] (free objects such as
+a puck: position + quaternion, then velocity; other qpos entries take qpos0, e.g. Hopper's root x), and an
 action is held on the actuators (ctrl) for `frame_skip` physics steps. `BatchPredictor.predict` resets one
 simulation per (state, action sequence, parameter vector) row, writes per-simulation parameters with
 `ModelBinding.apply_batch`, steps them all on mujoco.batch's thread pool and returns the predicted
@@ -31,6 +32,8 @@ class System:
         frame_skip: physics steps per control period (one transition).
         qpos_index, qvel_index: the qpos and qvel entries an observation holds, in observation order.
         actuators: the actuators an action drives, in action order (None: all, ctrl = action); others get 0.
+        object_qpos_index, object_qvel_index: qpos and qvel entries of free objects, after the joint part.
+        layout: the dataset `state_layout` this observation is (None: not checked, e.g. gymnasium arrays).
     """
 
     name: str
@@ -39,17 +42,28 @@ class System:
     qpos_index: tuple[int, ...]
     qvel_index: tuple[int, ...]
     actuators: tuple[int, ...] | None = None
+    object_qpos_index: tuple[int, ...] = ()
+    object_qvel_index: tuple[int, ...] = ()
+    layout: str | None = None
+
+    def _blocks(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return (("qpos", self.qpos_index), ("qvel", self.qvel_index), ("qpos", self.object_qpos_index),
+                ("qvel", self.object_qvel_index))
 
     @property
     def state_dim(self) -> int:
         """Observation size."""
-        return len(self.qpos_index) + len(self.qvel_index)
+        return sum(len(index) for _, index in self._blocks())
 
-    def check(self, state_dim: int, action_dim: int) -> None:
-        """Raise ValueError unless data with these sizes fits the system."""
+    def check(self, state_dim: int, action_dim: int, layout: str | None = None) -> None:
+        """Raise ValueError unless data with these sizes (and this `state_layout`, if known) fits the system."""
+        if layout is not None and self.layout is not None and layout != self.layout:
+            raise ValueError(f"system {self.name!r} expects state layout {self.layout!r}, but the data has "
+                             f"{layout!r} ({state_dim} values per state)")
         if state_dim != self.state_dim:
+            parts = " + ".join(f"{len(index)} {kind}" for kind, index in self._blocks() if index)
             raise ValueError(f"system {self.name!r} expects observations of size {self.state_dim} "
-                             f"({len(self.qpos_index)} qpos + {len(self.qvel_index)} qvel), got {state_dim}")
+                             f"({parts}), got {state_dim}")
         expected = self.model.nu if self.actuators is None else len(self.actuators)
         if action_dim != expected:
             raise ValueError(f"system {self.name!r} expects actions of size {expected}, got {action_dim}")
@@ -57,16 +71,17 @@ class System:
     def state(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Observations (M, S) -> full qpos (M, nq), qvel (M, nv)."""
         m = observations.shape[0]
-        qpos = np.repeat(self.model.qpos0[None, :], m, axis=0)
-        qvel = np.zeros((m, self.model.nv))
-        npos = len(self.qpos_index)
-        qpos[:, list(self.qpos_index)] = observations[:, :npos]
-        qvel[:, list(self.qvel_index)] = observations[:, npos:]
-        return qpos, qvel
+        full = {"qpos": np.repeat(self.model.qpos0[None, :], m, axis=0), "qvel": np.zeros((m, self.model.nv))}
+        start = 0
+        for kind, index in self._blocks():
+            full[kind][:, list(index)] = observations[:, start:start + len(index)]
+            start += len(index)
+        return full["qpos"], full["qvel"]
 
     def observe(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         """Full qpos, qvel -> observations."""
-        return np.concatenate([qpos[:, list(self.qpos_index)], qvel[:, list(self.qvel_index)]], axis=1)
+        full = {"qpos": qpos, "qvel": qvel}
+        return np.concatenate([full[kind][:, list(index)] for kind, index in self._blocks()], axis=1)
 
     def ctrl(self, actions: np.ndarray) -> np.ndarray:
         """Actuator controls (M, nu) for actions (M, A)."""

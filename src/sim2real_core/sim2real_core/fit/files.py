@@ -14,7 +14,7 @@ from .dropo import DropoConfig, FitResult
 from .engine import BatchPredictor
 from .methods import EDROPO_ALPHA, METHODS, fit
 from .sysid import SysIdConfig
-from .systems import space_system, system_for
+from .systems import space_system, system_for, system_of
 from .transitions import Transitions, from_dataset
 
 
@@ -44,7 +44,8 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
              progress: Callable[[dict], None] | None = None) -> FileFit:
     """Load a dataset (sim2real_core.data.load_dataset), fit `method`, write the distribution YAML to `out`.
 
-    The system is `system`, else the space file's `model:`, else the dataset metadata's `robot`. Settings left
+    The system is `system`, else the space file's `model:` (else the dataset metadata's `robot`) for the
+    dataset's state layout (systems.system_of: FR3 data with the puck is fr3_push). Settings left
     None take DropoConfig's defaults; SysID uses 5x the transitions of a DROPO evaluation.
     """
     from ..data.dataset import load_dataset
@@ -54,9 +55,13 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
     dataset = load_dataset(data_path)
     data = from_dataset(dataset)
     fitted = fit_space(space, parameters)
-    name = system or space_system(space) or dataset.metadata.get("robot")
+    name = system
     if name is None:
-        raise ConfigError("cannot tell the system: name one, or use a space with 'model:' or a dataset with 'robot'")
+        model = space_system(space) or dataset.metadata.get("robot")
+        if model is None:
+            raise ConfigError("cannot tell the system: name one, or use a space with 'model:' or a dataset with "
+                              "'robot'")
+        name = system_of(model, dataset.metadata.get("state_layout"))
     sim = system_for(name)
     defaults = DropoConfig()
     transitions = defaults.transitions if transitions is None else transitions

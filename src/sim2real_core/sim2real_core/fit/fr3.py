@@ -1,8 +1,10 @@
-"""The FR3 as a fitting system (joint_state_v1), and synthetic random-torque data from sim.batch."""
+"""The FR3 as a fitting system (joint_state_v1, or with the puck joint_state_puck_v1), and synthetic
+random-torque data from sim.batch."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..data.layouts import JOINT_STATE, JOINT_STATE_PUCK
 from ..robot import load_robot
 from ..sim.batch import BatchSimulator
 from ..sim.models import load_model
@@ -11,12 +13,16 @@ from ..sim.simulator import joint_actuators, joint_indices
 from .engine import System
 from .transitions import Transitions
 
+PUCK_JOINT = "puck"  # the free joint of the pushing task's puck in the FR3 model
 
-def fr3_system(robot: str = "fr3") -> System:
-    """The arm model with the joint_state_v1 layout; other bodies (the puck) start at the model's qpos0.
 
-    Actions are joint torques without gravity on the arm's motors (the model's gravcomp compensates at nominal
-    masses), held for one control period of config/robots/ROBOT.yaml.
+def fr3_system(robot: str = "fr3", puck: bool = False) -> System:
+    """The arm model with the joint_state_v1 layout, or with `puck` the joint_state_puck_v1 layout.
+
+    Without `puck` other bodies (the puck) start at the model's qpos0 in every prediction; with it the puck's
+    free joint is reset from the state as well (data.layouts). Actions are joint torques without gravity on the
+    arm's motors (the model's gravcomp compensates at nominal masses), held for one control period of
+    config/robots/ROBOT.yaml.
     """
     spec = load_robot(robot)
     model = load_model(spec.model)
@@ -24,8 +30,15 @@ def fr3_system(robot: str = "fr3") -> System:
     frame_skip = round(spec.control_period / spec.physics_timestep)
     qadr, dadr = joint_indices(model, spec.joint_names)
     acts = joint_actuators(model, spec.joint_names)
-    return System(spec.name, model, frame_skip, tuple(int(i) for i in qadr), tuple(int(i) for i in dadr),
-                  actuators=tuple(int(i) for i in acts))
+    objects: dict = {}
+    if puck:
+        joint = model.joint(PUCK_JOINT)
+        qstart, vstart = int(joint.qposadr[0]), int(joint.dofadr[0])
+        objects = {"object_qpos_index": tuple(range(qstart, qstart + 7)),
+                   "object_qvel_index": tuple(range(vstart, vstart + 6))}
+    return System(f"{spec.name}_push" if puck else spec.name, model, frame_skip, tuple(int(i) for i in qadr),
+                  tuple(int(i) for i in dadr), actuators=tuple(int(i) for i in acts),
+                  layout=JOINT_STATE_PUCK if puck else JOINT_STATE, **objects)
 
 
 def generate_fr3_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 20, steps: int = 100,
@@ -57,5 +70,5 @@ def generate_fr3_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 
     ends[:, -1] = True
     return Transitions(obs[:, :-1].reshape(-1, sim.obs_dim), actions.reshape(-1, spec.dof),
                        obs[:, 1:].reshape(-1, sim.obs_dim), ends.reshape(-1),
-                       {"robot": robot, "state_layout": "joint_state_v1", "source": "generate_fr3_data",
+                       {"robot": robot, "state_layout": JOINT_STATE, "source": "generate_fr3_data",
                         "seed": seed, "true_parameters": space.as_dict(truth)})

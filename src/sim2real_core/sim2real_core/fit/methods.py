@@ -66,7 +66,7 @@ def _provenance(system: System, data: Transitions, used: int, seconds: float, ev
 
 def _prepare(system: System, space: ParameterSpace, data: Transitions, predictor: BatchPredictor | None,
              nthread: int) -> BatchPredictor:
-    system.check(data.state_dim, data.action_dim)
+    system.check(data.state_dim, data.action_dim, data.metadata.get("state_layout"))
     if predictor is None:
         return BatchPredictor(system, space, nthread=nthread)
     if predictor.space.names != space.names:

@@ -1,0 +1,103 @@
+"""Puck mass and friction from pushing data: the fr3_push system (arm + puck state), recovery, CLI, layout errors."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sim2real_core.data.dataset import TransitionDataset, save_dataset
+from sim2real_core.data.layouts import JOINT_STATE, JOINT_STATE_PUCK
+from sim2real_core.fit import BatchPredictor, DropoConfig, SysIdConfig, Transitions, fit, reference_predict
+from sim2real_core.fit.files import fit_space
+from sim2real_core.fit.fr3 import fr3_system
+from sim2real_core.fit.push import generate_push_data
+from sim2real_core.fit.systems import system_for
+from sim2real_core.sim.distributions import load_distribution
+
+PUCK = ["puck_mass", "puck_friction"]
+TRUTH = np.array([0.5, 0.7])  # kg, 1; nominal 0.2 kg, 0.4
+MASS_TOL, FRICTION_TOL = 0.1, 0.1
+
+
+@pytest.fixture(scope="module")
+def space():
+    return fit_space("fr3_push", PUCK)
+
+
+@pytest.fixture(scope="module")
+def data(space):
+    return generate_push_data(space, TRUTH, episodes=8, steps=50, seed=0)
+
+
+@pytest.fixture(scope="module")
+def predictor(space):
+    return BatchPredictor(system_for("fr3_push"), space, nthread=2)
+
+
+def test_push_system_resets_arm_and_puck_from_the_state(data, space, predictor):
+    system = predictor.system
+    assert system.layout == JOINT_STATE_PUCK and system.state_dim == 27 and data.state_dim == 27
+    puck = data.next_observations[:, 14:]
+    moving = np.linalg.norm(puck[:, 7:9], axis=1) > 0.05
+    assert moving.sum() > 50  # the strikes make the puck slide
+    assert np.allclose(np.linalg.norm(puck[:, 3:7], axis=1), 1.0)
+    truth = np.tile(TRUTH, (len(data), 1))
+    predicted = predictor.predict(data.observations, data.actions, truth)
+    # the generator stepped one MjData through the episode; resets from s differ only by the solver's warm start
+    assert np.abs(predicted - data.next_observations).max() < 1e-3
+    rows = np.flatnonzero(moving)[:6]
+    assert np.allclose(reference_predict(system, space, data.observations[rows], data.actions[rows], truth[rows]),
+                       predicted[rows], atol=1e-9)
+    # the puck parameters change the predicted puck motion: a puck at nominal slides differently
+    nominal = predictor.predict(data.observations[rows], data.actions[rows], np.tile(space.nominal, (6, 1)))
+    assert np.abs(nominal[:, 14:] - data.next_observations[rows, 14:]).max() > 1e-3
+
+
+@pytest.mark.parametrize("method", ["dropo", "sysid"])
+def test_dropo_and_sysid_recover_puck_mass_and_friction(method, data, space, predictor):
+    config = DropoConfig(seed=1) if method == "dropo" else SysIdConfig(transitions=200, seed=1)
+    result = fit(method, predictor.system, space, data, config=config, predictor=predictor)
+    mean = result.distribution.mean
+    assert abs(mean[0] - TRUTH[0]) < MASS_TOL, mean
+    assert abs(mean[1] - TRUTH[1]) < FRICTION_TOL, mean
+    assert all(v["identifiable"] for v in result.info["identifiability"].values())
+    assert result.distribution.provenance["state_layout"] == JOINT_STATE_PUCK
+
+
+def test_layout_mismatch_names_expected_and_found(data, space):
+    arm_only = Transitions(data.observations[:, :14], data.actions, data.next_observations[:, :14], data.ends,
+                           {"state_layout": JOINT_STATE})
+    with pytest.raises(ValueError, match="system 'fr3_push' expects state layout 'joint_state_puck_v1', but the "
+                                         "data has 'joint_state_v1'"):
+        fit("sysid", system_for("fr3_push"), space, arm_only)
+    with pytest.raises(ValueError, match="system 'fr3' expects state layout 'joint_state_v1', but the data has "
+                                         "'joint_state_puck_v1'"):
+        fit("sysid", fr3_system(), space, data)
+    unlabelled = Transitions(data.observations[:, :14], data.actions, data.next_observations[:, :14], data.ends)
+    with pytest.raises(ValueError, match=r"observations of size 27 \(7 qpos \+ 7 qvel \+ 7 qpos \+ 6 qvel\), got 14"):
+        fit("sysid", system_for("fr3_push"), space, unlabelled)
+
+
+def _dataset(data: Transitions, layout: str) -> TransitionDataset:
+    return TransitionDataset(data.observations, data.actions, data.next_observations, np.zeros(len(data), bool),
+                             data.ends.copy(), metadata={"robot": "fr3", "state_layout": layout})
+
+
+def test_fit_command_picks_the_push_system_from_the_layout(data, tmp_path):
+    path = save_dataset(tmp_path / "push.npz", _dataset(data, JOINT_STATE_PUCK))
+    out = tmp_path / "puck.yaml"
+    proc = subprocess.run([sys.executable, "-m", "sim2real_ros.cli", "fit", str(path), "--method", "sysid",
+                           "--space", "fr3_push", "--parameters", "puck_mass,puck_friction", "--transitions", "40",
+                           "--threads", "2", "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    dist = load_distribution(out)
+    assert list(dist.space.names) == PUCK and dist.provenance["system"] == "fr3_push"
+    assert np.all(np.abs(dist.mean - TRUTH) < [MASS_TOL, FRICTION_TOL]), dist.mean
+    assert "puck_mass" in proc.stdout and "puck_friction" in proc.stdout
+    # the same arrays labelled as arm-only data do not fit the push system
+    wrong = save_dataset(tmp_path / "wrong.npz", _dataset(data, JOINT_STATE))
+    proc = subprocess.run([sys.executable, "-m", "sim2real_ros.cli", "fit", str(wrong), "--method", "sysid",
+                           "--system", "fr3_push", "--space", "fr3_push", "--parameters", "puck_mass",
+                           "--out", str(tmp_path / "x.yaml"), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "expects state layout 'joint_state_puck_v1'" in proc.stderr
+    assert "'joint_state_v1'" in proc.stderr and not (tmp_path / "x.yaml").exists()
