@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from sim2real_core.policy.evaluation import evaluate, summarise
-from sim2real_core.policy.ppo import PPOConfig, RunningMeanStd, train_ppo
+import torch
+
+from sim2real_core.policy.ppo import PPOConfig, RunningMeanStd, load_checkpoint, save_checkpoint, train_ppo
 from sim2real_core.policy.tasks import gym_task
 from sim2real_core.policy.training import train_policy
 
@@ -27,6 +29,41 @@ def test_ppo_learns_pendulum_and_the_policy_file_reproduces_it(tmp_path):
     curve = json.loads((tmp_path / "pendulum" / "curve.json").read_text())["return"]
     assert curve[-1][1] > curve[0][1]
     assert outcome.policy.spec.training["seed"] == 0 and outcome.policy.spec.layout == "vector_v1"
+
+    # Fine-tuning starts where the trained policy is, not from scratch: its first episodes already swing up.
+    tuned = train_policy(task, 2048, tmp_path / "tuned", config, progress=False, start=tmp_path / "pendulum")
+    assert tuned.result.steps == outcome.result.steps + 2048
+    assert tuned.result.curve[0][1] > -400 > baseline.mean_return, tuned.result.curve
+    assert tuned.policy.spec.training["warm_start_steps"] == outcome.result.steps
+
+
+def test_checkpoint_round_trip_keeps_network_and_normalisation(tmp_path):
+    result = train_ppo(lambda: TorqueHead(gym.make("Pendulum-v1")), 256,
+                       PPOConfig(num_envs=2, rollout_steps=128, hidden=(16, 8)), progress=False)
+    loaded = load_checkpoint(save_checkpoint(result, tmp_path / "checkpoint.safetensors"))
+    assert loaded.steps == result.steps == 256 and loaded.model.hidden == (16, 8)
+    x = torch.randn(5, 3)
+    assert torch.equal(loaded.model.distribution(x).mean, result.model.distribution(x).mean)
+    assert torch.equal(loaded.model.value(x), result.model.value(x))
+    np.testing.assert_array_equal(loaded.obs_mean, result.obs_mean)
+    assert loaded.return_stats.count == result.return_stats.count
+    with pytest.raises(ValueError, match="warm start has 3 observations"):
+        train_ppo(lambda: gym.make("MountainCarContinuous-v0"), 10, PPOConfig(num_envs=1), progress=False,
+                  start=loaded)
+    (tmp_path / "broken.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="broken.safetensors: not a PPO checkpoint"):
+        load_checkpoint(tmp_path / "broken.safetensors")
+
+
+class TorqueHead(gym.ActionWrapper):
+    """Pendulum behind Box(-1, 1) actions (what PPO requires)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+
+    def action(self, action):
+        return 2.0 * np.asarray(action, dtype=np.float32)
 
 
 def test_running_statistics_match_numpy():

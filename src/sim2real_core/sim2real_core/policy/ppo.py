@@ -7,11 +7,16 @@ policy is exported to a safetensors policy file and served by numpy without torc
 """
 from __future__ import annotations
 
+import copy
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import gymnasium as gym
 import numpy as np
+import safetensors
+import safetensors.torch
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -103,6 +108,11 @@ class ActorCritic(nn.Module):
         """State values, shape (batch,)."""
         return forward_mlp(self.critic, obs).squeeze(-1)
 
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        """Hidden layer sizes of the actor."""
+        return tuple(layer.out_features for layer in self.actor[:-1])
+
     def actor_weights(self) -> dict[str, np.ndarray]:
         """The actor's tensors under the policy-file names."""
         return {f"layers.{k}": v.detach().numpy().copy() for k, v in self.actor.state_dict().items()}
@@ -110,18 +120,66 @@ class ActorCritic(nn.Module):
 
 @dataclass
 class TrainResult:
-    """Outcome of `train_ppo`."""
+    """Outcome of `train_ppo`: the model, its normalisation statistics, and the learning curve.
+
+    `steps` counts every environment step the model has seen, including those of a warm start.
+    """
 
     model: ActorCritic
-    obs_mean: np.ndarray
-    obs_std: np.ndarray
+    obs_stats: RunningMeanStd
+    return_stats: RunningMeanStd
     steps: int
     curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, mean return of finished episodes)
     successes: list[tuple[int, float]] = field(default_factory=list)  # (env steps, success rate), if reported
 
+    @property
+    def obs_mean(self) -> np.ndarray:
+        """Mean of the observations seen (the policy file's normalisation)."""
+        return self.obs_stats.mean.copy()
+
+    @property
+    def obs_std(self) -> np.ndarray:
+        """Standard deviation of the observations seen."""
+        return self.obs_stats.std.copy()
+
+
+def save_checkpoint(result: TrainResult, path: str | os.PathLike) -> Path:
+    """Write everything PPO needs to continue training (actor, critic, log-std, normalisation) as safetensors."""
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in result.model.state_dict().items()}
+    for name, stats in (("obs", result.obs_stats), ("return", result.return_stats)):
+        tensors[f"{name}.mean"] = torch.as_tensor(np.atleast_1d(stats.mean), dtype=torch.float64)
+        tensors[f"{name}.var"] = torch.as_tensor(np.atleast_1d(stats.var), dtype=torch.float64)
+        tensors[f"{name}.count"] = torch.tensor([stats.count], dtype=torch.float64)
+    path = Path(path)
+    safetensors.torch.save_file(tensors, str(path), metadata={"steps": str(result.steps)})
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> TrainResult:
+    """Read a `save_checkpoint` file (safetensors: no code is executed) into a TrainResult to warm-start from."""
+    path = Path(path)
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            steps = int(handle.metadata()["steps"])
+        actor = sorted(k for k in tensors if k.startswith("model.actor.") and k.endswith(".weight"))
+        sizes = [tensors[actor[0]].shape[1], *(tensors[k].shape[0] for k in actor)]
+        model = ActorCritic(sizes[0], sizes[-1], tuple(sizes[1:-1]), 0.0)
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    except (OSError, KeyError, IndexError, ValueError, RuntimeError, safetensors.SafetensorError) as exc:
+        raise ValueError(f"{path}: not a PPO checkpoint ({exc})") from None
+    stats = []
+    for name, shape in (("obs", (sizes[0],)), ("return", ())):
+        rms = RunningMeanStd(shape)
+        rms.mean = tensors[f"{name}.mean"].numpy().reshape(shape)
+        rms.var = tensors[f"{name}.var"].numpy().reshape(shape)
+        rms.count = float(tensors[f"{name}.count"][0])
+        stats.append(rms)
+    return TrainResult(model, stats[0], stats[1], steps)
+
 
 def train_ppo(env_fn: Callable[[], gym.Env], steps: int, config: PPOConfig = PPOConfig(),
-              progress: bool = True, description: str = "ppo") -> TrainResult:
+              progress: bool = True, description: str = "ppo", start: TrainResult | None = None) -> TrainResult:
     """Train a Gaussian policy with PPO on `config.num_envs` copies of `env_fn()`.
 
     Actions are sampled unbounded and clipped to [-1, 1] before reaching the environments, whose action
@@ -133,6 +191,8 @@ def train_ppo(env_fn: Callable[[], gym.Env], steps: int, config: PPOConfig = PPO
         steps: total environment steps (rounded up to whole rollouts).
         config: hyperparameters and seed.
         progress: show a tqdm progress bar.
+        start: warm start: continue from this result's model and normalisation statistics (a fresh optimiser;
+            its network sizes win over config.hidden). The new curve continues its step count.
     """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -140,21 +200,28 @@ def train_ppo(env_fn: Callable[[], gym.Env], steps: int, config: PPOConfig = PPO
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small networks: intra-op threads only add contention with the simulators
     try:
-        return _train(envs, steps, config, rng, progress, description)
+        return _train(envs, steps, config, rng, progress, description, start)
     finally:
         torch.set_num_threads(threads)
         envs.close()
 
 
-def _train(envs, steps, config: PPOConfig, rng, progress, description) -> TrainResult:
+def _train(envs, steps, config: PPOConfig, rng, progress, description, start) -> TrainResult:
     space = envs.single_action_space
     if not (isinstance(space, gym.spaces.Box) and np.all(space.low == -1) and np.all(space.high == 1)):
         raise ValueError(f"PPO needs a Box(-1, 1) action space, got {space}")
     n_envs, horizon = config.num_envs, config.rollout_steps
     obs_size, act_size = envs.single_observation_space.shape[0], space.shape[0]
-    model = ActorCritic(obs_size, act_size, config.hidden, config.init_log_std)
+    if start is None:
+        model = ActorCritic(obs_size, act_size, config.hidden, config.init_log_std)
+        obs_stats, ret_stats = RunningMeanStd((obs_size,)), RunningMeanStd()
+    else:
+        model, obs_stats, ret_stats = copy.deepcopy((start.model, start.obs_stats, start.return_stats))
+        sizes = (model.actor[0].in_features, model.actor[-1].out_features)
+        if sizes != (obs_size, act_size):
+            raise ValueError(f"warm start has {sizes[0]} observations and {sizes[1]} actions; the environment "
+                             f"has {obs_size} and {act_size}")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
-    obs_stats, ret_stats = RunningMeanStd((obs_size,)), RunningMeanStd()
     discounted = np.zeros(n_envs)
 
     def normalise(o: np.ndarray) -> np.ndarray:
@@ -166,7 +233,7 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description) -> TrainR
     raw_obs, _ = envs.reset(seed=int(rng.integers(2**31)))
     obs_stats.update(raw_obs)
     episode_return, finished, finished_success = np.zeros(n_envs), [], []
-    result = TrainResult(model, obs_stats.mean, obs_stats.std, 0)
+    result = TrainResult(model, obs_stats, ret_stats, 0 if start is None else start.steps)
     updates = -(-steps // (n_envs * horizon))
     bar = tqdm(total=updates * n_envs * horizon, desc=description, unit="step", disable=not progress, leave=False)
     for _ in range(updates):
@@ -211,7 +278,6 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description) -> TrainR
             last_value = model.value(torch.as_tensor(normalise(raw_obs), dtype=torch.float32)).numpy()
         _update(model, optimizer, config, rng, buf_obs, buf_act, buf_logp, buf_rew, buf_val, buf_done, last_value)
     bar.close()
-    result.obs_mean, result.obs_std = obs_stats.mean.copy(), obs_stats.std.copy()
     return result
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 from ..figures import plt, save_figure
 
 from .policy_file import Policy, load_policy, save_policy
-from .ppo import PPOConfig, TrainResult, train_ppo
+from .ppo import PPOConfig, TrainResult, load_checkpoint, save_checkpoint, train_ppo
 from .tasks import TaskSetup
+
+CHECKPOINT = "checkpoint.safetensors"  # beside every trained policy: what `start=` warm-starts from
 
 
 @dataclass(frozen=True)
@@ -30,20 +32,29 @@ class TrainOutcome:
 
 
 def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PPOConfig = PPOConfig(),
-                 progress: bool = True) -> TrainOutcome:
-    """Train `task` with PPO for `steps` environment steps; write policy, curve.json and curve.png to `out`.
+                 progress: bool = True, start: str | os.PathLike | None = None) -> TrainOutcome:
+    """Train `task` with PPO for `steps` environment steps; write policy, checkpoint, curve.json and curve.png.
+
+    Args:
+        start: a folder of an earlier `train_policy` (or its checkpoint file) to fine-tune from.
 
     Returns:
         The outcome, whose policy is re-read from the written file (what a server would load).
     """
-    start = time.perf_counter()
-    result = train_ppo(task.wrapped, steps, config, progress=progress, description=f"train {task.name}")
-    seconds = time.perf_counter() - start
+    warm = None
+    if start is not None:
+        start = Path(start)
+        warm = load_checkpoint(start / CHECKPOINT if start.is_dir() else start)
+    began = time.perf_counter()
+    result = train_ppo(task.wrapped, steps, config, progress=progress, description=f"train {task.name}", start=warm)
+    seconds = time.perf_counter() - began
     training = {"algorithm": "ppo", "steps": result.steps, "seed": config.seed,
+                **({"warm_start": str(start), "warm_start_steps": warm.steps} if warm is not None else {}),
                 "ppo": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
                 "final_mean_return": result.curve[-1][1] if result.curve else None}
-    spec = task.spec(result.obs_mean, result.obs_std, config.hidden, training)
+    spec = task.spec(result.obs_mean, result.obs_std, result.model.hidden, training)
     sidecar = save_policy(out, spec, result.model.actor_weights())
+    save_checkpoint(result, Path(out) / CHECKPOINT)
     write_curve(Path(out), result, task.name)
     return TrainOutcome(sidecar, load_policy(sidecar), result, seconds)
 

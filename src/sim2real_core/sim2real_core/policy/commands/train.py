@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-episode randomization: none | uniform | oracle | FILE.yaml (default none)")
     parser.add_argument("--steps", type=int, required=True, help="environment steps to train for")
     parser.add_argument("--out", required=True, help="output folder (policy.yaml, policy.safetensors, curve.png)")
+    parser.add_argument("--init", metavar="DIR",
+                        help="fine-tune: start from the policy trained into DIR (its checkpoint.safetensors)")
     parser.add_argument("--seed", type=int, default=0, help="seed of PPO and the environments (default 0)")
     parser.add_argument("--envs", type=int, help="parallel environments (default: the task's in train.yaml)")
     parser.add_argument("--eval-episodes", type=int, default=20,
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ppo_defaults(args.task)
     settings.update(seed=args.seed, **({"num_envs": args.envs} if args.envs else {}))
     config = PPOConfig(**settings)
-    outcome = train_policy(task, args.steps, args.out, config, progress=not args.no_progress)
+    outcome = train_policy(task, args.steps, args.out, config, progress=not args.no_progress, start=args.init)
     print(f"policy: {outcome.policy_path} (sha256 {outcome.policy.sha256[:12]})")
     print(f"trained {outcome.result.steps} steps in {outcome.seconds:.1f} s ({outcome.steps_per_second:.0f} steps/s); "
           f"learning curve: {Path(args.out) / 'curve.png'}")
