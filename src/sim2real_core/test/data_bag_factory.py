@@ -13,9 +13,10 @@ STATES = "/franka/joint_states"
 MERGED = "/joint_states"
 COMMANDS = "/effort_controller/commands"
 EPISODES = "/sim2real/episode"
+PUCK = "/puck/pose"
 TYPES = {STATES: "sensor_msgs/msg/JointState", MERGED: "sensor_msgs/msg/JointState",
          COMMANDS: "std_msgs/msg/Float64MultiArray", EPISODES: "std_msgs/msg/String",
-         "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray"}
+         "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray", PUCK: "geometry_msgs/msg/PoseStamped"}
 T0 = 1_700_000_000_000_000_000  # ns
 
 
@@ -26,6 +27,15 @@ def joint_state(stamp_ns: int, names, position, velocity, effort=None):
     position = np.asarray(position, dtype=float)
     effort = np.zeros_like(position) if effort is None else np.asarray(effort, dtype=float)
     return t["sensor_msgs/msg/JointState"](header, list(names), position, np.asarray(velocity, dtype=float), effort)
+
+
+def pose(stamp_ns: int, position, quaternion_wxyz, frame_id: str = "world"):
+    """A geometry_msgs/PoseStamped (rosbags object)."""
+    t = STORE.types
+    header = t["std_msgs/msg/Header"](t["builtin_interfaces/msg/Time"](stamp_ns // 10**9, stamp_ns % 10**9), frame_id)
+    w, x, y, z = (float(v) for v in quaternion_wxyz)
+    return t["geometry_msgs/msg/PoseStamped"](header, t["geometry_msgs/msg/Pose"](
+        t["geometry_msgs/msg/Point"](*(float(v) for v in position)), t["geometry_msgs/msg/Quaternion"](x, y, z, w)))
 
 
 def command(values):

@@ -4,8 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from data_bag_factory import (COMMANDS, EPISODES, JOINTS, MERGED, STATES, T0, TYPES, command, control_log, episode,
-                              joint_state, state_values)
+from scipy.spatial.transform import Rotation
+
+from data_bag_factory import (COMMANDS, EPISODES, JOINTS, MERGED, PUCK, STATES, T0, TYPES, command, control_log,
+                              episode, joint_state, pose, state_values)
 from sim2real_core.config import ConfigError
 from sim2real_core.data.bagio import BagError, BagWriter, write_bag
 from sim2real_core.data.convert import bag_to_dataset
@@ -265,3 +267,112 @@ def test_truncated_bag_and_no_transitions_are_errors(tmp_path):
 def test_metadata_is_json(tmp_path):
     data = bag_to_dataset(write_bag(tmp_path / "bag", control_log(n_states=30), BASIC), 0.01)
     assert json.loads(json.dumps(data.metadata)) == data.metadata
+
+
+# --- the puck (push task): joint_state_puck_v1 -------------------------------------------------------------
+WITH_PUCK = {**BASIC, PUCK: TYPES[PUCK]}
+V0, ACCEL, VY, SPIN, TILT = 0.8, 3.0, 0.2, 2.0, 0.2  # m/s, m/s^2 (decelerating), m/s, rad/s about world z, rad
+
+
+def _puck_orientation(t: float) -> Rotation:
+    """Spinning about the world z axis at SPIN, tilted about its own x axis by TILT."""
+    return Rotation.from_euler("z", 0.3 + SPIN * t) * Rotation.from_euler("x", TILT)
+
+
+def _puck_expected(t: float) -> np.ndarray:
+    """Analytic puck state at t [s] after T0 in the joint_state_puck_v1 order (angular velocity in the body frame)."""
+    x, y, z, w = _puck_orientation(t).as_quat()
+    return np.concatenate([[0.5 + V0 * t - 0.5 * ACCEL * t * t, VY * t, 0.02], [w, x, y, z],
+                           [V0 - ACCEL * t, VY, 0.0], _puck_orientation(t).inv().apply([0.0, 0.0, SPIN])])
+
+
+def _puck_log(stamps_ns, flip_every: int = 0):
+    """Puck poses at these header stamps (received 0.15 ms later); every flip_every-th quaternion negated."""
+    out = []
+    for j, stamp in enumerate(stamps_ns):
+        state = _puck_expected((stamp - T0) / 1e9)
+        quat = -state[3:7] if flip_every and j % flip_every == 3 else state[3:7]
+        out.append((PUCK, int(stamp) + 150_000, pose(int(stamp), state[:3], quat)))
+    return out
+
+
+def test_puck_pose_gives_the_puck_layout_at_the_joint_states_time(tmp_path):
+    stamps = T0 + 1_000_000 * np.arange(100)  # with every joint state, as the sim bridge publishes them
+    bag = write_bag(tmp_path / "bag", control_log(n_states=100) + _puck_log(stamps, flip_every=7), WITH_PUCK)
+    data = bag_to_dataset(bag, 0.01)
+    meta = data.metadata
+    assert meta["state_layout"] == "joint_state_puck_v1" and data.observations.shape == (9, 27)
+    assert meta["observation_names"][14:] == ["puck_x", "puck_y", "puck_z", "puck_qw", "puck_qx", "puck_qy",
+                                              "puck_qz", "puck_vx", "puck_vy", "puck_vz", "puck_wx", "puck_wy",
+                                              "puck_wz"]
+    assert meta["source"]["puck_topic"] == PUCK and meta["counts"]["puck_messages"] == 100
+    assert meta["counts"]["dropped_no_puck_state"] == 0 and len(data) == 9
+    for k in range(9):
+        assert np.array_equal(data.observations[k, :14], _expected_state(10 * k))
+        assert np.allclose(data.next_observations[k, 14:], _puck_expected(0.01 * (k + 1)), atol=1e-9)
+    # interior poses: central differences are exact for constant acceleration and constant spin (and the
+    # negated quaternions were turned back); the first pose has only the difference after it
+    for k in range(1, 9):
+        assert np.allclose(data.observations[k, 14:], _puck_expected(0.01 * k), atol=1e-9)
+    first = _puck_expected(0.0)
+    first[7] = V0 - ACCEL * 0.0005  # the mean velocity over the first millisecond
+    assert np.allclose(data.observations[0, 14:], first, atol=1e-9)
+
+
+def test_puck_poses_between_states_are_interpolated_and_a_gap_drops_transitions(tmp_path):
+    stamps = T0 - 1_000_000 + 4_000_000 * np.arange(26)  # 250 Hz, 1 ms before the joint states' grid
+    stamps = stamps[(stamps < T0 + 45_000_000) | (stamps > T0 + 65_000_000)]  # no poses from 47 to 63 ms
+    bag = write_bag(tmp_path / "bag", control_log(n_states=100) + _puck_log(stamps), WITH_PUCK)
+    data = bag_to_dataset(bag, 0.01)
+    # grid states at 50 and 60 ms have no puck state: transitions 40->50, 50->60, 60->70 ms are dropped
+    assert data.metadata["counts"]["dropped_no_puck_state"] == 3
+    assert np.allclose(data.extras["timestamps"] - T0 / 1e9, [0.0, 0.01, 0.02, 0.03, 0.07, 0.08])
+    assert data.timeouts.tolist() == [False, False, False, True, False, True]
+    for k, t in ((1, 0.01), (2, 0.02), (3, 0.03)):  # between poses that both have central differences
+        assert np.allclose(data.observations[k, 14:], _puck_expected(t), atol=1e-5)
+        assert np.array_equal(data.observations[k, :14], _expected_state(int(round(t * 1000))))
+
+
+def test_puck_velocities_do_not_cross_episodes(tmp_path):
+    """The simulator resets the puck and restarts its clock: each episode's poses are differenced apart."""
+    stamps = T0 + 1_000_000 * np.arange(30)
+    first = control_log(n_states=30) + _puck_log(stamps)
+    later = 100_000_000
+    second = [(t, log + later, m) for t, log, m in control_log(n_states=30)]
+    for _, log, msg in _puck_log(stamps):
+        msg.pose.position.x += 0.1  # the puck starts elsewhere; same stamps after the clock restart
+        second.append((PUCK, log + later, msg))
+    events = [(EPISODES, T0, episode("start", 0)), (EPISODES, T0 + 50_000_000, episode("end", 0)),
+              (EPISODES, T0 + later, episode("start", 1))]
+    data = bag_to_dataset(write_bag(tmp_path / "bag", first + second + events, {**WITH_PUCK, **WITH_EPISODES}),
+                          0.01)
+    assert data.extras["episodes"].tolist() == [0, 0, 1, 1]
+    shifted = _puck_expected(0.01) + np.eye(13)[0] * 0.1
+    assert np.allclose(data.observations[1, 14:], _puck_expected(0.01), atol=1e-9)
+    assert np.allclose(data.observations[3, 14:], shifted, atol=1e-9)
+
+
+def test_puck_topic_absent_empty_ignored_or_bad(tmp_path):
+    stamps = T0 + 1_000_000 * np.arange(30)
+    states = control_log(n_states=30)
+    empty = write_bag(tmp_path / "empty", states, WITH_PUCK)  # a logger subscribed, nothing was published
+    data = bag_to_dataset(empty, 0.01)
+    assert data.metadata["state_layout"] == "joint_state_v1" and data.observations.shape[1] == 14
+    with pytest.raises(BagError, match=r"topic /puck/pose has no messages"):
+        bag_to_dataset(empty, 0.01, puck_topic=PUCK)
+    full = write_bag(tmp_path / "full", states + _puck_log(stamps), WITH_PUCK)
+    assert bag_to_dataset(full, 0.01, puck_topic="").metadata["state_layout"] == "joint_state_v1"
+    with pytest.raises(BagError, match=r"topic /mocap/puck is missing"):
+        bag_to_dataset(full, 0.01, puck_topic="/mocap/puck")
+    wrong = write_bag(tmp_path / "wrong", states, {**BASIC, PUCK: TYPES[COMMANDS]})
+    with pytest.raises(BagError, match=r"topic /puck/pose has message type std_msgs/msg/Float64MultiArray, "
+                                       r"expected geometry_msgs/msg/PoseStamped"):
+        bag_to_dataset(wrong, 0.01)
+    poses = _puck_log(stamps)
+    poses[5][2].header.stamp.sec -= 1
+    with pytest.raises(BagError, match=r"topic /puck/pose message #5 has header stamp .* not after message #4"):
+        bag_to_dataset(write_bag(tmp_path / "backwards", states + poses, WITH_PUCK), 0.01)
+    poses = _puck_log(stamps)
+    poses[12][2].pose.orientation.w = float("nan")
+    data = bag_to_dataset(write_bag(tmp_path / "nan", states + poses, WITH_PUCK), 0.01)
+    assert data.metadata["counts"]["dropped_nonfinite_puck_poses"] == 1 and np.isfinite(data.observations).all()

@@ -6,7 +6,8 @@ timestamp is the MCAP publish time.
 
 Parameters:
     output: bag directory (default bags/transitions_<UTC time>); an existing path gets a _2, _3... suffix.
-    topics: topics to record (default joint states, effort commands, episode events, /diagnostics).
+    topics: topics to record (default joint states, effort commands, episode events, /diagnostics, the puck
+        pose of the push task).
     topic_types: "TOPIC=pkg/msg/Type" entries for topics whose type is not discovered from the graph.
     autostart: start recording at launch (else wait for ~/start).
     max_file_size [bytes], max_file_duration [s]: split storage files (0: never).
@@ -43,8 +44,11 @@ KNOWN_TYPES = {
     contract.EPISODES: "std_msgs/msg/String",
     contract.DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
     contract.CLOCK: "rosgraph_msgs/msg/Clock",
+    contract.PUCK_POSE: "geometry_msgs/msg/PoseStamped",
 }
-DEFAULT_TOPICS = [contract.JOINT_STATES, contract.EFFORT_COMMANDS, contract.EPISODES, contract.DIAGNOSTICS]
+# The puck pose (push task) makes datasets joint_state_puck_v1; without a publisher it stays empty and ignored.
+DEFAULT_TOPICS = [contract.JOINT_STATES, contract.EFFORT_COMMANDS, contract.EPISODES, contract.DIAGNOSTICS,
+                  contract.PUCK_POSE]
 
 
 def message_class(msgtype: str):

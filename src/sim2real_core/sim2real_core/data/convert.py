@@ -23,6 +23,18 @@ Rules (each one counted in `metadata["counts"]` when it drops or changes data):
   as are transitions whose command is non-finite (`dropped_nonfinite_actions`).
 - The last transition of a segment gets `terminals` when its episode ended with "terminal": true, else
   `timeouts` (the trajectory was cut, not terminated).
+- Puck (push task): when the bag has geometry_msgs/PoseStamped poses on `/puck/pose` (or a named puck topic),
+  states are joint_state_puck_v1 (sim2real_core.data.layouts). Puck poses are assigned to episodes by log time
+  like the joint states, their header stamps must increase within an episode, and a pose with a non-finite
+  value or a zero quaternion is dropped (`dropped_nonfinite_puck_poses`). The quaternion is normalised and its
+  sign kept continuous. Velocities are finite differences of consecutive poses, second order at interior
+  poses (numpy.gradient's formula for uneven spacing: the two neighbouring difference quotients weighted by
+  the opposite spacing), one-sided at the ends of a run; the angular velocity is the rotation vector of
+  q_i^-1 q_i+1 over the time step (body frame, as MuJoCo's free-joint qvel). Runs break at gaps longer than
+  `max_gap` (default 3 x the median pose interval). The puck state at a grid time (the joint state's header
+  time) is the pose there (within 1 us), else interpolated between the poses either side in the same run
+  (linear; quaternion normalised-linear); a transition whose s or s' has no puck state is dropped
+  (`dropped_no_puck_state`).
 """
 from __future__ import annotations
 
@@ -35,17 +47,21 @@ from typing import Sequence
 
 import numpy as np
 
+from scipy.spatial.transform import Rotation
+
 from sim2real_core.data.bagio import BagError, BagReader
 from sim2real_core.data.dataset import TransitionDataset
+from sim2real_core.data.layouts import JOINT_STATE as STATE_LAYOUT, JOINT_STATE_PUCK, observation_names
 from sim2real_core.robot import load_robot
 
-STATE_LAYOUT = "joint_state_v1"  # [q(n), dq(n)] in the robot's joint order
 JOINT_STATES_TOPICS = ("/franka/joint_states", "/joint_states")  # franka_ros2: 1 kHz arm state, merged 30 Hz
 COMMANDS_TOPIC = "/effort_controller/commands"
 EPISODES_TOPIC = "/sim2real/episode"
+PUCK_TOPIC = "/puck/pose"  # the sim bridge's puck pose (push task); a motion-capture pose on a real setup
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 COMMAND_TYPE = "std_msgs/msg/Float64MultiArray"
 EPISODE_TYPE = "std_msgs/msg/String"
+POSE_TYPE = "geometry_msgs/msg/PoseStamped"
 SIMULATOR_SOURCE = "sim_bridge"  # the simulator's reset events yield to a data collector's boundaries
 EXACT_NS = 1000  # a grid point within 1 us of a state sample takes that sample as is
 
@@ -60,6 +76,15 @@ class _States:
     sent: np.ndarray | None = None  # int64 ns on the clock shared with the commands (publish or log time)
 
 
+@dataclass
+class _Poses:
+    stamps: np.ndarray  # int64 ns, header stamps
+    log: np.ndarray  # int64 ns, receive times
+    index: np.ndarray  # message index within the topic
+    position: np.ndarray  # (n, 3)
+    quaternion: np.ndarray  # (n, 4) w, x, y, z
+
+
 def _usable(times: np.ndarray | None, n: int) -> bool:
     return times is not None and len(times) == n and bool(np.all(times > 0))
 
@@ -67,7 +92,8 @@ def _usable(times: np.ndarray | None, n: int) -> bool:
 def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, *, robot: str = "fr3",
                    joint_names: Sequence[str] | None = None, joint_states_topic: str | None = None,
                    commands_topic: str = COMMANDS_TOPIC, episodes_topic: str = EPISODES_TOPIC,
-                   episode_source: str | None = None, max_gap: float | None = None) -> TransitionDataset:
+                   episode_source: str | None = None, max_gap: float | None = None,
+                   puck_topic: str | None = None) -> TransitionDataset:
     """Convert a rosbag2 recording (MCAP or sqlite3) into transitions (s, a, s') at `control_period`.
 
     Args:
@@ -81,9 +107,12 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         episode_source: use only events whose "source" is this node (default: the one data collector, e.g.
             exploration_dispatcher, over the simulator's reset events; an error if several collectors).
         max_gap: longest state gap [s] bridged by interpolation (default: 3 x the episode's median state
-            interval, i.e. two samples in a row may be missing).
+            interval, i.e. two samples in a row may be missing); also the longest puck pose gap.
+        puck_topic: geometry_msgs/PoseStamped puck poses (default: /puck/pose when the bag has poses there;
+            "" ignores any puck). With poses the states are joint_state_puck_v1.
     Returns:
-        TransitionDataset with state layout joint_state_v1, extras `timestamps` (header time of s, seconds)
+        TransitionDataset with state layout joint_state_v1 (or joint_state_puck_v1), extras `timestamps`
+        (header time of s, seconds)
         and `episodes` (the recorded episode number, 0 without events), and metadata with every count of
         dropped or interpolated data.
     Raises:
@@ -102,9 +131,15 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         has_episodes = episodes_topic in topics
         if has_episodes:
             _check_type(bag, topics, episodes_topic, EPISODE_TYPE)
-        states, cmd_log, cmd_values, events = _read(bag, reader, state_topic, commands_topic,
-                                                    episodes_topic if has_episodes else None, names)
+        pose_topic = _pick_puck_topic(bag, topics, puck_topic)
+        states, cmd_log, cmd_values, events, poses = _read(bag, reader, state_topic, commands_topic,
+                                                           episodes_topic if has_episodes else None, names,
+                                                           pose_topic)
         sent = reader.publish_times([state_topic, commands_topic]) or {}
+    if poses is not None and len(poses.stamps) == 0:
+        if puck_topic:
+            raise BagError(f"bag {bag}: topic {pose_topic} has no messages")
+        poses = None  # a logger subscribed to /puck/pose but nothing published there (e.g. task reach)
     sent_states, sent_commands = sent.get(state_topic), sent.get(commands_topic)
     # Which command was in force when a state was taken is decided on one clock: the publishers' send times
     # where the bag has them (MCAP publish_time: causal across processes), else the receive (log) times.
@@ -120,6 +155,9 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
               "episode_events": len(events), "dropped_nonfinite_states": 0, "states_outside_episodes": 0,
               "gap_splits": 0, "interpolated_states": 0, "dropped_no_command": 0, "dropped_nonfinite_actions": 0,
               "dropped_short_segments": 0, "episode_events_ignored": 0, "unmatched_episode_events": 0}
+    if poses is not None:
+        counts.update({"puck_messages": int(len(poses.stamps)), "dropped_nonfinite_puck_poses": 0,
+                       "dropped_no_puck_state": 0})
     if len(states.stamps) == 0:
         raise BagError(f"bag {bag}: topic {state_topic} has no messages")
     if len(cmd_log) == 0:
@@ -138,7 +176,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         member = (states.log >= start) & (states.log <= end)
         in_any |= member
         sel = np.flatnonzero(member)
-        _check_monotonic(bag, state_topic, states, sel)
+        _check_monotonic(bag, state_topic, states.stamps, states.index, sel)
         sel = sel[finite[sel]]
         if len(sel) < 2:
             counts["dropped_short_segments"] += int(len(sel) > 0)
@@ -148,9 +186,10 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         cuts = np.flatnonzero(np.diff(stamps) > limit) + 1
         counts["gap_splits"] += len(cuts)
         segments = np.split(sel, cuts)
+        track = None if poses is None else _PuckTrack(bag, pose_topic, poses, start, end, gap_ns, counts)
         for s_index, seg in enumerate(segments):
             last = s_index == len(segments) - 1
-            _segment(states, seg, period_ns, cmd_time, cmd_values, terminal and last, number, counts, out)
+            _segment(states, seg, period_ns, cmd_time, cmd_values, terminal and last, number, counts, out, track)
         used += len(out["obs"]) > before
     counts["states_outside_episodes"] = int((~in_any).sum())
     if not out["obs"]:
@@ -159,13 +198,15 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
     obs = np.concatenate(out["obs"])
     counts["transitions"] = int(len(obs))
     counts["episodes"] = used
+    layout = STATE_LAYOUT if poses is None else JOINT_STATE_PUCK
     metadata = {
-        "robot": robot, "joint_names": names, "state_layout": STATE_LAYOUT,
-        "observation_names": [f"q_{n}" for n in names] + [f"dq_{n}" for n in names],
+        "robot": robot, "joint_names": names, "state_layout": layout,
+        "observation_names": observation_names(layout, names),
         "action_names": [f"tau_{n}" for n in names], "action_units": "N*m (torque without gravity)",
         "control_period": period, "max_gap": None if gap_ns is None else gap_ns / 1e9, "time_base": time_base,
         "source": {"bag": str(bag.resolve()), "joint_states_topic": state_topic, "commands_topic": commands_topic,
-                   "episodes_topic": episodes_topic if has_episodes else None, "episode_source": source},
+                   "episodes_topic": episodes_topic if has_episodes else None, "episode_source": source,
+                   "puck_topic": None if poses is None else pose_topic},
         "counts": counts,
     }
     return TransitionDataset(
@@ -187,6 +228,16 @@ def _pick_state_topic(bag: Path, topics: dict[str, str], requested: str | None) 
                    f"(topics: {sorted(topics)}); name one with joint_states_topic")
 
 
+def _pick_puck_topic(bag: Path, topics: dict[str, str], requested: str | None) -> str | None:
+    if requested:
+        _check_type(bag, topics, requested, POSE_TYPE)
+        return requested
+    if requested is None and PUCK_TOPIC in topics:
+        _check_type(bag, topics, PUCK_TOPIC, POSE_TYPE)
+        return PUCK_TOPIC
+    return None
+
+
 def _check_type(bag: Path, topics: dict[str, str], topic: str, expected: str) -> None:
     if topic not in topics:
         raise BagError(f"bag {bag}: topic {topic} is missing (topics: {sorted(topics)})")
@@ -195,13 +246,20 @@ def _check_type(bag: Path, topics: dict[str, str], topic: str, expected: str) ->
 
 
 def _read(bag: Path, reader: BagReader, state_topic: str, commands_topic: str, episodes_topic: str | None,
-          names: list[str]):
+          names: list[str], pose_topic: str | None = None):
     n = len(names)
     stamps, logs, idx, qs, dqs = [], [], [], [], []
     cmd_log, cmd_values, events = [], [], []
+    pose_rows: list[tuple] = []  # (stamp, log, index, x, y, z, qw, qx, qy, qz)
     orders: dict[tuple, np.ndarray] = {}
-    wanted = [state_topic, commands_topic] + ([episodes_topic] if episodes_topic else [])
+    wanted = [state_topic, commands_topic] + ([episodes_topic] if episodes_topic else []) + \
+        ([pose_topic] if pose_topic else [])
     for topic, log_time, i, msg in reader.messages(wanted):
+        if topic == pose_topic:
+            p, o = msg.pose.position, msg.pose.orientation
+            pose_rows.append((msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, log_time, i,
+                              p.x, p.y, p.z, o.w, o.x, o.y, o.z))
+            continue
         where = f"bag {bag}: topic {topic} message #{i} (log time {log_time} ns)"
         if topic == state_topic:
             key = tuple(msg.name)
@@ -225,8 +283,13 @@ def _read(bag: Path, reader: BagReader, state_topic: str, commands_topic: str, e
             events.append((log_time, i, msg.data))
     states = _States(np.array(stamps, dtype=np.int64), np.array(logs, dtype=np.int64), np.array(idx),
                      np.array(qs, dtype=np.float64).reshape(-1, n), np.array(dqs, dtype=np.float64).reshape(-1, n))
+    poses = None
+    if pose_topic:
+        ints = np.array([r[:3] for r in pose_rows], dtype=np.int64).reshape(-1, 3)
+        values = np.array([r[3:] for r in pose_rows], dtype=np.float64).reshape(-1, 7)
+        poses = _Poses(ints[:, 0], ints[:, 1], ints[:, 2], values[:, :3], values[:, 3:])
     return (states, np.array(cmd_log, dtype=np.int64), np.array(cmd_values, dtype=np.float64).reshape(-1, n),
-            events)
+            events, poses)
 
 
 def _joint_order(where: str, key: tuple, names: list[str]) -> np.ndarray:
@@ -294,18 +357,78 @@ def _episode_intervals(bag: Path, topic: str, events: list, source: str | None,
     return intervals, chosen
 
 
-def _check_monotonic(bag: Path, topic: str, states: _States, sel: np.ndarray) -> None:
-    stamps = states.stamps[sel]
+def _check_monotonic(bag: Path, topic: str, all_stamps: np.ndarray, index: np.ndarray, sel: np.ndarray) -> None:
+    stamps = all_stamps[sel]
     bad = np.flatnonzero(np.diff(stamps) <= 0)
     if len(bad):
         a, b = sel[bad[0]], sel[bad[0] + 1]
-        raise BagError(f"bag {bag}: topic {topic} message #{states.index[b]} has header stamp {stamps[bad[0] + 1]} ns, "
-                       f"not after message #{states.index[a]} ({stamps[bad[0]]} ns); header stamps must increase "
+        raise BagError(f"bag {bag}: topic {topic} message #{index[b]} has header stamp {stamps[bad[0] + 1]} ns, "
+                       f"not after message #{index[a]} ({stamps[bad[0]]} ns); header stamps must increase "
                        "within an episode")
 
 
+class _PuckTrack:
+    """One episode's puck poses with finite-difference velocities; the puck state at any grid time."""
+
+    def __init__(self, bag: Path, topic: str, poses: _Poses, start: int, end: int, gap_ns: int | None,
+                 counts: dict):
+        sel = np.flatnonzero((poses.log >= start) & (poses.log <= end))
+        _check_monotonic(bag, topic, poses.stamps, poses.index, sel)
+        quat = poses.quaternion[sel]
+        norm = np.linalg.norm(quat, axis=1)
+        ok = np.isfinite(poses.position[sel]).all(axis=1) & np.isfinite(quat).all(axis=1) & (norm > 1e-9)
+        counts["dropped_nonfinite_puck_poses"] += int((~ok).sum())
+        self.stamps = poses.stamps[sel][ok]
+        position = poses.position[sel][ok]
+        quat = quat[ok] / norm[ok, None]
+        # q and -q are one orientation: keep the sign continuous so that interpolation and differences work
+        flips = np.concatenate([[1.0], np.sign(np.einsum("ij,ij->i", quat[1:], quat[:-1]) + 1e-300)])
+        quat *= np.cumprod(flips)[:, None]
+        n = len(self.stamps)
+        diffs = np.diff(self.stamps)
+        limit = gap_ns if gap_ns is not None else (3 * int(np.median(diffs)) if n > 1 else 0)
+        self.joined = diffs <= limit  # poses i and i+1 are in one run
+        # difference quotients between consecutive poses: world-frame linear, body-frame angular velocity
+        dt = diffs.astype(np.float64)[:, None] / 1e9
+        slopes = np.empty((0, 6))
+        if n > 1:
+            rotations = Rotation.from_quat(quat[:, [1, 2, 3, 0]])  # scalar-last
+            turns = (rotations[:-1].inv() * rotations[1:]).as_rotvec()
+            slopes = np.concatenate([np.diff(position, axis=0), turns], axis=1) / dt
+        velocity = np.full((n, 6), np.nan)
+        left = np.concatenate([[False], self.joined])[:n]  # pose i has a neighbour before it in its run
+        right = np.concatenate([self.joined, [False]])[:n]
+        both = left & right
+        velocity[left & ~right] = slopes[(left & ~right)[1:]]
+        velocity[right & ~left] = slopes[(right & ~left)[:-1]]
+        h_left, h_right = dt[both[1:]], dt[both[:-1]]
+        velocity[both] = (h_left * slopes[both[:-1]] + h_right * slopes[both[1:]]) / (h_left + h_right)
+        self.state = np.concatenate([position, quat, velocity], axis=1)
+
+    def at(self, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(G, 13) puck states at header times `grid` (ns) and (G,) whether each exists."""
+        out = np.full((len(grid), 13), np.nan)
+        if len(self.stamps) == 0:
+            return out, np.zeros(len(grid), dtype=bool)
+        pos = np.searchsorted(self.stamps, grid)
+        below, above = np.clip(pos - 1, 0, len(self.stamps) - 1), np.clip(pos, 0, len(self.stamps) - 1)
+        exact_below = np.abs(self.stamps[below] - grid) <= EXACT_NS
+        exact_above = np.abs(self.stamps[above] - grid) <= EXACT_NS
+        exact = exact_below | exact_above
+        out[exact] = self.state[np.where(exact_below, below, above)[exact]]
+        inner = ~exact & (pos > 0) & (pos < len(self.stamps))
+        inner[inner] &= self.joined[below[inner]]
+        if inner.any():
+            a, b = self.state[below[inner]], self.state[above[inner]]
+            w = ((grid[inner] - self.stamps[below[inner]]) / (self.stamps[above[inner]] - self.stamps[below[inner]]))
+            mixed = a + w[:, None] * (b - a)
+            mixed[:, 3:7] /= np.linalg.norm(mixed[:, 3:7], axis=1, keepdims=True)
+            out[inner] = mixed
+        return out, np.isfinite(out).all(axis=1)
+
+
 def _segment(states: _States, seg: np.ndarray, period_ns: int, cmd_time: np.ndarray, cmd_values: np.ndarray,
-             terminal: bool, number: int, counts: dict, out: dict) -> None:
+             terminal: bool, number: int, counts: dict, out: dict, puck: _PuckTrack | None = None) -> None:
     stamps = states.stamps[seg]
     steps = (stamps[-1] - stamps[0]) // period_ns
     if steps < 1:
@@ -322,6 +445,10 @@ def _segment(states: _States, seg: np.ndarray, period_ns: int, cmd_time: np.ndar
     state = np.concatenate([states.q[seg], states.dq[seg]], axis=1)
     sampled = np.stack([np.interp(t, rel, state[:, j]) for j in range(state.shape[1])], axis=1)
     sampled[exact] = state[nearest[exact]]
+    has_puck = np.ones(len(grid), dtype=bool)
+    if puck is not None:
+        puck_state, has_puck = puck.at(grid)
+        sampled = np.concatenate([sampled, puck_state], axis=1)
     # When each grid state was sent (or received), through the states' stamp -> send-time relation.
     sent = np.interp(t, rel, (states.sent[seg] - stamps[0]).astype(np.float64)) + stamps[0]
     cmd = np.searchsorted(cmd_time, sent[1:], side="right") - 1
@@ -331,6 +458,10 @@ def _segment(states: _States, seg: np.ndarray, period_ns: int, cmd_time: np.ndar
     finite = np.isfinite(actions).all(axis=1)
     counts["dropped_nonfinite_actions"] += int((keep & ~finite).sum())
     keep &= finite
+    if puck is not None:
+        complete = has_puck[:-1] & has_puck[1:]
+        counts["dropped_no_puck_state"] += int((keep & ~complete).sum())
+        keep &= complete
     if not keep.any():
         return
     last = np.flatnonzero(keep)[-1]
