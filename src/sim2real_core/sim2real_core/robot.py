@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError, load_yaml, named_file
+from .kinematics import SerialChain
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class RobotSpec:
       home_keyframe: name of the model's home keyframe.
       home: home joint positions [rad].
       ee_site: end-effector site name in the model.
+      kinematics: forward kinematics to the end effector (None when the file gives none).
     """
 
     name: str
@@ -40,6 +42,7 @@ class RobotSpec:
     home_keyframe: str
     home: np.ndarray
     ee_site: str
+    kinematics: SerialChain | None = None
 
     @property
     def dof(self) -> int:
@@ -67,12 +70,16 @@ def load_robot(name_or_path: str | os.PathLike = "fr3") -> RobotSpec:
         spec = RobotSpec(name=str(body.get("name", path.stem)), joint_names=names,
                          control_period=float(body["control_period"]),
                          physics_timestep=float(body["physics_timestep"]), model=str(body["model"]),
-                         home_keyframe=str(body["home_keyframe"]), ee_site=str(body["ee_site"]), **arrays)
+                         home_keyframe=str(body["home_keyframe"]), ee_site=str(body["ee_site"]),
+                         kinematics=SerialChain.from_mapping(body["kinematics"]) if "kinematics" in body else None,
+                         **arrays)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: robot entry {exc} is missing or malformed") from None
     for key, value in arrays.items():
         if value.shape != (len(names),) or not np.all(np.isfinite(value)):
             raise ConfigError(f"{path}: robot.{key} needs {len(names)} finite values, got {value.tolist()}")
+    if spec.kinematics is not None and spec.kinematics.dof != len(names):
+        raise ConfigError(f"{path}: robot.kinematics.dh needs {len(names)} rows, got {spec.kinematics.dof}")
     ratio = spec.control_period / spec.physics_timestep
     if spec.physics_timestep <= 0 or abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
         raise ConfigError(f"{path}: control_period {spec.control_period} must be a positive whole multiple of "

@@ -1,11 +1,14 @@
 """Policy files: round trip, numpy inference, and refusal of malformed, corrupt or mismatching files."""
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import yaml
 
-from sim2real_core.policy.policy_file import (ActionHead, PolicyFileError, PolicySpec, load_policy, save_policy)
+from sim2real_core.policy.policy_file import (ActionHead, EndEffectorFeatures, PolicyFileError, PolicySpec,
+                                              load_policy, save_policy)
+from sim2real_core.robot import load_robot
 
 JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
 
@@ -44,6 +47,28 @@ def test_round_trip_reproduces_the_network_and_the_action_head(saved):
     data = yaml.safe_load(sidecar.read_text())
     assert data["sha256"] == hashlib.sha256((sidecar.parent / data["weights"]).read_bytes()).hexdigest()
     assert data["observation"]["layout"] == "joint_state_v1" and data["joint_names"] == JOINTS
+
+
+def test_end_effector_features_are_appended_before_the_network(tmp_path):
+    robot = load_robot("fr3")
+    base = reach_spec()
+    features = EndEffectorFeatures(robot.kinematics, base.extra_inputs, ["goal"])
+    spec = replace(base, obs_mean=[0.1] * 23, obs_std=[2.0] * 23, features=features.to_mapping())
+    weights = random_weights(spec)
+    policy = load_policy(save_policy(tmp_path / "pol", spec, weights))
+    assert policy.spec == spec and spec.input_size == 23 and weights["layers.0.weight"].shape == (8, 23)
+    q, dq, goal = robot.home, np.zeros(7), np.array([0.5, 0.1, 0.3])
+    ee = robot.kinematics.tool_position(q)
+    x = (np.concatenate([q, dq, goal, ee, goal - ee]) - 0.1) / 2.0
+    hidden = np.tanh(weights["layers.0.weight"].astype(float) @ x + weights["layers.0.bias"])
+    action = np.clip(weights["layers.1.weight"].astype(float) @ hidden + weights["layers.1.bias"], -1, 1)
+    np.testing.assert_allclose(policy.act(np.concatenate([q, dq, goal])), action, rtol=1e-6, atol=1e-6)
+    batch = np.stack([np.concatenate([q, dq, goal]), np.concatenate([q + 0.1, dq, goal])])
+    np.testing.assert_allclose(policy.act(batch)[0], action, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="ee_offsets names 'target'"):
+        replace(spec, features={**spec.features, "ee_offsets": ["target"]})
+    with pytest.raises(ValueError, match="must be 23 finite numbers"):
+        replace(spec, obs_mean=[0.0] * 17)
 
 
 def test_batched_actions_match_single_ones(saved):

@@ -16,8 +16,13 @@ def test_reach_setup_describes_the_fr3_interface():
     np.testing.assert_array_equal(task.safety.torque, [87, 87, 87, 87, 12, 12, 12])
     env = task.wrapped()
     obs, info = env.reset(seed=0)
-    assert obs.shape == (17,) and env.action_space.shape == (7,)
+    # joint_state_v1 + target, then the features: end effector position and target relative to it
+    assert obs.shape == (23,) and env.action_space.shape == (7,)
     np.testing.assert_array_equal(info["parameters"], load_parameter_space("fr3_reach").nominal)
+    obs, *_ = env.step(np.zeros(7, dtype=np.float32))
+    ee = env.unwrapped.sim.site_position()
+    np.testing.assert_allclose(obs[17:20], ee, atol=1e-9)
+    np.testing.assert_allclose(obs[20:23], env.unwrapped.target - ee, atol=1e-9)
 
 
 @pytest.mark.parametrize("choice", ["uniform", "oracle"])

@@ -11,6 +11,10 @@ sidecar, so a malformed, corrupt or mismatching pair is refused with a `PolicyFi
 Observation layouts:
     joint_state_v1: [q(n), dq(n), extra...] with n = len(joint_names); servable on the torque topic.
     vector_v1:      any flat observation vector (gymnasium tasks without joints, e.g. Pendulum-v1).
+Observation features (joint_state_v1, optional): computed from the observation and appended to it before
+normalisation, by the same code in training and serving:
+    ee_position (3):  the tool centre point from q by the sidecar's forward kinematics (sim2real_core.kinematics)
+    ee_offsets (3 each): a named 3-value extra input (e.g. target_position) minus ee_position
 Action heads (the network outputs a in [-1, 1]^m):
     torque:           tau = scale * a
     joint_target_pd:  tau = kp * (center + scale * a - q) - kd * dq   (needs joint_state_v1)
@@ -27,6 +31,8 @@ from typing import Any
 import numpy as np
 import yaml
 from safetensors import SafetensorError
+
+from ..kinematics import SerialChain
 from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
 
@@ -79,9 +85,48 @@ class ActionHead:
         return kp * (center + scale * a - q) - kd * dq
 
 
+class EndEffectorFeatures:
+    """Appends ee_position and ee_offsets (see the module docstring) to joint_state_v1 observations.
+
+    Args:
+        chain: forward kinematics of the arm (its dof is the joint count n).
+        extra_inputs: the observation's extra inputs after q and dq, in order ({name, size, ...}).
+        ee_offsets: names of 3-value extra inputs to express relative to the end effector.
+    """
+
+    def __init__(self, chain: SerialChain, extra_inputs: list[dict[str, Any]], ee_offsets: list[str]):
+        self.chain = chain
+        self.ee_offsets = list(ee_offsets)
+        starts, at = {}, 2 * chain.dof
+        for entry in extra_inputs:
+            starts[str(entry["name"])], at = (at, int(entry["size"])), at + int(entry["size"])
+        self._slices = []
+        for name in self.ee_offsets:
+            if name not in starts or starts[name][1] != 3:
+                raise ValueError(f"observation.features.ee_offsets names {name!r}, which is not a 3-value extra "
+                                 f"input (extra inputs: {sorted(starts)})")
+            self._slices.append(slice(starts[name][0], starts[name][0] + 3))
+
+    @property
+    def size(self) -> int:
+        """How many values are appended."""
+        return 3 * (1 + len(self.ee_offsets))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Observation(s) of shape (..., size) -> the same with the features appended."""
+        obs = np.asarray(obs, dtype=np.float64)
+        ee = self.chain.tool_position(obs[..., :self.chain.dof])
+        return np.concatenate([obs, ee, *(obs[..., part] - ee for part in self._slices)], axis=-1)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The sidecar's observation.features entry."""
+        return {"kinematics": self.chain.to_mapping(), "ee_offsets": list(self.ee_offsets)}
+
+
 @dataclass(frozen=True)
 class PolicySpec:
-    """The sidecar contents. `obs_mean`/`obs_std` normalise observations before the network."""
+    """The sidecar contents. `obs_mean`/`obs_std` normalise the network input: the observation (`obs_size`
+    values) followed by its `features` (`EndEffectorFeatures.to_mapping()`; empty for none)."""
 
     layout: str
     obs_size: int
@@ -94,6 +139,20 @@ class PolicySpec:
     extra_inputs: list[dict[str, Any]] = field(default_factory=list)  # [{name, size, default}] after q, dq
     obs_clip: float = 10.0
     training: dict[str, Any] = field(default_factory=dict)  # task, distribution, seed, steps, algorithm ...
+    features: dict[str, Any] = field(default_factory=dict)
+
+    def feature_map(self) -> EndEffectorFeatures | None:
+        """The features this policy appends to its observation (None when it has none)."""
+        if not self.features:
+            return None
+        return EndEffectorFeatures(SerialChain.from_mapping(self.features["kinematics"]), self.extra_inputs,
+                                   list(self.features.get("ee_offsets") or []))
+
+    @property
+    def input_size(self) -> int:
+        """Size of the network input: the observation plus its features."""
+        features = self.feature_map()
+        return self.obs_size + (0 if features is None else features.size)
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -102,10 +161,18 @@ class PolicySpec:
             raise ValueError(f"network.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.obs_size < 1 or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"observation.size and network.hidden must be positive, got {self.obs_size}, {self.hidden}")
+        if self.features and self.layout != "joint_state_v1":
+            raise ValueError("observation.features need the joint_state_v1 layout")
+        features = self.feature_map()
+        if features is not None and features.chain.dof != len(self.joint_names):
+            raise ValueError(f"observation.features.kinematics has {features.chain.dof} joints, the policy "
+                             f"{len(self.joint_names)}")
+        size = self.input_size
         for name in ("obs_mean", "obs_std"):
             values = np.asarray(getattr(self, name), dtype=float)
-            if values.shape != (self.obs_size,) or not np.all(np.isfinite(values)):
-                raise ValueError(f"observation.{name.removeprefix('obs_')} must be {self.obs_size} finite numbers")
+            if values.shape != (size,) or not np.all(np.isfinite(values)):
+                raise ValueError(f"observation.{name.removeprefix('obs_')} must be {size} finite numbers "
+                                 f"(observation and features)")
         if np.any(np.asarray(self.obs_std) <= 0):
             raise ValueError("observation.std must be positive")
         if self.layout == "joint_state_v1":
@@ -124,7 +191,7 @@ class PolicySpec:
 
     def layer_shapes(self) -> dict[str, tuple[int, ...]]:
         """Expected tensor name -> shape of the MLP (obs -> hidden... -> action)."""
-        sizes = [self.obs_size, *map(int, self.hidden), self.action.size]
+        sizes = [self.input_size, *map(int, self.hidden), self.action.size]
         shapes = {}
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             shapes[f"layers.{i}.weight"] = (fan_out, fan_in)
@@ -137,6 +204,7 @@ class PolicySpec:
             "format": FORMAT, "format_version": FORMAT_VERSION, "weights": WEIGHTS, "sha256": sha256,
             "joint_names": list(self.joint_names),
             "observation": {"layout": self.layout, "size": self.obs_size, "extra_inputs": list(self.extra_inputs),
+                            **({"features": self.features} if self.features else {}),
                             "mean": _floats(self.obs_mean), "std": _floats(self.obs_std), "clip": self.obs_clip},
             "network": {"hidden": [int(h) for h in self.hidden], "activation": self.activation},
             "action": {k: _floats(v) if isinstance(v, list) else v for k, v in asdict(self.action).items()},
@@ -151,6 +219,7 @@ class PolicySpec:
                    obs_std=list(obs["std"]), obs_clip=float(obs.get("clip", 10.0)),
                    extra_inputs=list(obs.get("extra_inputs") or []), hidden=list(net["hidden"]),
                    activation=net.get("activation", "tanh"), action=ActionHead(**act),
+                   features=dict(obs.get("features") or {}),
                    joint_names=list(data.get("joint_names") or []), training=dict(data.get("training") or {}))
 
 
@@ -178,13 +247,17 @@ class Policy:
         self._mean = np.asarray(spec.obs_mean, dtype=np.float64)
         self._inv_std = 1.0 / np.asarray(spec.obs_std, dtype=np.float64)
         self._activation = ACTIVATIONS[spec.activation]
+        self._features = spec.feature_map()
         parts = [np.asarray(e["default"], dtype=float) for e in spec.extra_inputs]
         self._extra_default = np.concatenate(parts) if parts else np.zeros(0)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action in [-1, 1] for observations of shape (obs_size,) or (batch, obs_size)."""
         clip = self.spec.obs_clip
-        x = np.minimum(np.maximum((np.asarray(obs, dtype=np.float64) - self._mean) * self._inv_std, -clip), clip)
+        x = np.asarray(obs, dtype=np.float64)
+        if self._features is not None:
+            x = self._features(x)
+        x = np.minimum(np.maximum((x - self._mean) * self._inv_std, -clip), clip)
         for w, b in self._layers[:-1]:
             x = self._activation(x @ w + b)
         w, b = self._layers[-1]

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..config import ConfigError, config_path, load_yaml
-from .policy_file import ActionHead, PolicySpec
+from .policy_file import ActionHead, EndEffectorFeatures, PolicySpec
 from .safety import SafetyLayer, SafetyLimits, load_safety_limits
 
 
@@ -54,6 +54,19 @@ class HeadWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+class FeatureWrapper(gym.ObservationWrapper):
+    """Observations with a policy's `EndEffectorFeatures` appended: what the network sees in training."""
+
+    def __init__(self, env: gym.Env, features: EndEffectorFeatures):
+        super().__init__(env)
+        self.features = features
+        size = env.observation_space.shape[0] + features.size
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), dtype=np.float64)
+
+    def observation(self, observation):
+        return self.features(observation)
+
+
 @dataclass(frozen=True)
 class TaskSetup:
     """Everything the trainer and the policy file need to know about one task."""
@@ -67,17 +80,22 @@ class TaskSetup:
     provenance: dict[str, Any] = field(default_factory=dict)  # env id, distribution, ...
     safety: SafetyLimits | None = None  # the arm's limits, applied every control period
     control_period: float = 0.0
+    features: EndEffectorFeatures | None = None  # appended to the observation before the network
 
     def wrapped(self) -> gym.Env:
-        """A fresh environment behind the action head and safety layer (Box(-1, 1) actions)."""
-        return wrap(self.make_env(), self.head, self.safety, self.control_period)
+        """A fresh environment behind the action head and safety layer (Box(-1, 1) actions), whose
+        observations carry the task's features."""
+        env = wrap(self.make_env(), self.head, self.safety, self.control_period)
+        return env if self.features is None else FeatureWrapper(env, self.features)
 
     def spec(self, obs_mean, obs_std, hidden, training: dict[str, Any]) -> PolicySpec:
-        """The policy-file description of a policy trained on this task."""
-        return PolicySpec(layout=self.layout, obs_size=len(obs_mean), obs_mean=[float(v) for v in obs_mean],
+        """The policy-file description of a policy trained on this task (obs_mean/std: of the network input)."""
+        extra = 0 if self.features is None else self.features.size
+        return PolicySpec(layout=self.layout, obs_size=len(obs_mean) - extra, obs_mean=[float(v) for v in obs_mean],
                           obs_std=[float(v) for v in obs_std], hidden=list(hidden), action=self.head,
                           joint_names=list(self.joint_names), extra_inputs=list(self.extra_inputs),
-                          training={**self.provenance, **training})
+                          training={**self.provenance, **training},
+                          features={} if self.features is None else self.features.to_mapping())
 
 
 def gym_task(env_id: str, **kwargs) -> TaskSetup:
@@ -176,12 +194,19 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
             raise ValueError("evaluation on the reality proxy takes no distribution")
         provenance = {"reality": reality}
     head = ActionHead(**{"center": [float(v) for v in robot.home], **entry["action_head"]})
+    features = None
+    if "features" in entry:
+        if robot.kinematics is None:
+            raise ConfigError(f"{config_path(*TRAIN_CONFIG)}: tasks.{name}.features need robot.kinematics in the "
+                              f"robot file of {robot.name}")
+        features = EndEffectorFeatures(robot.kinematics, extra, list(entry["features"].get("ee_offsets") or []))
     kwargs = {"distribution": dist} if reality is None else {"reality": reality}
     return TaskSetup(name=name, make_env=lambda: gym.make(env_id, **kwargs), layout="joint_state_v1", head=head,
                      joint_names=list(robot.joint_names), extra_inputs=[dict(e) for e in extra],
                      provenance={"task": name, "env_id": env_id,
                                  "control_period": robot.control_period, **provenance},
-                     safety=load_safety_limits(robot.name), control_period=robot.control_period)
+                     safety=load_safety_limits(robot.name), control_period=robot.control_period,
+                     features=features)
 
 
 def ppo_defaults(name: str) -> dict[str, Any]:

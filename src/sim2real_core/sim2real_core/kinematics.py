@@ -1,0 +1,67 @@
+"""Forward kinematics of a serial arm in numpy, from modified (Craig) Denavit-Hartenberg rows.
+
+Each row (a, d, alpha) moves from link i-1 to link i by Rx(alpha) · Tx(a) · Tz(d) · Rz(q_i); a fixed `tool`
+offset in the last frame gives the tool centre point. The chain lives in the robot file
+(config/robots/NAME.yaml, `kinematics`) and is copied into policy files that use end-effector features, so a
+served policy computes exactly what it was trained on, from the measured joint positions alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SerialChain:
+    """Modified DH rows (a [m], d [m], alpha [rad]) per joint, then a fixed flange row and tool offset [m]."""
+
+    dh: tuple[tuple[float, float, float], ...]
+    flange: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    tool: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        rows = np.asarray(self.dh, dtype=float)
+        if rows.ndim != 2 or rows.shape[1] != 3 or len(rows) < 1 or not np.all(np.isfinite(rows)):
+            raise ValueError(f"kinematics.dh must be rows of 3 finite numbers (a, d, alpha), got {self.dh!r}")
+        for name in ("flange", "tool"):
+            value = np.asarray(getattr(self, name), dtype=float)
+            if value.shape != (3,) or not np.all(np.isfinite(value)):
+                raise ValueError(f"kinematics.{name} must be 3 finite numbers, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_mapping(cls, data: dict) -> "SerialChain":
+        """From {dh: [[a, d, alpha], ...], flange: [a, d, alpha], tool: [x, y, z]} (robot or policy file)."""
+        return cls(dh=tuple(tuple(float(v) for v in row) for row in data["dh"]),
+                   flange=tuple(float(v) for v in data.get("flange", (0.0, 0.0, 0.0))),
+                   tool=tuple(float(v) for v in data.get("tool", (0.0, 0.0, 0.0))))
+
+    def to_mapping(self) -> dict:
+        """The inverse of `from_mapping` (plain lists, YAML-ready)."""
+        return {"dh": [list(row) for row in self.dh], "flange": list(self.flange), "tool": list(self.tool)}
+
+    @property
+    def dof(self) -> int:
+        """Number of joints."""
+        return len(self.dh)
+
+    def tool_position(self, q: np.ndarray) -> np.ndarray:
+        """Tool centre point in the base frame [m] for joint positions of shape (dof,) or (batch, dof)."""
+        q = np.asarray(q, dtype=float)
+        if q.shape[-1] != self.dof:
+            raise ValueError(f"joint positions need {self.dof} values per row, got shape {q.shape}")
+        batch = q.shape[:-1]
+        rotation = np.broadcast_to(np.eye(3), (*batch, 3, 3))
+        position = np.zeros((*batch, 3))
+        angles = [*np.moveaxis(q, -1, 0), np.zeros(batch)]
+        for (a, d, alpha), theta in zip((*self.dh, self.flange), angles):
+            ca, sa = np.cos(alpha), np.sin(alpha)
+            ct, st = np.cos(theta), np.sin(theta)
+            # Rx(alpha) · Tx(a) · Tz(d) · Rz(theta): the new origin sits at a·x + d·(Rx(alpha) z) in the old frame.
+            position = position + rotation @ np.array([a, -sa * d, ca * d])
+            step = np.empty((*batch, 3, 3))
+            step[..., 0, 0], step[..., 0, 1], step[..., 0, 2] = ct, -st, 0.0
+            step[..., 1, 0], step[..., 1, 1], step[..., 1, 2] = ca * st, ca * ct, -sa
+            step[..., 2, 0], step[..., 2, 1], step[..., 2, 2] = sa * st, sa * ct, ca
+            rotation = rotation @ step
+        return position + rotation @ np.asarray(self.tool)
