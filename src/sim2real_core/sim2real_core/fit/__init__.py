@@ -5,7 +5,7 @@ DROPO / E-DROPO (`fit_dropo`, `fit_edropo`), least-squares SysID (`fit_sysid`) a
 
 Modules: transitions (validated arrays, λ-step windows), engine (System, BatchPredictor, Gaussian likelihood),
 dropo (objective, optimisers), sysid (least squares, intervals), methods (the four fits, identifiability),
-systems / hopper / fr3 (models and observation layouts, synthetic data), files (fit from a dataset file),
+systems / hopper / fr3 / push (models and observation layouts, synthetic data), files (fit from a dataset file),
 report (plots, markdown), study (consistency study), commands (`sim2real fit`, `sim2real fit-study`).
 """
 from .dropo import DropoConfig, DropoObjective, FitResult

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from sim2real_core.data.convert import COMMANDS_TOPIC, EPISODES_TOPIC, bag_to_dataset
+from sim2real_core.data.convert import COMMANDS_TOPIC, EPISODES_TOPIC, PUCK_TOPIC, bag_to_dataset
 from sim2real_core.data.dataset import save_dataset
 from sim2real_core.data.summary import format_summary, summarize_dataset
 
@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episode-source",
                         help="use episode events of this node only (default: the data collector's over sim_bridge's)")
     parser.add_argument("--max-gap", type=float, help="longest state gap [s] bridged by interpolation")
+    parser.add_argument("--puck-topic", help=f"PoseStamped puck poses: states become joint_state_puck_v1 (default: "
+                        f"{PUCK_TOPIC} when the bag has poses there; '' ignores the puck)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = bag_to_dataset(args.bag, args.control_period, robot=args.robot,
                              joint_states_topic=args.joint_states_topic, commands_topic=args.commands_topic,
                              episodes_topic=args.episodes_topic, episode_source=args.episode_source,
-                             max_gap=args.max_gap)
+                             max_gap=args.max_gap, puck_topic=args.puck_topic)
     path = save_dataset(args.out, dataset)
     print(format_summary(summarize_dataset(path)))
     return 0
