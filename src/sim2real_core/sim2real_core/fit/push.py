@@ -2,7 +2,7 @@
 
 `StrikeController` is a Cartesian impedance on the fingertip (Jacobian transpose, the law of the task tests)
 computed from measured joint states with the nominal kinematics: its target runs through the puck at a given
-speed and heading, then snaps back, so the arm pulls away and the puck slides until friction stops it. Both
+speed and heading, then stops, so the arm brakes harder than friction brakes the puck, which slides on. Both
 puck parameters show in such data: the mass in how the struck puck and the arm share momentum (contact), the
 friction in the sliding deceleration. `generate_push_data` records strikes of the simulated arm at known
 parameters in the joint_state_puck_v1 layout.
@@ -58,7 +58,7 @@ class StrikeController:
     def start(self, q: np.ndarray, puck_xy: np.ndarray, speed: float, heading: float,
               follow_through: float = 0.10) -> None:
         """Begin a strike from joint positions q at a puck at puck_xy [m]: target speed [m/s], heading [rad]
-        from +x; the target stops `follow_through` [m] past the puck's near edge, then snaps back."""
+        from +x; the target stops `follow_through` [m] past the puck's near edge."""
         self.start_tip, _ = self._tip(np.asarray(q, float), np.zeros(len(self.dof_index)))
         self.direction = np.array([np.cos(heading), np.sin(heading), 0.0])
         self.speed = float(speed)
@@ -69,7 +69,7 @@ class StrikeController:
         tip, jac = self._tip(np.asarray(q, float), np.asarray(dq, float))
         travel = self.speed * t
         striking = travel < self.reach
-        target = self.start_tip + self.direction * (travel if striking else -0.1)
+        target = self.start_tip + self.direction * min(travel, self.reach)
         target[2] = STRIKE_HEIGHT
         velocity = self.direction * self.speed if striking else np.zeros(3)
         force = STIFFNESS * (target - tip) + DAMPING * (velocity - jac @ dq)
@@ -83,7 +83,7 @@ def generate_push_data(space: ParameterSpace, truth: np.ndarray, episodes: int =
     Args:
       space, truth: the true parameter vector (model kinds; e.g. puck_mass and puck_friction of fr3_push).
       episodes, steps: strikes and control periods each, from the push_ready keyframe.
-      seed: puck start (x 0.46..0.52 m, y ±0.03 m), strike speed (0.4..0.9 m/s) and heading (±0.15 rad).
+      seed: puck start (x 0.46..0.52 m, y ±0.03 m), strike speed (0.4..0.8 m/s) and heading (±0.15 rad).
     Returns:
       Transitions whose actions are the StrikeController's torques, held for a control period.
     """
@@ -100,7 +100,7 @@ def generate_push_data(space: ParameterSpace, truth: np.ndarray, episodes: int =
     for e in range(episodes):
         mujoco.mj_resetDataKeyframe(model, data, model.key(START_KEYFRAME).id)
         data.qpos[puck_adr:puck_adr + 2] = [rng.uniform(0.46, 0.52), rng.uniform(-0.03, 0.03)]
-        controller.start(data.qpos[arm_q], data.qpos[puck_adr:puck_adr + 2], rng.uniform(0.4, 0.9),
+        controller.start(data.qpos[arm_q], data.qpos[puck_adr:puck_adr + 2], rng.uniform(0.4, 0.8),
                          rng.uniform(-0.15, 0.15))
         for t in range(steps + 1):
             obs[e, t] = system.observe(data.qpos[None, :], data.qvel[None, :])[0]
