@@ -21,6 +21,7 @@ COMMANDS = {
     "lock-study": "sim2real_core.explore.lock_command",
     "explore-train": "sim2real_core.explore.train_command",
     "tuning-study": "sim2real_core.tuning.commands",
+    "arm-tuning": "sim2real_core.tuning.arm_command",
     "fit": "sim2real_core.fit.commands.fit",
     "fit-study": "sim2real_core.fit.commands.study",
 }

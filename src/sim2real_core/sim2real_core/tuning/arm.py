@@ -1,0 +1,414 @@
+"""Tune the FR3 reach simulator for return on the reality proxy (CMA-ES), and compare with a DROPO fit.
+
+"Fit for accuracy" (DROPO) chooses the simulator distribution that best predicts recorded target transitions;
+"tune for return" (arXiv 2510.17709) chooses simulator parameters by the target return of the policy trained
+under them. Both are charged in target (reality-proxy) episodes.
+
+Parametrisation: three log group factors x = (link_mass, joint_damping, joint_friction). Group g multiplies
+the nominal value of every parameter of its kind in the fit space (fr3_reach's model parameters: link mass
+scales, joint damping, joint dry friction; armature and all other parameters stay nominal) by exp(x_g).
+x = 0 is the nominal simulator the base policy was trained on. Each factor ranges over FACTOR_RANGE
+intersected with what keeps every parameter of its group inside the space's bounds. A candidate is the point
+mass at those parameters, or with `spread` > 0 a Gaussian of relative std `spread` around it (truncated at 2σ).
+
+Inner loop: each candidate's policy is fine-tuned for `steps` PPO steps from the best candidate's policy so
+far (the base policy before the first; `tune_with_cmaes`'s warm start), then scored by its mean return over
+`episodes_per_candidate` proxy episodes. Every proxy episode of the tuning comes from a `TargetEpisodes`
+factory that counts resets and refuses one beyond the budget, so the budget holds by construction.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+
+from ..figures import plt, save_figure
+from ..fit.files import fit_space
+from ..policy.evaluation import EvalResult, evaluate
+from ..policy.policy_file import Policy, load_policy
+from ..policy.ppo import PPOConfig
+from ..policy.tasks import make_task, ppo_defaults, resolve_distribution
+from ..policy.training import train_policy
+from ..sim.distributions import Distribution
+from ..sim.parameters import ParameterSpace
+from .cmaes_tuner import TargetEvaluation, tune_with_cmaes
+
+TASK = "reach"
+SPACE = "fr3_reach"
+GROUPS = (("link_mass", "body_mass_scale"), ("joint_damping", "dof_damping"), ("joint_friction", "dof_frictionloss"))
+FACTOR_RANGE = (0.25, 6.0)  # each group factor's box before the space's bounds cut it
+HELDOUT_SEED = 1_000_000  # held-out proxy episodes use seeds from here; tuning episodes use seeds below
+
+
+class GroupFactors:
+    """Simulator parameters of `space` as one log factor per parameter kind group (see module docstring)."""
+
+    def __init__(self, space: ParameterSpace, groups: tuple[tuple[str, str], ...] = GROUPS,
+                 factor_range: tuple[float, float] = FACTOR_RANGE):
+        self.space = space
+        self.names = tuple(name for name, _ in groups)
+        self.members = []
+        low, high = [], []
+        for name, kind in groups:
+            index = np.array([i for i, p in enumerate(space) if p.kind == kind], dtype=int)
+            if index.size == 0:
+                raise ValueError(f"group {name!r}: parameter space {space.name!r} has no parameter of kind {kind!r}")
+            nominal = space.nominal[index]
+            if np.any(nominal <= 0):
+                raise ValueError(f"group {name!r}: every nominal value must be > 0 to scale it, got "
+                                 f"{dict(zip(np.array(space.names)[index], nominal))}")
+            low.append(max(factor_range[0], float(np.max(space.low[index] / nominal))))
+            high.append(min(factor_range[1], float(np.min(space.high[index] / nominal))))
+            if not low[-1] < 1.0 < high[-1]:
+                raise ValueError(f"group {name!r}: factor range [{low[-1]}, {high[-1]}] must contain 1 (nominal)")
+            self.members.append(index)
+        self.factor_low, self.factor_high = np.array(low), np.array(high)
+
+    @property
+    def dim(self) -> int:
+        """Number of group factors."""
+        return len(self.names)
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """(dim, 2) box of the log factors."""
+        return np.log(np.stack([self.factor_low, self.factor_high], axis=1))
+
+    def factors(self, x: np.ndarray) -> np.ndarray:
+        """Log factors -> factors, raising ValueError on a wrong length or a factor outside its range."""
+        x = np.asarray(x, dtype=float)
+        if x.shape != (self.dim,):
+            raise ValueError(f"expected {self.dim} log factors {list(self.names)}, got shape {x.shape}")
+        factors = np.exp(x)
+        slack = 1e-9 * (self.factor_high - self.factor_low)
+        for name, f, lo, hi, s in zip(self.names, factors, self.factor_low, self.factor_high, slack):
+            if not (np.isfinite(f) and lo - s <= f <= hi + s):
+                raise ValueError(f"factor {name}={f} is outside its range [{lo}, {hi}]")
+        return np.clip(factors, self.factor_low, self.factor_high)
+
+    def params(self, x: np.ndarray) -> np.ndarray:
+        """Log factors -> the parameter vector of the space (ungrouped parameters at nominal)."""
+        values = self.space.nominal.copy()
+        for index, factor in zip(self.members, self.factors(x)):
+            values[index] *= factor
+        return self.space.validate(self.space.clip(values))
+
+    def distribution(self, x: np.ndarray, spread: float = 0.0) -> Distribution:
+        """The candidate's distribution: a point mass, or a Gaussian of relative std `spread` around it."""
+        values = self.params(x)
+        info = {"provenance": {"group_factors": dict(zip(self.names, self.factors(x).tolist()))}}
+        if spread == 0:
+            dist = Distribution.fixed(self.space, values, method="tuned_for_return")
+            dist.provenance = info["provenance"]
+            return dist
+        if spread < 0:
+            raise ValueError(f"spread must be >= 0, got {spread}")
+        return Distribution.gaussian(self.space, values, std=spread * np.abs(values), method="tuned_for_return",
+                                     **info)
+
+    def describe(self, x: np.ndarray) -> str:
+        """'link_mass x1.23, joint_damping x2.50, ...'."""
+        return ", ".join(f"{n} x{f:.2f}" for n, f in zip(self.names, self.factors(x)))
+
+
+class _CountResets(gym.Wrapper):
+    def __init__(self, env: gym.Env, counter: "TargetEpisodes"):
+        super().__init__(env)
+        self._counter = counter
+
+    def reset(self, **kwargs):
+        self._counter.charge()
+        return self.env.reset(**kwargs)
+
+
+class TargetEpisodes:
+    """An environment factory for the target that counts episodes (resets) and refuses any beyond `limit`."""
+
+    def __init__(self, make_env: Callable[[], gym.Env], limit: int | None = None):
+        self._make_env = make_env
+        self.limit = limit
+        self.used = 0
+
+    def charge(self) -> None:
+        """Count one target episode; RuntimeError if it would exceed the limit."""
+        if self.limit is not None and self.used >= self.limit:
+            raise RuntimeError(f"target-episode budget of {self.limit} exhausted")
+        self.used += 1
+
+    def __call__(self) -> gym.Env:
+        return _CountResets(self._make_env(), self)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One fine-tuned policy: its folder, the loaded policy and the simulator it was fine-tuned in."""
+
+    folder: Path
+    policy: Policy
+    factors: tuple[float, ...]
+    warm_start: str
+
+
+@dataclass
+class ArmTuning:
+    """Outcome of `tune_for_return`."""
+
+    names: tuple[str, ...]
+    evaluations: list[dict]  # per candidate: index, generation, factors, target_return, best_return, folder, ...
+    best: Candidate | None
+    best_factors: tuple[float, ...]
+    best_return: float
+    target_episodes: int  # counted resets of the target environment
+    sim_steps: int  # PPO steps spent over all candidates
+
+
+def reach_config(seed: int = 0) -> PPOConfig:
+    """The reach task's PPO settings (config/policy/train.yaml) with `seed`."""
+    return PPOConfig(**{**ppo_defaults(TASK), "seed": seed})
+
+
+def policy_steps(policy: Policy) -> int:
+    """PPO steps in the policy's lineage (its sidecar's training.steps; fine-tuning continues the count)."""
+    return int(policy.spec.training.get("steps", 0))
+
+
+def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = "fr3_default",
+                    budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
+                    config: PPOConfig | None = None, population_size: int | None = 4, sigma0: float = 0.5,
+                    spread: float = 0.0, seed: int = 0,
+                    progress: Callable[[str], None] | None = None) -> ArmTuning:
+    """CMA-ES over group factors for the proxy return of policies fine-tuned from `base`.
+
+    Args:
+        base: folder of the base policy (trained with `train_policy`, so it has a checkpoint).
+        out: folder for the candidates (out/candidate_NN: distribution.yaml and the fine-tuned policy).
+        reality: reality-proxy profile (the target).
+        budget_episodes: target episodes the tuning may use in all; a multiple of `episodes_per_candidate`.
+        episodes_per_candidate: proxy episodes per candidate score (seeds seed·budget + i, below HELDOUT_SEED).
+        steps: PPO fine-tuning steps per candidate.
+        config: PPO settings (default: the reach task's, with `seed`).
+        population_size, sigma0: CMA-ES population and initial step in log-factor units; x0 = 0 (nominal).
+        spread: relative std of a Gaussian around each candidate (0: point mass).
+        progress: receives one line per candidate.
+    """
+    if episodes_per_candidate < 1 or budget_episodes < episodes_per_candidate:
+        raise ValueError(f"need 1 <= episodes_per_candidate <= budget_episodes, got {episodes_per_candidate} "
+                         f"and {budget_episodes}")
+    if budget_episodes % episodes_per_candidate:
+        raise ValueError(f"budget_episodes ({budget_episodes}) must be a multiple of episodes_per_candidate "
+                         f"({episodes_per_candidate})")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    first_seed = seed * budget_episodes
+    if first_seed + budget_episodes > HELDOUT_SEED:
+        raise ValueError(f"tuning seeds would reach the held-out seeds ({HELDOUT_SEED}); use a smaller seed")
+    base, out = Path(base), Path(out)
+    base_policy = load_policy(base)  # a clear error for a folder without a policy, before any training
+    config = config or reach_config(seed)
+    factors = GroupFactors(fit_space(SPACE))
+    target = make_task(TASK, "none", reality=reality)
+    episodes = TargetEpisodes(target.make_env, limit=budget_episodes)
+    sim_steps = 0
+
+    def train(x: np.ndarray, warm: Candidate | None) -> Candidate:
+        nonlocal sim_steps
+        folder = out / f"candidate_{len(evaluations):02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = factors.distribution(x, spread).save(folder / "distribution.yaml")
+        start, parent = (base, base_policy) if warm is None else (warm.folder, warm.policy)
+        outcome = train_policy(make_task(TASK, str(path)), steps, folder / "policy", config, progress=False,
+                               start=start)
+        sim_steps += outcome.result.steps - policy_steps(parent)
+        return Candidate(folder / "policy", outcome.policy, tuple(factors.factors(x).tolist()), str(start))
+
+    def score(candidate: Candidate) -> float:
+        result = evaluate(candidate.policy, episodes, episodes_per_candidate, seed=first_seed + episodes.used,
+                          safety=target.safety, period=target.control_period)
+        scores.append(result)
+        return result.mean_return
+
+    evaluations: list[dict] = []
+    scores: list[EvalResult] = []
+
+    def record(evaluation: TargetEvaluation) -> None:
+        result = scores[-1]
+        row = {"index": evaluation.index, "generation": evaluation.generation,
+               "factors": dict(zip(factors.names, factors.factors(evaluation.params).tolist())),
+               "target_return": evaluation.target_return, "best_return": evaluation.best_return,
+               "target_success": result.success_rate, "episodes": len(result.returns),
+               "target_episodes_so_far": episodes.used, "folder": str(out / f"candidate_{evaluation.index:02d}")}
+        evaluations.append(row)
+        if progress is not None:
+            progress(f"candidate {evaluation.index + 1}/{budget_episodes // episodes_per_candidate} "
+                     f"({factors.describe(evaluation.params)}): target return {evaluation.target_return:.2f}, "
+                     f"best {evaluation.best_return:.2f}; {episodes.used}/{budget_episodes} target episodes")
+
+    result = tune_with_cmaes(train, score, np.zeros(factors.dim), sigma0,
+                             budget_episodes // episodes_per_candidate, bounds=factors.bounds,
+                             population_size=population_size, seed=seed, callback=record)
+    best_factors = tuple(factors.factors(result.best_params).tolist())
+    return ArmTuning(factors.names, evaluations, result.best_policy, best_factors, result.best_return,
+                     episodes.used, sim_steps)
+
+
+def group_factors_of(dist: Distribution, groups: tuple[tuple[str, str], ...] = GROUPS) -> dict[str, float]:
+    """Geometric mean over each group of a distribution's mean / nominal (groups it does not cover are left out)."""
+    out = {}
+    for name, kind in groups:
+        ratios = [m / p.nominal for p, m in zip(dist.space, dist.mean) if p.kind == kind and p.nominal > 0]
+        if ratios:
+            out[name] = float(np.exp(np.mean(np.log(np.maximum(ratios, 1e-12)))))
+    return out
+
+
+def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOConfig,
+                  base_policy: Policy) -> tuple[Policy, int, dict]:
+    """The DROPO policy, its PPO steps spent here, and what it is (a given folder, or base fine-tuned on a fit)."""
+    from ..sim.distributions import load_distribution
+
+    if dropo.is_dir():
+        policy = load_policy(dropo)
+        training = policy.spec.training
+        spent = policy_steps(policy) - int(training.get("warm_start_steps", 0))
+        return policy, spent, {"policy": str(dropo), "distribution": training.get("distribution")}
+    dist = load_distribution(dropo)
+    outcome = train_policy(make_task(TASK, str(dropo)), steps, out / "dropo_policy", config, progress=False,
+                           start=base)
+    return outcome.policy, outcome.result.steps - policy_steps(base_policy), {
+        "policy": str(out / "dropo_policy"), "distribution": str(dropo), "method": dist.method,
+        "group_factors": group_factors_of(dist)}
+
+
+def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: str | os.PathLike,
+                       dropo_episodes: int = 16, reality: str = "fr3_default", episodes_per_candidate: int = 2,
+                       steps: int = 50_000, heldout_episodes: int = 50, config: PPOConfig | None = None,
+                       population_size: int | None = 4, sigma0: float = 0.5, spread: float = 0.0, seed: int = 0,
+                       progress: Callable[[str], None] | None = None) -> dict:
+    """Fit for accuracy (DROPO) vs tune for return (CMA-ES) at the same number of target episodes.
+
+    The tuner gets `dropo_episodes` target episodes, the number DROPO's data cost; the DROPO fit (a
+    distribution YAML, fine-tuned here from `base` for `steps` PPO steps, like every tuning candidate; or an
+    already fine-tuned policy folder) uses no further target episode. Base, DROPO and tuned policies are then
+    measured on `heldout_episodes` proxy episodes each, seeds HELDOUT_SEED.., disjoint from the tuning
+    episodes' seeds and the same for the three policies; they belong to neither budget.
+
+    Returns:
+        A JSON-friendly dict: settings, rows (approach, target_episodes, steps_spent, total_steps, heldout),
+        the tuning's evaluations, group factors of the DROPO fit, the tuned simulator and the proxy's truth.
+    """
+    if heldout_episodes < 1:
+        raise ValueError(f"heldout_episodes must be >= 1, got {heldout_episodes}")
+    base, dropo, out = Path(base), Path(dropo), Path(out)
+    if not dropo.exists():
+        raise FileNotFoundError(f"DROPO fit or policy folder {dropo} does not exist")
+    base_policy = load_policy(base)
+    config = config or reach_config(seed)
+    say = progress or (lambda line: None)
+    say(f"fine-tuning the base policy for {steps} steps under the DROPO fit {dropo}" if not dropo.is_dir()
+        else f"DROPO policy: {dropo}")
+    dropo_policy, dropo_spent, dropo_info = _dropo_policy(dropo, base, out, steps, config, base_policy)
+    say(f"tuning for return: {dropo_episodes} target episodes, {episodes_per_candidate} per candidate")
+    tuning = tune_for_return(base, out / "tuning", reality, dropo_episodes, episodes_per_candidate, steps, config,
+                             population_size, sigma0, spread, seed, progress)
+    target = make_task(TASK, "none", reality=reality)
+    heldout = TargetEpisodes(target.make_env)
+    rows = []
+    for approach, policy, episodes, note, spent in (
+            ("base (nominal sim)", base_policy, 0, "none", 0),
+            ("fit for accuracy (DROPO)", dropo_policy, dropo_episodes, "the recorded episodes DROPO was fitted on",
+             dropo_spent),
+            ("tune for return (CMA-ES)", tuning.best.policy if tuning.best else None, tuning.target_episodes,
+             "counted proxy episodes scoring the candidates", tuning.sim_steps)):
+        if policy is None:
+            raise RuntimeError("the tuning produced no candidate with a finite target return")
+        result = evaluate(policy, heldout, heldout_episodes, seed=HELDOUT_SEED, safety=target.safety,
+                          period=target.control_period)
+        say(result.describe(f"held-out on {reality}: {approach}"))
+        rows.append({"approach": approach, "target_episodes": episodes, "target_episodes_are": note,
+                     "steps_spent": spent, "total_steps": policy_steps(policy), "heldout": result.summary()})
+    return {"task": TASK, "reality": reality, "base": str(base), "dropo": dropo_info,
+            "settings": {"budget_episodes": dropo_episodes, "episodes_per_candidate": episodes_per_candidate,
+                         "steps_per_policy": steps, "population_size": population_size, "sigma0": sigma0,
+                         "spread": spread, "seed": seed, "heldout_episodes": heldout_episodes,
+                         "heldout_seeds": [HELDOUT_SEED, HELDOUT_SEED + heldout_episodes - 1],
+                         "tuning_seeds": [seed * dropo_episodes, seed * dropo_episodes + dropo_episodes - 1]},
+            "heldout_episodes_used": heldout.used, "rows": rows,
+            "tuning": {"groups": list(tuning.names), "best_factors": dict(zip(tuning.names, tuning.best_factors)),
+                       "best_return": tuning.best_return, "best_policy": str(tuning.best.folder),
+                       "target_episodes": tuning.target_episodes, "evaluations": tuning.evaluations},
+            "proxy_truth_group_factors": _truth_factors(reality)}
+
+
+def _truth_factors(reality: str) -> dict[str, float]:
+    """Group factors of the proxy's hidden in-family truth (for reading the report; neither approach sees it)."""
+    truth, _ = resolve_distribution(f"oracle:{reality}", SPACE)
+    return group_factors_of(truth)
+
+
+def _interval(summary: dict, key: str, ci: str) -> str:
+    value = summary[key]
+    if value is None:
+        return "n/a"
+    low, high = summary[ci]
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def comparison_markdown(result: dict, plot: str | None = None) -> str:
+    """The report: comparison table, what the budgets count, the tuning's candidates."""
+    s = result["settings"]
+    factors = lambda d: ", ".join(f"{k} x{v:.2f}" for k, v in d.items()) or "n/a"  # noqa: E731
+    lines = [f"# Fit for accuracy (DROPO) vs tune for return (CMA-ES): {result['task']} on {result['reality']}", "",
+             f"Equal target budgets: {s['budget_episodes']} target episodes each. Every policy is fine-tuned from "
+             f"the base policy ({result['base']}) for {s['steps_per_policy']} PPO steps in its simulator; the "
+             f"tuner fine-tunes each candidate from the best candidate so far, so its policy's lineage is longer.",
+             "", "| approach | target episodes used | sim PPO steps spent | policy's total PPO steps | "
+             "held-out success [95% Wilson] | held-out mean return [95% BCa] |", "|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        h = row["heldout"]
+        lines.append(f"| {row['approach']} | {row['target_episodes']} | {row['steps_spent']} | {row['total_steps']}"
+                     f" | {_interval(h, 'success_rate', 'success_ci')} | {_interval(h, 'mean_return', 'return_ci')} |")
+    t = result["tuning"]
+    lines += ["", f"Target episodes: DROPO's are {result['rows'][1]['target_episodes_are']} (declared, not run "
+              f"here); the tuner's are {result['rows'][2]['target_episodes_are']} ({t['target_episodes']}, "
+              f"{s['episodes_per_candidate']} per candidate, seeds {s['tuning_seeds'][0]}..{s['tuning_seeds'][1]}).",
+              f"Held-out measurement: {s['heldout_episodes']} proxy episodes per policy, seeds "
+              f"{s['heldout_seeds'][0]}..{s['heldout_seeds'][1]} (the same for every policy), "
+              f"{result['heldout_episodes_used']} in all. They are for measurement only and count towards "
+              "neither budget.", "",
+              f"Simulator in group factors (geometric mean of parameter / nominal per group): "
+              f"DROPO fit {factors(result['dropo'].get('group_factors', {}))}; tuned {factors(t['best_factors'])}; "
+              f"proxy truth (hidden from both) {factors(result['proxy_truth_group_factors'])}.", ""]
+    if plot:
+        lines += [f"![target return per CMA-ES evaluation]({plot})", ""]
+    lines += ["| candidate | generation | " + " | ".join(t["groups"]) + " | target return | success | best so far |",
+              "|---|---|" + "---|" * len(t["groups"]) + "---|---|---|"]
+    for e in t["evaluations"]:
+        success = "n/a" if e["target_success"] is None else f"{e['target_success']:.2f}"
+        lines.append(f"| {e['index'] + 1} | {e['generation']} | "
+                     + " | ".join(f"{e['factors'][g]:.2f}" for g in t["groups"])
+                     + f" | {e['target_return']:.2f} | {success} | {e['best_return']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(result: dict, path: str | os.PathLike) -> Path:
+    """Target return per CMA-ES evaluation (and best so far), with the held-out returns as horizontal lines."""
+    evaluations = result["tuning"]["evaluations"]
+    index = [e["index"] + 1 for e in evaluations]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(index, [e["target_return"] for e in evaluations], "o", label="candidate (tuning episodes)")
+    ax.step(index, [e["best_return"] for e in evaluations], where="post", label="best so far")
+    styles = {"base (nominal sim)": ("grey", ":"), "fit for accuracy (DROPO)": ("tab:red", "--"),
+              "tune for return (CMA-ES)": ("tab:green", "-.")}
+    for row in result["rows"]:
+        h = row["heldout"]
+        colour, style = styles[row["approach"]]
+        ax.axhline(h["mean_return"], color=colour, linestyle=style, label=f"{row['approach']}: held-out")
+        ax.axhspan(*h["return_ci"], color=colour, alpha=0.12)
+    ax.set(xlabel="target evaluation (CMA-ES candidate)", ylabel="mean return on the proxy",
+           title=f"tune for return vs DROPO ({result['settings']['budget_episodes']} target episodes each)")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
