@@ -11,7 +11,8 @@ from sim2real_core.policy.tasks import make_task
 from sim2real_core.policy.training import train_policy
 from sim2real_core.sim.distributions import Distribution
 from sim2real_core.tuning import arm_command
-from sim2real_core.tuning.arm import GROUPS, HELDOUT_SEED, GroupFactors, TargetEpisodes, reach_config
+from sim2real_core.tuning.arm import (BASE, CONTROL, DROPO, GROUPS, HELDOUT_SEED, TUNED, GroupFactors, TargetEpisodes,
+                                      reach_config)
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +86,21 @@ def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, spa
     assert tuning["target_episodes"] == quick["budget"]
     assert [e["target_episodes_so_far"] for e in tuning["evaluations"]] == [1, 2, 3, 4]
     rows = {row["approach"]: row for row in result["rows"]}
-    assert list(rows) == ["base (nominal sim)", "fit for accuracy (DROPO)", "tune for return (CMA-ES)"]
-    assert rows["fit for accuracy (DROPO)"]["target_episodes"] == quick["budget"]
-    assert rows["tune for return (CMA-ES)"]["target_episodes"] == quick["budget"]
+    assert list(rows) == [BASE, CONTROL, DROPO, TUNED]
+    assert rows[DROPO]["target_episodes"] == quick["budget"]
+    assert rows[TUNED]["target_episodes"] == quick["budget"]
     for row in rows.values():
         assert row["heldout"]["episodes"] == quick["heldout"] and row["heldout"]["success_rate"] is not None
-    assert result["heldout_episodes_used"] == 3 * quick["heldout"]
+    assert result["heldout_episodes_used"] == 4 * quick["heldout"]
     assert result["settings"]["heldout_seeds"][0] == HELDOUT_SEED > result["settings"]["tuning_seeds"][1]
     # equal fine-tuning per policy: each candidate as many PPO steps as the DROPO policy
-    dropo_steps = rows["fit for accuracy (DROPO)"]["steps_spent"]
+    dropo_steps = rows[DROPO]["steps_spent"]
     assert dropo_steps >= quick["steps"]
-    assert rows["tune for return (CMA-ES)"]["steps_spent"] == 4 * dropo_steps
+    assert rows[TUNED]["steps_spent"] == 4 * dropo_steps
+    # the control: as many nominal-sim steps on top of the base as the tuned policy's lineage has
+    base_steps = rows[BASE]["total_steps"]
+    assert rows[CONTROL]["steps_spent"] == rows[TUNED]["total_steps"] - base_steps >= dropo_steps
+    assert rows[CONTROL]["total_steps"] == rows[TUNED]["total_steps"]
     # warm start: the first candidate starts from the base, later ones from the best candidate so far
     first = load_policy(out / "tuning" / "candidate_00" / "policy").spec.training
     assert first["warm_start"] == str(base)

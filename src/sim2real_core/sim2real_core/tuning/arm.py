@@ -41,6 +41,8 @@ TASK = "reach"
 SPACE = "fr3_reach"
 GROUPS = (("link_mass", "body_mass_scale"), ("joint_damping", "dof_damping"), ("joint_friction", "dof_frictionloss"))
 FACTOR_RANGE = (0.25, 6.0)  # each group factor's box before the space's bounds cut it
+BASE, CONTROL = "base (nominal sim)", "more training, nominal sim (control)"
+DROPO, TUNED = "fit for accuracy (DROPO)", "tune for return (CMA-ES)"
 HELDOUT_SEED = 1_000_000  # held-out proxy episodes use seeds from here; tuning episodes use seeds below
 
 
@@ -176,6 +178,17 @@ def policy_steps(policy: Policy) -> int:
     return int(policy.spec.training.get("steps", 0))
 
 
+def load_base(base: Path) -> Policy:
+    """The base policy, refusing one whose action head differs from the reach task's (fine-tuning keeps the
+    network, so a head changed in config/policy/train.yaml since the base was trained would change its meaning)."""
+    policy = load_policy(base)
+    head = make_task(TASK).head
+    if policy.spec.action != head:
+        raise ValueError(f"base policy {base}: its action head {policy.spec.action} differs from the {TASK} task's "
+                         f"in config/policy/train.yaml ({head}); retrain the base")
+    return policy
+
+
 def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = "fr3_default",
                     budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
                     config: PPOConfig | None = None, population_size: int | None = 4, sigma0: float = 0.5,
@@ -207,7 +220,7 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
     if first_seed + budget_episodes > HELDOUT_SEED:
         raise ValueError(f"tuning seeds would reach the held-out seeds ({HELDOUT_SEED}); use a smaller seed")
     base, out = Path(base), Path(out)
-    base_policy = load_policy(base)  # a clear error for a folder without a policy, before any training
+    base_policy = load_base(base)  # a clear error before any training
     config = config or reach_config(seed)
     factors = GroupFactors(fit_space(SPACE))
     target = make_task(TASK, "none", reality=reality)
@@ -287,14 +300,16 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
                        dropo_episodes: int = 16, reality: str = "fr3_default", episodes_per_candidate: int = 2,
                        steps: int = 50_000, heldout_episodes: int = 50, config: PPOConfig | None = None,
                        population_size: int | None = 4, sigma0: float = 0.5, spread: float = 0.0, seed: int = 0,
-                       progress: Callable[[str], None] | None = None) -> dict:
+                       control: bool = True, progress: Callable[[str], None] | None = None) -> dict:
     """Fit for accuracy (DROPO) vs tune for return (CMA-ES) at the same number of target episodes.
 
     The tuner gets `dropo_episodes` target episodes, the number DROPO's data cost; the DROPO fit (a
     distribution YAML, fine-tuned here from `base` for `steps` PPO steps, like every tuning candidate; or an
     already fine-tuned policy folder) uses no further target episode. Base, DROPO and tuned policies are then
     measured on `heldout_episodes` proxy episodes each, seeds HELDOUT_SEED.., disjoint from the tuning
-    episodes' seeds and the same for the three policies; they belong to neither budget.
+    episodes' seeds and the same for every policy; they belong to neither budget. With `control`, the base
+    is also fine-tuned in the nominal sim for as many PPO steps as the tuned policy's lineage added to the
+    base (warm starts chain), to tell a better simulator from more training.
 
     Returns:
         A JSON-friendly dict: settings, rows (approach, target_episodes, steps_spent, total_steps, heldout),
@@ -305,7 +320,7 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
     base, dropo, out = Path(base), Path(dropo), Path(out)
     if not dropo.exists():
         raise FileNotFoundError(f"DROPO fit or policy folder {dropo} does not exist")
-    base_policy = load_policy(base)
+    base_policy = load_base(base)
     config = config or reach_config(seed)
     say = progress or (lambda line: None)
     say(f"fine-tuning the base policy for {steps} steps under the DROPO fit {dropo}" if not dropo.is_dir()
@@ -314,17 +329,22 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
     say(f"tuning for return: {dropo_episodes} target episodes, {episodes_per_candidate} per candidate")
     tuning = tune_for_return(base, out / "tuning", reality, dropo_episodes, episodes_per_candidate, steps, config,
                              population_size, sigma0, spread, seed, progress)
+    if tuning.best is None:
+        raise RuntimeError("the tuning produced no candidate with a finite target return")
+    policies = [(BASE, base_policy, 0, "none", 0)]
+    if control:
+        lineage = policy_steps(tuning.best.policy) - policy_steps(base_policy)
+        say(f"control: fine-tuning the base policy for {lineage} steps in the nominal sim")
+        outcome = train_policy(make_task(TASK), lineage, out / "control_policy", config, progress=False, start=base)
+        policies.append((CONTROL, outcome.policy, 0, "none", outcome.result.steps - policy_steps(base_policy)))
     target = make_task(TASK, "none", reality=reality)
     heldout = TargetEpisodes(target.make_env)
     rows = []
-    for approach, policy, episodes, note, spent in (
-            ("base (nominal sim)", base_policy, 0, "none", 0),
-            ("fit for accuracy (DROPO)", dropo_policy, dropo_episodes, "the recorded episodes DROPO was fitted on",
+    for approach, policy, episodes, note, spent in policies + [
+            (DROPO, dropo_policy, dropo_episodes, "the recorded episodes DROPO was fitted on",
              dropo_spent),
-            ("tune for return (CMA-ES)", tuning.best.policy if tuning.best else None, tuning.target_episodes,
-             "counted proxy episodes scoring the candidates", tuning.sim_steps)):
-        if policy is None:
-            raise RuntimeError("the tuning produced no candidate with a finite target return")
+            (TUNED, tuning.best.policy, tuning.target_episodes,
+             "counted proxy episodes scoring the candidates", tuning.sim_steps)]:
         result = evaluate(policy, heldout, heldout_episodes, seed=HELDOUT_SEED, safety=target.safety,
                           period=target.control_period)
         say(result.describe(f"held-out on {reality}: {approach}"))
@@ -364,16 +384,18 @@ def comparison_markdown(result: dict, plot: str | None = None) -> str:
     lines = [f"# Fit for accuracy (DROPO) vs tune for return (CMA-ES): {result['task']} on {result['reality']}", "",
              f"Equal target budgets: {s['budget_episodes']} target episodes each. Every policy is fine-tuned from "
              f"the base policy ({result['base']}) for {s['steps_per_policy']} PPO steps in its simulator; the "
-             f"tuner fine-tunes each candidate from the best candidate so far, so its policy's lineage is longer.",
+             f"tuner fine-tunes each candidate from the best candidate so far, so its policy's lineage is longer"
+             + ("; the control is the base fine-tuned in the nominal sim for that lineage's steps." if CONTROL in
+                [row["approach"] for row in result["rows"]] else "."),
              "", "| approach | target episodes used | sim PPO steps spent | policy's total PPO steps | "
              "held-out success [95% Wilson] | held-out mean return [95% BCa] |", "|---|---|---|---|---|---|"]
     for row in result["rows"]:
         h = row["heldout"]
         lines.append(f"| {row['approach']} | {row['target_episodes']} | {row['steps_spent']} | {row['total_steps']}"
                      f" | {_interval(h, 'success_rate', 'success_ci')} | {_interval(h, 'mean_return', 'return_ci')} |")
-    t = result["tuning"]
-    lines += ["", f"Target episodes: DROPO's are {result['rows'][1]['target_episodes_are']} (declared, not run "
-              f"here); the tuner's are {result['rows'][2]['target_episodes_are']} ({t['target_episodes']}, "
+    t, rows = result["tuning"], {row["approach"]: row for row in result["rows"]}
+    lines += ["", f"Target episodes: DROPO's are {rows[DROPO]['target_episodes_are']} (declared, not run "
+              f"here); the tuner's are {rows[TUNED]['target_episodes_are']} ({t['target_episodes']}, "
               f"{s['episodes_per_candidate']} per candidate, seeds {s['tuning_seeds'][0]}..{s['tuning_seeds'][1]}).",
               f"Held-out measurement: {s['heldout_episodes']} proxy episodes per policy, seeds "
               f"{s['heldout_seeds'][0]}..{s['heldout_seeds'][1]} (the same for every policy), "
@@ -401,8 +423,7 @@ def plot_comparison(result: dict, path: str | os.PathLike) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(index, [e["target_return"] for e in evaluations], "o", label="candidate (tuning episodes)")
     ax.step(index, [e["best_return"] for e in evaluations], where="post", label="best so far")
-    styles = {"base (nominal sim)": ("grey", ":"), "fit for accuracy (DROPO)": ("tab:red", "--"),
-              "tune for return (CMA-ES)": ("tab:green", "-.")}
+    styles = {BASE: ("grey", ":"), CONTROL: ("tab:purple", ":"), DROPO: ("tab:red", "--"), TUNED: ("tab:green", "-.")}
     for row in result["rows"]:
         h = row["heldout"]
         colour, style = styles[row["approach"]]
