@@ -184,3 +184,28 @@ def test_bad_parameter_exits_2(launch_node):
     logger = launch_node("transition_logger", parameters={"max_file_size": -1})
     assert logger.process.wait(30) == 2
     assert "max_file_size must be >= 0" in logger.output()
+
+
+def test_push_task_bags_hold_the_puck_and_convert_to_the_puck_layout(tmp_path, launch_node, ros_node):
+    """The logger records /puck/pose by default; the sim bridge's push task bag gives joint_state_puck_v1."""
+    bag = tmp_path / "bag"
+    bridge = launch_node("sim_bridge", parameters={"task": "push", "clocking": "lockstep"})
+    logger = launch_node("transition_logger", parameters={"output": str(bag), "flush_period": 0.2})
+    commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
+    assert spin_until(ros_node, lambda: commands.get_subscription_count() >= 2, 20.0), "bridge and logger"
+    spin_until(ros_node, lambda: False, 1.0)  # let the logger's readers match the bridge's publishers too
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:  # zero torque; each command steps the lockstep bridge; all stays at rest
+        commands.publish(command_msg(np.zeros(7)))
+        spin_until(ros_node, lambda: False, 0.01)
+    output = logger.output()
+    assert logger.stop() == 0, output
+    assert bridge.stop() == 0
+    counts = {t["topic_metadata"]["name"]: t["message_count"] for t in read_metadata(bag)["topics_with_message_count"]}
+    assert counts[contract.PUCK_POSE] == counts[contract.JOINT_STATES] > 30, counts  # one pose per state
+    data = bag_to_dataset(bag)
+    assert data.metadata["state_layout"] == "joint_state_puck_v1" and data.observations.shape[1] == 27
+    assert data.metadata["source"]["puck_topic"] == contract.PUCK_POSE and len(data) > 25
+    puck = data.observations[:, 14:]
+    assert np.allclose(puck[:, :3], [0.5, 0.0, 0.02], atol=2e-3)  # the push_ready keyframe's puck, at rest
+    assert np.allclose(np.abs(puck[:, 3]), 1.0, atol=1e-3) and np.abs(puck[:, 7:]).max() < 0.05
