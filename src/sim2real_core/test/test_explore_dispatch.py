@@ -129,6 +129,24 @@ def test_a_state_without_velocities_faults_instead_of_commanding():
     assert dispatcher.current.fault == "nan"
 
 
+def test_the_stop_ends_after_the_ramp_even_while_the_joint_limit_guard_pushes_back():
+    rate = 1000.0
+    dispatcher = Dispatcher([make_policy(0, scale=80.0)], make_safety(rate=rate),
+                            DispatchConfig(episodes=1, episode_steps=5, random_action_prob=0.0))
+    rng = np.random.default_rng(1)
+    dispatcher.start_episode()
+    while not dispatcher.episode_finished:
+        dispatcher.command(*state(rng))
+    sagged = np.full(N, 2.6), np.zeros(N)  # past the soft limits (2.5): the guard pushes back
+    ramp = []
+    while not dispatcher.stopped:
+        ramp.append(dispatcher.stop_command(*sagged))
+        assert len(ramp) <= dispatcher.safety.ramp_periods
+    assert np.any(ramp[-1] != 0)  # the guard's torque remains; the episode still ends
+    assert dispatcher.safety.ramp_periods == int(np.ceil(np.max(TORQUE) / (rate * 0.01)))
+    assert dispatcher.end_episode()["stop_steps"] == len(ramp)
+
+
 def test_episode_bookkeeping_and_stop_ramp():
     rate = 1000.0
     dispatcher = Dispatcher([make_policy(0, scale=80.0), make_policy(1, scale=80.0)], make_safety(rate=rate),

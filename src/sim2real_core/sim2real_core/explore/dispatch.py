@@ -179,10 +179,16 @@ class Dispatcher:
         return self._publishable(wanted, q, dq, fresh)
 
     def stop_command(self, q: np.ndarray, dq: np.ndarray, fresh: bool = True) -> np.ndarray:
-        """One step of the ramp to zero torque after the episode's last step (rate-limited, guarded)."""
+        """One step of the ramp to zero torque after the episode's last step (rate-limited, guarded).
+
+        The stop is over at zero torque, or once the ramp has had its longest possible time: what is left then is
+        the joint-limit guard pushing a sagging arm back, which the next episode's reset or operator handles.
+        """
         record = self._require_running()
         record.stop_steps += 1
-        return self._publishable(np.zeros(self.safety.limits.size), q, dq, fresh)
+        safe = self._publishable(np.zeros(self.safety.limits.size), q, dq, fresh)
+        self._stopped = self._stopped or record.stop_steps >= self.safety.ramp_periods
+        return safe
 
     def missed_period(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """A control period without a fresh joint state: the safety layer's watchdog counts it.

@@ -1,11 +1,13 @@
 """The end-to-end sim-to-real pipeline that `sim2real demo` runs on the reality proxy.
 
 Stages (each writes into the output folder, so a failed run leaves everything it made):
-  1. explore  - K exploration policies trained in simulation (diversity bonus), explore/
+  1. pretrain - in simulation, in parallel: K exploration policies (diversity bonus), explore/, and the base
+                task policy on the nominal sim, policies/base/
   2. collect  - the reality proxy over ROS, the exploration dispatcher and the logger: bag/
   3. dataset  - bag -> transitions: dataset.npz
   4. fit      - DROPO, E-DROPO, SysID and uniform distributions: fits/METHOD.yaml
-  5. train    - one policy per training distribution (none, uniform, each fit, oracle): policies/NAME/
+  5. train    - the base policy fine-tuned under each training distribution (none, uniform, each fit, oracle)
+                for the same number of steps: policies/NAME/
   6. deploy   - each policy served by policy_server to the reality proxy over DDS: evaluation/NAME.json
   7. report   - report.md with its PNG figures
 
@@ -25,7 +27,7 @@ from typing import Any, Callable
 from ..config import ConfigError, config_path, load_yaml
 
 PLAN_FILE = ("pipeline", "demo.yaml")
-STAGES = ("explore", "collect", "dataset", "fit", "train", "deploy", "report")
+STAGES = ("pretrain", "collect", "dataset", "fit", "train", "deploy", "report")
 
 
 @dataclass(frozen=True)

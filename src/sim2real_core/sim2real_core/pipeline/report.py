@@ -35,6 +35,18 @@ def gap_table(run: DemoRun) -> str:
     return "\n".join(lines)
 
 
+def training_note(run: DemoRun) -> str:
+    """How the compared policies were trained and evaluated (one paragraph)."""
+    base, trained = run.results.get("base", {}), run.results.get("train", {})
+    steps = next(iter(trained.values()), {}).get("steps", 0) - base.get("steps", 0)
+    evaluate = run.plan.stage("evaluate")
+    return (f"Every row starts from the same base policy, trained {base.get('steps', '?')} PPO steps on the nominal "
+            f"simulator, then fine-tuned {steps} steps under its training distribution (`none` keeps training on "
+            f"the nominal simulator), so the rows differ only in the distribution. Over ROS: "
+            f"{evaluate.get('episodes')} episodes served by `policy_server` in real time; in process: "
+            f"{evaluate.get('in_process_episodes', evaluate.get('episodes'))} episodes on the same proxy.")
+
+
 def fitted(run: DemoRun) -> dict[str, Distribution]:
     """The fitted distributions of the run, by method."""
     return {m: load_distribution(entry["path"]) for m, entry in run.results.get("fit", {}).items()}
@@ -102,18 +114,19 @@ def plot_marginals(run: DemoRun, path: Path) -> Path | None:
 
 
 def plot_learning_curves(run: DemoRun, path: Path) -> Path | None:
-    """Every training run's mean episode return against environment steps."""
-    trained = run.results.get("train", {})
-    if not trained:
+    """Mean episode return against environment steps: the base policy, then each fine-tuning from it."""
+    runs = {"base (nominal)": run.results.get("base"), **run.results.get("train", {})}
+    runs = {name: entry for name, entry in runs.items() if entry}
+    if not runs:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, entry in trained.items():
+    for name, entry in runs.items():
         curve = json.loads((Path(entry["path"]).parent / "curve.json").read_text())["return"]
         if curve:
             steps, values = zip(*curve)
-            ax.plot(steps, values, label=name)
+            ax.plot(steps, values, label=name, **({"color": "black"} if name.startswith("base") else {}))
     ax.set(xlabel="environment steps", ylabel="mean episode return (training distribution)",
-           title=f"{run.plan.task}: PPO under each training distribution")
+           title=f"{run.plan.task}: PPO, nominal base then fine-tuning")
     ax.legend(fontsize=8)
     save_figure(fig, path, dpi=100)
     return path
@@ -176,7 +189,8 @@ def write_report(run: DemoRun) -> Path:
         f"Task `{run.plan.task}` on the reality proxy `{run.plan.reality}`: hidden true parameters plus effects "
         "outside the simulator family (command latency, Stribeck and drag friction, encoder offsets, noise). "
         "Every policy below was served by `policy_server` to the proxy's `sim_bridge` over DDS.\n",
-        "## The sim-to-real gap, and closing it\n", gap_table(run), "", image(gap, "success per training distribution"),
+        "## The sim-to-real gap, and closing it\n", training_note(run), "", gap_table(run), "",
+        image(gap, "success per training distribution"),
         "## Parameter recovery (fit vs hidden truth)\n",
         f"Fitted on {data.get('transitions', '?')} transitions collected on the proxy by exploration policies.\n",
         recovery_table(run), "", image(marginals, "fitted marginals"),

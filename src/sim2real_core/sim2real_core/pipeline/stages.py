@@ -7,6 +7,7 @@ import os
 import subprocess
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 from ..data.convert import bag_to_dataset
 from ..data.dataset import load_dataset, save_dataset
@@ -17,18 +18,36 @@ from .demo import DemoRun, sim2real_command
 COLLECT_STACK = "collect_reality"
 
 
-def explore(run: DemoRun) -> None:
-    """Train the exploration policies in simulation under uniform randomization."""
+def _explore(task_name: str, policies: int, steps: int, out: str) -> dict:
+    """Train the exploration set (a process-pool worker: plain arguments in, plain results out)."""
     from ..explore.diversity import DiversityConfig, train_exploration_policies
     from ..policy.ppo import PPOConfig
     from ..policy.tasks import make_task, ppo_defaults
 
-    budget = run.plan.stage("explore")
-    task = make_task(run.plan.task, "uniform")
-    config = DiversityConfig(k=int(budget["policies"]), steps=int(budget["steps"]))
-    result = train_exploration_policies(task, run.out / "explore", config, PPOConfig(**ppo_defaults(run.plan.task)),
-                                        progress=False)
-    run.results["explore"] = {"policies": [str(p) for p in result.policy_paths], "summary": result.summary}
+    result = train_exploration_policies(make_task(task_name, "uniform"), out, DiversityConfig(k=policies, steps=steps),
+                                        PPOConfig(**ppo_defaults(task_name)), progress=False)
+    return {"policies": [str(p) for p in result.policy_paths], "summary": result.summary}
+
+
+def pretrain(run: DemoRun) -> None:
+    """Learn in simulation before the target is touched, side by side in two processes: the exploration policies
+    (diversity bonus, under uniform randomization) and the base policy on the nominal simulator, from which
+    every training distribution is fine-tuned in `train`."""
+    explore_budget, train_budget = run.plan.stage("explore"), run.plan.stage("train")
+    with _process_pool(2) as pool:
+        base = pool.submit(_train_one, run.plan.task, "none", int(train_budget["base_steps"]),
+                           str(run.out / "policies" / "base"), None)
+        explore = pool.submit(_explore, run.plan.task, int(explore_budget["policies"]), int(explore_budget["steps"]),
+                              str(run.out / "explore"))
+        run.results["explore"], run.results["base"] = explore.result(), base.result()
+    run.log(f"   base policy (nominal sim): {run.results['base']['steps']} steps in "
+            f"{run.results['base']['seconds']:.0f} s; {len(run.results['explore']['policies'])} exploration policies")
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes started fresh (spawn: no forked torch or MuJoCo state), at most one per CPU."""
+    return ProcessPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1)),
+                               mp_context=multiprocessing.get_context("spawn"))
 
 
 def collect(run: DemoRun) -> None:
@@ -87,21 +106,23 @@ def fit(run: DemoRun) -> None:
     run.results["fit"] = fits
 
 
-def _train_one(task_name: str, choice: str, steps: int, out: str) -> dict:
-    """Train one policy (a process-pool worker: everything it needs comes as plain arguments)."""
+def _train_one(task_name: str, choice: str, steps: int, out: str, start: str | None) -> dict:
+    """Train one policy, from scratch or fine-tuned from the policy folder `start` (a process-pool worker)."""
     from ..policy.ppo import PPOConfig
     from ..policy.tasks import make_task, ppo_defaults
     from ..policy.training import train_policy
 
     outcome = train_policy(make_task(task_name, choice), steps, out, PPOConfig(**ppo_defaults(task_name)),
-                           progress=False)
+                           progress=False, start=start)
     return {"path": str(outcome.policy_path), "steps": outcome.result.steps, "seconds": round(outcome.seconds, 1),
             "steps_per_second": round(outcome.steps_per_second, 1)}
 
 
 def train(run: DemoRun) -> None:
-    """Train one task policy per training distribution, as many at once as there are CPUs."""
+    """Fine-tune the base policy under each training distribution for the same number of steps (`none` goes on
+    under the nominal sim), as many at once as there are CPUs."""
     steps = int(run.plan.stage("train")["steps"])
+    base = str(Path(run.results["base"]["path"]).parent)
     choices = {}
     for name in run.plan.distributions:
         if name in run.plan.methods:
@@ -110,13 +131,12 @@ def train(run: DemoRun) -> None:
             choices[name] = f"oracle:{run.plan.reality}"
         else:
             choices[name] = name
-    with ProcessPoolExecutor(max_workers=min(len(choices), os.cpu_count() or 1),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {name: pool.submit(_train_one, run.plan.task, choice, steps, str(run.out / "policies" / name))
+    with _process_pool(len(choices)) as pool:
+        futures = {name: pool.submit(_train_one, run.plan.task, choice, steps, str(run.out / "policies" / name), base)
                    for name, choice in choices.items()}
         trained = {name: future.result() for name, future in futures.items()}
     for name, entry in trained.items():
-        run.log(f"   {name}: {entry['steps']} steps in {entry['seconds']:.0f} s")
+        run.log(f"   {name}: fine-tuned {steps} steps in {entry['seconds']:.0f} s")
     run.results["train"] = trained
 
 
@@ -142,7 +162,9 @@ def deploy(run: DemoRun) -> None:
     from ..policy.policy_file import load_policy
     from ..policy.tasks import make_task
 
-    episodes = int(run.plan.stage("evaluate")["episodes"])
+    budget = run.plan.stage("evaluate")
+    episodes = int(budget["episodes"])
+    local_episodes = int(budget.get("in_process_episodes", episodes))
     base_domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
     trained = run.results["train"]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -152,7 +174,7 @@ def deploy(run: DemoRun) -> None:
         target = make_task(run.plan.task, "none", reality=run.plan.reality)
         evaluations = {}
         for name, entry in trained.items():
-            in_process = evaluate(load_policy(entry["path"]), target.make_env, episodes, seed=1000,
+            in_process = evaluate(load_policy(entry["path"]), target.make_env, local_episodes, seed=1000,
                                   safety=target.safety, period=target.control_period)
             evaluations[name] = {"over_ros": over_ros[name].result(), "in_process": in_process.summary()}
             run.log(f"   {name}: success over ROS {evaluations[name]['over_ros']['success_rate']:.2f}, "

@@ -125,6 +125,11 @@ class SafetyLayer:
         self._step = self.limits.rate * self.period
 
     @property
+    def ramp_periods(self) -> int:
+        """Periods the rate limit needs to bring the largest allowed torque down to zero."""
+        return int(np.ceil(np.max(self.limits.torque / self._step) - 1e-9))
+
+    @property
     def previous(self) -> np.ndarray:
         """The last command this layer let through."""
         return self._previous.copy()

@@ -24,11 +24,12 @@ class TrainOutcome:
     policy: Policy
     result: TrainResult
     seconds: float
+    start_steps: int = 0  # steps of the warm start, if any
 
     @property
     def steps_per_second(self) -> float:
-        """Environment steps per wall-clock second, including PPO updates."""
-        return self.result.steps / self.seconds
+        """Environment steps of this run per wall-clock second, including PPO updates."""
+        return (self.result.steps - self.start_steps) / self.seconds
 
 
 def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PPOConfig = PPOConfig(),
@@ -56,7 +57,7 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
     sidecar = save_policy(out, spec, result.model.actor_weights())
     save_checkpoint(result, Path(out) / CHECKPOINT)
     write_curve(Path(out), result, task.name)
-    return TrainOutcome(sidecar, load_policy(sidecar), result, seconds)
+    return TrainOutcome(sidecar, load_policy(sidecar), result, seconds, 0 if warm is None else warm.steps)
 
 
 def write_curve(out: Path, result: TrainResult, title: str) -> Path:
