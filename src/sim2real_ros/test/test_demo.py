@@ -13,12 +13,12 @@ from sim2real_core.sim.distributions import load_distribution
 @pytest.mark.slow
 def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
-    result = subprocess.run([shutil.which("sim2real"), "demo", "--quick", "--out", str(out)],
+    result = subprocess.run([shutil.which("sim2real"), "demo", "--quick", "--progressive", "--out", str(out)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    plan = load_plan(quick=True)
+    plan = load_plan(quick=True, progressive=True)
     results = json.loads((out / "results.json").read_text())
-    assert set(results["timings_s"]) == set(STAGES)
+    assert set(results["timings_s"]) == set(STAGES) == set(plan.stages)
 
     # data came from the proxy over ROS: a real bag, converted into transitions of the planned episodes
     data = load_dataset(out / "dataset.npz")
@@ -37,7 +37,17 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
         assert ros["over_ros"] and ros["episodes"] == plan.stage("evaluate")["episodes"]
         assert int(ros["server"]["periods"]) > 0, f"{name}: the policy server published nothing"
 
+    # every policy was fine-tuned from the one base policy, for the same number of steps
+    base_steps = results["base"]["steps"]
+    assert {entry["steps"] - base_steps for entry in results["train"].values()} == {plan.stage("train")["steps"]}
+
+    # progressive transfer stayed within its target budget and scored each step
+    adapt = results["adapt"]
+    assert 0 < adapt["target_steps"] <= plan.stage("progressive")["target_episodes"] * 300
+    assert len(adapt["stages"]) == 3
+
     report = (out / "report.md").read_text()
+    assert "## Progressive transfer" in report
     for name in plan.distributions:
         assert f"| {name} |" in report
     for figure in ("gap.png", "fitted_marginals.png", "learning_curves.png", "coverage.png", "combination_lock.png"):

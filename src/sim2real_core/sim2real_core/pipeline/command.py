@@ -14,6 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="the small budget (about 3 minutes) instead of the full one")
     parser.add_argument("--reality", help="reality profile in config/reality, or a reality YAML "
                                           "(default: the plan's, config/pipeline/demo.yaml)")
+    parser.add_argument("--progressive", action="store_true",
+                        help="progressive transfer: also fine-tune the fitted-DR policy on the target (adapt stage) "
+                             "and report each stage's target return")
     parser.add_argument("--from", dest="start", default=STAGES[0], choices=STAGES,
                         help="start at this stage, reusing the earlier stages' results in --out")
 
@@ -22,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the pipeline and print where the report is."""
     from .demo import run_demo
 
-    result = run_demo(args.out, quick=args.quick, reality=args.reality, start=args.start)
+    result = run_demo(args.out, quick=args.quick, reality=args.reality, start=args.start,
+                      progressive=args.progressive)
     print(f"report: {result.results['report']}")
     return 0

@@ -9,7 +9,9 @@ Stages (each writes into the output folder, so a failed run leaves everything it
   5. train    - the base policy fine-tuned under each training distribution (none, uniform, each fit, oracle)
                 for the same number of steps: policies/NAME/
   6. deploy   - each policy served by policy_server to the reality proxy over DDS: evaluation/NAME.json
-  7. report   - report.md with its PNG figures
+  7. adapt    - only with --progressive: progressive transfer's last step, the fitted-DR policy fine-tuned on
+                the target itself for a budget of target episodes: policies/adapted/
+  8. report   - report.md with its PNG figures
 
 ROS is reached only through processes (the stack runner, `sim2real eval --over-ros`), so this module stays
 free of rclpy like the rest of the core.
@@ -27,7 +29,8 @@ from typing import Any, Callable
 from ..config import ConfigError, config_path, load_yaml
 
 PLAN_FILE = ("pipeline", "demo.yaml")
-STAGES = ("pretrain", "collect", "dataset", "fit", "train", "deploy", "report")
+STAGES = ("pretrain", "collect", "dataset", "fit", "train", "deploy", "adapt", "report")
+OPTIONAL_STAGES = {"adapt": "progressive"}  # stage -> the budget entry that switches it on
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,23 @@ class DemoPlan:
         """The budget of one stage."""
         return dict(self.budget.get(name) or {})
 
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages this plan runs, in order (optional ones only when their budget entry is there)."""
+        return tuple(s for s in STAGES if s not in OPTIONAL_STAGES or OPTIONAL_STAGES[s] in self.budget)
 
-def load_plan(quick: bool = False, reality: str | None = None, path: str | os.PathLike | None = None) -> DemoPlan:
-    """Read the demo plan; `reality` replaces the plan's reality profile (e.g. a hidden proxy)."""
+
+def load_plan(quick: bool = False, reality: str | None = None, path: str | os.PathLike | None = None,
+              progressive: bool = False) -> DemoPlan:
+    """Read the demo plan; `reality` replaces the plan's reality profile (e.g. a hidden proxy); `progressive`
+    adds the plan's `progressive` budget (the adapt stage)."""
     path = Path(path) if path else config_path(*PLAN_FILE)
     body = load_yaml(path).get("demo")
     name = "quick" if quick else "full"
     try:
-        budget = body["budgets"][name]
+        budget = dict(body["budgets"][name])
+        if progressive:
+            budget["progressive"] = dict(body["progressive"][name])
         methods = tuple(body["methods"])
         distributions = tuple(body["distributions"])
         plan = DemoPlan(task=str(body["task"]), reality=str(reality or body["reality"]),
@@ -105,7 +117,7 @@ def sim2real_command() -> list[str]:
 
 
 def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = None, start: str = STAGES[0],
-             log: Callable[[str], None] = print) -> DemoRun:
+             log: Callable[[str], None] = print, progressive: bool = False) -> DemoRun:
     """Run the stages into `out` from `start` on (earlier stages' results are read from out/results.json).
 
     Returns the run; its results are also in out/results.json and the report in out/report.md.
@@ -116,8 +128,10 @@ def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = 
         raise ValueError(f"unknown stage {start!r}; stages: {', '.join(STAGES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = DemoRun(out=out, plan=load_plan(quick, reality), log=log)
-    if start != STAGES[0]:
+    run = DemoRun(out=out, plan=load_plan(quick, reality, progressive=progressive), log=log)
+    if start not in run.plan.stages:
+        raise ValueError(f"stage {start!r} is not part of this plan (stages: {', '.join(run.plan.stages)})")
+    if start != run.plan.stages[0]:
         previous = out / "results.json"
         if not previous.exists():
             raise FileNotFoundError(f"cannot start at stage {start!r}: {previous} from an earlier run is missing")
@@ -125,7 +139,7 @@ def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = 
         run.timings = saved.pop("timings_s", {})
         saved.pop("plan", None)
         run.results = saved
-    for name in STAGES[STAGES.index(start):]:
+    for name in run.plan.stages[run.plan.stages.index(start):]:
         log(f"== {name} ==")
         began = time.perf_counter()
         getattr(stages, name)(run)

@@ -47,6 +47,18 @@ def training_note(run: DemoRun) -> str:
             f"{evaluate.get('in_process_episodes', evaluate.get('episodes'))} episodes on the same proxy.")
 
 
+def progressive_table(run: DemoRun) -> str:
+    """Markdown: target success and return after each progressive-transfer step (adapt stage)."""
+    adapt = run.results["adapt"]
+    lines = [f"Fine-tuned by PPO on the proxy for {adapt['target_steps']} target steps "
+             f"({adapt['target_episodes']:.1f} episodes); every row scored on the same held-out in-process episodes.",
+             "", "| step | target success | 95% CI | target mean return | 95% CI |", "|---|---|---|---|---|"]
+    for name, entry in adapt["stages"].items():
+        lines.append(f"| {name} | {entry['success_rate']:.2f} | {_interval(entry.get('success_ci'))} "
+                     f"| {entry['mean_return']:.1f} | {_interval(entry.get('return_ci'))} |")
+    return "\n".join(lines)
+
+
 def fitted(run: DemoRun) -> dict[str, Distribution]:
     """The fitted distributions of the run, by method."""
     return {m: load_distribution(entry["path"]) for m, entry in run.results.get("fit", {}).items()}
@@ -191,6 +203,8 @@ def write_report(run: DemoRun) -> Path:
         "Every policy below was served by `policy_server` to the proxy's `sim_bridge` over DDS.\n",
         "## The sim-to-real gap, and closing it\n", training_note(run), "", gap_table(run), "",
         image(gap, "success per training distribution"),
+        *(["## Progressive transfer: nominal sim -> fitted DR -> target\n", progressive_table(run), ""]
+          if "adapt" in run.results else []),
         "## Parameter recovery (fit vs hidden truth)\n",
         f"Fitted on {data.get('transitions', '?')} transitions collected on the proxy by exploration policies.\n",
         recovery_table(run), "", image(marginals, "fitted marginals"),

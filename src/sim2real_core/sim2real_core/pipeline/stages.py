@@ -182,6 +182,49 @@ def deploy(run: DemoRun) -> None:
     run.results["deploy"] = evaluations
 
 
+def adapt(run: DemoRun) -> None:
+    """Progressive transfer's last step: PPO fine-tunes the `from` policy on the target itself, within a budget of
+    target steps; then each step (nominal base, fitted DR, target fine-tune) is scored on the same held-out
+    target episodes as `deploy`'s in-process evaluation."""
+    from ..policy.evaluation import evaluate
+    from ..policy.policy_file import load_policy
+    from ..policy.ppo import PPOConfig
+    from ..policy.tasks import make_task, ppo_defaults
+    from ..policy.training import train_policy
+
+    budget = run.plan.stage("progressive")
+    source = str(budget["from"])
+    if source not in run.results["train"]:
+        raise ValueError(f"progressive.from is {source!r}; trained distributions: {sorted(run.results['train'])}")
+    target = make_task(run.plan.task, "none", reality=run.plan.reality)
+    probe = target.make_env()
+    episode_steps = probe.unwrapped.episode_steps
+    probe.close()
+    config = PPOConfig(**ppo_defaults(run.plan.task))
+    rollout = config.num_envs * config.rollout_steps
+    allowed = int(budget["target_episodes"]) * episode_steps
+    steps = allowed // rollout * rollout  # PPO trains whole rollouts: never more target steps than the budget
+    if steps < rollout:
+        raise ValueError(f"progressive.target_episodes={budget['target_episodes']} allows {allowed} target steps, "
+                         f"fewer than one PPO rollout ({rollout})")
+    from_folder = Path(run.results["train"][source]["path"]).parent
+    outcome = train_policy(target, steps, run.out / "policies" / "adapted", config, progress=False, start=from_folder)
+    episodes = int(run.plan.stage("evaluate").get("in_process_episodes", run.plan.stage("evaluate")["episodes"]))
+
+    def held_out(path) -> dict:
+        return evaluate(load_policy(path), target.make_env, episodes, seed=1000, safety=target.safety,
+                        period=target.control_period).summary()
+
+    run.results["adapt"] = {
+        "from": source, "target_steps": steps, "target_episodes": steps / episode_steps,
+        "stages": {"nominal sim (base)": held_out(run.results["base"]["path"]),
+                   f"fitted DR ({source})": run.results["deploy"][source]["in_process"],
+                   "fine-tuned on the target": held_out(outcome.policy_path)},
+        "path": str(outcome.policy_path)}
+    for name, entry in run.results["adapt"]["stages"].items():
+        run.log(f"   {name}: success {entry['success_rate']:.2f}, mean return {entry['mean_return']:.1f}")
+
+
 def report(run: DemoRun) -> None:
     """Write report.md and its figures."""
     from .report import write_report

@@ -1,0 +1,20 @@
+"""The demo plan: budgets, optional stages, and refusal of a start stage the plan does not run."""
+import pytest
+
+from sim2real_core.pipeline.demo import STAGES, load_plan, run_demo
+
+
+def test_the_adapt_stage_runs_only_with_progressive():
+    plain, progressive = load_plan(quick=True), load_plan(quick=True, progressive=True)
+    assert "adapt" not in plain.stages and progressive.stages == STAGES
+    assert progressive.stage("progressive")["from"] in progressive.distributions
+    full = load_plan(progressive=True)
+    assert full.stage("train")["base_steps"] > full.stage("train")["steps"] > 0
+    assert full.stage("progressive")["target_episodes"] > progressive.stage("progressive")["target_episodes"]
+
+
+def test_starting_at_a_stage_outside_the_plan_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="stage 'adapt' is not part of this plan"):
+        run_demo(tmp_path, quick=True, start="adapt")
+    with pytest.raises(ValueError, match="unknown stage 'explore'"):
+        run_demo(tmp_path, quick=True, start="explore")
