@@ -7,17 +7,25 @@ import pytest
 
 from sim2real_core.fit.files import fit_space
 from sim2real_core.policy.policy_file import load_policy
-from sim2real_core.policy.tasks import make_task
+from sim2real_core.policy.ppo import PPOConfig
+from sim2real_core.policy.tasks import make_task, ppo_defaults
 from sim2real_core.policy.training import train_policy
 from sim2real_core.sim.distributions import Distribution
 from sim2real_core.tuning import arm_command
 from sim2real_core.tuning.arm import (BASE, CONTROL, DROPO, GROUPS, HELDOUT_SEED, TUNED, GroupFactors, TargetEpisodes,
-                                      reach_config)
+                                      reach_config, tune_for_return)
 
 
 @pytest.fixture(scope="module")
 def space():
     return fit_space("fr3_reach")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("arm") / "base"
+    train_policy(make_task("reach"), 2048, folder, reach_config(), progress=False)
+    return folder
 
 
 def test_group_factors_scale_their_groups_and_leave_the_rest_nominal(space):
@@ -67,9 +75,7 @@ def test_target_episodes_refuse_an_episode_beyond_the_budget():
 
 
 @pytest.mark.slow
-def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, space):
-    base = tmp_path / "base"
-    train_policy(make_task("reach"), 2048, base, reach_config(), progress=False)
+def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, space, base):
     fit = Distribution.gaussian(space, space.nominal * 1.2, std=0.05 * space.nominal + 1e-3, method="dropo")
     fit_path = fit.save(tmp_path / "dropo.yaml")
     parser = argparse.ArgumentParser()
@@ -110,3 +116,19 @@ def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, spa
     report = (out / "arm_tuning.md").read_text()
     assert "count towards neither budget" in report and "| tune for return (CMA-ES) | 4 |" in report
     assert (out / "arm_tuning.png").stat().st_size > 10_000
+
+
+def test_tuning_from_the_base_and_bad_budgets(tmp_path, base):
+    with pytest.raises(ValueError, match=r"budget_episodes \(5\) must be a multiple of episodes_per_candidate \(2\)"):
+        tune_for_return(base, tmp_path, budget_episodes=5, episodes_per_candidate=2)
+    with pytest.raises(ValueError, match="held-out seeds"):
+        tune_for_return(base, tmp_path, budget_episodes=4, seed=HELDOUT_SEED)
+    config = PPOConfig(**{**ppo_defaults("reach"), "num_envs": 2, "rollout_steps": 256})
+    tuning = tune_for_return(base, tmp_path / "run", budget_episodes=2, episodes_per_candidate=1, steps=512,
+                             config=config, chain=False)
+    assert tuning.target_episodes == 2 and len(tuning.evaluations) == 2 and tuning.sim_steps == 2 * 512
+    for candidate in ("candidate_00", "candidate_01"):
+        training = load_policy(tmp_path / "run" / candidate / "policy").spec.training
+        assert training["warm_start"] == str(base)  # never from the best candidate
+        assert training["steps"] == load_policy(base).spec.training["steps"] + 512
+    assert tuning.best.folder.parent.name in ("candidate_00", "candidate_01")

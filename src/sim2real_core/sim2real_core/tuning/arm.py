@@ -12,12 +12,18 @@ intersected with what keeps every parameter of its group inside the space's boun
 mass at those parameters, or with `spread` > 0 a Gaussian of relative std `spread` around it (truncated at 2σ).
 
 Inner loop: each candidate's policy is fine-tuned for `steps` PPO steps from the best candidate's policy so
-far (the base policy before the first; `tune_with_cmaes`'s warm start), then scored by its mean return over
-`episodes_per_candidate` proxy episodes. Every proxy episode of the tuning comes from a `TargetEpisodes`
-factory that counts resets and refuses one beyond the budget, so the budget holds by construction.
+far (the base policy before the first; `tune_with_cmaes`'s warm start; `chain=False` starts every candidate
+from the base), then scored by its mean return over `episodes_per_candidate` proxy episodes. Every proxy
+episode of the tuning comes from a `TargetEpisodes` factory that counts resets and refuses one beyond the
+budget, so the budget holds by construction.
+
+A chained warm start gives the tuned policy more PPO steps than the DROPO policy's single fine-tuning; the
+comparison's control row (the base fine-tuned in the nominal sim for as many steps) separates that from
+the simulator choice.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +41,7 @@ from ..policy.tasks import make_task, ppo_defaults, resolve_distribution
 from ..policy.training import train_policy
 from ..sim.distributions import Distribution
 from ..sim.parameters import ParameterSpace
+from ..sim.reality import reality_file
 from .cmaes_tuner import TargetEvaluation, tune_with_cmaes
 
 TASK = "reach"
@@ -147,12 +154,10 @@ class TargetEpisodes:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One fine-tuned policy: its folder, the loaded policy and the simulator it was fine-tuned in."""
+    """One fine-tuned policy: its folder and the loaded policy."""
 
     folder: Path
     policy: Policy
-    factors: tuple[float, ...]
-    warm_start: str
 
 
 @dataclass
@@ -160,7 +165,8 @@ class ArmTuning:
     """Outcome of `tune_for_return`."""
 
     names: tuple[str, ...]
-    evaluations: list[dict]  # per candidate: index, generation, factors, target_return, best_return, folder, ...
+    evaluations: list[dict]  # per candidate: index, generation, factors, target_return, best_return, folder
+    # (holding distribution.yaml and policy/), ...
     best: Candidate | None
     best_factors: tuple[float, ...]
     best_return: float
@@ -192,7 +198,7 @@ def load_base(base: Path) -> Policy:
 def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = "fr3_default",
                     budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
                     config: PPOConfig | None = None, population_size: int | None = 4, sigma0: float = 0.5,
-                    spread: float = 0.0, seed: int = 0,
+                    spread: float = 0.0, seed: int = 0, chain: bool = True,
                     progress: Callable[[str], None] | None = None) -> ArmTuning:
     """CMA-ES over group factors for the proxy return of policies fine-tuned from `base`.
 
@@ -206,6 +212,8 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
         config: PPO settings (default: the reach task's, with `seed`).
         population_size, sigma0: CMA-ES population and initial step in log-factor units; x0 = 0 (nominal).
         spread: relative std of a Gaussian around each candidate (0: point mass).
+        chain: warm-start each candidate from the best candidate so far (True) or from `base` (False: every
+            policy is then exactly `steps` PPO steps beyond the base).
         progress: receives one line per candidate.
     """
     if episodes_per_candidate < 1 or budget_episodes < episodes_per_candidate:
@@ -232,11 +240,11 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
         folder = out / f"candidate_{len(evaluations):02d}"
         folder.mkdir(parents=True, exist_ok=True)
         path = factors.distribution(x, spread).save(folder / "distribution.yaml")
-        start, parent = (base, base_policy) if warm is None else (warm.folder, warm.policy)
+        start, parent = (base, base_policy) if warm is None or not chain else (warm.folder, warm.policy)
         outcome = train_policy(make_task(TASK, str(path)), steps, folder / "policy", config, progress=False,
                                start=start)
         sim_steps += outcome.result.steps - policy_steps(parent)
-        return Candidate(folder / "policy", outcome.policy, tuple(factors.factors(x).tolist()), str(start))
+        return Candidate(folder / "policy", outcome.policy)
 
     def score(candidate: Candidate) -> float:
         result = evaluate(candidate.policy, episodes, episodes_per_candidate, seed=first_seed + episodes.used,
@@ -269,12 +277,12 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
 
 
 def group_factors_of(dist: Distribution, groups: tuple[tuple[str, str], ...] = GROUPS) -> dict[str, float]:
-    """Geometric mean over each group of a distribution's mean / nominal (groups it does not cover are left out)."""
+    """Mean over each group of a distribution's mean / nominal (groups it does not cover are left out)."""
     out = {}
     for name, kind in groups:
         ratios = [m / p.nominal for p, m in zip(dist.space, dist.mean) if p.kind == kind and p.nominal > 0]
         if ratios:
-            out[name] = float(np.exp(np.mean(np.log(np.maximum(ratios, 1e-12)))))
+            out[name] = float(np.mean(ratios))
     return out
 
 
@@ -300,7 +308,8 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
                        dropo_episodes: int = 16, reality: str = "fr3_default", episodes_per_candidate: int = 2,
                        steps: int = 50_000, heldout_episodes: int = 50, config: PPOConfig | None = None,
                        population_size: int | None = 4, sigma0: float = 0.5, spread: float = 0.0, seed: int = 0,
-                       control: bool = True, progress: Callable[[str], None] | None = None) -> dict:
+                       chain: bool = True, control: bool = True,
+                       progress: Callable[[str], None] | None = None) -> dict:
     """Fit for accuracy (DROPO) vs tune for return (CMA-ES) at the same number of target episodes.
 
     The tuner gets `dropo_episodes` target episodes, the number DROPO's data cost; the DROPO fit (a
@@ -321,6 +330,7 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
     if not dropo.exists():
         raise FileNotFoundError(f"DROPO fit or policy folder {dropo} does not exist")
     base_policy = load_base(base)
+    proxy = _reality_digest(reality)
     config = config or reach_config(seed)
     say = progress or (lambda line: None)
     say(f"fine-tuning the base policy for {steps} steps under the DROPO fit {dropo}" if not dropo.is_dir()
@@ -328,7 +338,7 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
     dropo_policy, dropo_spent, dropo_info = _dropo_policy(dropo, base, out, steps, config, base_policy)
     say(f"tuning for return: {dropo_episodes} target episodes, {episodes_per_candidate} per candidate")
     tuning = tune_for_return(base, out / "tuning", reality, dropo_episodes, episodes_per_candidate, steps, config,
-                             population_size, sigma0, spread, seed, progress)
+                             population_size, sigma0, spread, seed, chain, progress)
     if tuning.best is None:
         raise RuntimeError("the tuning produced no candidate with a finite target return")
     policies = [(BASE, base_policy, 0, "none", 0)]
@@ -350,10 +360,14 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
         say(result.describe(f"held-out on {reality}: {approach}"))
         rows.append({"approach": approach, "target_episodes": episodes, "target_episodes_are": note,
                      "steps_spent": spent, "total_steps": policy_steps(policy), "heldout": result.summary()})
-    return {"task": TASK, "reality": reality, "base": str(base), "dropo": dropo_info,
+    if _reality_digest(reality) != proxy:
+        raise RuntimeError(f"the reality profile {proxy['file']} changed during the comparison: its numbers would "
+                           "mix two proxies; run it again")
+    return {"task": TASK, "reality": reality, "reality_file": proxy, "base": str(base), "dropo": dropo_info,
             "settings": {"budget_episodes": dropo_episodes, "episodes_per_candidate": episodes_per_candidate,
                          "steps_per_policy": steps, "population_size": population_size, "sigma0": sigma0,
-                         "spread": spread, "seed": seed, "heldout_episodes": heldout_episodes,
+                         "spread": spread, "seed": seed, "warm_start": "best" if chain else "base",
+                         "heldout_episodes": heldout_episodes,
                          "heldout_seeds": [HELDOUT_SEED, HELDOUT_SEED + heldout_episodes - 1],
                          "tuning_seeds": [seed * dropo_episodes, seed * dropo_episodes + dropo_episodes - 1]},
             "heldout_episodes_used": heldout.used, "rows": rows,
@@ -361,6 +375,14 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
                        "best_return": tuning.best_return, "best_policy": str(tuning.best.folder),
                        "target_episodes": tuning.target_episodes, "evaluations": tuning.evaluations},
             "proxy_truth_group_factors": _truth_factors(reality)}
+
+
+def _reality_digest(reality: str) -> dict[str, str]:
+    """The reality profile's file and its sha256 (the proxy is re-read whenever an environment is made)."""
+    path = reality_file(reality)
+    if not path.is_file():
+        raise FileNotFoundError(f"reality profile {reality!r}: no file {path}")
+    return {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def _truth_factors(reality: str) -> dict[str, float]:
@@ -382,11 +404,13 @@ def comparison_markdown(result: dict, plot: str | None = None) -> str:
     s = result["settings"]
     factors = lambda d: ", ".join(f"{k} x{v:.2f}" for k, v in d.items()) or "n/a"  # noqa: E731
     lines = [f"# Fit for accuracy (DROPO) vs tune for return (CMA-ES): {result['task']} on {result['reality']}", "",
-             f"Equal target budgets: {s['budget_episodes']} target episodes each. Every policy is fine-tuned from "
-             f"the base policy ({result['base']}) for {s['steps_per_policy']} PPO steps in its simulator; the "
-             f"tuner fine-tunes each candidate from the best candidate so far, so its policy's lineage is longer"
-             + ("; the control is the base fine-tuned in the nominal sim for that lineage's steps." if CONTROL in
-                [row["approach"] for row in result["rows"]] else "."),
+             f"Equal target budgets: {s['budget_episodes']} target episodes each. The DROPO policy and every tuning "
+             f"candidate are fine-tuned for {s['steps_per_policy']} PPO steps in their simulator, starting from the "
+             f"base policy ({result['base']})" + (
+                 "; each candidate after the first starts from the best candidate so far, so the tuned policy's "
+                 "lineage can be several fine-tunings long" if s["warm_start"] == "best" else "") + (
+                 ". The control is the base fine-tuned in the nominal sim for as many steps as the tuned policy's "
+                 "lineage added to the base." if CONTROL in [row["approach"] for row in result["rows"]] else "."),
              "", "| approach | target episodes used | sim PPO steps spent | policy's total PPO steps | "
              "held-out success [95% Wilson] | held-out mean return [95% BCa] |", "|---|---|---|---|---|---|"]
     for row in result["rows"]:
@@ -401,7 +425,7 @@ def comparison_markdown(result: dict, plot: str | None = None) -> str:
               f"{s['heldout_seeds'][0]}..{s['heldout_seeds'][1]} (the same for every policy), "
               f"{result['heldout_episodes_used']} in all. They are for measurement only and count towards "
               "neither budget.", "",
-              f"Simulator in group factors (geometric mean of parameter / nominal per group): "
+              f"Simulator in group factors (mean of parameter / nominal per group): "
               f"DROPO fit {factors(result['dropo'].get('group_factors', {}))}; tuned {factors(t['best_factors'])}; "
               f"proxy truth (hidden from both) {factors(result['proxy_truth_group_factors'])}.", ""]
     if plot:

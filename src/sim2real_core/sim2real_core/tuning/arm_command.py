@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma0", type=float, default=0.5, help="initial CMA-ES step in log factors (default 0.5)")
     parser.add_argument("--spread", type=float, default=0.0,
                         help="relative std of a Gaussian around each candidate (default 0: point mass)")
+    parser.add_argument("--warm-start", choices=("best", "base"), default="best",
+                        help="fine-tune each candidate from the best candidate so far (default) or from the base")
     parser.add_argument("--no-control", action="store_true",
                         help="skip the control: the base fine-tuned in the nominal sim for the tuned lineage's steps")
     parser.add_argument("--seed", type=int, default=0, help="seed of CMA-ES, PPO and the tuning episodes")
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     result = compare_with_dropo(args.base, args.dropo, out, dropo_episodes=budget, reality=args.reality,
                                 episodes_per_candidate=per, steps=steps, heldout_episodes=heldout,
                                 population_size=args.population, sigma0=args.sigma0, spread=args.spread,
-                                seed=args.seed, control=not args.no_control, progress=print)
+                                seed=args.seed, chain=args.warm_start == "best",
+                                control=not args.no_control, progress=print)
     plot_comparison(result, out / "arm_tuning.png")
     report = comparison_markdown(result, "arm_tuning.png")
     (out / "arm_tuning.md").write_text(report)
