@@ -12,8 +12,8 @@ from sim2real_core.policy.tasks import make_task, ppo_defaults
 from sim2real_core.policy.training import train_policy
 from sim2real_core.sim.distributions import Distribution
 from sim2real_core.tuning import arm_command
-from sim2real_core.tuning.arm import (BASE, CONTROL, DROPO, GROUPS, HELDOUT_SEED, TUNED, GroupFactors, TargetEpisodes,
-                                      reach_config, tune_for_return)
+from sim2real_core.tuning.arm import (BASE, CONTROL, DROPO, GROUPS, HELDOUT_SEED, SELECTED, TUNED, GroupFactors,
+                                      TargetEpisodes, reach_config, tune_for_return)
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +92,12 @@ def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, spa
     assert tuning["target_episodes"] == quick["budget"]
     assert [e["target_episodes_so_far"] for e in tuning["evaluations"]] == [1, 2, 3, 4]
     rows = {row["approach"]: row for row in result["rows"]}
-    assert list(rows) == [BASE, CONTROL, DROPO, TUNED]
+    assert list(rows) == [BASE, CONTROL, SELECTED, DROPO, TUNED]
     assert rows[DROPO]["target_episodes"] == quick["budget"]
     assert rows[TUNED]["target_episodes"] == quick["budget"]
     for row in rows.values():
         assert row["heldout"]["episodes"] == quick["heldout"] and row["heldout"]["success_rate"] is not None
-    assert result["heldout_episodes_used"] == 4 * quick["heldout"]
+    assert result["heldout_episodes_used"] == 5 * quick["heldout"]
     assert result["settings"]["heldout_seeds"][0] == HELDOUT_SEED > result["settings"]["tuning_seeds"][1]
     # equal fine-tuning per policy: each candidate as many PPO steps as the DROPO policy
     dropo_steps = rows[DROPO]["steps_spent"]
@@ -107,6 +107,11 @@ def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, spa
     base_steps = rows[BASE]["total_steps"]
     assert rows[CONTROL]["steps_spent"] == rows[TUNED]["total_steps"] - base_steps >= dropo_steps
     assert rows[CONTROL]["total_steps"] == rows[TUNED]["total_steps"]
+    # the selection control: the same target episodes and steps as the tuner, nominal sim, PPO seeds differ
+    assert rows[SELECTED]["target_episodes"] == quick["budget"]
+    assert rows[SELECTED]["steps_spent"] == 4 * dropo_steps
+    assert [e["ppo_seed"] for e in result["selection"]["evaluations"]] == [1, 2, 3, 4]
+    assert [e["target_episodes_so_far"] for e in result["selection"]["evaluations"]] == [1, 2, 3, 4]
     # warm start: the first candidate starts from the base, later ones from the best candidate so far
     first = load_policy(out / "tuning" / "candidate_00" / "policy").spec.training
     assert first["warm_start"] == str(base)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -49,6 +49,7 @@ SPACE = "fr3_reach"
 GROUPS = (("link_mass", "body_mass_scale"), ("joint_damping", "dof_damping"), ("joint_friction", "dof_frictionloss"))
 FACTOR_RANGE = (0.25, 6.0)  # each group factor's box before the space's bounds cut it
 BASE, CONTROL = "base (nominal sim)", "more training, nominal sim (control)"
+SELECTED = "nominal fine-tunes picked by return (control)"
 DROPO, TUNED = "fit for accuracy (DROPO)", "tune for return (CMA-ES)"
 HELDOUT_SEED = 1_000_000  # held-out proxy episodes use seeds from here; tuning episodes use seeds below
 
@@ -276,6 +277,43 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
                      episodes.used, sim_steps)
 
 
+def select_by_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = "fr3_default",
+                     budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
+                     config: PPOConfig | None = None, seed: int = 0,
+                     progress: Callable[[str], None] | None = None) -> ArmTuning:
+    """Control for the tuner's selection: fine-tune `base` in the nominal sim once per candidate with PPO seeds
+    config.seed + 1, + 2, ..., score each on the same counted target episodes (same seeds) as
+    `tune_for_return`, keep the best. What it gains over one fine-tuning is picking among PPO runs by target
+    return, with no simulator change."""
+    if episodes_per_candidate < 1 or budget_episodes % episodes_per_candidate or budget_episodes < 1:
+        raise ValueError(f"budget_episodes ({budget_episodes}) must be a positive multiple of "
+                         f"episodes_per_candidate ({episodes_per_candidate})")
+    base, out = Path(base), Path(out)
+    base_policy = load_base(base)
+    config = config or reach_config(seed)
+    target = make_task(TASK, "none", reality=reality)
+    episodes = TargetEpisodes(target.make_env, limit=budget_episodes)
+    nominal = make_task(TASK)
+    best, best_return, evaluations, spent = None, float("-inf"), [], 0
+    for index in range(budget_episodes // episodes_per_candidate):
+        folder = out / f"candidate_{index:02d}"
+        run = replace(config, seed=config.seed + 1 + index)
+        outcome = train_policy(nominal, steps, folder / "policy", run, progress=False, start=base)
+        spent += outcome.result.steps - policy_steps(base_policy)
+        result = evaluate(outcome.policy, episodes, episodes_per_candidate, seed=seed * budget_episodes + episodes.used,
+                          safety=target.safety, period=target.control_period)
+        if np.isfinite(result.mean_return) and result.mean_return > best_return:
+            best, best_return = Candidate(folder / "policy", outcome.policy), result.mean_return
+        evaluations.append({"index": index, "ppo_seed": run.seed, "target_return": result.mean_return,
+                            "best_return": best_return, "target_success": result.success_rate,
+                            "target_episodes_so_far": episodes.used, "folder": str(folder)})
+        if progress is not None:
+            progress(f"selection control {index + 1}/{budget_episodes // episodes_per_candidate} (PPO seed "
+                     f"{run.seed}): target return {result.mean_return:.2f}, best {best_return:.2f}; "
+                     f"{episodes.used}/{budget_episodes} target episodes")
+    return ArmTuning((), evaluations, best, (), best_return, episodes.used, spent)
+
+
 def group_factors_of(dist: Distribution, groups: tuple[tuple[str, str], ...] = GROUPS) -> dict[str, float]:
     """Mean over each group of a distribution's mean / nominal (groups it does not cover are left out)."""
     out = {}
@@ -308,7 +346,7 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
                        dropo_episodes: int = 16, reality: str = "fr3_default", episodes_per_candidate: int = 2,
                        steps: int = 50_000, heldout_episodes: int = 50, config: PPOConfig | None = None,
                        population_size: int | None = 4, sigma0: float = 0.5, spread: float = 0.0, seed: int = 0,
-                       chain: bool = True, control: bool = True,
+                       chain: bool = True, control: bool = True, selection: bool = True,
                        progress: Callable[[str], None] | None = None) -> dict:
     """Fit for accuracy (DROPO) vs tune for return (CMA-ES) at the same number of target episodes.
 
@@ -318,7 +356,9 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
     measured on `heldout_episodes` proxy episodes each, seeds HELDOUT_SEED.., disjoint from the tuning
     episodes' seeds and the same for every policy; they belong to neither budget. With `control`, the base
     is also fine-tuned in the nominal sim for as many PPO steps as the tuned policy's lineage added to the
-    base (warm starts chain), to tell a better simulator from more training.
+    base (warm starts chain), to tell a better simulator from more training. With `selection`,
+    `select_by_return` spends the same target episodes picking among as many nominal fine-tunings (PPO seeds
+    differ), to tell a better simulator from picking the luckiest PPO run.
 
     Returns:
         A JSON-friendly dict: settings, rows (approach, target_episodes, steps_spent, total_steps, heldout),
@@ -347,6 +387,12 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
         say(f"control: fine-tuning the base policy for {lineage} steps in the nominal sim")
         outcome = train_policy(make_task(TASK), lineage, out / "control_policy", config, progress=False, start=base)
         policies.append((CONTROL, outcome.policy, 0, "none", outcome.result.steps - policy_steps(base_policy)))
+    if selection:
+        say(f"selection control: {dropo_episodes} target episodes picking among nominal fine-tunings")
+        picked = select_by_return(base, out / "selection", reality, dropo_episodes, episodes_per_candidate, steps,
+                                  config, seed, progress)
+        policies.append((SELECTED, picked.best.policy, picked.target_episodes,
+                         "counted proxy episodes scoring the nominal fine-tunings", picked.sim_steps))
     target = make_task(TASK, "none", reality=reality)
     heldout = TargetEpisodes(target.make_env)
     rows = []
@@ -374,6 +420,9 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
             "tuning": {"groups": list(tuning.names), "best_factors": dict(zip(tuning.names, tuning.best_factors)),
                        "best_return": tuning.best_return, "best_policy": str(tuning.best.folder),
                        "target_episodes": tuning.target_episodes, "evaluations": tuning.evaluations},
+            "selection": None if not selection else {"best_return": picked.best_return,
+                                                     "best_policy": str(picked.best.folder),
+                                                     "evaluations": picked.evaluations},
             "proxy_truth_group_factors": _truth_factors(reality)}
 
 
@@ -420,7 +469,9 @@ def comparison_markdown(result: dict, plot: str | None = None) -> str:
     t, rows = result["tuning"], {row["approach"]: row for row in result["rows"]}
     lines += ["", f"Target episodes: DROPO's are {rows[DROPO]['target_episodes_are']} (declared, not run "
               f"here); the tuner's are {rows[TUNED]['target_episodes_are']} ({t['target_episodes']}, "
-              f"{s['episodes_per_candidate']} per candidate, seeds {s['tuning_seeds'][0]}..{s['tuning_seeds'][1]}).",
+              f"{s['episodes_per_candidate']} per candidate, seeds {s['tuning_seeds'][0]}..{s['tuning_seeds'][1]})"
+              + (f"; the selection control spends the same {rows[SELECTED]['target_episodes']} (same seeds) picking "
+                 "among as many nominal-sim fine-tunings with different PPO seeds." if SELECTED in rows else "."),
               f"Held-out measurement: {s['heldout_episodes']} proxy episodes per policy, seeds "
               f"{s['heldout_seeds'][0]}..{s['heldout_seeds'][1]} (the same for every policy), "
               f"{result['heldout_episodes_used']} in all. They are for measurement only and count towards "
@@ -447,7 +498,7 @@ def plot_comparison(result: dict, path: str | os.PathLike) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(index, [e["target_return"] for e in evaluations], "o", label="candidate (tuning episodes)")
     ax.step(index, [e["best_return"] for e in evaluations], where="post", label="best so far")
-    styles = {BASE: ("grey", ":"), CONTROL: ("tab:purple", ":"), DROPO: ("tab:red", "--"), TUNED: ("tab:green", "-.")}
+    styles = {BASE: ("grey", ":"), CONTROL: ("tab:purple", ":"), SELECTED: ("tab:brown", ":"), DROPO: ("tab:red", "--"), TUNED: ("tab:green", "-.")}
     for row in result["rows"]:
         h = row["heldout"]
         colour, style = styles[row["approach"]]

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tune each candidate from the best candidate so far (default) or from the base")
     parser.add_argument("--no-control", action="store_true",
                         help="skip the control: the base fine-tuned in the nominal sim for the tuned lineage's steps")
+    parser.add_argument("--no-selection", action="store_true",
+                        help="skip the selection control: nominal fine-tunings picked with the same target episodes")
     parser.add_argument("--seed", type=int, default=0, help="seed of CMA-ES, PPO and the tuning episodes")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke-test sizes, overriding the ones above: {QUICK}")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                                 episodes_per_candidate=per, steps=steps, heldout_episodes=heldout,
                                 population_size=args.population, sigma0=args.sigma0, spread=args.spread,
                                 seed=args.seed, chain=args.warm_start == "best",
-                                control=not args.no_control, progress=print)
+                                control=not args.no_control, selection=not args.no_selection, progress=print)
     plot_comparison(result, out / "arm_tuning.png")
     report = comparison_markdown(result, "arm_tuning.png")
     (out / "arm_tuning.md").write_text(report)
