@@ -458,7 +458,7 @@ def comparison_markdown(result: dict, plot: str | None = None) -> str:
              f"base policy ({result['base']})" + (
                  "; each candidate after the first starts from the best candidate so far, so the tuned policy's "
                  "lineage can be several fine-tunings long" if s["warm_start"] == "best" else "") + (
-                 ". The control is the base fine-tuned in the nominal sim for as many steps as the tuned policy's "
+                 ". The more-training control is the base fine-tuned in the nominal sim for as many steps as the tuned policy's "
                  "lineage added to the base." if CONTROL in [row["approach"] for row in result["rows"]] else "."),
              "", "| approach | target episodes used | sim PPO steps spent | policy's total PPO steps | "
              "held-out success [95% Wilson] | held-out mean return [95% BCa] |", "|---|---|---|---|---|---|"]
@@ -495,7 +495,7 @@ def plot_comparison(result: dict, path: str | os.PathLike) -> Path:
     """Target return per CMA-ES evaluation (and best so far), with the held-out returns as horizontal lines."""
     evaluations = result["tuning"]["evaluations"]
     index = [e["index"] + 1 for e in evaluations]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(index, [e["target_return"] for e in evaluations], "o", label="candidate (tuning episodes)")
     ax.step(index, [e["best_return"] for e in evaluations], where="post", label="best so far")
     styles = {BASE: ("grey", ":"), CONTROL: ("tab:purple", ":"), SELECTED: ("tab:brown", ":"), DROPO: ("tab:red", "--"), TUNED: ("tab:green", "-.")}
@@ -506,5 +506,5 @@ def plot_comparison(result: dict, path: str | os.PathLike) -> Path:
         ax.axhspan(*h["return_ci"], color=colour, alpha=0.12)
     ax.set(xlabel="target evaluation (CMA-ES candidate)", ylabel="mean return on the proxy",
            title=f"tune for return vs DROPO ({result['settings']['budget_episodes']} target episodes each)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, path)
