@@ -129,7 +129,7 @@ def test_a_state_without_velocities_faults_instead_of_commanding():
     assert dispatcher.current.fault == "nan"
 
 
-def test_the_stop_ends_after_the_ramp_even_while_the_joint_limit_guard_pushes_back():
+def test_the_stop_winds_the_guard_down_to_zero_after_the_longest_ramp():
     rate = 1000.0
     dispatcher = Dispatcher([make_policy(0, scale=80.0)], make_safety(rate=rate),
                             DispatchConfig(episodes=1, episode_steps=5, random_action_prob=0.0))
@@ -141,9 +141,13 @@ def test_the_stop_ends_after_the_ramp_even_while_the_joint_limit_guard_pushes_ba
     ramp = []
     while not dispatcher.stopped:
         ramp.append(dispatcher.stop_command(*sagged))
-        assert len(ramp) <= dispatcher.safety.ramp_periods
-    assert np.any(ramp[-1] != 0)  # the guard's torque remains; the episode still ends
-    assert dispatcher.safety.ramp_periods == int(np.ceil(np.max(TORQUE) / (rate * 0.01)))
+        assert len(ramp) <= 2 * dispatcher.safety.ramp_periods
+    ramp = np.array(ramp)
+    periods = dispatcher.safety.ramp_periods
+    assert periods == int(np.ceil(np.max(TORQUE) / (rate * 0.01)))
+    assert np.any(ramp[periods - 1] != 0)  # the guard still pushed back when the first ramp was over ...
+    assert not np.any(ramp[-1])  # ... and the arm is left with zero torque, never faster than the rate limit
+    assert np.all(np.abs(np.diff(ramp, axis=0)) <= rate * 0.01 + 1e-9)
     assert dispatcher.end_episode()["stop_steps"] == len(ramp)
 
 

@@ -45,7 +45,8 @@ def test_eval_over_ros_runs_policy_server_against_the_sim_bridge(tmp_path, capsy
     from sim2real_core.policy.tasks import make_task
 
     task = make_task("reach")
-    spec = task.spec(np.zeros(17), np.ones(17), [8], {"seed": 0})
+    size = task.wrapped().observation_space.shape[0]  # the observation and its end-effector features
+    spec = task.spec(np.zeros(size), np.ones(size), [8], {"seed": 0})
     weights = {k: np.zeros(s) for k, s in spec.layer_shapes().items()}  # a = 0: hold the home pose
     save_policy(tmp_path / "hold", spec, weights)
     summary = tmp_path / "ros.json"

@@ -181,14 +181,14 @@ class Dispatcher:
     def stop_command(self, q: np.ndarray, dq: np.ndarray, fresh: bool = True) -> np.ndarray:
         """One step of the ramp to zero torque after the episode's last step (rate-limited, guarded).
 
-        The stop is over at zero torque, or once the ramp has had its longest possible time: what is left then is
-        the joint-limit guard pushing a sagging arm back, which the next episode's reset or operator handles.
+        The stop is over at zero torque. After the longest possible ramp, a command that is still not zero is the
+        joint-limit guard holding a sagging arm; it is then wound down to zero as well (rate-limited), so the
+        arm is always left with zero torque (an effort controller holds the last command) within two ramps.
         """
         record = self._require_running()
         record.stop_steps += 1
-        safe = self._publishable(np.zeros(self.safety.limits.size), q, dq, fresh)
-        self._stopped = self._stopped or record.stop_steps >= self.safety.ramp_periods
-        return safe
+        guard = record.stop_steps <= self.safety.ramp_periods
+        return self._publishable(np.zeros(self.safety.limits.size), q, dq, fresh, guard=guard)
 
     def missed_period(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """A control period without a fresh joint state: the safety layer's watchdog counts it.
@@ -209,8 +209,9 @@ class Dispatcher:
             raise RuntimeError("no episode is running (call start_episode first)")
         return self.records[-1]
 
-    def _publishable(self, wanted: np.ndarray | None, q: np.ndarray, dq: np.ndarray, fresh: bool) -> np.ndarray:
-        safe = self.safety.filter(wanted, q, dq, fresh=fresh)
+    def _publishable(self, wanted: np.ndarray | None, q: np.ndarray, dq: np.ndarray, fresh: bool,
+                     guard: bool = True) -> np.ndarray:
+        safe = self.safety.filter(wanted, q, dq, fresh=fresh, guard=guard)
         if self.safety.fault is not None and self.records[-1].fault is None:
             self.records[-1].fault = self.safety.fault
         self._stopped = not np.any(safe)

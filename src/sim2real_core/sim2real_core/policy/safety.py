@@ -140,13 +140,16 @@ class SafetyLayer:
         self._stale = 0
         self._previous = np.zeros(self.limits.size)
 
-    def filter(self, torque: np.ndarray | None, q: np.ndarray, dq: np.ndarray, fresh: bool = True) -> np.ndarray:
+    def filter(self, torque: np.ndarray | None, q: np.ndarray, dq: np.ndarray, fresh: bool = True,
+               guard: bool = True) -> np.ndarray:
         """The safe command for this period.
 
         Args:
             torque: the policy's torque (without gravity); None when none was computed this period.
             q, dq: the newest joint positions and velocities.
             fresh: whether a new state arrived since the previous period.
+            guard: add the joint-limit guard's push-back (False only to wind the command down to zero torque,
+                rate-limited, when commanding ends).
 
         Returns:
             A finite torque vector within every limit (zeros while a fault is latched).
@@ -170,7 +173,8 @@ class SafetyLayer:
             self.counters["faulted"] += 1
             self._previous = np.zeros(self.limits.size)
             return self._previous.copy()
-        command = self._guard_joint_limits(command, q, dq)
+        if guard:
+            command = self._guard_joint_limits(command, q, dq)
         limit = self.limits.torque
         clipped = np.minimum(np.maximum(command, -limit), limit)
         if (clipped != command).any():
