@@ -81,7 +81,8 @@ def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, spa
     parser = argparse.ArgumentParser()
     arm_command.add_arguments(parser)
     out = tmp_path / "out"
-    args = parser.parse_args(["--base", str(base), "--dropo", str(fit_path), "--out", str(out), "--quick"])
+    args = parser.parse_args(["--base", str(base), "--dropo", str(fit_path), "--out", str(out), "--quick",
+                              "--warm-start", "best"])
     assert arm_command.run(args) == 0
 
     result = json.loads((out / "arm_tuning.json").read_text())

@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma0", type=float, default=0.5, help="initial CMA-ES step in log factors (default 0.5)")
     parser.add_argument("--spread", type=float, default=0.0,
                         help="relative std of a Gaussian around each candidate (default 0: point mass)")
-    parser.add_argument("--warm-start", choices=("best", "base"), default="best",
-                        help="fine-tune each candidate from the best candidate so far (default) or from the base")
+    parser.add_argument("--warm-start", choices=("best", "base"), default="base",
+                        help="fine-tune each candidate from the base (default: every policy gets the same training, "
+                             "so the table compares simulators) or from the best candidate so far (longer lineages)")
     parser.add_argument("--no-control", action="store_true",
                         help="skip the control: the base fine-tuned in the nominal sim for the tuned lineage's steps")
     parser.add_argument("--no-selection", action="store_true",
