@@ -1,5 +1,6 @@
 """PPO learns Pendulum-v1; the written policy file reproduces the trained behaviour; evaluation statistics."""
 import json
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from sim2real_core.policy.evaluation import evaluate, summarise
 import torch
 
+from sim2real_core.policy.policy_file import ActionHead
 from sim2real_core.policy.ppo import PPOConfig, RunningMeanStd, load_checkpoint, save_checkpoint, train_ppo
 from sim2real_core.policy.tasks import gym_task
 from sim2real_core.policy.training import train_policy
@@ -35,6 +37,12 @@ def test_ppo_learns_pendulum_and_the_policy_file_reproduces_it(tmp_path):
     assert tuned.result.steps == outcome.result.steps + 2048
     assert tuned.result.curve[0][1] > -400 > baseline.mean_return, tuned.result.curve
     assert tuned.policy.spec.training["warm_start_steps"] == outcome.result.steps
+    assert tuned.trained_steps == 2048
+    # a task whose action head changed since the policy was trained is refused before any training
+    rescaled = replace(task, head=ActionHead(mode="torque", scale=[1.0]))
+    with pytest.raises(ValueError, match="cannot fine-tune from .*pendulum: its action head"):
+        train_policy(rescaled, 2048, tmp_path / "refused", config, progress=False, start=tmp_path / "pendulum")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_checkpoint_round_trip_keeps_network_and_normalisation(tmp_path):

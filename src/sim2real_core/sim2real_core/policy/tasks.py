@@ -95,7 +95,11 @@ class TaskSetup:
                           obs_std=[float(v) for v in obs_std], hidden=list(hidden), action=self.head,
                           joint_names=list(self.joint_names), extra_inputs=list(self.extra_inputs),
                           training={**self.provenance, **training},
-                          features={} if self.features is None else self.features.to_mapping())
+                          features=self.feature_mapping())
+
+    def feature_mapping(self) -> dict[str, Any]:
+        """The observation features as a policy sidecar stores them (empty: none)."""
+        return {} if self.features is None else self.features.to_mapping()
 
 
 def gym_task(env_id: str, **kwargs) -> TaskSetup:

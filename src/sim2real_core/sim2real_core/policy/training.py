@@ -27,9 +27,14 @@ class TrainOutcome:
     start_steps: int = 0  # steps of the warm start, if any
 
     @property
+    def trained_steps(self) -> int:
+        """Environment steps of this run (the warm start's not counted)."""
+        return self.result.steps - self.start_steps
+
+    @property
     def steps_per_second(self) -> float:
         """Environment steps of this run per wall-clock second, including PPO updates."""
-        return (self.result.steps - self.start_steps) / self.seconds
+        return self.trained_steps / self.seconds
 
 
 def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PPOConfig = PPOConfig(),
@@ -37,7 +42,9 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
     """Train `task` with PPO for `steps` environment steps; write policy, checkpoint, curve.json and curve.png.
 
     Args:
-        start: a folder of an earlier `train_policy` (or its checkpoint file) to fine-tune from.
+        start: a folder of an earlier `train_policy` (or its checkpoint file) to fine-tune from. Its policy must
+            have the task's action head and observation features: fine-tuning keeps the network, so a head or
+            features changed since it was trained would change what its outputs mean.
 
     Returns:
         The outcome, whose policy is re-read from the written file (what a server would load).
@@ -45,7 +52,13 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
     warm = None
     if start is not None:
         start = Path(start)
-        warm = load_checkpoint(start / CHECKPOINT if start.is_dir() else start)
+        folder = start if start.is_dir() else start.parent
+        earlier = load_policy(folder).spec
+        if earlier.action != task.head or earlier.features != task.feature_mapping():
+            raise ValueError(f"cannot fine-tune from {folder}: its action head {earlier.action} and features "
+                             f"{earlier.features} differ from task {task.name}'s ({task.head}, {task.feature_mapping()});"
+                             f" train it again")
+        warm = load_checkpoint(folder / CHECKPOINT if start.is_dir() else start)
     began = time.perf_counter()
     result = train_ppo(task.wrapped, steps, config, progress=progress, description=f"train {task.name}", start=warm)
     seconds = time.perf_counter() - began

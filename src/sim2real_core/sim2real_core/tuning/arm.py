@@ -185,17 +185,6 @@ def policy_steps(policy: Policy) -> int:
     return int(policy.spec.training.get("steps", 0))
 
 
-def load_base(base: Path) -> Policy:
-    """The base policy, refusing one whose action head differs from the reach task's (fine-tuning keeps the
-    network, so a head changed in config/policy/train.yaml since the base was trained would change its meaning)."""
-    policy = load_policy(base)
-    head = make_task(TASK).head
-    if policy.spec.action != head:
-        raise ValueError(f"base policy {base}: its action head {policy.spec.action} differs from the {TASK} task's "
-                         f"in config/policy/train.yaml ({head}); retrain the base")
-    return policy
-
-
 def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = "fr3_default",
                     budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
                     config: PPOConfig | None = None, population_size: int | None = 4, sigma0: float = 0.5,
@@ -229,7 +218,6 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
     if first_seed + budget_episodes > HELDOUT_SEED:
         raise ValueError(f"tuning seeds would reach the held-out seeds ({HELDOUT_SEED}); use a smaller seed")
     base, out = Path(base), Path(out)
-    base_policy = load_base(base)  # a clear error before any training
     config = config or reach_config(seed)
     factors = GroupFactors(fit_space(SPACE))
     target = make_task(TASK, "none", reality=reality)
@@ -241,10 +229,10 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
         folder = out / f"candidate_{len(evaluations):02d}"
         folder.mkdir(parents=True, exist_ok=True)
         path = factors.distribution(x, spread).save(folder / "distribution.yaml")
-        start, parent = (base, base_policy) if warm is None or not chain else (warm.folder, warm.policy)
+        start = base if warm is None or not chain else warm.folder
         outcome = train_policy(make_task(TASK, str(path)), steps, folder / "policy", config, progress=False,
                                start=start)
-        sim_steps += outcome.result.steps - policy_steps(parent)
+        sim_steps += outcome.trained_steps
         return Candidate(folder / "policy", outcome.policy)
 
     def score(candidate: Candidate) -> float:
@@ -289,7 +277,6 @@ def select_by_return(base: str | os.PathLike, out: str | os.PathLike, reality: s
         raise ValueError(f"budget_episodes ({budget_episodes}) must be a positive multiple of "
                          f"episodes_per_candidate ({episodes_per_candidate})")
     base, out = Path(base), Path(out)
-    base_policy = load_base(base)
     config = config or reach_config(seed)
     target = make_task(TASK, "none", reality=reality)
     episodes = TargetEpisodes(target.make_env, limit=budget_episodes)
@@ -299,7 +286,7 @@ def select_by_return(base: str | os.PathLike, out: str | os.PathLike, reality: s
         folder = out / f"candidate_{index:02d}"
         run = replace(config, seed=config.seed + 1 + index)
         outcome = train_policy(nominal, steps, folder / "policy", run, progress=False, start=base)
-        spent += outcome.result.steps - policy_steps(base_policy)
+        spent += outcome.trained_steps
         result = evaluate(outcome.policy, episodes, episodes_per_candidate, seed=seed * budget_episodes + episodes.used,
                           safety=target.safety, period=target.control_period)
         if np.isfinite(result.mean_return) and result.mean_return > best_return:
@@ -324,8 +311,7 @@ def group_factors_of(dist: Distribution, groups: tuple[tuple[str, str], ...] = G
     return out
 
 
-def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOConfig,
-                  base_policy: Policy) -> tuple[Policy, int, dict]:
+def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOConfig) -> tuple[Policy, int, dict]:
     """The DROPO policy, its PPO steps spent here, and what it is (a given folder, or base fine-tuned on a fit)."""
     from ..sim.distributions import load_distribution
 
@@ -337,7 +323,7 @@ def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOCon
     dist = load_distribution(dropo)
     outcome = train_policy(make_task(TASK, str(dropo)), steps, out / "dropo_policy", config, progress=False,
                            start=base)
-    return outcome.policy, outcome.result.steps - policy_steps(base_policy), {
+    return outcome.policy, outcome.trained_steps, {
         "policy": str(out / "dropo_policy"), "distribution": str(dropo), "method": dist.method,
         "group_factors": group_factors_of(dist)}
 
@@ -369,13 +355,13 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
     base, dropo, out = Path(base), Path(dropo), Path(out)
     if not dropo.exists():
         raise FileNotFoundError(f"DROPO fit or policy folder {dropo} does not exist")
-    base_policy = load_base(base)
+    base_policy = load_policy(base)
     proxy = _reality_digest(reality)
     config = config or reach_config(seed)
     say = progress or (lambda line: None)
     say(f"fine-tuning the base policy for {steps} steps under the DROPO fit {dropo}" if not dropo.is_dir()
         else f"DROPO policy: {dropo}")
-    dropo_policy, dropo_spent, dropo_info = _dropo_policy(dropo, base, out, steps, config, base_policy)
+    dropo_policy, dropo_spent, dropo_info = _dropo_policy(dropo, base, out, steps, config)
     say(f"tuning for return: {dropo_episodes} target episodes, {episodes_per_candidate} per candidate")
     tuning = tune_for_return(base, out / "tuning", reality, dropo_episodes, episodes_per_candidate, steps, config,
                              population_size, sigma0, spread, seed, chain, progress)
@@ -386,7 +372,7 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
         lineage = policy_steps(tuning.best.policy) - policy_steps(base_policy)
         say(f"control: fine-tuning the base policy for {lineage} steps in the nominal sim")
         outcome = train_policy(make_task(TASK), lineage, out / "control_policy", config, progress=False, start=base)
-        policies.append((CONTROL, outcome.policy, 0, "none", outcome.result.steps - policy_steps(base_policy)))
+        policies.append((CONTROL, outcome.policy, 0, "none", outcome.trained_steps))
     if selection:
         say(f"selection control: {dropo_episodes} target episodes picking among nominal fine-tunings")
         picked = select_by_return(base, out / "selection", reality, dropo_episodes, episodes_per_candidate, steps,

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     config = PPOConfig(**settings)
     outcome = train_policy(task, args.steps, args.out, config, progress=not args.no_progress, start=args.init)
     print(f"policy: {outcome.policy_path} (sha256 {outcome.policy.sha256[:12]})")
-    print(f"trained {outcome.result.steps - outcome.start_steps} steps in {outcome.seconds:.1f} s ({outcome.steps_per_second:.0f} steps/s); "
+    print(f"trained {outcome.trained_steps} steps in {outcome.seconds:.1f} s ({outcome.steps_per_second:.0f} steps/s); "
           f"learning curve: {Path(args.out) / 'curve.png'}")
     if args.eval_episodes > 0:
         result = evaluate(outcome.policy, task.make_env, args.eval_episodes, seed=args.seed + 10_000,
