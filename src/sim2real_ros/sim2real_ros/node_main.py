@@ -13,6 +13,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     """Create the node with `factory`, spin it until shutdown, and return the process exit code.
 
     A configuration error raised while constructing the node (ValueError) is printed and gives exit 2.
+    A callback that fails because a signal shut the context down under it (publishing to a closed context)
+    is part of shutdown, not an error: the node still closes and exits 0.
     """
     rclpy.init(args=sys.argv if args is None else args)
     node = None
@@ -26,6 +28,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
         rclpy.spin(node, executor=executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():  # a real failure; otherwise a callback was cut off by the signal's shutdown
+            raise
     finally:
         if node is not None:
             close = getattr(node, "close", None)

@@ -124,7 +124,7 @@ def test_start_split_stop_services_and_unknown_type(tmp_path, launch_node, ros_n
     output = logger.output()
     assert "not recording /mystery" in output and "nope_msgs/msg/Nope" in output
     logger.process.send_signal(signal.SIGTERM)  # SIGTERM finalizes like SIGINT
-    assert logger.process.wait(15) == 0
+    assert logger.process.wait(15) == 0, logger.output()
     assert read_metadata(f"{bag}_2")["message_count"] == 0
 
 
