@@ -1,7 +1,9 @@
-"""The demo plan: budgets, optional stages, and refusal of a start stage the plan does not run."""
+"""The demo plan: budgets, optional stages, resuming, and refusal of a start stage the plan does not run."""
+import json
+
 import pytest
 
-from sim2real_core.pipeline.demo import STAGES, load_plan, run_demo
+from sim2real_core.pipeline.demo import STAGES, DemoRun, load_plan, run_demo
 
 
 def test_the_adapt_stage_runs_only_with_progressive():
@@ -18,3 +20,14 @@ def test_starting_at_a_stage_outside_the_plan_is_refused(tmp_path):
         run_demo(tmp_path, quick=True, start="adapt")
     with pytest.raises(ValueError, match="unknown stage 'explore'"):
         run_demo(tmp_path, quick=True, start="explore")
+
+
+def test_resuming_keeps_earlier_stages_and_drops_the_rerun_ones(tmp_path):
+    earlier = {"plan": {}, "timings_s": {"fit": 1.0, "train": 2.0, "adapt": 3.0},
+               "fit": {"dropo": "a"}, "train": {"none": "b"}, "deploy": {"none": "c"}, "adapt": {"from": "dropo"}}
+    (tmp_path / "results.json").write_text(json.dumps(earlier))
+    run = DemoRun(out=tmp_path, plan=load_plan(quick=True))  # no adapt stage: its old table must not survive
+    run.resume("train")
+    assert run.results == {"fit": {"dropo": "a"}} and run.timings == {"fit": 1.0}
+    with pytest.raises(FileNotFoundError, match="results.json from an earlier run is missing"):
+        DemoRun(out=tmp_path / "empty", plan=run.plan).resume("fit")

@@ -99,6 +99,18 @@ class DemoRun:
     results: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def resume(self, start: str) -> None:
+        """Take the results of the stages before `start` from out/results.json of an earlier run; those of `start`
+        and later stages are dropped, since they would be stale (also an optional stage this plan skips)."""
+        previous = self.out / "results.json"
+        if not previous.exists():
+            raise FileNotFoundError(f"cannot start at stage {start!r}: {previous} from an earlier run is missing")
+        saved = json.loads(previous.read_text())
+        saved.pop("plan", None)
+        rerun = STAGES[STAGES.index(start):]
+        self.timings = {k: v for k, v in saved.pop("timings_s", {}).items() if k not in rerun}
+        self.results = {k: v for k, v in saved.items() if k not in rerun}
+
     def save(self) -> Path:
         """Write results.json."""
         path = self.out / "results.json"
@@ -132,13 +144,7 @@ def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = 
     if start not in run.plan.stages:
         raise ValueError(f"stage {start!r} is not part of this plan (stages: {', '.join(run.plan.stages)})")
     if start != run.plan.stages[0]:
-        previous = out / "results.json"
-        if not previous.exists():
-            raise FileNotFoundError(f"cannot start at stage {start!r}: {previous} from an earlier run is missing")
-        saved = json.loads(previous.read_text())
-        run.timings = saved.pop("timings_s", {})
-        saved.pop("plan", None)
-        run.results = saved
+        run.resume(start)
     for name in run.plan.stages[run.plan.stages.index(start):]:
         log(f"== {name} ==")
         began = time.perf_counter()
