@@ -50,10 +50,11 @@ def test_engine_matches_mjdata_loop(system, space, data, predictor):
 def test_gaussian_loglik_matches_scipy():
     rng = np.random.default_rng(1)
     pred, target = rng.normal(size=(3, 12, 4)), rng.normal(size=(3, 4))
-    ours = gaussian_loglik(pred, target, 0.1)
-    for n in range(3):
-        cov = np.cov(pred[n].T) + 0.1 * np.eye(4)
-        assert ours[n] == pytest.approx(multivariate_normal(pred[n].mean(0), cov).logpdf(target[n]), rel=1e-10)
+    for epsilon in (0.1, np.array([0.1, 0.02, 0.3, 1.0])):  # ε·I, and one ε per state dimension
+        ours = gaussian_loglik(pred, target, epsilon)
+        for n in range(3):
+            cov = np.cov(pred[n].T) + np.diag(np.broadcast_to(epsilon, 4))
+            assert ours[n] == pytest.approx(multivariate_normal(pred[n].mean(0), cov).logpdf(target[n]), rel=1e-10)
 
 
 def test_dropo_recovers_masses_and_collapses(system, space, data, predictor, tmp_path):
@@ -96,6 +97,23 @@ def test_learned_epsilon_tracks_measurement_noise(system, space, data, predictor
     # scaled noise variance 0.05² = 2.5e-3 (the scale itself moves slightly with the noise)
     assert 1e-3 < dist.objective["epsilon"] < 6e-3
     assert np.linalg.norm(dist.mean - TRUTH) < 0.3
+
+
+def test_epsilon_per_dimension_finds_which_state_dimensions_are_noisy(system, space, data, predictor):
+    scale = state_scale(data)
+    noisy_dims = np.arange(data.observations.shape[1]) >= data.observations.shape[1] // 2  # the velocities
+    noise = np.random.default_rng(2).normal(size=data.observations.shape) * 0.1 * scale * noisy_dims
+    noisy = Transitions(data.observations, data.actions, data.next_observations + noise, data.ends)
+    config = DropoConfig(**FAST, learn_epsilon=True, epsilon_per_dimension=True, epsilon=1e-2)
+    dist = fit_dropo(system, space, noisy, config, predictor=predictor).distribution
+    epsilon = np.array(dist.objective["epsilon"])
+    assert epsilon.shape == noisy_dims.shape
+    # scaled noise variance 0.1² = 1e-2 where noise was added, far less where it was not
+    assert np.all((epsilon[noisy_dims] > 4e-3) & (epsilon[noisy_dims] < 2.5e-2))
+    assert np.all(epsilon[~noisy_dims] < 1e-3)
+    assert np.linalg.norm(dist.mean - TRUTH) < 0.3
+    with pytest.raises(ValueError, match="epsilon_per_dimension needs learn_epsilon"):
+        DropoConfig(epsilon_per_dimension=True)
 
 
 def test_sysid_point_and_confidence_intervals(system, space, data, predictor):

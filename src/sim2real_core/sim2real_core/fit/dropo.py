@@ -41,6 +41,8 @@ class DropoConfig:
         samples: K parameter samples per transition (rounded up to even: antithetic pairs).
         epsilon: variance added to the predicted-state covariance (scaled state units).
         learn_epsilon: optimise log ε as well (from `epsilon`).
+        epsilon_per_dimension: with learn_epsilon, one ε per state dimension (diag(ε) instead of ε·I), so an
+            unmodelled effect that spoils the velocities does not also blur the well-predicted positions.
         horizon: λ, control periods simulated from s before comparing with the real state.
         transitions: B transitions per evaluation (a fixed random subsample; 0 = all).
         covariance: "diag" (per-parameter std) or "full".
@@ -60,6 +62,7 @@ class DropoConfig:
     samples: int = 16
     epsilon: float = 1e-3
     learn_epsilon: bool = False
+    epsilon_per_dimension: bool = False
     horizon: int = 1
     transitions: int = 100
     covariance: str = "diag"
@@ -80,6 +83,8 @@ class DropoConfig:
             raise ValueError(f"horizon (lambda) must be >= 1, got {self.horizon}")
         if not self.epsilon > 0:
             raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
+        if self.epsilon_per_dimension and not self.learn_epsilon:
+            raise ValueError("epsilon_per_dimension needs learn_epsilon: true")
         if self.covariance not in ("diag", "full"):
             raise ValueError(f"covariance must be 'diag' or 'full', got {self.covariance!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -151,16 +156,17 @@ class DropoObjective:
         self._act_rep = np.repeat(self.actions, self.k, axis=0)
         self.evaluations = 0
         self.tril = np.tril_indices(self.dim, -1)
+        self.epsilon_count = (self.target.shape[1] if config.epsilon_per_dimension else 1) if config.learn_epsilon \
+            else 0
 
-    # --- φ packing: [μ_u (dim), log σ_u (dim), off-diagonal L (full only), log ε (learned only)]
+    # --- φ packing: [μ_u (dim), log σ_u (dim), off-diagonal L (full only), log ε (learned: 1 or one per state dim)]
     def initial(self, mean: np.ndarray, std_u: float | np.ndarray) -> np.ndarray:
         """φ for a mean (parameter units) and std (bound units)."""
         mu_u = np.clip((np.asarray(mean, float) - self.space.low) / self.width, 0.0, 1.0)
         parts = [mu_u, np.log(np.broadcast_to(np.asarray(std_u, float), (self.dim,)))]
         if self.config.covariance == "full":
             parts.append(np.zeros(len(self.tril[0])))
-        if self.config.learn_epsilon:
-            parts.append([np.log(self.config.epsilon)])
+        parts.append(np.full(self.epsilon_count, np.log(self.config.epsilon)))
         return np.concatenate(parts)
 
     def bounds(self) -> list[tuple[float, float]]:
@@ -168,12 +174,10 @@ class DropoObjective:
         b = [(0.0, 1.0)] * self.dim + [_LOG_SIGMA_RANGE] * self.dim
         if self.config.covariance == "full":
             b += [(-0.5, 0.5)] * len(self.tril[0])
-        if self.config.learn_epsilon:
-            b.append(_LOG_EPS_RANGE)
-        return b
+        return b + [_LOG_EPS_RANGE] * self.epsilon_count
 
-    def unpack(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """φ -> (μ_u, Cholesky factor L_u, ε)."""
+    def unpack(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
+        """φ -> (μ_u, Cholesky factor L_u, ε (a scalar, or (S,) per state dimension))."""
         phi = np.asarray(phi, float)
         d = self.dim
         mu = phi[:d]
@@ -183,8 +187,10 @@ class DropoObjective:
             n = len(self.tril[0])
             chol[self.tril] = phi[i:i + n]
             i += n
-        eps = float(np.exp(phi[i])) if self.config.learn_epsilon else self.config.epsilon
-        return mu, chol, eps
+        if not self.epsilon_count:
+            return mu, chol, self.config.epsilon
+        eps = np.exp(phi[i:i + self.epsilon_count])
+        return mu, chol, (eps if self.config.epsilon_per_dimension else float(eps[0]))
 
     def distribution(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """φ -> (mean, covariance) in parameter units."""
@@ -202,7 +208,7 @@ class DropoObjective:
         """Per-transition log-likelihoods (B,) of the real next states under φ."""
         return self.loglik_of_samples(self.samples(phi), self.unpack(phi)[2])
 
-    def loglik_of_samples(self, xi: np.ndarray, epsilon: float) -> np.ndarray:
+    def loglik_of_samples(self, xi: np.ndarray, epsilon: float | np.ndarray) -> np.ndarray:
         """Per-transition log-likelihoods (B,) under K given parameter samples (K, dim), the same K for all."""
         if xi.shape != (self.k, self.dim):
             raise ValueError(f"expected ({self.k}, {self.dim}) parameter samples, got {xi.shape}")
@@ -307,7 +313,7 @@ class LinearizedObjective:
         r = self.residual + self.jacobian @ (mu_u - self.mu0)    # (B, S)
         a = self.jacobian @ chol                                    # (B, S, dim)
         s = r.shape[1]
-        cov = a @ a.transpose(0, 2, 1) + eps * np.eye(s)[None]
+        cov = a @ a.transpose(0, 2, 1) + np.diag(np.broadcast_to(eps, (s,)))[None]
         cinv = np.linalg.inv(cov)
         _, logdet = np.linalg.slogdet(cov)
         w = np.einsum("nij,nj->ni", cinv, r)                        # C⁻¹ r
@@ -319,7 +325,9 @@ class LinearizedObjective:
         parts = [grad_mu, np.diag(grad_l) * np.diag(chol) + packing.config.entropy_weight]
         if packing.config.covariance == "full":
             parts.append(grad_l[packing.tril])
-        if packing.config.learn_epsilon:
+        if packing.config.epsilon_per_dimension:
+            parts.append(np.mean(np.diagonal(g, axis1=1, axis2=2), axis=0) * eps)
+        elif packing.config.learn_epsilon:
             parts.append([np.mean(np.trace(g, axis1=1, axis2=2)) * eps])
         value = float(ll.mean()) + packing.config.entropy_weight * packing.entropy(phi)
         return value, np.concatenate(parts)

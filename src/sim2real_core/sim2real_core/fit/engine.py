@@ -197,7 +197,7 @@ def gaussian_loglik(predicted: np.ndarray, target: np.ndarray, epsilon: float | 
     Args:
       predicted: (N, K, S) predicted next states, K samples per transition.
       target: (N, S) real next states.
-      epsilon: variance added on the diagonal (scalar or (N,)).
+      epsilon: variance added on the diagonal: a scalar, or (S,) one per state dimension.
     Returns:
       (N,) log-likelihoods.
     """
@@ -205,7 +205,7 @@ def gaussian_loglik(predicted: np.ndarray, target: np.ndarray, epsilon: float | 
     mean = predicted.mean(axis=1)
     centred = predicted - mean[:, None, :]
     cov = np.einsum("nki,nkj->nij", centred, centred) / max(k - 1, 1)
-    cov += np.asarray(epsilon, dtype=float).reshape(-1, 1, 1) * np.eye(s)[None]
+    cov[:, np.arange(s), np.arange(s)] += np.asarray(epsilon, dtype=float)
     chol = np.linalg.cholesky(cov)
     diff = target - mean
     z = np.linalg.solve(chol, diff[:, :, None])[:, :, 0]

@@ -31,7 +31,7 @@ Progress = Callable[[dict], None]
 
 
 def identifiability(predictor: BatchPredictor, data: Transitions, point: np.ndarray, scale: np.ndarray,
-                    noise_var: float, horizon: int = 1, transitions: int = 500, seed: int = 0,
+                    noise_var: float | np.ndarray, horizon: int = 1, transitions: int = 500, seed: int = 0,
                     step: float = 1e-4) -> dict[str, dict]:
     """Which parameters the data pins down near `point`: local Fisher information with a box prior.
 
@@ -121,6 +121,7 @@ def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: 
                                config.max_evaluations, config.seed, tick)
     mean, cov = objective.distribution(phi)
     _, _, eps = objective.unpack(phi)
+    eps = eps.tolist() if isinstance(eps, np.ndarray) else eps
     loglik = float(np.mean(objective.loglik(phi)))
     method = "edropo" if config.entropy_weight > 0 else "dropo"
     info["identifiability"] = identifiability(predictor, data, mean, scale, eps, config.horizon,
