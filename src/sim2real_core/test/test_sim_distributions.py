@@ -48,6 +48,19 @@ def test_truncated_gaussian_stays_within_k_sigma_and_bounds_with_truncated_momen
     assert d[:, 0].std() == pytest.approx(0.8796, rel=0.02)
 
 
+def test_many_means_at_a_bound_give_exact_one_sided_truncated_normals():
+    # Nine parameters at their lower bound (fitted dampings often are): rejection from the joint normal would
+    # accept 2^-9 of the draws and clip the rest onto the bound.
+    wide = ParameterSpace.from_list([{"name": f"d{i}", "unit": "N*m*s/rad", "nominal": 0.5, "bounds": [0.0, 5.0],
+                                      "kind": "dof_damping", "element": f"j{i}"} for i in range(9)], name="wide")
+    dist = Distribution.gaussian(wide, mean=np.zeros(9), std=np.full(9, 1.0), truncation_sigma=2.0)
+    draws = dist.sample(np.random.default_rng(4), N)
+    assert draws.min() >= 0.0 and draws.max() <= 2.0
+    assert np.mean(draws == 0.0) < 1e-3  # no mass piled on the bound
+    # N(0, 1) truncated to [0, 2]: mean (φ(0) - φ(2)) / (Φ(2) - Φ(0)) = 0.7228
+    assert np.allclose(draws.mean(0), 0.7228, atol=0.02)
+
+
 def test_fixed_sampling_repeats_the_value():
     dist = Distribution.fixed(space(), [2.0, 1.0, 2])
     assert np.all(dist.sample(np.random.default_rng(0), 5) == [2.0, 1.0, 2.0])
