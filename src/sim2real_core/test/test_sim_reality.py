@@ -14,9 +14,10 @@ def rollout(sim, torques, seed=0):
     return np.array([sim.step(u) for u in torques])
 
 
-def test_reality_and_nominal_trajectories_differ_for_the_same_torques():
+@pytest.mark.parametrize("profile", ["fr3_default", "fr3_harsh"])  # every profile shipped in config/reality
+def test_reality_and_nominal_trajectories_differ_for_the_same_torques(profile):
     torques = np.random.default_rng(0).uniform(-1, 1, (100, 7)) * [8, 8, 8, 8, 1.5, 1.5, 1.5]
-    real = rollout(RealityProxy("fr3_default"), torques)
+    real = rollout(RealityProxy(profile), torques)
     nominal = rollout(Simulator("fr3_push"), torques)
     gap = np.abs(real[:, :7] - nominal[:, :7]).max()
     noise = 0.001  # far above the proxy's position noise (0.2 mrad) and encoder offsets (0.6 mrad)
@@ -24,7 +25,7 @@ def test_reality_and_nominal_trajectories_differ_for_the_same_torques():
     # the truth is in-family plus unmodelled friction: the nominal simulator at the true parameters
     # comes much closer, but not all the way
     at_truth = Simulator("fr3_push")
-    at_truth.set_parameters(load_reality("fr3_default").truth)
+    at_truth.set_parameters(load_reality(profile).truth)
     residual = np.abs(real[:, :7] - rollout(at_truth, torques)[:, :7]).max()
     assert residual < gap / 2 and residual > noise
 
