@@ -111,10 +111,16 @@ def fit_point(predictor: BatchPredictor, data: Transitions, scale: np.ndarray, c
     return res.params(out.x), res, jac, r, history
 
 
+def _information(jac: np.ndarray, noise_var: float | np.ndarray) -> np.ndarray:
+    """Fisher information JᵀWJ, W = 1/noise_var (rows of J are B·S with the state dimension fastest; noise_var a
+    scalar or one per state dimension)."""
+    weights = 1.0 / np.resize(np.asarray(noise_var, float), jac.shape[0])
+    return jac.T @ (jac * weights[:, None])
+
+
 def confidence_std(jac: np.ndarray, noise_var: float, width: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
     """Standard errors sqrt(diag(noise_var·(JᵀJ)⁻¹)) in parameter units; inf where JᵀJ is singular along them."""
-    weights = 1.0 / np.resize(np.asarray(noise_var, float), jac.shape[0])
-    info = jac.T @ (jac * weights[:, None])
+    info = _information(jac, noise_var)
     w, v = np.linalg.eigh(info)
     null = w <= rtol * max(w.max(), 1e-300)
     var_u = (v[:, ~null] ** 2) @ (1.0 / w[~null])
@@ -124,14 +130,12 @@ def confidence_std(jac: np.ndarray, noise_var: float, width: np.ndarray, rtol: f
 
 def parameter_covariance(jac: np.ndarray, noise_var: float | np.ndarray, width: np.ndarray,
                          prior_std: float | None = None) -> np.ndarray:
-    """Estimator covariance (JᵀWJ)⁻¹, W = 1/noise_var, in parameter units (J in bound units, rows B·S with the
-    state dimension fastest; noise_var a scalar or one per state dimension).
+    """Estimator covariance (JᵀWJ)⁻¹, W = 1/noise_var (see `_information`), in parameter units (J in bound units).
 
     With `prior_std` (bound units) a Gaussian prior regularises directions the data does not inform, so a
     parameter without effect gets the prior's std instead of an infinite or pseudo-inverse (zero) one.
     """
-    weights = 1.0 / np.resize(np.asarray(noise_var, float), jac.shape[0])
-    info = jac.T @ (jac * weights[:, None])
+    info = _information(jac, noise_var)
     if prior_std is not None:
         info = info + np.eye(info.shape[0]) / prior_std ** 2
     cov_u = np.linalg.pinv(info, hermitian=True)
