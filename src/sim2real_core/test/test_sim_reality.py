@@ -14,7 +14,7 @@ def rollout(sim, torques, seed=0):
     return np.array([sim.step(u) for u in torques])
 
 
-@pytest.mark.parametrize("profile", ["fr3_default", "fr3_harsh"])  # every profile shipped in config/reality
+@pytest.mark.parametrize("profile", ["fr3_default", "fr3_harsh", "fr3_mild"])  # every profile shipped in config/reality
 def test_reality_and_nominal_trajectories_differ_for_the_same_torques(profile):
     torques = np.random.default_rng(0).uniform(-1, 1, (100, 7)) * [8, 8, 8, 8, 1.5, 1.5, 1.5]
     real = rollout(RealityProxy(profile), torques)
