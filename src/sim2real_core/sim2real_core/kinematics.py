@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -41,6 +42,11 @@ class SerialChain:
         """The inverse of `from_mapping` (plain lists, YAML-ready)."""
         return {"dh": [list(row) for row in self.dh], "flange": list(self.flange), "tool": list(self.tool)}
 
+    @cached_property
+    def _frames(self) -> tuple[tuple[float, float, float, float], ...]:
+        """(a, d, cos alpha, sin alpha) of each joint row, then of the flange: the constants of every call."""
+        return tuple((a, d, math.cos(alpha), math.sin(alpha)) for a, d, alpha in (*self.dh, self.flange))
+
     @property
     def dof(self) -> int:
         """Number of joints."""
@@ -57,8 +63,7 @@ class SerialChain:
         rotation = np.broadcast_to(np.eye(3), (*batch, 3, 3))
         position = np.zeros((*batch, 3))
         angles = [*np.moveaxis(q, -1, 0), np.zeros(batch)]
-        for (a, d, alpha), theta in zip((*self.dh, self.flange), angles):
-            ca, sa = np.cos(alpha), np.sin(alpha)
+        for (a, d, ca, sa), theta in zip(self._frames, angles):
             ct, st = np.cos(theta), np.sin(theta)
             # Rx(alpha) · Tx(a) · Tz(d) · Rz(theta): the new origin sits at a·x + d·(Rx(alpha) z) in the old frame.
             position = position + rotation @ np.array([a, -sa * d, ca * d])
@@ -74,8 +79,8 @@ class SerialChain:
         overhead on 3x3 products cost five times the arithmetic (same frames as the batched path)."""
         r = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
         p = (0.0, 0.0, 0.0)
-        for (a, d, alpha), theta in zip((*self.dh, self.flange), (*angles, 0.0)):
-            ca, sa, ct, st = math.cos(alpha), math.sin(alpha), math.cos(theta), math.sin(theta)
+        for (a, d, ca, sa), theta in zip(self._frames, (*angles, 0.0)):
+            ct, st = math.cos(theta), math.sin(theta)
             v = (a, -sa * d, ca * d)
             p = tuple(p[i] + r[i][0] * v[0] + r[i][1] * v[1] + r[i][2] * v[2] for i in range(3))
             r = tuple((row[0] * ct + row[1] * ca * st + row[2] * sa * st,

@@ -156,8 +156,9 @@ class DropoObjective:
         self._act_rep = np.repeat(self.actions, self.k, axis=0)
         self.evaluations = 0
         self.tril = np.tril_indices(self.dim, -1)
-        self.epsilon_count = (self.target.shape[1] if config.epsilon_per_dimension else 1) if config.learn_epsilon \
-            else 0
+        # learned log ε entries of φ: none, one, or one per state dimension
+        self.epsilon_count = 0 if not config.learn_epsilon else (
+            self.target.shape[1] if config.epsilon_per_dimension else 1)
 
     # --- φ packing: [μ_u (dim), log σ_u (dim), off-diagonal L (full only), log ε (learned: 1 or one per state dim)]
     def initial(self, mean: np.ndarray, std_u: float | np.ndarray) -> np.ndarray:
