@@ -259,6 +259,8 @@ class TransitionLogger(Node):
         status = diagnostic_status(self.get_name(), "", level, message, {
             "received": self._received, "written": recorder.written, "dropped": recorder.dropped,
             "backlog": recorder.backlog, "topics": ",".join(sorted(self._recorded)),
+            "matched_publishers": ",".join(f"{topic}={sub.get_publisher_count()}"
+                                           for topic, sub in sorted(self._recorded.items())),
             "skipped_topics": ",".join(sorted(self._skipped))})
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 from conftest import spin_until
+from diagnostic_msgs.msg import DiagnosticArray
 from mcap.reader import make_reader
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -186,6 +187,20 @@ def test_bad_parameter_exits_2(launch_node):
     assert "max_file_size must be >= 0" in logger.output()
 
 
+def logger_matched_publishers(node) -> dict[str, int]:
+    """A dict kept up to date with the logger's /diagnostics report of matched publishers per recorded topic."""
+    matched: dict[str, int] = {}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith("transition_logger"):
+                text = {v.key: v.value for v in status.values}.get("matched_publishers", "")
+                matched.update((t, int(n)) for t, _, n in (e.rpartition("=") for e in text.split(",") if e))
+
+    node.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, on_diagnostics, contract.EVENT_QOS)
+    return matched
+
+
 def test_push_task_bags_hold_the_puck_and_convert_to_the_puck_layout(tmp_path, launch_node, ros_node):
     """The logger records /puck/pose by default; the sim bridge's push task bag gives joint_state_puck_v1."""
     bag = tmp_path / "bag"
@@ -193,7 +208,9 @@ def test_push_task_bags_hold_the_puck_and_convert_to_the_puck_layout(tmp_path, l
     logger = launch_node("transition_logger", parameters={"output": str(bag), "flush_period": 0.2})
     commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
     assert spin_until(ros_node, lambda: commands.get_subscription_count() >= 2, 20.0), "bridge and logger"
-    spin_until(ros_node, lambda: False, 1.0)  # let the logger's readers match the bridge's publishers too
+    matched = logger_matched_publishers(ros_node)
+    wanted = (contract.JOINT_STATES, contract.PUCK_POSE)
+    assert spin_until(ros_node, lambda: all(matched.get(t, 0) >= 1 for t in wanted), 20.0), (matched, logger.output())
     end = time.monotonic() + 1.0
     while time.monotonic() < end:  # zero torque; each command steps the lockstep bridge; all stays at rest
         commands.publish(command_msg(np.zeros(7)))
