@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +86,33 @@ def load_robot(name_or_path: str | os.PathLike = "fr3") -> RobotSpec:
         raise ConfigError(f"{path}: control_period {spec.control_period} must be a positive whole multiple of "
                           f"physics_timestep {spec.physics_timestep}")
     return spec
+
+
+JOINT_NAME = re.compile(r"^(?:(?P<prefix>.+)_)?(?P<type>[A-Za-z0-9]+)_joint(?P<index>\d+)$")
+
+
+def joint_role(name: str) -> tuple[str, int]:
+    """franka_description's ``<arm_prefix>_<robot_type>_jointN`` -> (robot_type, N); ValueError otherwise."""
+    match = JOINT_NAME.match(name)
+    if match is None:
+        raise ValueError(f"joint name {name!r} is not <arm_prefix>_<robot_type>_jointN or <robot_type>_jointN")
+    return match["type"], int(match["index"])
+
+
+def arm_joint_names(spec: RobotSpec, arm_prefix: str = "", robot_type: str = "") -> tuple[str, ...]:
+    """The arm's joint names as franka_description writes them: ``<arm_prefix>_<robot_type>_jointN``.
+
+    Args:
+      spec: the robot (its joint names give the roles jointN and the default robot type).
+      arm_prefix: franka_ros2's `arm_prefix` launch argument ('' for none, e.g. ``left``).
+      robot_type: ``fr3``, ``fr3v2``...; '' keeps the robot file's.
+    """
+    if arm_prefix and not re.fullmatch(r"[A-Za-z0-9_]+", arm_prefix):
+        raise ValueError(f"arm_prefix must be letters, digits and underscores, got {arm_prefix!r}")
+    if robot_type and not re.fullmatch(r"[A-Za-z0-9]+", robot_type):
+        raise ValueError(f"robot_type must be letters and digits (fr3, fr3v2), got {robot_type!r}")
+    names = []
+    for name in spec.joint_names:
+        kind, index = joint_role(name)
+        names.append(f"{arm_prefix + '_' if arm_prefix else ''}{robot_type or kind}_joint{index}")
+    return tuple(names)

@@ -4,8 +4,8 @@ import pytest
 
 from sim2real_core.policy.policy_file import ActionHead, PolicyFileError, PolicySpec, save_policy
 from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
-from sim2real_core.policy.serving import (PeriodMonitor, PolicyRunner, WindowStats, load_servable_policy,
-                                          robot_joints_and_period)
+from sim2real_core.policy.serving import (SETTLE_PERIODS, PeriodGate, PeriodMonitor, PolicyRunner, WindowStats,
+                                          check_stamp, load_servable_policy, robot_joints_and_period)
 
 JOINTS, PERIOD = robot_joints_and_period("fr3")
 
@@ -24,17 +24,59 @@ def test_runner_filters_policy_torque_and_measures_latency(tmp_path):
     policy = load_servable_policy(policy_file(tmp_path), JOINTS)
     runner = PolicyRunner(policy, SafetyLayer(load_safety_limits("fr3", watchdog_periods=2), PERIOD))
     np.testing.assert_array_equal(runner.command(0.0, 0.0), np.zeros(7))  # no state yet: zero, watchdog unarmed
-    assert runner.safety.fault is None
     q = np.array([0.3, -0.785, 0.3, -2.356, 0.3, 1.571, 0.785])  # within the soft joint limits
-    runner.state(q, np.zeros(7), stamp=1.0, received=10.0)
-    out = runner.command(1.002, 10.001)
+    t = 1.0
+    for period in range(SETTLE_PERIODS + 5):  # a stream still coming up: zero torque, gaps are no fault
+        if period != 4:
+            runner.state(q, np.zeros(7), stamp=t, received=10.0 + t)
+        np.testing.assert_array_equal(runner.command(t, 10.0 + t), np.zeros(7))
+        t += PERIOD
+    assert runner.safety.fault is None and runner.settled == SETTLE_PERIODS
+    runner.state(q, np.zeros(7), stamp=t, received=10.0 + t)
+    out = runner.command(t + 0.002, 10.001 + t)
     # Zero network output: PD target 0, tau = -1e4 * q, far over the limits; one period's rate limit remains.
     np.testing.assert_allclose(out, -np.sign(q) * runner.safety.limits.rate * PERIOD)
     assert runner.latency.summary(1e3)["p50"] == pytest.approx(2.0)
     assert runner.compute.summary(1e3)["max"] == pytest.approx(1.0)
-    runner.command(1.01, 10.01)  # stale period 1 of 2 ...
-    np.testing.assert_array_equal(runner.command(1.02, 10.02), np.zeros(7))  # ... 2 of 2: watchdog
-    assert runner.safety.fault == "watchdog" and runner.latency.count == 1
+    runner.state(q, np.zeros(7), stamp=t + PERIOD, received=10.0 + t)
+    half = runner.command(t + PERIOD, 10.0 + t, elapsed=PERIOD / 2)  # the rate limit scales with the publish gap
+    np.testing.assert_allclose((half - out)[:4], -np.sign(q[:4]) * runner.safety.limits.rate[:4] * PERIOD / 2)
+    runner.command(t + 0.02, 10.02)  # stale period 1 of 2 ...
+    np.testing.assert_array_equal(runner.command(t + 0.03, 10.03), np.zeros(7))  # ... 2 of 2: watchdog
+    assert runner.safety.fault == "watchdog" and runner.latency.count == 2
+
+
+def test_state_stamps_must_be_new_recent_and_not_ahead():
+    assert check_stamp(10.0, 9.99, now=10.001, max_age=0.03, max_ahead=0.005) == ""
+    assert check_stamp(9.99, 9.99, now=10.0, max_age=0.03, max_ahead=0.005) == "replayed"
+    assert check_stamp(9.98, 9.99, now=10.0, max_age=0.03, max_ahead=0.005) == "replayed"
+    assert check_stamp(9.9, None, now=10.0, max_age=0.03, max_ahead=0.005) == "stale"
+    assert check_stamp(10.1, 9.99, now=10.0, max_age=0.03, max_ahead=0.005) == "future"
+
+
+def test_period_gate_acts_once_per_period_by_stamp_despite_dropped_samples():
+    gate = PeriodGate(0.01)
+    rng = np.random.default_rng(0)
+    stamps = np.arange(0, 2.0, 0.001)
+    stamps = stamps[rng.random(stamps.size) > 0.2]  # a 1 kHz stream that drops a fifth of its samples
+    acted = [s for s in stamps if gate.due(s) is not None]
+    assert 199 <= len(acted) <= 201
+    gaps = np.diff(acted)
+    # The schedule is kept (a late state does not shift the next ones), so the mean period is exact.
+    assert abs(gaps.mean() - 0.01) < 2e-4 and gaps.min() >= 0.006 and gaps.max() <= 0.014
+    every = PeriodGate(0.01)  # a 100 Hz stream: every state
+    assert all(every.due(s) is not None for s in np.arange(0, 1.0, 0.01))
+
+
+def test_a_prefixed_arm_serves_a_policy_by_joint_role(tmp_path):
+    left, _ = robot_joints_and_period("fr3", arm_prefix="left")
+    assert left[0] == "left_fr3_joint1"
+    assert load_servable_policy(policy_file(tmp_path), left).spec.joint_names == JOINTS
+    v2, _ = robot_joints_and_period("fr3", robot_type="fr3v2")
+    with pytest.raises(PolicyFileError, match="robot type and joint number"):
+        load_servable_policy(policy_file(tmp_path), v2)
+    with pytest.raises(ValueError, match="arm_prefix"):
+        robot_joints_and_period("fr3", arm_prefix="left arm")
 
 
 def test_extra_inputs_must_fit_the_policy_and_nothing_changes_on_failure(tmp_path):

@@ -1,8 +1,14 @@
-"""The topic and service contract shared with franka_ros2 (see DESIGN.md); every name is remappable."""
+"""The topic and service contract shared with franka_ros2 (see DESIGN.md); every name is remappable.
+
+The arm's topics are relative, so a node started in a namespace (`--ros-args -r __ns:=/left`, or a stack's
+`namespace`) uses `/left/franka/joint_states` as franka_ros2 does under its launch namespace.
+"""
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-JOINT_STATES = "/franka/joint_states"
-EFFORT_COMMANDS = "/effort_controller/commands"
+JOINT_STATES = "franka/joint_states"
+EFFORT_COMMANDS = "effort_controller/commands"
+# Commanders in a supervised stack publish here; the command_supervisor relays to EFFORT_COMMANDS.
+SUPERVISED_COMMANDS = "sim2real/commands"
 CLOCK = "/clock"
 DIAGNOSTICS = "/diagnostics"
 PUCK_POSE = "/puck/pose"  # geometry_msgs/PoseStamped, world frame (push task; sim bridge)

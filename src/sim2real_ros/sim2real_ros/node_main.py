@@ -1,22 +1,36 @@
-"""One `main()` for every node: init, spin, and a clean exit 0 on Ctrl-C or SIGTERM."""
+"""One `main()` for every node: init, spin, and a clean exit 0 on Ctrl-C, SIGTERM or SIGHUP.
+
+rclpy's own signal handler shuts the context down before any node code runs, so a commander could not
+publish its final zero torque. Here the signals only set a flag; the spin loop then calls the node's
+`stop()` (if it has one) while the context is still up, then `close()`, then shuts the context down.
+"""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Longest wait of the spin loop [s]: a signal is acted on within this time even when no callback is due.
+SIGNAL_LATENCY = 0.02
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 1) -> int:
-    """Create the node with `factory`, spin it until shutdown, and return the process exit code.
+    """Create the node with `factory`, spin it until a stop signal or shutdown, and return the exit code.
 
     A configuration error raised while constructing the node (ValueError) is printed and gives exit 2.
-    A callback that fails because a signal shut the context down under it (publishing to a closed context)
-    is part of shutdown, not an error: the node still closes and exits 0.
+    On SIGINT, SIGTERM or SIGHUP the node's `stop()` runs first (a commander publishes zero torque there),
+    then its `close()`. A callback that fails because the context went down under it is part of shutdown.
     """
-    rclpy.init(args=sys.argv if args is None else args)
+    rclpy.init(args=sys.argv if args is None else args, signal_handler_options=SignalHandlerOptions.NO)
+    stopping = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in STOP_SIGNALS}
     node = None
     try:
         try:
@@ -24,18 +38,23 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 2
-        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else None
-        rclpy.spin(node, executor=executor)
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok() and not stopping.is_set():
+            executor.spin_once(timeout_sec=SIGNAL_LATENCY)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        if rclpy.ok():  # a real failure; otherwise a callback was cut off by the signal's shutdown
+        if rclpy.ok() and not stopping.is_set():  # a real failure; otherwise cut off by the shutdown
             raise
     finally:
         if node is not None:
-            close = getattr(node, "close", None)
-            if callable(close):
-                close()
+            for hook in ("stop", "close"):
+                method = getattr(node, hook, None)
+                if callable(method) and (hook == "close" or rclpy.ok()):
+                    method()
             node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0

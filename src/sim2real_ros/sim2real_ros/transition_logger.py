@@ -110,13 +110,13 @@ class TransitionLogger(Node):
                 raise ValueError(f"parameter {name} must be > 0, got {p[name]}")
         if p["compression"] not in COMPRESSION:
             raise ValueError(f"parameter compression must be one of {sorted(COMPRESSION)}, got {p['compression']!r}")
-        self._types = dict(KNOWN_TYPES)
+        self._types = {self.resolve_topic_name(topic): msgtype for topic, msgtype in KNOWN_TYPES.items()}
         for entry in p["topic_types"]:
             if entry:
                 topic, sep, msgtype = entry.partition("=")
                 if not sep or msgtype.count("/") != 2:
                     raise ValueError(f"parameter topic_types entry {entry!r} must look like /topic=pkg/msg/Type")
-                self._types[topic] = msgtype
+                self._types[self.resolve_topic_name(topic)] = msgtype
         self._wanted = [self.resolve_topic_name(t) for t in p["topics"] if t]
         if not self._wanted:
             raise ValueError("parameter topics is empty: nothing to record")

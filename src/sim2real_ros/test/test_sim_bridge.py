@@ -86,11 +86,11 @@ def test_realtime_contract_topics_rate_clock_puck_and_episodes(launch_node, ros_
     probe.wait_for_bridge(bridge)
     spin_until(ros_node, lambda: False, 1.5)
     topics = dict(ros_node.get_topic_names_and_types())
-    assert topics[contract.JOINT_STATES] == ["sensor_msgs/msg/JointState"]
+    assert topics["/" + contract.JOINT_STATES] == ["sensor_msgs/msg/JointState"]
     assert topics[contract.CLOCK] == ["rosgraph_msgs/msg/Clock"]
     assert topics[contract.PUCK_POSE] == ["geometry_msgs/msg/PoseStamped"]
     assert topics[contract.EPISODES] == ["std_msgs/msg/String"]
-    assert "std_msgs/msg/Float64MultiArray" in topics[contract.EFFORT_COMMANDS]
+    assert "std_msgs/msg/Float64MultiArray" in topics["/" + contract.EFFORT_COMMANDS]
     msg = probe.states[-1][1]
     assert list(msg.name) == list(ROBOT.joint_names)
     assert len(msg.position) == len(msg.velocity) == len(msg.effort) == 7

@@ -16,6 +16,8 @@ from std_srvs.srv import Trigger
 
 from sim2real_core.data import BagReader, bag_to_dataset, read_metadata, recover_bag
 from sim2real_ros import contract
+
+STATES_TOPIC, COMMANDS_TOPIC = "/" + contract.JOINT_STATES, "/" + contract.EFFORT_COMMANDS
 from sim2real_ros.messages import command_msg, joint_state_msg, seconds_to_stamp
 
 JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
@@ -72,11 +74,11 @@ def test_round_trip_over_dds_gives_exact_values(tmp_path, launch_node, ros_node)
 
     info = read_metadata(bag)
     counts = {t["topic_metadata"]["name"]: t["message_count"] for t in info["topics_with_message_count"]}
-    assert counts[contract.JOINT_STATES] == 60 and counts[contract.EFFORT_COMMANDS] == 6
+    assert counts[STATES_TOPIC] == 60 and counts[COMMANDS_TOPIC] == 6
     assert counts[contract.EPISODES] == 2
     qos = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
            for t in info["topics_with_message_count"]}
-    assert qos[contract.JOINT_STATES][0]["reliability"] == "reliable"
+    assert qos[STATES_TOPIC][0]["reliability"] == "reliable"
 
     data = bag_to_dataset(bag, 0.01)
     assert len(data) == 5
@@ -90,7 +92,7 @@ def test_round_trip_over_dds_gives_exact_values(tmp_path, launch_node, ros_node)
     with open(bag / info["relative_file_paths"][0], "rb") as stream:
         summary = make_reader(stream).get_summary()
     by_topic = {c.topic: summary.statistics.channel_message_counts.get(cid, 0) for cid, c in summary.channels.items()}
-    assert by_topic[contract.JOINT_STATES] == 60 and summary.statistics.message_count == info["message_count"]
+    assert by_topic[STATES_TOPIC] == 60 and summary.statistics.message_count == info["message_count"]
 
 
 def test_start_split_stop_services_and_unknown_type(tmp_path, launch_node, ros_node):
@@ -178,7 +180,7 @@ def test_no_message_lost_at_three_topics_of_1khz(tmp_path, launch_node, ros_node
     time.sleep(1.0)
     assert logger.stop() == 0
     counts = {t["topic_metadata"]["name"]: t["message_count"] for t in read_metadata(bag)["topics_with_message_count"]}
-    assert counts == {contract.JOINT_STATES: n, contract.EFFORT_COMMANDS: n, "/load": n}
+    assert counts == {STATES_TOPIC: n, COMMANDS_TOPIC: n, "/load": n}
 
 
 def test_bad_parameter_exits_2(launch_node):
@@ -209,7 +211,7 @@ def test_push_task_bags_hold_the_puck_and_convert_to_the_puck_layout(tmp_path, l
     commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
     assert spin_until(ros_node, lambda: commands.get_subscription_count() >= 2, 20.0), "bridge and logger"
     matched = logger_matched_publishers(ros_node)
-    wanted = (contract.JOINT_STATES, contract.PUCK_POSE)
+    wanted = (STATES_TOPIC, contract.PUCK_POSE)
     assert spin_until(ros_node, lambda: all(matched.get(t, 0) >= 1 for t in wanted), 20.0), (matched, logger.output())
     end = time.monotonic() + 1.0
     while time.monotonic() < end:  # zero torque; each command steps the lockstep bridge; all stays at rest
@@ -219,7 +221,7 @@ def test_push_task_bags_hold_the_puck_and_convert_to_the_puck_layout(tmp_path, l
     assert logger.stop() == 0, output
     assert bridge.stop() == 0
     counts = {t["topic_metadata"]["name"]: t["message_count"] for t in read_metadata(bag)["topics_with_message_count"]}
-    assert counts[contract.PUCK_POSE] == counts[contract.JOINT_STATES] > 30, counts  # one pose per state
+    assert counts[contract.PUCK_POSE] == counts[STATES_TOPIC] > 30, counts  # one pose per state
     data = bag_to_dataset(bag)
     assert data.metadata["state_layout"] == "joint_state_puck_v1" and data.observations.shape[1] == 27
     assert data.metadata["source"]["puck_topic"] == contract.PUCK_POSE and len(data) > 25

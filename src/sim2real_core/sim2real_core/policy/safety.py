@@ -141,7 +141,7 @@ class SafetyLayer:
         self._previous = np.zeros(self.limits.size)
 
     def filter(self, torque: np.ndarray | None, q: np.ndarray, dq: np.ndarray, fresh: bool = True,
-               guard: bool = True) -> np.ndarray:
+               guard: bool = True, elapsed: float | None = None) -> np.ndarray:
         """The safe command for this period.
 
         Args:
@@ -150,6 +150,8 @@ class SafetyLayer:
             fresh: whether a new state arrived since the previous period.
             guard: add the joint-limit guard's push-back (False only to wind the command down to zero torque,
                 rate-limited, when commanding ends).
+            elapsed: seconds since the previous command went out, when commands are not exactly one period
+                apart; the rate limit then allows rate * min(elapsed, period) per call.
 
         Returns:
             A finite torque vector within every limit (zeros while a fault is latched).
@@ -157,7 +159,7 @@ class SafetyLayer:
         self.counters["periods"] += 1
         self._stale = 0 if fresh else self._stale + 1
         if self.fault is None and self._stale >= self.limits.watchdog_periods:
-            self._trip("watchdog")
+            self.trip("watchdog")
         if self.fault is None:
             n = self.limits.size
             q, dq = np.asarray(q, dtype=float), np.asarray(dq, dtype=float)
@@ -168,7 +170,7 @@ class SafetyLayer:
             # v.v is non-finite iff some value is (or one is beyond ~1e154 Nm, rad: also refused, safely).
             values = np.concatenate((q, dq, command))
             if not math.isfinite(values @ values):
-                self._trip("nan")
+                self.trip("nan")
         if self.fault is not None:
             self.counters["faulted"] += 1
             self._previous = np.zeros(self.limits.size)
@@ -179,16 +181,18 @@ class SafetyLayer:
         clipped = np.minimum(np.maximum(command, -limit), limit)
         if (clipped != command).any():
             self.counters["clipped"] += 1
-        step = self._step
+        step = self._step if elapsed is None else self.limits.rate * min(max(elapsed, 0.0), self.period)
         limited = np.minimum(np.maximum(clipped, self._previous - step), self._previous + step)
         if (limited != clipped).any():
             self.counters["rate_limited"] += 1
         self._previous = limited
         return limited.copy()
 
-    def _trip(self, reason: str) -> None:
-        self.fault = reason
-        self.counters[reason] += 1
+    def trip(self, reason: str) -> None:
+        """Latch a fault (zero torque until `reset()`); `reason` names it on /diagnostics."""
+        if self.fault is None:
+            self.fault = reason
+            self.counters[reason] = self.counters.get(reason, 0) + 1
 
     def _guard_joint_limits(self, command: np.ndarray, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
         over = q > self.limits.upper

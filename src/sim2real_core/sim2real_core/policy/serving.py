@@ -8,30 +8,85 @@ from typing import Sequence
 
 import numpy as np
 
-from ..robot import load_robot
+from ..robot import arm_joint_names, joint_role, load_robot
 from .policy_file import Policy, PolicyFileError, load_policy
 from .safety import SafetyLayer
 
 
-def robot_joints_and_period(robot: str | Path = "fr3") -> tuple[list[str], float]:
-    """The robot file's joint order and control period (s)."""
+def robot_joints_and_period(robot: str | Path = "fr3", arm_prefix: str = "",
+                            robot_type: str = "") -> tuple[list[str], float]:
+    """The arm's joint names (with franka_ros2's arm prefix and robot type) and control period (s)."""
     spec = load_robot(robot)
-    return list(spec.joint_names), spec.control_period
+    return list(arm_joint_names(spec, arm_prefix, robot_type)), spec.control_period
 
 
 def load_servable_policy(path: str | Path, joint_names: Sequence[str]) -> Policy:
     """Load a policy and check that it can drive this arm over the torque topic.
 
-    Raises PolicyFileError naming the file when it is not a joint_state_v1 policy for exactly `joint_names`.
+    Joints match by role (robot type and joint number), so a policy trained on ``fr3_joint1..7`` serves an arm
+    launched with ``arm_prefix: left`` (``left_fr3_joint1..7``); a different robot type or order does not.
+    Raises PolicyFileError naming the file when it is not a joint_state_v1 policy for these joints.
     """
     policy = load_policy(path)
     if policy.spec.layout != "joint_state_v1":
         raise PolicyFileError(f"{policy.source}: layout {policy.spec.layout} cannot be served on joint states "
                               "(needs joint_state_v1)")
-    if list(policy.spec.joint_names) != list(joint_names):
+    try:
+        same = [joint_role(n) for n in policy.spec.joint_names] == [joint_role(n) for n in joint_names]
+    except ValueError as exc:
+        raise PolicyFileError(f"{policy.source}: {exc}") from None
+    if not same:
         raise PolicyFileError(f"{policy.source}: policy joints {policy.spec.joint_names} differ from the robot's "
-                              f"{list(joint_names)}")
+                              f"{list(joint_names)} (compared by robot type and joint number)")
     return policy
+
+
+def check_stamp(stamp: float, previous: float | None, now: float, max_age: float, max_ahead: float) -> str:
+    """Why a state stamped `stamp` [s] cannot count as fresh at `now` on the same clock ('' if it can).
+
+    'replayed': not newer than the previous state's stamp (a replay, a reordering, or a second arm's stream);
+    'stale': older than `max_age`; 'future': more than `max_ahead` ahead of `now`.
+    """
+    if previous is not None and stamp <= previous:
+        return "replayed"
+    if stamp < now - max_age:
+        return "stale"
+    if stamp > now + max_ahead:
+        return "future"
+    return ""
+
+
+class PeriodGate:
+    """Acts once per control period on a faster state stream, by the states' stamps (never by counting them).
+
+    franka_ros2 publishes joint states at 1 kHz and may drop single samples; a 100 Hz policy acts on the first
+    state whose stamp reaches the next period (half a 1 ms tick early counts), so dropped samples do not
+    shift the rate. A gap of more than a period restarts the schedule from that state.
+    """
+
+    def __init__(self, period: float, tolerance: float = 5e-4):
+        self.period = period
+        self.tolerance = tolerance
+        self._due: float | None = None
+        self.last: float | None = None
+
+    def due(self, stamp: float) -> float | None:
+        """Seconds since the last acted state if the state stamped `stamp` should be acted on, else None."""
+        if self._due is not None and stamp < self._due - self.tolerance:
+            return None
+        elapsed = self.period if self.last is None else stamp - self.last
+        self._due = self._due + self.period if self._due is not None and stamp < self._due + self.period \
+            else stamp + self.period
+        self.last = stamp
+        return elapsed
+
+    def restart(self) -> None:
+        """Forget the schedule (after a reset or a reload): the next state is acted on."""
+        self._due = self.last = None
+
+
+# Fresh control periods in a row before a policy's torque goes out and the watchdog arms.
+SETTLE_PERIODS = 10
 
 
 class WindowStats:
@@ -114,6 +169,7 @@ class PolicyRunner:
         self.configure(policy, extra)
         self._state: JointState | None = None
         self._fresh = False
+        self.settled = 0  # consecutive fresh periods since the stream (re)started
 
     def configure(self, policy: Policy, extra: np.ndarray | None) -> None:
         """Check, then switch to, a policy (loaded and validated) and extra inputs (None: its defaults).
@@ -132,15 +188,22 @@ class PolicyRunner:
         self._state = JointState(q, dq, stamp, received)
         self._fresh = True
 
-    def command(self, now: float, monotonic: float) -> np.ndarray:
-        """The safe torque command for this period; `now` on the stamps' clock, `monotonic` for compute time."""
+    def command(self, now: float, monotonic: float, elapsed: float | None = None) -> np.ndarray:
+        """The safe torque command for this period; `now` on the stamps' clock, `monotonic` for compute time.
+
+        Until the state stream has delivered SETTLE_PERIODS fresh periods in a row, zero torque is held and a
+        gap only restarts the count (a stream that is still coming up is not a fault); from then on the
+        safety layer's watchdog latches on `watchdog_periods` periods without a fresh state.
+        `elapsed`: seconds since the previous command (the rate limit's time base), when known.
+        """
         fresh, self._fresh = self._fresh, False
-        if self._state is None:  # the watchdog arms with the first state; until then hold zero torque
+        if self._state is None or self.settled < SETTLE_PERIODS:
+            self.settled = self.settled + 1 if fresh else 0
             return np.zeros(self.safety.limits.size)
         state = self._state
         with np.errstate(all="ignore"):  # non-finite states and outputs are the safety layer's business
             torque = self.policy.torque(state.q, state.dq, self.extra) if fresh else None
-            safe = self.safety.filter(torque, state.q, state.dq, fresh=fresh)
+            safe = self.safety.filter(torque, state.q, state.dq, fresh=fresh, elapsed=elapsed)
         if fresh:
             self.latency.add(now - state.stamp)
             self.compute.add(monotonic - state.received)
