@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
@@ -35,6 +34,7 @@ from sim2real_core.policy.supervision import DEFAULT_TIMEOUT_PERIODS, MAX_COMMAN
 from sim2real_core.robot import load_robot
 
 from . import contract
+from .descriptors import described
 from .messages import command_msg, diagnostic_array, diagnostic_status
 from .node_main import run_node
 
@@ -45,18 +45,14 @@ class CommandSupervisorNode(Node):
     def __init__(self):
         super().__init__("command_supervisor")
 
-        def read_only(description: str, low: float | None = None, high: float | None = None) -> ParameterDescriptor:
-            ranges = [FloatingPointRange(from_value=low, to_value=high, step=0.0)] if low is not None else []
-            return ParameterDescriptor(read_only=True, description=description, floating_point_range=ranges)
-
-        robot = self.declare_parameter("robot", "fr3", read_only("robot file in config/robots")).value
-        timeout = self.declare_parameter("command_timeout", 0.0, read_only(
-            "[s] silence after a nonzero command that latches zero torque (0: 1.5 control periods)",
+        robot = self.declare_parameter("robot", "fr3", described("robot file in config/robots", True)).value
+        timeout = self.declare_parameter("command_timeout", 0.0, described(
+            "[s] silence after a nonzero command that latches zero torque (0: 1.5 control periods)", True,
             0.0, MAX_COMMAND_TIMEOUT)).value
-        graph_period = self.declare_parameter("graph_check_period", 0.2, read_only(
-            "[s] period of the check for a second publisher", 0.01, 10.0)).value
-        diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, read_only(
-            "[s] period of /diagnostics", 0.01, 60.0)).value
+        graph_period = self.declare_parameter("graph_check_period", 0.2, described(
+            "[s] period of the check for a second publisher", True, 0.01, 10.0)).value
+        diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, described(
+            "[s] period of /diagnostics", True, 0.01, 60.0)).value
         try:
             spec = load_robot(robot)
             self.supervisor = CommandSupervisor(spec.torque_limits,

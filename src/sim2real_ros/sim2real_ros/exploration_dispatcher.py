@@ -2,7 +2,9 @@
 
 Runs `episodes` episodes of `episode_steps` control steps. Each episode draws one exploration policy;
 each step may be replaced by a random torque (sim2real_core.explore.dispatch holds the logic). One command
-is published per received joint state, which drives both the sim bridge's lockstep mode and a realtime arm.
+is published on the first joint state of each control period, by the states' stamps: every state of the
+sim bridge (one per period, which also drives its lockstep mode), one in ten of franka_ros2's 1 kHz stream
+whatever samples it drops. States whose stamp is not newer than the previous one are ignored (replayed).
 Every command passes the safety layer of the policy server (torque and rate limits, joint-limit guard, NaN
 guard; on hardware also the watchdog). After an episode's last step the torque is ramped to zero within the
 rate limit, then the episode's "end" event is published.
@@ -26,10 +28,10 @@ Parameters:
     reset_service (string, default /sim_bridge/reset_world): the bridge's reset (target sim).
     reset_retry_period (double, default 2.0): seconds between attempts while the reset service is missing or fails.
     reset_timeout (double, default 10.0): seconds before an unanswered reset call is abandoned and retried.
-    state_decimation (int, default 1): command on every n-th joint state; 1 for the sim bridge, which
-        publishes once per control period, control_period / 1 ms on franka_ros2 (1 kHz joint states).
+    arm_prefix, robot_type (string): franka_ros2's joint naming `<arm_prefix>_<robot_type>_jointN`.
     watchdog_periods (int, default from config/policy/safety.yaml): target hardware: control periods
-        without a fresh state before the torque is zeroed for the rest of the episode.
+        without a fresh state before the torque is zeroed and the episode ends with fault "watchdog" (or
+        "reflex" when the robot side reports one on /diagnostics); the next episode waits for the operator.
     extra_inputs_box (string, default ''): TASK.BOX of config/tasks (e.g. fr3_reach.target) from which the
         policies' extra inputs (the reach target) are drawn per episode; '': the policies' defaults.
     wait_for_subscribers (int, default 0): no episode starts while fewer nodes subscribe to the episode topic
@@ -56,11 +58,11 @@ from sim2real_core.config import ConfigError
 from sim2real_core.explore.dispatch import DispatchConfig, Dispatcher, load_exploration_policies, task_box
 from sim2real_core.policy.policy_file import PolicyFileError
 from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
-from sim2real_core.policy.serving import robot_joints_and_period
+from sim2real_core.policy.serving import PeriodGate, robot_joints_and_period
 
 from . import contract
-from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, episode_event_msg,
-                       joint_state_arrays)
+from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, diagnostic_values,
+                       episode_event_msg, joint_state_arrays, stamp_to_seconds)
 from .node_main import run_node
 
 TARGETS = ("sim", "hardware")
@@ -91,21 +93,20 @@ class ExplorationDispatcher(Node):
         reset_service = self.declare_parameter("reset_service", "/sim_bridge/reset_world", fixed).value
         retry = self.declare_parameter("reset_retry_period", 2.0, fixed).value
         reset_timeout = self.declare_parameter("reset_timeout", 10.0, fixed).value
-        self.decimation = self.declare_parameter("state_decimation", 1, fixed).value
+        arm_prefix = self.declare_parameter("arm_prefix", "", fixed).value
+        robot_type = self.declare_parameter("robot_type", "", fixed).value
         watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
         self.wait_for_subscribers = self.declare_parameter("wait_for_subscribers", 0, fixed).value
         extra_box = self.declare_parameter("extra_inputs_box", "", fixed).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
         if self.target not in TARGETS:
             raise ValueError(f"parameter target must be one of {TARGETS}, got {self.target!r}")
-        if self.decimation < 1:
-            raise ValueError(f"parameter state_decimation must be >= 1, got {self.decimation}")
         for name, value in (("reset_retry_period", retry), ("reset_timeout", reset_timeout),
                             ("diagnostics_period", diagnostics_period)):
             if not value > 0:
                 raise ValueError(f"parameter {name} must be a positive number of seconds, got {value}")
         try:
-            self.joint_names, control_period = robot_joints_and_period(robot)
+            self.joint_names, control_period = robot_joints_and_period(robot, arm_prefix, robot_type)
             overrides = {"watchdog_periods": watchdog} if watchdog else {}
             safety = SafetyLayer(load_safety_limits(robot, **overrides), period=control_period)
             policies = load_exploration_policies([p for p in paths if p], self.joint_names)
@@ -121,9 +122,11 @@ class ExplorationDispatcher(Node):
         self.reset_calls = 0
         self.problem = ""  # why collection is stuck, for /diagnostics
         self._q = self._dq = None
+        self._last_stamp: float | None = None
+        self.replayed_states = 0
+        self.gate = PeriodGate(control_period)
         self._state_since_tick = False
         self._state_since_reset_call = False
-        self._states_in_episode = 0
         self._reset_future = None
         self._reset_sent = 0.0
         self.reset_timeout = reset_timeout
@@ -131,6 +134,7 @@ class ExplorationDispatcher(Node):
         self.event_pub = self.create_publisher(String, contract.EPISODES, contract.EVENT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
         self.create_subscription(JointState, contract.JOINT_STATES, self._on_state, contract.CONTROL_QOS)
+        self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
         self.create_service(Trigger, "~/start_episode", self._on_start_episode)
         self.reset_client = self.create_client(Trigger, reset_service) if self.target == "sim" else None
         if self.target == "sim":
@@ -209,8 +213,8 @@ class ExplorationDispatcher(Node):
 
     def _begin_episode(self) -> None:
         event = self.dispatcher.start_episode()
+        self.gate.restart()
         self.problem = ""
-        self._states_in_episode = 0
         self.phase = Phase.RUNNING
         self._publish_event(event)
         self.get_logger().info(f"episode {event['episode']} started: policy {event['policy_name']}")
@@ -251,36 +255,62 @@ class ExplorationDispatcher(Node):
             self.bad_states += 1
             self.get_logger().error(f"{contract.JOINT_STATES}: {exc}", throttle_duration_sec=1.0)
             return
+        stamp = stamp_to_seconds(msg.header.stamp)
+        if self._last_stamp is not None and stamp <= self._last_stamp:
+            self.replayed_states += 1
+            return
+        self._last_stamp = stamp
         self._q, self._dq, self._state_since_tick = q, dq, True
         if self.phase is Phase.RESETTING:
             self._state_since_reset_call = True
         if self.phase in (Phase.RUNNING, Phase.STOPPING):
-            self._control()
+            self._control(stamp)
 
-    def _control(self) -> None:
-        """One command for the newest state (the first of an episode answers the first state after its reset
-        call or operator trigger, never an older one)."""
+    def _control(self, stamp: float | None = None) -> None:
+        """One command for the newest state, once per control period by stamp (the first of an episode answers
+        the first state after its reset call or operator trigger, never an older one)."""
         q, dq = self._q, self._dq
-        self._states_in_episode += 1
-        if (self._states_in_episode - 1) % self.decimation:
+        elapsed = self.gate.due(stamp if stamp is not None else self._last_stamp)
+        if elapsed is None:
             return
         if self.phase is Phase.RUNNING:
-            self._publish_command(self.dispatcher.command(q, dq))
+            self._publish_command(self.dispatcher.command(q, dq, elapsed=elapsed))
             if self.dispatcher.episode_finished:
                 self.phase = Phase.STOPPING
         elif self.phase is Phase.STOPPING:
-            self._publish_command(self.dispatcher.stop_command(q, dq))
+            self._publish_command(self.dispatcher.stop_command(q, dq, elapsed=elapsed))
         if self.phase is Phase.STOPPING and self.dispatcher.stopped:
             self._finish_episode()
 
     def _watchdog(self) -> None:
-        """Hardware: a control period passed without a fresh state while commanding."""
+        """Hardware: a control period passed without a fresh state while commanding; a fault ends the episode
+        (states have stopped, e.g. after a reflex: the arm is left at zero torque and the operator recovers)."""
         fresh, self._state_since_tick = self._state_since_tick, False
         if not fresh and self.phase in (Phase.RUNNING, Phase.STOPPING) and self._q is not None:
             self._publish_command(self.dispatcher.missed_period(self._q, self._dq))
+        if self.phase in (Phase.RUNNING, Phase.STOPPING) and self.dispatcher.safety.fault is not None:
+            self._publish_command(np.zeros(len(self.joint_names)))
+            self._finish_episode()
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """The robot side (franka_proxy) reports a reflex: the running episode ends with fault "reflex"."""
+        arm = self.joint_names[0].rsplit("_joint", 1)[0]
+        for status in msg.status:
+            values = diagnostic_values(status)
+            if values.get("robot_mode") == "reflex" and values.get("arm") == arm and self.dispatcher.running:
+                self.dispatcher.safety.trip("reflex")
+                if self.dispatcher.current.fault is None:
+                    self.dispatcher.current.fault = "reflex"
+                self.problem = f"reflex: {status.message}"
 
     def _publish_command(self, torque: np.ndarray) -> None:
         self.command_pub.publish(command_msg(torque))
+
+    def stop(self) -> None:
+        """On shutdown: publish zero torque (the effort controller holds the last command forever)."""
+        if self.context.ok():
+            self.command_pub.publish(command_msg(np.zeros(len(self.joint_names))))
+            self.command_pub.wait_for_all_acked(Duration(seconds=0.5))
 
     # --- reporting ----------------------------------------------------------------------------------
 
@@ -297,6 +327,7 @@ class ExplorationDispatcher(Node):
         values = {"phase": self.phase.value, "target": self.target, "episodes_done": finished,
                   "episodes": config.episodes, "episode_steps": config.episode_steps,
                   "reset_calls": self.reset_calls, "bad_states": self.bad_states,
+                  "replayed_states": self.replayed_states,
                   **self.dispatcher.safety.diagnostics()}
         if record is not None:
             values.update(episode=record.episode, policy=self._policy_name(record.policy), step=record.steps,

@@ -12,6 +12,7 @@ import threading
 from typing import Callable
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -24,7 +25,8 @@ SIGNAL_LATENCY = 0.02
 def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 1) -> int:
     """Create the node with `factory`, spin it until a stop signal or shutdown, and return the exit code.
 
-    A configuration error raised while constructing the node (ValueError) is printed and gives exit 2.
+    A configuration error raised while constructing the node (ValueError, or a parameter outside its
+    descriptor's range) is printed and gives exit 2.
     On SIGINT, SIGTERM or SIGHUP the node's `stop()` runs first (a commander publishes zero torque there),
     then its `close()`. A callback that fails because the context went down under it is part of shutdown.
     """
@@ -35,7 +37,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     try:
         try:
             node = factory()
-        except ValueError as exc:
+        except (ValueError, ParameterException) as exc:  # e.g. a parameter outside its described range
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 2
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()

@@ -9,27 +9,39 @@ does), compute (joint-state callback -> command publish, monotonic), timer perio
 safety layer's counters and latched fault. The logic lives in sim2real_core.policy.serving; this node only
 moves messages, parameters and diagnostics.
 
-Parameters:
+Parameters (each with a description and range: `ros2 param describe /policy_server NAME`):
     policy_path (string, required): policy folder or sidecar; `ros2 param set` hot-reloads it atomically
         (loaded and validated first; on failure the old policy stays and the change is rejected with the reason).
-    robot (string, default fr3): robot file in config/robots (joint order, limits, control period).
-    rate_hz (double, default 1/control_period of the robot): control rate, up to 1000: the timer's rate and
-        the safety layer's period (rate limit, watchdog); set it to the joint-state rate.
-    publish_on_state (bool, default true): command on each fresh state instead of on the timer.
-    watchdog_periods (int, default from config/policy/safety.yaml): periods without fresh state before
-        torque is zeroed and a fault latched (cleared by the ~/reset_fault Trigger service).
+    robot (string, default fr3): robot file in config/robots (joint roles, limits, control period).
+    arm_prefix, robot_type (string): franka_ros2's joint naming `<arm_prefix>_<robot_type>_jointN`; a policy
+        trained on fr3_joint1..7 serves left_fr3_joint1..7 (joints match by role).
+    rate_hz (double, default: the policy's trained rate): control rate in (0, 1000]. With 1 kHz joint states
+        (franka_ros2) the server acts on the first state of each period by stamp, so dropped samples do not
+        change the rate; the safety layer's torque-rate limit applies per actual publish.
+    publish_on_state (bool, default true): command on each period's first fresh state instead of on the timer.
+    watchdog_periods (int, default from config/policy/safety.yaml, at most 50): periods without a fresh state
+        before torque is zeroed and a fault latched (cleared by the ~/reset_fault Trigger service).
+    max_state_age, max_state_ahead (double [s]): a state stamped further in the past (default: the watchdog
+        time) or the future (default 5 ms) than this node's clock is not fresh; nor is one not newer than the
+        previous state (replayed). franka_ros2 stamps with the controller_manager's ROS time.
     extra_inputs (double[], default: the policy's defaults): the policy's extra inputs, e.g. a reach target;
         settable at run time (validated against the policy's extra inputs).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
+Until SETTLE_PERIODS fresh periods have arrived in a row the server holds zero torque (a stream that is still
+coming up is not a fault). A second publisher on its command topic or a second joint-state source latches
+zero torque, and so does a reflex reported by the robot side on /diagnostics (franka_proxy). On shutdown
+(Ctrl-C, SIGTERM, SIGHUP) it publishes zero torque.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -39,14 +51,18 @@ from std_srvs.srv import Trigger
 from sim2real_core.config import ConfigError
 from sim2real_core.policy.policy_file import PolicyFileError
 from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
-from sim2real_core.policy.serving import PeriodMonitor, PolicyRunner, load_servable_policy, robot_joints_and_period
+from sim2real_core.policy.serving import (SETTLE_PERIODS, PeriodGate, PeriodMonitor, PolicyRunner, check_stamp,
+                                          load_servable_policy, robot_joints_and_period)
 
 from . import contract
-from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, joint_state_arrays,
-                       stamp_to_seconds)
+from .descriptors import described
+from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, diagnostic_values,
+                       joint_state_arrays, stamp_to_seconds)
 from .node_main import run_node
 
 MAX_RATE_HZ = 1000.0
+MAX_WATCHDOG_PERIODS = 50
+GRAPH_CHECK_PERIOD = 0.2  # [s] how often the graph is checked for a second commander or state source
 
 
 class PolicyServer(Node):
@@ -54,39 +70,57 @@ class PolicyServer(Node):
 
     def __init__(self):
         super().__init__("policy_server")
-        fixed = ParameterDescriptor(read_only=True)
-        path = self.declare_parameter("policy_path", "").value
-        robot = self.declare_parameter("robot", "fr3", fixed).value
-        rate_hz = self.declare_parameter("rate_hz", 0.0, fixed).value
-        watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
+        path = self.declare_parameter("policy_path", "", described("policy folder or its policy.yaml")).value
+        robot = self.declare_parameter("robot", "fr3", described("robot file in config/robots", True)).value
+        arm_prefix = self.declare_parameter("arm_prefix", "", described("franka_ros2 arm_prefix ('' for none)",
+                                                                        True)).value
+        robot_type = self.declare_parameter("robot_type", "", described("fr3 | fr3v2 ('': the robot file's)",
+                                                                        True)).value
+        rate_hz = self.declare_parameter("rate_hz", 0.0, described(
+            "[Hz] control rate (0: the policy's trained rate)", True, 0.0, MAX_RATE_HZ)).value
+        watchdog = self.declare_parameter("watchdog_periods", 0, described(
+            "periods without a fresh state before zero torque is latched (0: config/policy/safety.yaml)", True,
+            0, MAX_WATCHDOG_PERIODS)).value
+        max_age = self.declare_parameter("max_state_age", 0.0, described(
+            "[s] an older state stamp is not fresh (0: the watchdog's time)", True, 0.0, 1.0)).value
+        self.max_ahead = self.declare_parameter("max_state_ahead", 0.005, described(
+            "[s] a stamp further ahead of this node's clock is not fresh", True, 0.0, 1.0)).value
         extra = self.declare_parameter("extra_inputs", Parameter.Type.DOUBLE_ARRAY).value
-        diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
-        self.publish_on_state = self.declare_parameter("publish_on_state", True, fixed).value
-        self._commanded = False  # a command went out since the last timer tick
+        diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, described(
+            "[s] period of /diagnostics", True, 0.01, 60.0)).value
+        self.publish_on_state = self.declare_parameter("publish_on_state", True, described(
+            "command on the first state of each period instead of on the timer", True)).value
         try:
-            self.joint_names, control_period = robot_joints_and_period(robot)
-            rate_hz = rate_hz or 1.0 / control_period
-            if not 0 < rate_hz <= MAX_RATE_HZ:
-                raise ValueError(f"parameter rate_hz must be in (0, {MAX_RATE_HZ:g}], got {rate_hz}")
-            overrides = {"watchdog_periods": watchdog} if watchdog else {}
-            safety = SafetyLayer(load_safety_limits(robot, **overrides), period=1.0 / rate_hz)
+            self.joint_names, control_period = robot_joints_and_period(robot, arm_prefix, robot_type)
             if not path:
                 raise ValueError("parameter policy_path is required (a policy folder or its policy.yaml)")
             policy = load_servable_policy(path, self.joint_names)
+            rate_hz = rate_hz or 1.0 / (policy.spec.training.get("control_period") or control_period)
+            overrides = {"watchdog_periods": watchdog} if watchdog else {}
+            safety = SafetyLayer(load_safety_limits(robot, **overrides), period=1.0 / rate_hz)
             self.runner = PolicyRunner(policy, safety, None if extra is None else np.asarray(extra, dtype=float))
         except (ConfigError, PolicyFileError) as exc:
             raise ValueError(str(exc)) from exc
-        self.monitor = PeriodMonitor(1.0 / rate_hz)
-        self.bad_states = 0
+        self.period = 1.0 / rate_hz
+        self.max_age = max_age or safety.limits.watchdog_periods * self.period
+        self.monitor = PeriodMonitor(self.period)
+        self.gate = PeriodGate(self.period)
+        self.state_problems = {"malformed": 0, "replayed": 0, "stale": 0, "future": 0}
+        self.robot_report = ""  # the robot driver's own account of a stop (franka_proxy: reflex), if any
+        self._last_stamp: float | None = None
+        self._last_publish = -math.inf
         self.hardware_id = robot
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.command_pub = self.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
-        self.create_subscription(JointState, contract.JOINT_STATES, self._on_state, contract.CONTROL_QOS)
+        self.state_sub = self.create_subscription(JointState, contract.JOINT_STATES, self._on_state,
+                                                  contract.CONTROL_QOS)
+        self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
         self.create_service(Trigger, "~/reset_fault", self._on_reset_fault)
-        self.create_timer(1.0 / rate_hz, self._control)
+        self.create_timer(self.period, self._control)
+        self.create_timer(GRAPH_CHECK_PERIOD, self._check_graph)
         self.create_timer(diagnostics_period, self._publish_diagnostics)
-        self.get_logger().info(f"serving {policy.source} at {rate_hz:g} Hz "
+        self.get_logger().info(f"serving {policy.source} at {rate_hz:g} Hz on {self.command_pub.topic_name} "
                                f"(watchdog {safety.limits.watchdog_periods} periods)")
         trained_period = policy.spec.training.get("control_period")
         if trained_period and abs(trained_period * rate_hz - 1.0) > 1e-6:
@@ -96,23 +130,61 @@ class PolicyServer(Node):
         try:
             q, dq, _ = joint_state_arrays(msg, self.joint_names)
         except MessageError as exc:  # not fresh: the watchdog notices a stream of bad states
-            self.bad_states += 1
-            self.get_logger().error(f"{contract.JOINT_STATES}: {exc}", throttle_duration_sec=1.0)
+            self.state_problems["malformed"] += 1
+            self.get_logger().error(f"{self.state_sub.topic_name}: {exc}", throttle_duration_sec=1.0)
             return
-        self.runner.state(q, dq, stamp_to_seconds(msg.header.stamp), time.monotonic())
+        stamp = stamp_to_seconds(msg.header.stamp)
+        problem = check_stamp(stamp, self._last_stamp, self._now(), self.max_age, self.max_ahead)
+        if problem:  # not fresh: a stream of such states trips the watchdog
+            self.state_problems[problem] += 1
+            self.get_logger().error(f"{self.state_sub.topic_name}: {problem} stamp {stamp:.6f}",
+                                    throttle_duration_sec=1.0)
+            return
+        self._last_stamp = stamp
+        self.runner.state(q, dq, stamp, time.monotonic())
         if self.publish_on_state:
-            self._publish_command()
-            self._commanded = True
+            elapsed = self.gate.due(stamp)
+            if elapsed is not None:
+                self._publish_command(elapsed)
 
     def _control(self) -> None:
-        self.monitor.tick(time.monotonic())
-        if not self._commanded:  # timer mode, or a stalled state stream: hold, then the watchdog
-            self._publish_command()
-        self._commanded = False
+        now = time.monotonic()
+        self.monitor.tick(now)
+        if not self.publish_on_state or now - self._last_publish > 1.5 * self.period:
+            self._publish_command(None)  # timer mode, or a stalled state stream: hold, then the watchdog
 
-    def _publish_command(self) -> None:
-        command = self.runner.command(self.get_clock().now().nanoseconds * 1e-9, time.monotonic())
+    def _publish_command(self, elapsed: float | None) -> None:
+        self._last_publish = time.monotonic()
+        command = self.runner.command(self._now(), self._last_publish, elapsed)
         self.command_pub.publish(command_msg(command))
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _check_graph(self) -> None:
+        """A second commander on the torque topic, or a second arm on the state topic, is refused."""
+        commanders = self.count_publishers(self.command_pub.topic_name)
+        sources = self.count_publishers(self.state_sub.topic_name)
+        if commanders > 1:
+            self._refuse(f"second commander on {self.command_pub.topic_name} ({commanders} publishers)")
+        elif sources > 1:
+            self._refuse(f"{sources} joint-state sources on {self.state_sub.topic_name} (a second arm?)")
+
+    def _refuse(self, reason: str) -> None:
+        if self.runner.safety.fault is None:
+            self.runner.safety.trip(reason)
+            self.get_logger().error(f"zero torque latched: {reason}")
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            values = diagnostic_values(status)
+            if values.get("robot_mode") == "reflex" and values.get("arm") == self.hardware_arm():
+                self.robot_report = f"reflex: {status.message}"
+                self._refuse("reflex")
+
+    def hardware_arm(self) -> str:
+        """The arm this server drives, as the robot side names it in /diagnostics (its joint-name prefix)."""
+        return self.joint_names[0].rsplit("_joint", 1)[0]
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Hot reload: load and validate everything first, switch only when all of it is valid."""
@@ -134,6 +206,9 @@ class PolicyServer(Node):
     def _on_reset_fault(self, _request, response):
         fault = self.runner.safety.fault
         self.runner.safety.reset()
+        self.runner.settled = 0
+        self.gate.restart()
+        self.robot_report = ""
         response.success = True
         response.message = f"cleared fault {fault}" if fault else "no fault was latched"
         self.get_logger().info(response.message)
@@ -144,14 +219,24 @@ class PolicyServer(Node):
         latency = self.runner.latency.summary(1e3)
         compute = self.runner.compute.summary(1e3)
         values = {"policy": self.runner.policy.source, "sha256": self.runner.policy.sha256,
-                  **safety.diagnostics(), "bad_states": self.bad_states,
+                  **safety.diagnostics(), **{f"states_{k}": v for k, v in self.state_problems.items()},
+                  "serving": self.runner.settled >= SETTLE_PERIODS, "robot_report": self.robot_report or "none",
                   **{f"latency_{k}_ms" if k != "count" else "latency_count": v for k, v in latency.items()},
                   **{f"compute_{k}_ms": v for k, v in compute.items() if k != "count"},
                   **self.monitor.summary()}
-        level = "error" if safety.fault else "ok"
-        message = f"fault latched: {safety.fault} (call ~/reset_fault)" if safety.fault else "serving"
+        if safety.fault:
+            level, message = "error", f"fault latched: {self.robot_report or safety.fault} (call ~/reset_fault)"
+        elif self.runner.settled < SETTLE_PERIODS:
+            level, message = "warn", "waiting for a steady joint-state stream (zero torque)"
+        else:
+            level, message = "ok", "serving"
         status = diagnostic_status(f"{self.get_name()}: control", self.hardware_id, level, message, values)
         self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+
+    def stop(self) -> None:
+        """On shutdown: publish zero torque (the effort controller holds the last command forever)."""
+        self.command_pub.publish(command_msg(np.zeros(len(self.joint_names))))
+        self.command_pub.wait_for_all_acked(Duration(seconds=0.5))
 
 
 def main() -> None:

@@ -122,7 +122,7 @@ def test_start_split_stop_services_and_unknown_type(tmp_path, launch_node, ros_n
     files = read_metadata(bag)["files"]
     assert [f["message_count"] for f in files] == [5, 3]
     with BagReader(bag) as reader:
-        assert [m.data[0] for _, _, _, m in reader.messages([contract.EFFORT_COMMANDS])] == list(range(8))
+        assert [m.data[0] for _, _, _, m in reader.messages([COMMANDS_TOPIC])] == list(range(8))
     assert _call(ros_node, start).message == f"{bag}_2"  # a new bag, never over the old one
     output = logger.output()
     assert "not recording /mystery" in output and "nope_msgs/msg/Nope" in output
@@ -151,7 +151,7 @@ def test_sigkill_leaves_a_recoverable_bag(tmp_path, launch_node, ros_node):
     assert report.messages == 200 and len(report.files) == len(closed) + 1
     assert [f.complete for f in report.files] == [True] * len(closed) + [False]
     with BagReader(bag) as reader:
-        values = [m.data[0] for _, _, _, m in reader.messages([contract.EFFORT_COMMANDS])]
+        values = [m.data[0] for _, _, _, m in reader.messages([COMMANDS_TOPIC])]
     assert values == [float(i) for i in range(200)]
 
 

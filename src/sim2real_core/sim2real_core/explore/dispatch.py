@@ -156,12 +156,13 @@ class Dispatcher:
         self._running = True
         return self._event("start")
 
-    def command(self, q: np.ndarray, dq: np.ndarray, fresh: bool = True) -> np.ndarray:
+    def command(self, q: np.ndarray, dq: np.ndarray, fresh: bool = True, elapsed: float | None = None) -> np.ndarray:
         """The safe torque for one control step of the running episode.
 
         Args:
             q, dq: the newest joint positions and velocities.
             fresh: whether this state is new since the previous step (False lets the watchdog count).
+            elapsed: seconds since the previous command, when not exactly one period (the rate limit's base).
 
         Returns:
             The torque to publish (finite, within every limit; zeros once the safety layer has faulted).
@@ -176,9 +177,10 @@ class Dispatcher:
         else:
             wanted = self._policy_torque(self.policies[record.policy], q, dq, record.extra)
         record.steps += 1
-        return self._publishable(wanted, q, dq, fresh)
+        return self._publishable(wanted, q, dq, fresh, elapsed=elapsed)
 
-    def stop_command(self, q: np.ndarray, dq: np.ndarray, fresh: bool = True) -> np.ndarray:
+    def stop_command(self, q: np.ndarray, dq: np.ndarray, fresh: bool = True,
+                     elapsed: float | None = None) -> np.ndarray:
         """One step of the ramp to zero torque after the episode's last step (rate-limited, guarded).
 
         The stop is over at zero torque. After the longest possible ramp, a command that is still not zero is the
@@ -188,7 +190,7 @@ class Dispatcher:
         record = self._require_running()
         record.stop_steps += 1
         guard = record.stop_steps <= self.safety.ramp_periods
-        return self._publishable(np.zeros(self.safety.limits.size), q, dq, fresh, guard=guard)
+        return self._publishable(np.zeros(self.safety.limits.size), q, dq, fresh, guard=guard, elapsed=elapsed)
 
     def missed_period(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """A control period without a fresh joint state: the safety layer's watchdog counts it.
@@ -210,8 +212,8 @@ class Dispatcher:
         return self.records[-1]
 
     def _publishable(self, wanted: np.ndarray | None, q: np.ndarray, dq: np.ndarray, fresh: bool,
-                     guard: bool = True) -> np.ndarray:
-        safe = self.safety.filter(wanted, q, dq, fresh=fresh, guard=guard)
+                     guard: bool = True, elapsed: float | None = None) -> np.ndarray:
+        safe = self.safety.filter(wanted, q, dq, fresh=fresh, guard=guard, elapsed=elapsed)
         if self.safety.fault is not None and self.records[-1].fault is None:
             self.records[-1].fault = self.safety.fault
         self._stopped = not np.any(safe)
