@@ -12,6 +12,8 @@ NODES = {
     "odr_fitter": "sim2real_ros.odr_fitter:main",
     "policy_server": "sim2real_ros.policy_server:main",
     "exploration_dispatcher": "sim2real_ros.exploration_dispatcher:main",
+    "command_supervisor": "sim2real_ros.command_supervisor:main",
+    "franka_proxy": "sim2real_ros.franka_proxy:main",
 }
 
 setup(

@@ -2,11 +2,14 @@
 
 Stands in for `ros2 launch` where launch_ros is not installed. Each node runs in its own session, its
 output is prefixed with its name, a node that dies is reported with its exit code and last log lines
-(and restarted if it asks for respawn), and SIGINT/SIGTERM stop every node cleanly.
+(and restarted if it asks for respawn), and SIGINT/SIGTERM/SIGHUP stop every node cleanly. If the runner
+itself dies (SIGKILL), the kernel sends each node SIGINT (PR_SET_PDEATHSIG), so no node is orphaned
+still commanding the arm.
 """
 from __future__ import annotations
 
 import collections
+import ctypes
 import os
 import signal
 import subprocess
@@ -24,6 +27,14 @@ from .config import ConfigError
 from .stack import NodeSpec, Stack
 
 TAIL_LINES = 20
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGINT when the runner's thread that started it dies (Linux prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def resolve_executable(package: str, executable: str) -> Path:
@@ -93,7 +104,7 @@ class StackRunner:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         node.process = subprocess.Popen(
             node.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-            start_new_session=True, bufsize=1,
+            start_new_session=True, bufsize=1, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         node.starts += 1
         node.reader = threading.Thread(target=self._pump, args=(node,), daemon=True)
@@ -108,7 +119,8 @@ class StackRunner:
         """Start every node and supervise them; return 0 if all ended cleanly, 1 otherwise."""
         previous = {}
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
-            previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+            previous = {sig: signal.signal(sig, self.request_stop)
+                        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             for node in self.nodes:
                 self._start(node)

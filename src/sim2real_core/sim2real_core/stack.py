@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,13 @@ class NodeSpec:
     respawn: bool = False
     respawn_delay: float = 1.0
     required: bool = False
+    namespace: str = ""
 
     def ros_arguments(self, params_file: str | os.PathLike | None = None) -> list[str]:
         """Return the `--ros-args ...` command-line tail that names, parameterises and remaps the node."""
         args = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:={self.namespace}"]
         if params_file is not None:
             args += ["--params-file", str(params_file)]
         for source, target in self.remappings.items():
@@ -115,6 +119,16 @@ def load_stack(name_or_path: str | os.PathLike) -> Stack:
     if duplicated:
         raise ConfigError(f"{path}: node names must be unique, repeated: {duplicated}")
     return Stack(name=path.stem, description=str(header.get("description", "")), nodes=tuple(nodes), source=path)
+
+
+def in_namespace(stack: Stack, namespace: str) -> Stack:
+    """A copy of the stack whose nodes run in `namespace` (franka_ros2's launch namespace, e.g. /left)."""
+    if not namespace:
+        return stack
+    if not re.fullmatch(r"/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*", namespace):
+        raise ConfigError(f"namespace {namespace!r} is not a ROS namespace (e.g. /left)")
+    namespace = namespace if namespace.startswith("/") else "/" + namespace
+    return dataclasses.replace(stack, nodes=tuple(dataclasses.replace(n, namespace=namespace) for n in stack.nodes))
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, object]]:

@@ -12,7 +12,7 @@ clears the latch. /diagnostics reports the state at level ERROR while latched.
 
 Parameters (read-only):
     robot (string, default fr3): robot file (joint count, torque limits, control period).
-    command_timeout (double [s], default 1.5 control periods, in (0, 1]): silence that latches zero torque.
+    command_timeout (double [s], default 2 control periods, in (0, 1]): silence that latches zero torque.
         Lockstep stacks, where the simulation waits for the commander, may set it longer.
     graph_check_period (double [s], default 0.2): how often the graph is checked for a second publisher.
     diagnostics_period (double [s], default 1.0).
@@ -47,7 +47,7 @@ class CommandSupervisorNode(Node):
 
         robot = self.declare_parameter("robot", "fr3", described("robot file in config/robots", True)).value
         timeout = self.declare_parameter("command_timeout", 0.0, described(
-            "[s] silence after a nonzero command that latches zero torque (0: 1.5 control periods)", True,
+            "[s] silence after a nonzero command that latches zero torque (0: 2 control periods)", True,
             0.0, MAX_COMMAND_TIMEOUT)).value
         graph_period = self.declare_parameter("graph_check_period", 0.2, described(
             "[s] period of the check for a second publisher", True, 0.01, 10.0)).value
@@ -77,7 +77,7 @@ class CommandSupervisorNode(Node):
         out = self.supervisor.command(msg.data, time.monotonic())
         if out is not None:
             self.output.publish(command_msg(out))
-            self.silence_timer.reset()  # the silence check counts from this command
+            self.silence_timer.reset()  # (re-)armed: the silence check counts from this command
         if not was_latched and self.supervisor.fault is not None:
             self._report_latch()
 
@@ -89,6 +89,8 @@ class CommandSupervisorNode(Node):
             self.output.publish(command_msg(zeros))
             self.last_latch_delay_ms = 1e3 * (now - deadline)
             self._report_latch()
+        if self.supervisor.deadline() is None:
+            self.silence_timer.cancel()  # nothing held: no need to wake up until the next command re-arms it
 
     def _check_graph(self) -> None:
         if self.supervisor.fault is not None:

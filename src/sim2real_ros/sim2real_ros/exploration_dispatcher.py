@@ -301,7 +301,7 @@ class ExplorationDispatcher(Node):
                 self.dispatcher.safety.trip("reflex")
                 if self.dispatcher.current.fault is None:
                     self.dispatcher.current.fault = "reflex"
-                self.problem = f"reflex: {status.message}"
+                self.problem = status.message
 
     def _publish_command(self, torque: np.ndarray) -> None:
         self.command_pub.publish(command_msg(torque))

@@ -8,8 +8,9 @@ from __future__ import annotations
 def stack_launch_description(stack_name: str):
     """A LaunchDescription that starts the nodes of `config/stacks/<stack_name>.yaml`.
 
-    Launch arguments: `stack_file` (another stack YAML with the same role) and `set` (space-separated
-    `node.parameter:=value` overrides, the same syntax as `sim2real up --set`).
+    Launch arguments: `stack_file` (another stack YAML with the same role), `set` (space-separated
+    `node.parameter:=value` overrides, the same syntax as `sim2real up --set`) and `namespace` (franka_ros2's
+    launch namespace, e.g. /left).
     """
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -23,6 +24,7 @@ def stack_launch_description(stack_name: str):
         stack = apply_overrides(stack, parse_overrides(LaunchConfiguration("set").perform(context).split()))
         return [
             Node(package=spec.package, executable=spec.executable, name=spec.name, output="screen",
+                 namespace=LaunchConfiguration("namespace").perform(context),
                  parameters=[spec.parameters], remappings=list(spec.remappings.items()),
                  respawn=spec.respawn, respawn_delay=spec.respawn_delay)
             for spec in stack.nodes
@@ -33,5 +35,7 @@ def stack_launch_description(stack_name: str):
                               description=f"stack definition to start (default: the '{stack_name}' stack)"),
         DeclareLaunchArgument("set", default_value="",
                               description="space-separated node.parameter:=value overrides of the stack's parameters"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of every node, as franka_ros2's launch namespace (e.g. /left)"),
         OpaqueFunction(function=nodes),
     ])

@@ -1,8 +1,10 @@
 """One `main()` for every node: init, spin, and a clean exit 0 on Ctrl-C, SIGTERM or SIGHUP.
 
 rclpy's own signal handler shuts the context down before any node code runs, so a commander could not
-publish its final zero torque. Here the signals only set a flag; the spin loop then calls the node's
-`stop()` (if it has one) while the context is still up, then `close()`, then shuts the context down.
+publish its final zero torque. Here the executor spins in a thread of its own, and the main thread, which
+Python's signal handlers run in, only waits: a stop signal sets a flag and wakes the executor through a
+guard condition, the spin loop ends at once, and the main thread calls the node's `stop()` (if it has one)
+while the context is still up, then `close()`, then shuts the context down.
 """
 from __future__ import annotations
 
@@ -17,9 +19,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# Longest wait of the spin loop [s]: a signal is acted on within this time even when no callback is due.
-SIGNAL_LATENCY = 0.02
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 1) -> int:
@@ -32,23 +32,44 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     """
     rclpy.init(args=sys.argv if args is None else args, signal_handler_options=SignalHandlerOptions.NO)
     stopping = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in STOP_SIGNALS}
+    wake = None
+
+    def on_signal(*_) -> None:
+        stopping.set()
+        if wake is not None:
+            wake.trigger()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     node = None
+    failure: list[BaseException] = []
     try:
         try:
             node = factory()
         except (ValueError, ParameterException) as exc:  # e.g. a parameter outside its described range
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 2
+        wake = node.create_guard_condition(lambda: None)
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        while rclpy.ok() and not stopping.is_set():
-            executor.spin_once(timeout_sec=SIGNAL_LATENCY)
+
+        def spin() -> None:
+            try:
+                while rclpy.ok() and not stopping.is_set():
+                    executor.spin_once()
+            except (KeyboardInterrupt, ExternalShutdownException):
+                pass
+            except Exception as exc:  # re-raised in the main thread unless the shutdown caused it
+                if rclpy.ok() and not stopping.is_set():
+                    failure.append(exc)
+
+        spinner = threading.Thread(target=spin, name="executor")
+        spinner.start()
+        while spinner.is_alive():
+            spinner.join(timeout=0.5)  # interruptible: the signal handlers run here
+        if failure:
+            raise failure[0]
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception:
-        if rclpy.ok() and not stopping.is_set():  # a real failure; otherwise cut off by the shutdown
-            raise
     finally:
         if node is not None:
             for hook in ("stop", "close"):

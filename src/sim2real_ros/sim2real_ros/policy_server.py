@@ -21,20 +21,19 @@ Parameters (each with a description and range: `ros2 param describe /policy_serv
     publish_on_state (bool, default true): command on each period's first fresh state instead of on the timer.
     watchdog_periods (int, default from config/policy/safety.yaml, at most 50): periods without a fresh state
         before torque is zeroed and a fault latched (cleared by the ~/reset_fault Trigger service).
-    max_state_age, max_state_ahead (double [s]): a state stamped further in the past (default: the watchdog
-        time) or the future (default 5 ms) than this node's clock is not fresh; nor is one not newer than the
+    max_state_age, max_state_ahead (double [s]): a state stamped further in the past (default 50 ms) or the
+        future (default 5 ms) than this node's clock is not fresh; nor is one not newer than the
         previous state (replayed). franka_ros2 stamps with the controller_manager's ROS time.
     extra_inputs (double[], default: the policy's defaults): the policy's extra inputs, e.g. a reach target;
         settable at run time (validated against the policy's extra inputs).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
-Until SETTLE_PERIODS fresh periods have arrived in a row the server holds zero torque (a stream that is still
-coming up is not a fault). A second publisher on its command topic or a second joint-state source latches
+Until SETTLE_PERIODS fresh periods have arrived in a row the server publishes nothing (a stream that is
+still coming up is not a fault, and an effort controller applies nothing before its first command). A second publisher on its command topic or a second joint-state source latches
 zero torque, and so does a reflex reported by the robot side on /diagnostics (franka_proxy). On shutdown
 (Ctrl-C, SIGTERM, SIGHUP) it publishes zero torque.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 
@@ -62,6 +61,7 @@ from .node_main import run_node
 
 MAX_RATE_HZ = 1000.0
 MAX_WATCHDOG_PERIODS = 50
+HOLD_AFTER = 1.25  # state mode: periods without a command before the last one is held from the timer
 GRAPH_CHECK_PERIOD = 0.2  # [s] how often the graph is checked for a second commander or state source
 
 
@@ -81,8 +81,8 @@ class PolicyServer(Node):
         watchdog = self.declare_parameter("watchdog_periods", 0, described(
             "periods without a fresh state before zero torque is latched (0: config/policy/safety.yaml)", True,
             0, MAX_WATCHDOG_PERIODS)).value
-        max_age = self.declare_parameter("max_state_age", 0.0, described(
-            "[s] an older state stamp is not fresh (0: the watchdog's time)", True, 0.0, 1.0)).value
+        self.max_age = self.declare_parameter("max_state_age", 0.05, described(
+            "[s] a state stamp older than this on the node's clock is not fresh", True, 0.001, 1.0)).value
         self.max_ahead = self.declare_parameter("max_state_ahead", 0.005, described(
             "[s] a stamp further ahead of this node's clock is not fresh", True, 0.0, 1.0)).value
         extra = self.declare_parameter("extra_inputs", Parameter.Type.DOUBLE_ARRAY).value
@@ -102,13 +102,12 @@ class PolicyServer(Node):
         except (ConfigError, PolicyFileError) as exc:
             raise ValueError(str(exc)) from exc
         self.period = 1.0 / rate_hz
-        self.max_age = max_age or safety.limits.watchdog_periods * self.period
         self.monitor = PeriodMonitor(self.period)
         self.gate = PeriodGate(self.period)
         self.state_problems = {"malformed": 0, "replayed": 0, "stale": 0, "future": 0}
         self.robot_report = ""  # the robot driver's own account of a stop (franka_proxy: reflex), if any
         self._last_stamp: float | None = None
-        self._last_publish = -math.inf
+        self._published = False  # an effort controller applies nothing until its first command
         self.hardware_id = robot
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.command_pub = self.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
@@ -117,7 +116,8 @@ class PolicyServer(Node):
                                                   contract.CONTROL_QOS)
         self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
         self.create_service(Trigger, "~/reset_fault", self._on_reset_fault)
-        self.create_timer(self.period, self._control)
+        self.control_timer = self.create_timer(self.period * (HOLD_AFTER if self.publish_on_state else 1.0),
+                                               self._control)
         self.create_timer(GRAPH_CHECK_PERIOD, self._check_graph)
         self.create_timer(diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(f"serving {policy.source} at {rate_hz:g} Hz on {self.command_pub.topic_name} "
@@ -148,15 +148,19 @@ class PolicyServer(Node):
                 self._publish_command(elapsed)
 
     def _control(self) -> None:
-        now = time.monotonic()
-        self.monitor.tick(now)
-        if not self.publish_on_state or now - self._last_publish > 1.5 * self.period:
-            self._publish_command(None)  # timer mode, or a stalled state stream: hold, then the watchdog
+        """Timer mode: every period. State mode: only when no command went out for HOLD_AFTER periods (a
+        stalled or stale state stream): the last command is held, then the watchdog zeroes it."""
+        self._publish_command(None)
 
     def _publish_command(self, elapsed: float | None) -> None:
-        self._last_publish = time.monotonic()
-        command = self.runner.command(self._now(), self._last_publish, elapsed)
-        self.command_pub.publish(command_msg(command))
+        now = time.monotonic()
+        command = self.runner.command(self._now(), now, elapsed)
+        if self._published or self.runner.settled >= SETTLE_PERIODS:  # nothing before serving starts
+            self._published = True
+            self.command_pub.publish(command_msg(command))
+            self.monitor.tick(now)
+        if self.publish_on_state:
+            self.control_timer.reset()
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -179,7 +183,7 @@ class PolicyServer(Node):
         for status in msg.status:
             values = diagnostic_values(status)
             if values.get("robot_mode") == "reflex" and values.get("arm") == self.hardware_arm():
-                self.robot_report = f"reflex: {status.message}"
+                self.robot_report = status.message
                 self._refuse("reflex")
 
     def hardware_arm(self) -> str:

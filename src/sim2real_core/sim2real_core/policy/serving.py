@@ -86,7 +86,7 @@ class PeriodGate:
 
 
 # Fresh control periods in a row before a policy's torque goes out and the watchdog arms.
-SETTLE_PERIODS = 10
+SETTLE_PERIODS = 50
 
 
 class WindowStats:

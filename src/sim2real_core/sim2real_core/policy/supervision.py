@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# How long a commander may stay silent after a nonzero command, in control periods: the zero goes out
-# before 2 periods have passed since the commander's last command (the budget).
-DEFAULT_TIMEOUT_PERIODS = 1.5
+# How long a commander may stay silent after a nonzero command, in control periods. A commander that dies
+# did so up to one period after its last command, so the zero follows its death within 1 to 2 periods.
+# Shorter timeouts latched on the scheduling gaps of a healthy policy server on a loaded 2-core machine.
+DEFAULT_TIMEOUT_PERIODS = 2.0
 MAX_COMMAND_TIMEOUT = 1.0  # [s] longer would leave a dead commander's torque on the arm for too long
 
 

@@ -91,6 +91,7 @@ class RealityProxy(Simulator):
     def __init__(self, profile: str | os.PathLike | RealityProfile = "fr3_default", seed: int | None = None,
                  control_period: float | None = None):
         self.profile = profile if isinstance(profile, RealityProfile) else load_reality(profile)
+        self.joint_load = np.zeros(7)  # further joint torques applied per physics step [N*m] (e.g. a payload)
         super().__init__(self.profile.space, robot=self.profile.robot, control_period=control_period, seed=seed)
         if self.profile.command_latency >= self.control_period:
             raise ConfigError(f"command_latency {self.profile.command_latency} s must be shorter than the control "
@@ -109,7 +110,7 @@ class RealityProxy(Simulator):
         model, data, dadr = self.model, self.data, self.dof_index
         for k in range(self.nsub):
             data.ctrl[self._act] = previous if k < self._latency_steps else applied
-            data.qfrc_applied[dadr] = self.friction(data.qvel[dadr])
+            data.qfrc_applied[dadr] = self.friction(data.qvel[dadr]) + self.joint_load
             mujoco.mj_step(model, data)
 
     def _measure(self) -> np.ndarray:

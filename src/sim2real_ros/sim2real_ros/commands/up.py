@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from sim2real_core.runner import StackRunner
-from sim2real_core.stack import apply_overrides, available_stacks, load_stack, parse_overrides
+from sim2real_core.stack import apply_overrides, available_stacks, in_namespace, load_stack, parse_overrides
 
 HELP = "start the nodes of config/stacks/STACK.yaml as processes; Ctrl-C stops them all"
 
@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--respawn", choices=["yes", "no"], help="override every node's respawn flag")
     parser.add_argument("--set", nargs="+", default=[], metavar="NODE.PARAM:=VALUE",
                         help="override node parameters, e.g. sim_bridge.profile:=reality")
+    parser.add_argument("--namespace", default="", metavar="NS",
+                        help="run every node in this namespace, as franka_ros2's launch namespace (e.g. /left)")
     parser.add_argument("--stop-timeout", type=float, default=5.0,
                         help="seconds a node gets to exit after SIGINT before SIGTERM (default 5)")
 
@@ -27,5 +29,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {load_stack(name).description}")
         return 0
     respawn = None if args.respawn is None else args.respawn == "yes"
-    stack = apply_overrides(load_stack(args.stack), parse_overrides(args.set))
+    stack = in_namespace(apply_overrides(load_stack(args.stack), parse_overrides(args.set)), args.namespace)
     return StackRunner(stack, respawn=respawn, stop_timeout=args.stop_timeout).run()

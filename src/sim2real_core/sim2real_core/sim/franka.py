@@ -1,0 +1,338 @@
+"""The robot side as franka_ros2 really behaves, around the reality proxy (no ROS here).
+
+What a user's nodes meet on a real FR3 under franka_ros2 (jazzy v3.4.0), ros2_controllers' forward effort
+controller (jazzy) and libfranka 0.21, emulated tick by tick at the 1 kHz FCI rate:
+
+- effort_controllers/JointGroupEffortController (forward_controllers_base.cpp): nothing is written before the
+  first command, so a real arm floats in place under its own gravity compensation; the proxy holds the pose
+  until then (its links are heavier than the model it compensates, which would otherwise drop it); the last command is re-applied every tick with no timeout; a non-finite
+  message is dropped; a command of the wrong length makes `update` return ERROR, the controller_manager
+  deactivates the controller, and deactivation writes 0 Nm; an inactive controller ignores its topic.
+- franka_hardware limits every 1 ms write to kMaxTorqueRate = 1000 - 1e-3 Nm/s against the last desired
+  torque (libfranka `limitRate`, rate_limiting.h).
+- The control unit adds gravity compensation for the arm and the *declared* payload (`set_load`); a carried
+  payload that differs acts through its weight.
+- Reflexes: an estimated external joint torque or end-effector wrench above the collision thresholds
+  (`set_full_collision_behavior` upper thresholds), or a joint velocity outside the FR3's position-dependent
+  envelope (libfranka rate_limiting.h, computeUpper/LowerLimitsJointVelocity), stop the arm; every
+  controller is deactivated, joint_state_broadcaster included, so states stop and commands are ignored
+  until `recover()` (franka: the error_recovery action, set_hardware_component_state active, re-activate).
+- `effort` of the joint states is the measured link-side torque tau_J: the applied command plus the
+  control unit's gravity compensation (arm and declared payload), with sensor noise.
+
+The external-torque estimate is what franka's model-based estimator attributes to the outside: the joint
+torque of the contact forces on the arm, plus every weight the control unit does not compensate (the mass by
+which the proxy's links exceed the model, e.g. its wrist camera and cabling, and an undeclared payload).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import deque
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+from ..config import ConfigError
+from ..robot import load_robot
+from .reality import RealityProfile, RealityProxy, load_reality
+
+TICK = 0.001  # [s] the FCI / controller_manager update period (franka controllers.yaml: update_rate 1000)
+MAX_TORQUE_RATE = 1000.0 - 1e-3  # [Nm/s] libfranka kMaxTorqueRate (rate_limiting.h, 0.21.2)
+VELOCITY_TOLERANCE = 1e-3  # [rad/s] libfranka kJointVelocityLimitsTolerance (kTolNumberPacketsLost = 0)
+# FR3 position-dependent velocity envelope, libfranka 0.21.2 rate_limiting.h computeUpperLimitsJointVelocity:
+#   upper = min(v_max, max(0, -a + sqrt(max(0, k (q_upper - q))))) - tolerance   (lower: mirrored)
+ENVELOPE_V_MAX = np.array([2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26])
+ENVELOPE_A = np.array([0.30, 0.20, 0.20, 0.30, 0.35, 0.35, 0.35])
+ENVELOPE_K = np.array([12.0, 5.17, 7.0, 8.0, 34.0, 11.0, 34.0])
+ENVELOPE_Q_UPPER = np.array([2.7501, 1.7918, 2.9065, -0.1458, 2.8101, 4.5205, 3.0196])
+ENVELOPE_Q_LOWER = np.array([-2.7501, -1.7918, -2.9065, -3.0481, -2.8101, 0.54092, -3.0196])
+# Upper collision thresholds of franka_example_controllers' default_robot_behavior_utils.hpp (franka_ros2
+# v3.4.0); franka_hardware itself sets none, so the robot keeps what it was last given.
+DEFAULT_TORQUE_THRESHOLDS = (35.0, 35.0, 32.0, 30.0, 29.0, 27.0, 24.0)  # [Nm]
+DEFAULT_FORCE_THRESHOLDS = (40.0, 40.0, 40.0, 35.0, 35.0, 35.0)  # [N, N, N, Nm, Nm, Nm]
+GRAVITY = 9.81
+FLANGE_BODY = "fr3_hand"  # the payload's frame: the flange (the hand body's origin)
+
+
+def velocity_envelope(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) joint velocity limits [rad/s] of the FR3 at joint positions q (libfranka 0.21.2)."""
+    upper = np.minimum(ENVELOPE_V_MAX, np.maximum(0.0, -ENVELOPE_A + np.sqrt(
+        np.maximum(0.0, ENVELOPE_K * (ENVELOPE_Q_UPPER - q))))) - VELOCITY_TOLERANCE
+    lower = np.maximum(-ENVELOPE_V_MAX, np.minimum(0.0, ENVELOPE_A - np.sqrt(
+        np.maximum(0.0, ENVELOPE_K * (q - ENVELOPE_Q_LOWER))))) + VELOCITY_TOLERANCE
+    return lower, upper
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A load at the flange: mass [kg] and centre of mass [m] in the flange frame (franka `set_load`)."""
+
+    mass: float = 0.0
+    center_of_mass: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        com = np.asarray(self.center_of_mass, dtype=float)
+        if not (0.0 <= self.mass <= 10.0) or com.shape != (3,) or not np.all(np.isfinite(com)) \
+                or np.any(np.abs(com) > 1.0):
+            raise ValueError(f"payload needs a mass in [0, 10] kg and a centre of mass of 3 values within 1 m, got "
+                             f"{self.mass} kg at {self.center_of_mass}")
+
+
+@dataclass(frozen=True)
+class FrankaConfig:
+    """The emulated robot's settings.
+
+    Attributes:
+      reality: reality file (config/reality name or path): the arm's hidden truth and unmodelled effects.
+      carried: the payload the arm really carries.
+      declared: the payload the robot was told about (`set_load`); its weight is compensated.
+      torque_thresholds: upper collision thresholds on the external joint torque estimate [Nm].
+      force_thresholds: upper collision thresholds on the external end-effector wrench [N, Nm].
+      effort_noise_std: noise of the measured joint torques [Nm].
+    """
+
+    reality: str | os.PathLike = "fr3_default"
+    carried: Payload = field(default_factory=Payload)
+    declared: Payload = field(default_factory=Payload)
+    torque_thresholds: tuple[float, ...] = DEFAULT_TORQUE_THRESHOLDS
+    force_thresholds: tuple[float, ...] = DEFAULT_FORCE_THRESHOLDS
+    effort_noise_std: float = 0.02
+
+    def __post_init__(self):
+        for name, size in (("torque_thresholds", 7), ("force_thresholds", 6)):
+            value = np.asarray(getattr(self, name), dtype=float)
+            if value.shape != (size,) or not np.all(np.isfinite(value)) or np.any(value <= 0):
+                raise ValueError(f"{name} needs {size} positive values, got {list(getattr(self, name))}")
+        if not 0.0 <= self.effort_noise_std < 10.0:
+            raise ValueError(f"effort_noise_std must be in [0, 10) Nm, got {self.effort_noise_std}")
+
+
+def tick_profile(profile: RealityProfile) -> tuple[RealityProfile, int]:
+    """The reality profile for 1 ms steps and the command delay it implies, in ticks.
+
+    At 1 kHz the sub-period command latency and the whole-period action delay of the 100 Hz proxy become one
+    delay of whole 1 ms ticks, applied by the emulation's own queue.
+    """
+    space = profile.space
+    delay_index = space.names.index("action_delay") if "action_delay" in space.names else None
+    periods = 0 if delay_index is None else int(profile.truth[delay_index])
+    control_period = load_robot(profile.robot).control_period
+    ticks = int(round(profile.command_latency / TICK)) + periods * int(round(control_period / TICK))
+    truth = profile.truth.copy()
+    if delay_index is not None:
+        truth[delay_index] = 0
+    return dataclasses.replace(profile, truth=truth, command_latency=0.0), ticks
+
+
+class FrankaEmulation:
+    """An FR3 under franka_ros2 with an effort controller, stepped one 1 ms tick at a time.
+
+    Args:
+      config: robot settings (reality, payloads, collision thresholds).
+      seed: seed of the noise generators.
+      keyframe: start pose (model keyframe name; default the robot's home).
+    """
+
+    def __init__(self, config: FrankaConfig = FrankaConfig(), seed: int | None = None, keyframe: str | None = None):
+        self.config = config
+        try:
+            profile, self.delay_ticks = tick_profile(load_reality(config.reality))
+            self.sim = RealityProxy(profile, seed=seed, control_period=TICK)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        self.robot = self.sim.robot
+        self.keyframe = keyframe
+        self.rng = np.random.default_rng(None if seed is None else seed + 1)
+        model = self.sim.model
+        self._flange = model.body(FLANGE_BODY).id
+        self._ee = model.site(self.robot.ee_site).id
+        first = model.body(self.robot.joint_names[0].replace("joint", "link")).id
+        self._arm_bodies = {b for b in range(model.nbody) if self._in_subtree(b, first)}
+        self._torque_thresholds = np.asarray(config.torque_thresholds, dtype=float)
+        self._force_thresholds = np.asarray(config.force_thresholds, dtype=float)
+        self._jacp = np.zeros((3, model.nv))
+        self._jacr = np.zeros((3, model.nv))
+        self.counters = {"ticks": 0, "commands": 0, "dropped_nonfinite": 0, "ignored_inactive": 0, "reflexes": 0,
+                         "controller_errors": 0, "recoveries": 0}
+        self.reset()
+
+    def _in_subtree(self, body: int, root: int) -> bool:
+        while body > 0:
+            if body == root:
+                return True
+            body = int(self.sim.model.body_parentid[body])
+        return False
+
+    # -- the robot's modes -------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Put the arm at its start pose, hardware active, effort controller active and never commanded."""
+        self.sim.reset(keyframe=self.keyframe)
+        self.hardware_active = True
+        self.controller_active = True
+        self.reflex = ""
+        self.controller_error = ""
+        self.desired: np.ndarray | None = None  # the effort controller's stored command (None: none yet)
+        self.last_desired = np.zeros(self.robot.dof)  # tau_J_d: the last rate-limited desired torque
+        self._queue = deque(np.zeros(self.robot.dof) for _ in range(self.delay_ticks))
+        self.external_torque = np.zeros(self.robot.dof)
+        self.external_wrench = np.zeros(6)
+        self._update_load()
+        self._measure()
+
+    @property
+    def robot_mode(self) -> str:
+        """franka's robot mode as the state broadcaster would report it: reflex, move or idle."""
+        if not self.hardware_active:
+            return "reflex"
+        return "move" if self.controller_active and self.desired is not None else "idle"
+
+    @property
+    def publishing(self) -> bool:
+        """Whether joint states are published (joint_state_broadcaster active)."""
+        return self.hardware_active
+
+    def recover(self) -> str:
+        """franka's recovery: error_recovery, hardware component active, controllers re-activated.
+
+        The re-activated effort controller holds nothing until its next command. Returns what was recovered.
+        """
+        what = self.reflex or self.controller_error
+        if not what:
+            return ""
+        self.hardware_active = self.controller_active = True
+        self.reflex = self.controller_error = ""
+        self.desired = None
+        self.last_desired = np.zeros(self.robot.dof)
+        self._queue = deque(np.zeros(self.robot.dof) for _ in range(self.delay_ticks))
+        self.sim.data.qvel[:] = 0.0
+        self.counters["recoveries"] += 1
+        return what
+
+    # -- the effort controller -----------------------------------------------------------------------
+    def command(self, values) -> str:
+        """A message on the effort controller's topic; returns '' or what happened to it."""
+        values = np.asarray(values, dtype=float).ravel()
+        if not (self.hardware_active and self.controller_active):
+            self.counters["ignored_inactive"] += 1
+            return "ignored: " + ("the robot is in reflex mode" if not self.hardware_active
+                                  else "effort_controller is inactive")
+        if values.size != self.robot.dof:
+            self.counters["controller_errors"] += 1
+            self.controller_active = False
+            self.desired = np.zeros(self.robot.dof)  # deactivation writes 0 Nm
+            self.controller_error = (f"effort_controller: command size ({values.size}) does not match number of "
+                                     f"interfaces ({self.robot.dof}); controller deactivated")
+            return self.controller_error
+        if not np.all(np.isfinite(values)):
+            self.counters["dropped_nonfinite"] += 1
+            return "dropped: non-finite value"
+        self.counters["commands"] += 1
+        self.desired = values
+        return ""
+
+    # -- one 1 ms tick -------------------------------------------------------------------------------
+    def tick(self) -> str:
+        """Advance 1 ms; returns the reflex that stopped the arm in this tick, else ''."""
+        if not self.hardware_active:
+            return ""
+        self.counters["ticks"] += 1
+        if self.desired is None:  # never commanded: the arm floats where it is (see the module docstring)
+            self.sim.set_state(self.sim.state())
+            self._measure()
+            return ""
+        target = self.desired
+        step = MAX_TORQUE_RATE * TICK
+        self.last_desired = self.last_desired + np.clip(target - self.last_desired, -step, step)
+        self._queue.append(self.last_desired)
+        self._update_load()
+        self.sim.step(self._queue.popleft())
+        self._measure()
+        reason = self._check_reflexes()
+        if reason:
+            self.hardware_active = self.controller_active = False
+            self.reflex = reason
+            self.desired = None
+            self.sim.data.qvel[:] = 0.0  # the arm stops and is held
+            self.counters["reflexes"] += 1
+        return reason
+
+    def _payload_torque(self, payload: Payload) -> np.ndarray:
+        """Joint torques of the payload's weight [Nm] at the current pose."""
+        if payload.mass == 0.0:
+            return np.zeros(self.robot.dof)
+        model, data = self.sim.model, self.sim.data
+        point = data.xpos[self._flange] + data.xmat[self._flange].reshape(3, 3) @ np.asarray(payload.center_of_mass)
+        mujoco.mj_jac(model, data, self._jacp, None, point, self._flange)
+        return self._jacp[:, self.sim.dof_index].T @ np.array([0.0, 0.0, -payload.mass * GRAVITY])
+
+    def _update_load(self) -> None:
+        carried = self._payload_torque(self.config.carried)
+        self._declared_compensation = -self._payload_torque(self.config.declared)
+        self.sim.joint_load = carried + self._declared_compensation
+        self._undeclared = carried + self._declared_compensation
+
+    def _contact_load(self) -> tuple[np.ndarray, np.ndarray]:
+        """Joint torques and the end-effector wrench of the contact forces acting on the arm."""
+        model, data = self.sim.model, self.sim.data
+        torque, wrench = np.zeros(self.robot.dof), np.zeros(6)
+        force6 = np.zeros(6)
+        ee = data.site_xpos[self._ee]
+        for i in range(data.ncon):
+            contact = data.contact[i]
+            body1, body2 = model.geom_bodyid[contact.geom1], model.geom_bodyid[contact.geom2]
+            on1, on2 = body1 in self._arm_bodies, body2 in self._arm_bodies
+            if on1 == on2:
+                continue
+            mujoco.mj_contactForce(model, data, i, force6)
+            world = contact.frame.reshape(3, 3).T @ force6[:3]  # force of geom1 on geom2, world frame
+            body, force = (body2, world) if on2 else (body1, -world)
+            mujoco.mj_jac(model, data, self._jacp, self._jacr, contact.pos, body)
+            torque += self._jacp[:, self.sim.dof_index].T @ force
+            wrench[:3] += force
+            wrench[3:] += np.cross(contact.pos - ee, force)
+        return torque, wrench
+
+    def _unbalanced_gravity(self) -> np.ndarray:
+        """Joint torques of the weight the control unit does not compensate (the links' mass beyond the model's)."""
+        model, data = self.sim.model, self.sim.data
+        torque = np.zeros(self.robot.dof)
+        for body in self._arm_bodies:
+            excess = model.body_mass[body] * (1.0 - model.body_gravcomp[body])
+            if excess > 1e-9:
+                mujoco.mj_jac(model, data, self._jacp, None, data.xipos[body], body)
+                torque += self._jacp[:, self.sim.dof_index].T @ np.array([0.0, 0.0, -excess * GRAVITY])
+        return torque
+
+    def _measure(self) -> None:
+        contact_torque, self.external_wrench = self._contact_load()
+        self.external_torque = contact_torque + self._undeclared + self._unbalanced_gravity()
+        noise = self.rng.normal(0.0, self.config.effort_noise_std, self.robot.dof) \
+            if self.config.effort_noise_std > 0 else 0.0
+        gravity = self.sim.data.qfrc_gravcomp[self.sim.dof_index]
+        self.tau_j = self.sim.applied + gravity + self._declared_compensation + noise
+
+    def _check_reflexes(self) -> str:
+        over = np.abs(self.external_torque) > self._torque_thresholds
+        if over.any():
+            return (f"joint collision: external torque {np.round(self.external_torque, 1).tolist()} Nm above "
+                    f"the thresholds at joints {(np.flatnonzero(over) + 1).tolist()}")
+        over = np.abs(self.external_wrench) > self._force_thresholds
+        if over.any():
+            return (f"cartesian collision: external wrench {np.round(self.external_wrench, 1).tolist()} above "
+                    f"the thresholds at axes {[('x', 'y', 'z', 'rx', 'ry', 'rz')[i] for i in np.flatnonzero(over)]}")
+        q, dq = self.sim.joint_state()
+        lower, upper = velocity_envelope(q)
+        outside = (dq > upper) | (dq < lower)
+        if outside.any():
+            return (f"joint velocity violation at joints {(np.flatnonzero(outside) + 1).tolist()}: "
+                    f"{np.round(dq, 3).tolist()} rad/s outside the position-dependent limits")
+        return ""
+
+    # -- readings ----------------------------------------------------------------------------------
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Measured (position, velocity, tau_J) in joint order, as joint_state_broadcaster publishes them."""
+        obs = self.sim.observation
+        n = self.robot.dof
+        return obs[:n], obs[n:], self.tau_j.copy()
