@@ -3,17 +3,18 @@
 Commanders (policy_server, exploration_dispatcher) publish on `sim2real/commands`; this node, in its own
 process, relays each valid command to `effort_controller/commands` (sim2real_core.policy.supervision holds
 the logic). franka_ros2's effort controller holds the last command forever, so this node publishes zero
-torque and latches it when
-  - the commander falls silent for `command_timeout` after a nonzero command (it died, hung, was stopped);
-  - a command has the wrong length, a non-finite value, or exceeds the torque limits;
-  - a second commander publishes on its input, or another node publishes on the controller's topic;
-and it publishes zero when it is stopped itself. Only `~/reset` (std_srvs/Trigger, an operator's call)
+torque when the commander falls silent for `command_timeout` after a nonzero command, and latches it when
+the silence reaches `latch_timeout` (the commander died, hung or was stopped); it latches zero torque at once
+when a command has the wrong length, a non-finite value, or exceeds the torque limits, or when a second
+commander publishes on its input or another node on the controller's topic; and it publishes zero when it
+is stopped itself. Only `~/reset` (std_srvs/Trigger, an operator's call)
 clears the latch. /diagnostics reports the state at level ERROR while latched.
 
 Parameters (read-only):
     robot (string, default fr3): robot file (joint count, torque limits, control period).
-    command_timeout (double [s], default 2 control periods, in (0, 1]): silence that latches zero torque.
-        Lockstep stacks, where the simulation waits for the commander, may set it longer.
+    command_timeout (double [s], default 2 control periods, in (0, 1]): silence that sends zero torque.
+    latch_timeout (double [s], default 10 control periods): silence that latches it. Lockstep stacks, where
+        the simulation waits for the commander, may set both longer.
     graph_check_period (double [s], default 0.2): how often the graph is checked for a second publisher.
     diagnostics_period (double [s], default 1.0).
 """
@@ -30,7 +31,8 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from sim2real_core.config import ConfigError
-from sim2real_core.policy.supervision import DEFAULT_TIMEOUT_PERIODS, MAX_COMMAND_TIMEOUT, CommandSupervisor
+from sim2real_core.policy.supervision import (DEFAULT_LATCH_PERIODS, DEFAULT_TIMEOUT_PERIODS, MAX_COMMAND_TIMEOUT,
+                                              CommandSupervisor)
 from sim2real_core.robot import load_robot
 
 from . import contract
@@ -47,8 +49,11 @@ class CommandSupervisorNode(Node):
 
         robot = self.declare_parameter("robot", "fr3", described("robot file in config/robots", True)).value
         timeout = self.declare_parameter("command_timeout", 0.0, described(
-            "[s] silence after a nonzero command that latches zero torque (0: 2 control periods)", True,
+            "[s] silence after a nonzero command that sends zero torque (0: 2 control periods)", True,
             0.0, MAX_COMMAND_TIMEOUT)).value
+        latch = self.declare_parameter("latch_timeout", 0.0, described(
+            "[s] silence that latches the zero until ~/reset (0: 10 control periods)", True,
+            0.0, 10 * MAX_COMMAND_TIMEOUT)).value
         graph_period = self.declare_parameter("graph_check_period", 0.2, described(
             "[s] period of the check for a second publisher", True, 0.01, 10.0)).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, described(
@@ -56,7 +61,8 @@ class CommandSupervisorNode(Node):
         try:
             spec = load_robot(robot)
             self.supervisor = CommandSupervisor(spec.torque_limits,
-                                                timeout or DEFAULT_TIMEOUT_PERIODS * spec.control_period)
+                                                timeout or DEFAULT_TIMEOUT_PERIODS * spec.control_period,
+                                                latch or max(timeout, DEFAULT_LATCH_PERIODS * spec.control_period))
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
         self.hardware_id = spec.name
@@ -68,9 +74,10 @@ class CommandSupervisorNode(Node):
         self.silence_timer = self.create_timer(self.supervisor.command_timeout, self._on_silence)
         self.create_timer(graph_period, self._check_graph)
         self.create_timer(diagnostics_period, self._publish_diagnostics)
-        self.last_latch_delay_ms = float("nan")
+        self.last_zero_delay_ms = float("nan")  # how late the last silence zero went out after its deadline
         self.get_logger().info(f"relaying {self.input.topic_name} -> {self.output.topic_name}, zero torque after "
-                               f"{1e3 * self.supervisor.command_timeout:g} ms of silence")
+                               f"{1e3 * self.supervisor.command_timeout:g} ms of silence, latched after "
+                               f"{1e3 * self.supervisor.latch_timeout:g} ms")
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         was_latched = self.supervisor.fault is not None
@@ -84,10 +91,14 @@ class CommandSupervisorNode(Node):
     def _on_silence(self) -> None:
         now = time.monotonic()
         deadline = self.supervisor.deadline()
+        was_latched = self.supervisor.fault is not None
         zeros = self.supervisor.silence(now)
         if zeros is not None:
             self.output.publish(command_msg(zeros))
-            self.last_latch_delay_ms = 1e3 * (now - deadline)
+            self.last_zero_delay_ms = 1e3 * (now - deadline)
+            self.get_logger().warning(f"commander silent: zero torque sent ({self.last_zero_delay_ms:.1f} ms late)",
+                                      throttle_duration_sec=1.0)
+        if not was_latched and self.supervisor.fault is not None:
             self._report_latch()
         if self.supervisor.deadline() is None:
             self.silence_timer.cancel()  # nothing held: no need to wake up until the next command re-arms it
@@ -120,7 +131,8 @@ class CommandSupervisorNode(Node):
     def _publish_diagnostics(self) -> None:
         fault = self.supervisor.fault
         values = {"fault": fault or "none", "command_timeout_ms": 1e3 * self.supervisor.command_timeout,
-                  "latch_delay_ms": self.last_latch_delay_ms, **self.supervisor.counters}
+                  "zero_delay_ms": self.last_zero_delay_ms,
+                  "latch_timeout_ms": 1e3 * self.supervisor.latch_timeout, **self.supervisor.counters}
         level, message = ("error", f"zero torque latched: {fault}") if fault else ("ok", "relaying")
         status = diagnostic_status(f"{self.get_name()}: commands", self.hardware_id, level, message, values)
         self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))

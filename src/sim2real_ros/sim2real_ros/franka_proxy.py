@@ -43,7 +43,7 @@ from sim2real_core.sim.tasks import load_task
 
 from . import contract
 from .descriptors import described
-from .messages import diagnostic_array, diagnostic_status, joint_state_msg
+from .messages import diagnostic_array, diagnostic_status
 from .node_main import run_node
 
 MAX_CATCH_UP = 20  # ticks run late at most; beyond that samples are dropped, as the broadcaster may
@@ -84,12 +84,14 @@ class FrankaProxy(Node):
         self.robot = FrankaEmulation(config, seed=seed, keyframe=load_task(TASKS[task]).keyframe)
         self.joint_names = list(arm_joint_names(self.robot.robot, arm_prefix, robot_type))
         self.arm = self.joint_names[0].rsplit("_joint", 1)[0]
+        self._state_msg = JointState(name=self.joint_names)
         self.state_pub = self.create_publisher(JointState, contract.JOINT_STATES, contract.CONTROL_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
         self.create_subscription(Float64MultiArray, contract.EFFORT_COMMANDS, self._on_command, contract.CONTROL_QOS)
         self.create_service(Trigger, "~/error_recovery", self._on_recovery)
         self.create_service(Trigger, "~/reset_world", self._on_reset)
         self.overruns = 0
+        self.published = 0  # joint states published
         self._lock = threading.Lock()  # the tick thread and the executor's callbacks share the robot
         self._running = True
         self._start()
@@ -132,9 +134,12 @@ class FrankaProxy(Node):
         if reflex:
             self.get_logger().error(f"reflex: {reflex}; call {self.get_name()}/error_recovery")
             self._publish_diagnostics()
-        if state is not None:
-            stamp = Time(nanoseconds=self._stamp0 + int(round(self._ticks * TICK * 1e9))).to_msg()
-            self.state_pub.publish(joint_state_msg(self.joint_names, stamp, *state))
+        if state is not None:  # one message object, refilled: building a JointState costs more than a tick
+            msg = self._state_msg
+            msg.header.stamp = Time(nanoseconds=self._stamp0 + int(round(self._ticks * TICK * 1e9))).to_msg()
+            msg.position, msg.velocity, msg.effort = (values.tolist() for values in state)
+            self.state_pub.publish(msg)
+            self.published += 1
 
     def stop(self) -> None:
         """Stop the 1 kHz loop before the context goes down."""
@@ -161,7 +166,7 @@ class FrankaProxy(Node):
         error = robot.reflex or robot.controller_error
         values = {"robot_mode": robot.robot_mode, "arm": self.arm,
                   "controller": "active" if robot.controller_active else "inactive", "error": error or "none",
-                  "overruns": self.overruns, **robot.counters}
+                  "overruns": self.overruns, "published_states": self.published, **robot.counters}
         level = "error" if error else "ok"
         message = (f"reflex: {robot.reflex}" if robot.reflex else error) or robot.robot_mode  # "reflex: <why>"
         status = diagnostic_status(f"{self.get_name()}: robot", self.arm, level, message, values)

@@ -53,7 +53,8 @@ ENVELOPE_Q_LOWER = np.array([-2.7501, -1.7918, -2.9065, -3.0481, -2.8101, 0.5409
 DEFAULT_TORQUE_THRESHOLDS = (35.0, 35.0, 32.0, 30.0, 29.0, 27.0, 24.0)  # [Nm]
 DEFAULT_FORCE_THRESHOLDS = (40.0, 40.0, 40.0, 35.0, 35.0, 35.0)  # [N, N, N, Nm, Nm, Nm]
 GRAVITY = 9.81
-FLANGE_BODY = "fr3_hand"  # the payload's frame: the flange (the hand body's origin)
+FLANGE_BODY = "fr3_hand"
+SLOW_LOAD_TICKS = 10  # the payload and link weights' joint torques are refreshed every this many ticks  # the payload's frame: the flange (the hand body's origin)
 
 
 def velocity_envelope(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +179,7 @@ class FrankaEmulation:
         self._queue = deque(np.zeros(self.robot.dof) for _ in range(self.delay_ticks))
         self.external_torque = np.zeros(self.robot.dof)
         self.external_wrench = np.zeros(6)
-        self._update_load()
+        self._load_age = 0  # ticks since the weights' joint torques were computed
         self._measure()
 
     @property
@@ -239,14 +240,11 @@ class FrankaEmulation:
             return ""
         self.counters["ticks"] += 1
         if self.desired is None:  # never commanded: the arm floats where it is (see the module docstring)
-            self.sim.set_state(self.sim.state())
-            self._measure()
             return ""
         target = self.desired
         step = MAX_TORQUE_RATE * TICK
         self.last_desired = self.last_desired + np.clip(target - self.last_desired, -step, step)
         self._queue.append(self.last_desired)
-        self._update_load()
         self.sim.step(self._queue.popleft())
         self._measure()
         reason = self._check_reflexes()
@@ -306,8 +304,12 @@ class FrankaEmulation:
         return torque
 
     def _measure(self) -> None:
+        if self._load_age % SLOW_LOAD_TICKS == 0:  # weights move with the pose only: 100 Hz suffices
+            self._update_load()
+            self._gravity_excess = self._unbalanced_gravity()
+        self._load_age += 1
         contact_torque, self.external_wrench = self._contact_load()
-        self.external_torque = contact_torque + self._undeclared + self._unbalanced_gravity()
+        self.external_torque = contact_torque + self._undeclared + self._gravity_excess
         noise = self.rng.normal(0.0, self.config.effort_noise_std, self.robot.dof) \
             if self.config.effort_noise_std > 0 else 0.0
         gravity = self.sim.data.qfrc_gravcomp[self.sim.dof_index]
