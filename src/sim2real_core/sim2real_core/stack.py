@@ -55,7 +55,8 @@ class NodeSpec:
 
     def params_file_content(self) -> dict[str, Any]:
         """Return the node's parameters in the ROS parameter-file layout."""
-        return {self.name: {"ros__parameters": dict(self.parameters)}}
+        key = f"{self.namespace}/{self.name}" if self.namespace else self.name  # rcl matches the full name
+        return {key: {"ros__parameters": dict(self.parameters)}}
 
 
 @dataclass(frozen=True)

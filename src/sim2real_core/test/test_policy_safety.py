@@ -106,3 +106,19 @@ def test_a_safety_file_without_settings_is_named_in_the_error(tmp_path):
     path.write_text("safety: {torque_rate_limit: 10}\n")
     with pytest.raises(ConfigError, match="safety.yaml.*guard_stiffness"):
         load_safety_limits("fr3", safety=path)
+
+
+def test_a_short_stall_zeroes_the_torque_and_a_long_one_latches():
+    limits = SafetyLimits(torque=np.full(7, 87.0), rate=np.full(7, 1e6), lower=np.full(7, -3.0), upper=np.full(7, 3.0),
+                          guard_stiffness=0.0, guard_damping=0.0, watchdog_periods=2, watchdog_latch_periods=4)
+    layer = SafetyLayer(limits, period=1e-3)
+    q = np.zeros(7)
+    assert np.all(layer.filter(np.full(7, 5.0), q, q) == 5.0)
+    assert np.all(layer.filter(None, q, q, fresh=False) == 5.0)  # 1 stale period: hold
+    assert np.all(layer.filter(None, q, q, fresh=False) == 0.0)  # 2: zero, not latched
+    assert layer.fault is None
+    assert np.all(layer.filter(np.full(7, 5.0), q, q) == 5.0)  # the stream is back: torque again
+    for _ in range(4):
+        out = layer.filter(None, q, q, fresh=False)
+    assert np.all(out == 0.0) and layer.fault == "watchdog"  # 4 stale periods: latched
+    assert np.all(layer.filter(np.full(7, 5.0), q, q) == 0.0)

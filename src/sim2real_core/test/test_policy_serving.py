@@ -22,7 +22,8 @@ def policy_file(tmp_path, joints=JOINTS, layout="joint_state_v1"):
 
 def test_runner_filters_policy_torque_and_measures_latency(tmp_path):
     policy = load_servable_policy(policy_file(tmp_path), JOINTS)
-    runner = PolicyRunner(policy, SafetyLayer(load_safety_limits("fr3", watchdog_periods=2), PERIOD))
+    limits = load_safety_limits("fr3", watchdog_periods=2, watchdog_latch_periods=3)
+    runner = PolicyRunner(policy, SafetyLayer(limits, PERIOD))
     np.testing.assert_array_equal(runner.command(0.0, 0.0), np.zeros(7))  # no state yet: zero, watchdog unarmed
     q = np.array([0.3, -0.785, 0.3, -2.356, 0.3, 1.571, 0.785])  # within the soft joint limits
     t = 1.0
@@ -42,7 +43,9 @@ def test_runner_filters_policy_torque_and_measures_latency(tmp_path):
     half = runner.command(t + PERIOD, 10.0 + t, elapsed=PERIOD / 2)  # the rate limit scales with the publish gap
     np.testing.assert_allclose((half - out)[:4], -np.sign(q[:4]) * runner.safety.limits.rate[:4] * PERIOD / 2)
     runner.command(t + 0.02, 10.02)  # stale period 1 of 2 ...
-    np.testing.assert_array_equal(runner.command(t + 0.03, 10.03), np.zeros(7))  # ... 2 of 2: watchdog
+    np.testing.assert_array_equal(runner.command(t + 0.03, 10.03), np.zeros(7))  # ... 2 of 2: zero torque
+    assert runner.safety.fault is None
+    np.testing.assert_array_equal(runner.command(t + 0.04, 10.04), np.zeros(7))  # 3: latched
     assert runner.safety.fault == "watchdog" and runner.latency.count == 2
 
 
@@ -110,3 +113,11 @@ def test_window_stats_percentiles_and_all_time_max():
     summary = stats.summary()
     assert summary["p50"] == 1.0 and summary["max"] == 5.0 and summary["count"] == 201
     assert np.isnan(WindowStats().summary()["p99"])
+
+
+def test_a_period_served_without_its_state_is_not_served_again_when_the_state_arrives_late():
+    gate = PeriodGate(0.01)
+    assert gate.due(0.0) is not None
+    gate.served_until(0.0125)  # the stream stalled; the timer held the command for the period at 0.01
+    assert gate.due(0.010) is None and gate.due(0.011) is None  # that period's states, late: not again
+    assert gate.due(0.020) is not None

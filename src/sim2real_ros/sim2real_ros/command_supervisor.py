@@ -52,7 +52,7 @@ class CommandSupervisorNode(Node):
             "[s] silence after a nonzero command that sends zero torque (0: 2 control periods)", True,
             0.0, MAX_COMMAND_TIMEOUT)).value
         latch = self.declare_parameter("latch_timeout", 0.0, described(
-            "[s] silence that latches the zero until ~/reset (0: 10 control periods)", True,
+            "[s] silence that latches the zero until ~/reset (0: 25 control periods)", True,
             0.0, 10 * MAX_COMMAND_TIMEOUT)).value
         graph_period = self.declare_parameter("graph_check_period", 0.2, described(
             "[s] period of the check for a second publisher", True, 0.01, 10.0)).value

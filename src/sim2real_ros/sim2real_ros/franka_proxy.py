@@ -46,7 +46,7 @@ from .descriptors import described
 from .messages import diagnostic_array, diagnostic_status
 from .node_main import run_node
 
-MAX_CATCH_UP = 20  # ticks run late at most; beyond that samples are dropped, as the broadcaster may
+MAX_CATCH_UP = 100  # ticks run late at most (this machine stalls processes for tens of ms); beyond: dropped
 # Python hands the GIL between threads every 5 ms by default, which would hold the 1 kHz loop up behind the
 # executor's callbacks for several ticks.
 GIL_SWITCH_INTERVAL = 2e-4  # [s]

@@ -21,7 +21,7 @@ Parameters (each with a description and range: `ros2 param describe /policy_serv
     publish_on_state (bool, default true): command on each period's first fresh state instead of on the timer.
     watchdog_periods (int, default from config/policy/safety.yaml, at most 50): periods without a fresh state
         before torque is zeroed and a fault latched (cleared by the ~/reset_fault Trigger service).
-    max_state_age, max_state_ahead (double [s]): a state stamped further in the past (default 50 ms) or the
+    max_state_age, max_state_ahead (double [s]): a state stamped further in the past (default 100 ms) or the
         future (default 5 ms) than this node's clock is not fresh; nor is one not newer than the
         previous state (replayed). franka_ros2 stamps with the controller_manager's ROS time.
     extra_inputs (double[], default: the policy's defaults): the policy's extra inputs, e.g. a reach target;
@@ -81,7 +81,7 @@ class PolicyServer(Node):
         watchdog = self.declare_parameter("watchdog_periods", 0, described(
             "periods without a fresh state before zero torque is latched (0: config/policy/safety.yaml)", True,
             0, MAX_WATCHDOG_PERIODS)).value
-        self.max_age = self.declare_parameter("max_state_age", 0.05, described(
+        self.max_age = self.declare_parameter("max_state_age", 0.1, described(
             "[s] a state stamp older than this on the node's clock is not fresh", True, 0.001, 1.0)).value
         self.max_ahead = self.declare_parameter("max_state_ahead", 0.005, described(
             "[s] a stamp further ahead of this node's clock is not fresh", True, 0.0, 1.0)).value
@@ -107,13 +107,14 @@ class PolicyServer(Node):
         self.state_problems = {"malformed": 0, "replayed": 0, "stale": 0, "future": 0}
         self.robot_report = ""  # the robot driver's own account of a stop (franka_proxy: reflex), if any
         self._last_stamp: float | None = None
+        self._last_received = 0.0  # monotonic arrival of the state stamped _last_stamp
         self._published = False  # an effort controller applies nothing until its first command
         self.hardware_id = robot
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.command_pub = self.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
         self.state_sub = self.create_subscription(JointState, contract.JOINT_STATES, self._on_state,
-                                                  contract.CONTROL_QOS)
+                                                  contract.STATE_STREAM_QOS)
         self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
         self.create_service(Trigger, "~/reset_fault", self._on_reset_fault)
         self.control_timer = self.create_timer(self.period * (HOLD_AFTER if self.publish_on_state else 1.0),
@@ -136,7 +137,7 @@ class PolicyServer(Node):
             self.get_logger().error(f"{self.state_sub.topic_name}: {problem} stamp {stamp:.6f}",
                                     throttle_duration_sec=1.0)
             return
-        self._last_stamp = stamp
+        self._last_stamp, self._last_received = stamp, time.monotonic()
         elapsed = self.gate.due(stamp) if self.publish_on_state else None
         if self.publish_on_state and elapsed is None:
             return
@@ -152,7 +153,10 @@ class PolicyServer(Node):
 
     def _control(self) -> None:
         """Timer mode: every period. State mode: only when no command went out for HOLD_AFTER periods (a
-        stalled or stale state stream): the last command is held, then the watchdog zeroes it."""
+        stalled or stale state stream): the last command is held, then the watchdog zeroes it; the period
+        counts as served, so its state, arriving late, does not add a second command."""
+        if self.publish_on_state and self._last_stamp is not None:
+            self.gate.served_until(self._last_stamp + time.monotonic() - self._last_received)
         self._publish_command(None)
 
     def _publish_command(self, elapsed: float | None) -> None:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -83,3 +85,55 @@ def spin_until(node: Node, condition: Callable[[], bool], timeout: float) -> boo
             return True
         rclpy.spin_once(node, timeout_sec=0.02)
     return condition()
+
+
+class StackProcess:
+    """`sim2real up ARGS...` in its own process group, its output collected line by line."""
+
+    def __init__(self, *args: str):
+        self.process = subprocess.Popen(["sim2real", "up", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, start_new_session=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
+        self.reader.start()
+
+    def output(self) -> str:
+        """Everything the stack printed so far."""
+        return "".join(self.lines)
+
+    def pid_of(self, node: str, timeout: float = 30.0) -> int:
+        """The process id of one of the stack's nodes, from the runner's 'started NODE (pid N)' line."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                found = re.search(rf"started {node} \(pid (\d+)\)", line)
+                if found:
+                    return int(found.group(1))
+            time.sleep(0.05)
+        raise AssertionError(f"{node} did not start:\n{self.output()}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGINT the runner (it stops its nodes), wait, return its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.reader.join(timeout=5)
+        return self.process.returncode
+
+
+@pytest.fixture
+def up_stack() -> Callable[..., StackProcess]:
+    """Start stacks with `sim2real up`, each in its own process group; all are stopped at teardown."""
+    started: list[StackProcess] = []
+
+    def start(*args: str) -> StackProcess:
+        started.append(StackProcess(*args))
+        return started[-1]
+
+    yield start
+    for stack in reversed(started):
+        stack.stop()

@@ -4,7 +4,8 @@ Every command the policy server or the exploration dispatcher publishes goes thr
 once per control period. In order it applies:
 
 1. latched fault -> zero torque (until `reset()`);
-2. watchdog: no fresh state for `watchdog_periods` periods -> zero torque and a latched ``watchdog`` fault;
+2. watchdog: no fresh state for `watchdog_periods` periods -> zero torque (the torque returns, rate-limited,
+   with the next fresh state); none for `watchdog_latch_periods` -> a latched ``watchdog`` fault;
 3. NaN guard: a non-finite value in the state or the command -> zero torque and a latched ``nan`` fault;
 4. joint-limit guard: past a soft joint limit, torque driving further out is removed and a spring-damper
    pushes back towards the limit;
@@ -24,7 +25,7 @@ import numpy as np
 from ..config import ConfigError, config_path, load_yaml
 from ..robot import load_robot
 
-COUNTERS = ("periods", "clipped", "rate_limited", "joint_limit", "nan", "watchdog", "faulted")
+COUNTERS = ("periods", "clipped", "rate_limited", "joint_limit", "nan", "watchdog_zero", "watchdog", "faulted")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class SafetyLimits:
         lower, upper: soft joint position limits (rad); the guard acts outside [lower, upper].
         guard_stiffness: push-back stiffness past a soft limit (Nm/rad).
         guard_damping: damping of outward velocity past a soft limit (Nm s/rad).
-        watchdog_periods: periods without fresh state before the watchdog trips.
+        watchdog_periods: periods without fresh state before the watchdog zeroes the torque.
+        watchdog_latch_periods: periods without fresh state before the zero is latched as a fault
+            (None: at once, = watchdog_periods).
     """
 
     torque: np.ndarray
@@ -47,6 +50,7 @@ class SafetyLimits:
     guard_stiffness: np.ndarray
     guard_damping: np.ndarray
     watchdog_periods: int = 3
+    watchdog_latch_periods: int | None = None
 
     def __post_init__(self):
         n = len(self.torque)
@@ -66,6 +70,8 @@ class SafetyLimits:
             raise ValueError("guard_stiffness and guard_damping must be >= 0")
         if int(self.watchdog_periods) < 1:
             raise ValueError(f"watchdog_periods must be >= 1, got {self.watchdog_periods}")
+        latch = self.watchdog_periods if self.watchdog_latch_periods is None else int(self.watchdog_latch_periods)
+        object.__setattr__(self, "watchdog_latch_periods", max(latch, int(self.watchdog_periods)))
 
     @property
     def size(self) -> int:
@@ -90,7 +96,8 @@ def load_safety_limits(robot: str | Path = "fr3", safety: str | Path | None = No
         margin = float(settings["soft_limit_margin"])
         values = dict(torque=torque, rate=settings["torque_rate_limit"], lower=lower + margin, upper=upper - margin,
                       guard_stiffness=settings["guard_stiffness"], guard_damping=settings["guard_damping"],
-                      watchdog_periods=int(settings["watchdog_periods"]))
+                      watchdog_periods=int(settings["watchdog_periods"]),
+                      watchdog_latch_periods=int(settings.get("watchdog_latch_periods", settings["watchdog_periods"])))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{safety_path}: needs safety.{{torque_rate_limit, soft_limit_margin, guard_stiffness, "
                           f"guard_damping, watchdog_periods}} (missing or malformed {exc})") from exc
@@ -158,8 +165,12 @@ class SafetyLayer:
         """
         self.counters["periods"] += 1
         self._stale = 0 if fresh else self._stale + 1
-        if self.fault is None and self._stale >= self.limits.watchdog_periods:
+        if self.fault is None and self._stale >= self.limits.watchdog_latch_periods:
             self.trip("watchdog")
+        if self.fault is None and self._stale >= self.limits.watchdog_periods:
+            self.counters["watchdog_zero"] += 1
+            self._previous = np.zeros(self.limits.size)
+            return self._previous.copy()
         if self.fault is None:
             n = self.limits.size
             q, dq = np.asarray(q, dtype=float), np.asarray(dq, dtype=float)

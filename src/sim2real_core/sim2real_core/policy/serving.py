@@ -80,6 +80,12 @@ class PeriodGate:
         self.last = stamp
         return elapsed
 
+    def served_until(self, stamp: float) -> None:
+        """A command went out without a state (the stream stalled) for the periods up to `stamp`: their states,
+        arriving late, are not acted on again, so one command goes out per period."""
+        while self._due is not None and self._due <= stamp:
+            self._due += self.period
+
     def restart(self) -> None:
         """Forget the schedule (after a reset or a reload): the next state is acted on."""
         self._due = self.last = None

@@ -23,7 +23,7 @@ import numpy as np
 DEFAULT_TIMEOUT_PERIODS = 2.0
 # Silence that latches the zero, in control periods: long enough that the scheduling gaps of a healthy
 # commander on a loaded machine only cost a zero, short enough that a stopped commander never resumes.
-DEFAULT_LATCH_PERIODS = 10.0
+DEFAULT_LATCH_PERIODS = 25.0
 MAX_COMMAND_TIMEOUT = 1.0  # [s] longer would leave a dead commander's torque on the arm for too long
 
 

@@ -1,0 +1,172 @@
+"""`sim2real up franka_proxy` (the robot side of franka_ros2) against `sim2real up real`, as separate process
+groups over DDS: rates, a commander's death, a reflex and its recovery, a prefixed arm in a namespace."""
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from conftest import spin_until
+from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
+from sim2real_ros import contract
+from sim2real_ros.messages import command_msg, diagnostic_values, joint_state_arrays, stamp_to_seconds
+
+HOME = [0.0, -0.7853981633974483, 0.0, -2.356194490192345, 0.0, 1.5707963267948966, 0.7853981633974483]
+PERIOD = 0.01  # the policy's control period [s]
+BELOW_TABLE = np.array([0.0, 0.815, 0.0, -1.877, 0.0, 2.571, 0.785])  # tool 4 cm below the table top
+
+
+def hold_policy(folder):
+    """A reach policy whose network outputs zero: a PD holding the home pose (it carries the proxy's links)."""
+    head = ActionHead(mode="joint_target_pd", scale=[0.5] * 7, center=HOME, kp=[100.0] * 4 + [20.0] * 3,
+                      kd=[10.0] * 4 + [2.0] * 3)
+    spec = PolicySpec(layout="joint_state_v1", obs_size=17, obs_mean=[0.0] * 17, obs_std=[1.0] * 17, hidden=[8],
+                      action=head, joint_names=[f"fr3_joint{i}" for i in range(1, 8)],
+                      extra_inputs=[{"name": "target", "size": 3, "default": [0.5, 0.0, 0.4]}])
+    save_policy(folder, spec, {name: np.zeros(shape) for name, shape in spec.layer_shapes().items()})
+    return folder
+
+
+class Probe:
+    """Records what reaches the controller's topic and the latest /diagnostics status of every node."""
+
+    def __init__(self, node, namespace=""):
+        self.node = node
+        self.commands: list[tuple[float, np.ndarray]] = []
+        self.status: dict[str, tuple[str, dict]] = {}
+        self.history: list[tuple[str, str, dict]] = []
+        node.create_subscription(Float64MultiArray, f"{namespace}/{contract.EFFORT_COMMANDS}",
+                                 lambda m: self.commands.append((time.monotonic(), np.asarray(m.data))),
+                                 contract.CONTROL_QOS)
+        node.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
+
+    def _on_diagnostics(self, msg):
+        for status in msg.status:
+            name = status.name.split(":")[0]
+            values = diagnostic_values(status)
+            values["_stamp"] = stamp_to_seconds(msg.header.stamp)
+            self.status[name] = (status.message, values)
+            self.history.append((name, status.message, values))
+
+    def nonzero_since(self, since: float) -> int:
+        return sum(1 for t, c in self.commands if t >= since and np.any(c))
+
+    def value(self, node: str, key: str, default=""):
+        return self.status.get(node, ("", {}))[1].get(key, default)
+
+
+def serve(up_stack, tmp_path, namespace="", arm_prefix=""):
+    """`sim2real up real` serving the hold policy (optionally in a namespace, for a prefixed arm).
+
+    Its logger records /diagnostics only: recording the 1 kHz states too takes half a core of this 2-core
+    machine, which the 1 kHz robot side and the policy server need (`make bench` measures the full stack).
+    """
+    policy = hold_policy(tmp_path / "hold")
+    return up_stack("real", "--namespace", namespace, "--set", f"policy_server.policy_path:={policy}",
+                    f"transition_logger.output:={tmp_path / 'bag'}", "transition_logger.topics:=[/diagnostics]",
+                    f"policy_server.arm_prefix:={arm_prefix}")
+
+
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGSTOP", "SIGINT"])
+def test_a_dead_hung_or_stopped_policy_server_leaves_zero_torque(up_stack, ros_node, tmp_path, stop):
+    robot = up_stack("franka_proxy")  # the README's order: the robot first, then the stack that commands it
+    probe = Probe(ros_node)
+    assert spin_until(ros_node, lambda: probe.value("franka_proxy", "robot_mode") == "idle", 60.0), robot.output()
+    real = serve(up_stack, tmp_path)
+    assert spin_until(ros_node, lambda: probe.nonzero_since(0.0) > 100, 90.0), (probe.status, real.output())
+
+    # Rates from each node's own count over the same stretch of its clock (a probe's receive times would add
+    # the probe's own scheduling on this 2-core machine).
+    def rate(node, key, seconds=3.0):
+        start = dict(probe.status[node][1])
+        assert spin_until(ros_node, lambda: probe.value(node, "_stamp", 0.0) >= start["_stamp"] + seconds, 10.0)
+        end = probe.status[node][1]
+        return (int(end[key]) - int(start[key])) / (end["_stamp"] - start["_stamp"])
+
+    states, commands = rate("franka_proxy", "published_states"), rate("policy_server", "periods")
+    print(f"states {states:.1f}/s, policy commands {commands:.1f}/s")
+    assert abs(states - 1000.0) <= 20.0, states
+    assert abs(commands - 100.0) <= 3.0, commands
+
+    pid = real.pid_of("policy_server")
+    stopped_at = time.monotonic()
+    os.kill(pid, getattr(signal, stop))
+    try:
+        assert spin_until(ros_node, lambda: any(t > stopped_at and not np.any(c) for t, c in probe.commands), 5.0)
+        delay = min(t for t, c in probe.commands if t > stopped_at and not np.any(c)) - stopped_at
+        print(f"{stop}: zero torque on {contract.EFFORT_COMMANDS} {1e3 * delay:.1f} ms after the signal")
+        # Two control periods, plus this probe's own receive latency on a loaded 2-core machine.
+        assert delay <= 2 * PERIOD + 0.015, delay
+        if stop != "SIGINT":  # silent without a final zero of its own: the supervisor latches
+            assert spin_until(ros_node, lambda: "silent" in probe.value("command_supervisor", "fault"), 5.0), \
+                real.output()
+    finally:
+        if stop == "SIGSTOP":
+            os.kill(pid, signal.SIGCONT)
+    if stop == "SIGSTOP":  # the stalled commander wakes up and publishes again: nothing nonzero gets through
+        resumed = time.monotonic()
+        spin_until(ros_node, lambda: False, 1.0)
+        assert probe.nonzero_since(resumed) == 0
+    else:
+        assert spin_until(ros_node, lambda: "policy_server exited" in real.output()
+                          or "policy_server died" in real.output(), 10.0)
+        assert ("exited with code 0" in real.output()) == (stop == "SIGINT"), real.output()
+
+
+def test_a_push_into_the_table_trips_a_reflex_and_recovery_restores_the_states(up_stack, ros_node):
+    robot = up_stack("franka_proxy")
+    probe = Probe(ros_node)
+    state = {}
+    ros_node.create_subscription(JointState, contract.JOINT_STATES, lambda m: state.update(
+        msg=m, received=time.monotonic()), contract.CONTROL_QOS)
+    commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
+    assert spin_until(ros_node, lambda: "msg" in state and commands.get_subscription_count() > 0, 60.0), \
+        robot.output()
+    names = list(state["msg"].name)
+    home = joint_state_arrays(state["msg"], names)[0]
+    kp, kd = np.array([150.0] * 4 + [30.0] * 3), np.array([20.0] * 4 + [3.0] * 3)
+    limits = np.array([87.0] * 4 + [12.0] * 3)
+    started = time.monotonic()
+
+    def command():  # a PD whose target moves from home to 4 cm below the table top in 3 s
+        q, dq, _ = joint_state_arrays(state["msg"], names)
+        target = home + (BELOW_TABLE - home) * min(1.0, (time.monotonic() - started) / 3.0)
+        commands.publish(command_msg(np.clip(kp * (target - q) - kd * dq, -limits, limits)))
+
+    timer = ros_node.create_timer(PERIOD, command)
+    assert spin_until(ros_node, lambda: probe.value("franka_proxy", "robot_mode") == "reflex", 20.0), robot.output()
+    timer.cancel()
+    message = probe.status["franka_proxy"][0]
+    assert message.startswith("reflex: ") and "collision" in message, message
+    stopped = time.monotonic()
+    spin_until(ros_node, lambda: False, 0.5)
+    assert state["received"] < stopped + 0.05  # no states after the reflex (broadcaster deactivated)
+
+    recovery = ros_node.create_client(Trigger, "/franka_proxy/error_recovery")
+    assert recovery.wait_for_service(timeout_sec=10.0)
+    future = recovery.call_async(Trigger.Request())
+    assert spin_until(ros_node, future.done, 10.0) and "collision" in future.result().message
+    recovered = time.monotonic()
+    assert spin_until(ros_node, lambda: state["received"] > recovered, 5.0)  # states again
+    assert spin_until(ros_node, lambda: probe.value("franka_proxy", "robot_mode") == "idle", 5.0)
+
+
+def test_a_left_arm_serves_an_fr3_policy_and_a_second_arm_on_its_topic_is_refused(up_stack, ros_node, tmp_path):
+    robot = up_stack("franka_proxy", "--namespace", "/left", "--set", "franka_proxy.arm_prefix:=left")
+    probe = Probe(ros_node, namespace="/left")
+    assert spin_until(ros_node, lambda: probe.value("franka_proxy", "robot_mode") == "idle", 60.0), robot.output()
+    serve(up_stack, tmp_path, namespace="/left", arm_prefix="left")
+    assert spin_until(ros_node, lambda: probe.nonzero_since(0.0) > 50, 90.0), (probe.status, robot.output())
+    assert probe.value("franka_proxy", "arm") == "left_fr3"
+    assert probe.value("policy_server", "fault") == "none"
+
+    up_stack("franka_proxy", "--namespace", "/left", "--set", "franka_proxy.arm_prefix:=left")
+    assert spin_until(ros_node, lambda: "joint-state sources" in probe.value("policy_server", "fault"), 60.0)
+    refused = time.monotonic()
+    spin_until(ros_node, lambda: False, 0.3)
+    assert probe.nonzero_since(refused + 0.05) == 0
