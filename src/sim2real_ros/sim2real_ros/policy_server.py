@@ -61,7 +61,7 @@ from .node_main import run_node
 
 MAX_RATE_HZ = 1000.0
 MAX_WATCHDOG_PERIODS = 50
-HOLD_AFTER = 1.25  # state mode: periods without a command before the last one is held from the timer
+HOLD_AFTER = 1.25  # state mode: periods without a fresh state before the last command is held from the timer
 GRAPH_CHECK_PERIOD = 0.2  # [s] how often the graph is checked for a second commander or state source
 
 
@@ -138,6 +138,8 @@ class PolicyServer(Node):
                                     throttle_duration_sec=1.0)
             return
         self._last_stamp, self._last_received = stamp, time.monotonic()
+        if self.publish_on_state:
+            self.control_timer.reset()  # the hold path is for a stream that stops, not for states between periods
         elapsed = self.gate.due(stamp) if self.publish_on_state else None
         if self.publish_on_state and elapsed is None:
             return
@@ -152,9 +154,9 @@ class PolicyServer(Node):
             self._publish_command(elapsed)
 
     def _control(self) -> None:
-        """Timer mode: every period. State mode: only when no command went out for HOLD_AFTER periods (a
-        stalled or stale state stream): the last command is held, then the watchdog zeroes it; the period
-        counts as served, so its state, arriving late, does not add a second command."""
+        """Timer mode: every period. State mode: only when no fresh state arrived for HOLD_AFTER periods (a
+        stalled or stale stream): the last command is held, then the watchdog zeroes it; the period counts
+        as served, so its state, arriving late, does not add a second command."""
         if self.publish_on_state and self._last_stamp is not None:
             self.gate.served_until(self._last_stamp + time.monotonic() - self._last_received)
         self._publish_command(None)
@@ -166,8 +168,6 @@ class PolicyServer(Node):
             self._published = True
             self.command_pub.publish(command_msg(command))
             self.monitor.tick(now)
-        if self.publish_on_state:
-            self.control_timer.reset()
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -163,10 +163,14 @@ def test_a_left_arm_serves_an_fr3_policy_and_a_second_arm_on_its_topic_is_refuse
     serve(up_stack, tmp_path, namespace="/left", arm_prefix="left")
     assert spin_until(ros_node, lambda: probe.nonzero_since(0.0) > 50, 90.0), (probe.status, robot.output())
     assert probe.value("franka_proxy", "arm") == "left_fr3"
+    assert spin_until(ros_node, lambda: probe.value("policy_server", "serving") == "True", 10.0)
     assert probe.value("policy_server", "fault") == "none"
 
-    up_stack("franka_proxy", "--namespace", "/left", "--set", "franka_proxy.arm_prefix:=left")
-    assert spin_until(ros_node, lambda: "joint-state sources" in probe.value("policy_server", "fault"), 60.0)
+    # A second arm's state stream on the same topic (here a publisher of the probe's): refused, zero torque.
+    second = ros_node.create_publisher(JointState, "/left/" + contract.JOINT_STATES, contract.CONTROL_QOS)
+    assert spin_until(ros_node, lambda: "joint-state sources" in probe.value("policy_server", "fault"), 20.0), \
+        probe.status.get("policy_server")
+    assert second.get_subscription_count() >= 1
     refused = time.monotonic()
     spin_until(ros_node, lambda: False, 0.3)
     assert probe.nonzero_since(refused + 0.05) == 0
