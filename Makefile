@@ -3,12 +3,16 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.requirements-installed
+# ROS 2 Jazzy (franka_ros2's line) beside Kilted: its own venv with Jazzy's rclpy and messages, every other
+# package taken from .venv through a .pth file; the node tests run in both.
+JAZZY ?= .venv-jazzy
+JAZZY_INSTALLED := $(JAZZY)/.requirements-installed
 # Everything after setup runs inside the venv with the colcon workspace sourced.
 WS := source $(VENV)/bin/activate && source install/setup.bash &&
 DEMO_OUT ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup build test demo demo-quick bench clean
+.PHONY: setup build test test-kilted test-jazzy demo demo-quick bench clean
 
 setup: $(INSTALLED) build
 
@@ -22,8 +26,22 @@ build: $(INSTALLED)
 	source $(VENV)/bin/activate && colcon build --symlink-install --base-paths src \
 	  > log/build.txt 2>&1 || { cat log/build.txt; exit 1; }
 
-test: setup
+$(JAZZY_INSTALLED): requirements-jazzy.txt $(INSTALLED)
+	test -x $(JAZZY)/bin/python || python3 -m venv $(JAZZY)
+	$(JAZZY)/bin/python -m pip install --quiet -r requirements-jazzy.txt
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+	  "$$($(JAZZY)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_sim2real_venv.pth"
+	touch $@
+
+test: test-kilted test-jazzy
+
+test-kilted: setup
 	$(WS) python -m pytest $(PYTEST_ARGS)
+
+# The node tests (separate processes over DDS) against ROS 2 Jazzy's rclpy; the workspace is pure Python.
+test-jazzy: setup $(JAZZY_INSTALLED)
+	$(WS) $(JAZZY)/bin/python -c "import rclpy, importlib.metadata as m; print('ROS 2 Jazzy: rclpy', m.version('ros-jazzy-rclpy'))"
+	$(WS) $(JAZZY)/bin/python -m pytest src/sim2real_ros/test -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
 	$(WS) sim2real demo --out $(DEMO_OUT)
@@ -35,4 +53,4 @@ bench: setup
 	$(WS) python bench/run.py
 
 clean:
-	rm -rf build install log out
+	rm -rf build install log out $(JAZZY)

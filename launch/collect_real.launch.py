@@ -1,4 +1,4 @@
-"""ros2 launch sim2real_ros collect_real.launch.py: the nodes of config/stacks/collect_real.yaml (as `sim2real up collect_real`)."""
+"""ros2 launch sim2real_ros collect_real.launch.py: the nodes of config/stacks/collect_real.yaml."""
 from sim2real_ros.launching import stack_launch_description
 
 

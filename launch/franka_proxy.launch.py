@@ -1,4 +1,4 @@
-"""ros2 launch sim2real_ros franka_proxy.launch.py: the nodes of config/stacks/franka_proxy.yaml (as `sim2real up franka_proxy`)."""
+"""ros2 launch sim2real_ros franka_proxy.launch.py: the nodes of config/stacks/franka_proxy.yaml."""
 from sim2real_ros.launching import stack_launch_description
 
 

@@ -48,6 +48,12 @@ def resolve_executable(package: str, executable: str) -> Path:
     raise ConfigError(f"executable {executable!r} of package {package!r} not found; searched: {searched}")
 
 
+def node_command(spec: NodeSpec, params_file: str | os.PathLike | None = None) -> list[str]:
+    """The argv that runs a node: its installed script with this interpreter (not the script's shebang), so a
+    stack started from another environment (e.g. the ROS 2 Jazzy venv of `make test`) runs its nodes there."""
+    return [sys.executable, str(resolve_executable(spec.package, spec.executable)), *spec.ros_arguments(params_file)]
+
+
 @dataclass
 class NodeProcess:
     """A running (or finished) node with the tail of its output."""
@@ -85,7 +91,7 @@ class StackRunner:
     def _command(self, spec: NodeSpec) -> list[str]:
         params_file = Path(self._params_dir.name) / f"{spec.name}.yaml"
         params_file.write_text(yaml.safe_dump(spec.params_file_content(), sort_keys=False))
-        return [str(resolve_executable(spec.package, spec.executable)), *spec.ros_arguments(params_file)]
+        return node_command(spec, params_file)
 
     def say(self, line: str, name: str = "up") -> None:
         """Print one prefixed line."""

@@ -12,6 +12,7 @@ from sim2real_core.config import ConfigError
 
 COMMANDS = {
     "up": "sim2real_ros.commands.up",
+    "franka-bringup": "sim2real_ros.commands.franka_bringup",
     "demo": "sim2real_core.pipeline.command",
     "train": "sim2real_core.policy.commands.train",
     "eval": "sim2real_ros.commands.eval",

@@ -23,9 +23,7 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -37,7 +35,7 @@ from sim2real_core.robot import load_robot
 
 from . import contract
 from .descriptors import described
-from .messages import command_msg, diagnostic_array, diagnostic_status
+from .messages import command_msg, diagnostic_array, diagnostic_status, publish_zero_torque
 from .node_main import run_node
 
 
@@ -139,8 +137,7 @@ class CommandSupervisorNode(Node):
 
     def stop(self) -> None:
         """On shutdown: leave zero torque on the controller."""
-        self.output.publish(command_msg(np.zeros(self.supervisor.size)))
-        self.output.wait_for_all_acked(Duration(seconds=0.5))
+        publish_zero_torque(self.output, self.supervisor.size)
 
 
 def main() -> None:

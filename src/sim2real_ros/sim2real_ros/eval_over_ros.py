@@ -26,7 +26,7 @@ from std_srvs.srv import Trigger
 
 from sim2real_core.policy.evaluation import EvalResult, ReachJudge, summarise
 from sim2real_core.policy.serving import load_servable_policy, robot_joints_and_period
-from sim2real_core.runner import resolve_executable
+from sim2real_core.runner import node_command
 from sim2real_core.stack import NodeSpec
 
 from . import contract
@@ -73,8 +73,7 @@ def spawn_node(spec: NodeSpec, workdir: Path) -> subprocess.Popen:
     params = workdir / f"{spec.name}.yaml"
     params.write_text(yaml.safe_dump(spec.params_file_content()))
     log = open(workdir / f"{spec.name}.log", "w")
-    command = [str(resolve_executable(spec.package, spec.executable)), *spec.ros_arguments(params)]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(node_command(spec, params), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 class _Probe:
@@ -180,8 +179,8 @@ def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, fo
     """One episode: (final end-effector distance, the safety fault latched during it or '')."""
     for process in processes:
         if process.poll() is not None:
-            log = (folder / f"{Path(process.args[0]).name}.log")
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}; see the logs in {folder}"
+            log = (folder / f"{Path(process.args[1]).name}.log")
+            raise RuntimeError(f"{process.args[1]} exited with {process.returncode}; see the logs in {folder}"
                                + (f"\n{log.read_text()[-2000:]}" if log.exists() else ""))
     param = ParameterMsg(name="extra_inputs", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY,
                                                                   double_array_value=target.tolist()))

@@ -62,7 +62,7 @@ from sim2real_core.policy.serving import PeriodGate, robot_joints_and_period
 
 from . import contract
 from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, diagnostic_values,
-                       episode_event_msg, joint_state_arrays, stamp_to_seconds)
+                       episode_event_msg, joint_state_arrays, publish_zero_torque, stamp_to_seconds)
 from .node_main import run_node
 
 TARGETS = ("sim", "hardware")
@@ -309,8 +309,7 @@ class ExplorationDispatcher(Node):
     def stop(self) -> None:
         """On shutdown: publish zero torque (the effort controller holds the last command forever)."""
         if self.context.ok():
-            self.command_pub.publish(command_msg(np.zeros(len(self.joint_names))))
-            self.command_pub.wait_for_all_acked(Duration(seconds=0.5))
+            publish_zero_torque(self.command_pub, len(self.joint_names))
 
     # --- reporting ----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
+from rclpy.duration import Duration
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -76,6 +77,13 @@ def command_msg(values: np.ndarray) -> Float64MultiArray:
     msg = Float64MultiArray()
     msg.data = np.asarray(values, dtype=float).tolist()
     return msg
+
+
+def publish_zero_torque(publisher, size: int, timeout: float = 0.5) -> None:
+    """Publish zero torque and wait (up to `timeout` s) until every subscriber has it: a commander's last word,
+    since an effort controller holds the last command forever."""
+    publisher.publish(command_msg(np.zeros(size)))
+    publisher.wait_for_all_acked(Duration(seconds=timeout))
 
 
 def command_array(msg: Float64MultiArray, size: int) -> np.ndarray:

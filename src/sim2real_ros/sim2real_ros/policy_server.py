@@ -40,7 +40,6 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -56,7 +55,7 @@ from sim2real_core.policy.serving import (SETTLE_PERIODS, PeriodGate, PeriodMoni
 from . import contract
 from .descriptors import described
 from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, diagnostic_values,
-                       joint_state_arrays, stamp_to_seconds)
+                       joint_state_arrays, publish_zero_torque, stamp_to_seconds)
 from .node_main import run_node
 
 MAX_RATE_HZ = 1000.0
@@ -217,8 +216,9 @@ class PolicyServer(Node):
     def _on_reset_fault(self, _request, response):
         fault = self.runner.safety.fault
         self.runner.safety.reset()
-        self.runner.settled = 0
-        self.gate.restart()
+        if fault:  # the stream may have broken: serve again once it is steady
+            self.runner.settled = 0
+            self.gate.restart()
         self.robot_report = ""
         response.success = True
         response.message = f"cleared fault {fault}" if fault else "no fault was latched"
@@ -246,8 +246,7 @@ class PolicyServer(Node):
 
     def stop(self) -> None:
         """On shutdown: publish zero torque (the effort controller holds the last command forever)."""
-        self.command_pub.publish(command_msg(np.zeros(len(self.joint_names))))
-        self.command_pub.wait_for_all_acked(Duration(seconds=0.5))
+        publish_zero_torque(self.command_pub, len(self.joint_names))
 
 
 def main() -> None:

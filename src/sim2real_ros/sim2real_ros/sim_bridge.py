@@ -74,6 +74,7 @@ class SimBridgeNode(Node):
 
         self.paused = False
         self.overruns = 0
+        self._stamp0: int | None = None  # realtime: ROS time [ns] of tick 0
         self._last_report = dict(self.bridge.counters)
         self.state_pub = self.create_publisher(JointState, contract.JOINT_STATES, contract.CONTROL_QOS)
         self.clock_pub = self.create_publisher(Clock, contract.CLOCK, contract.CONTROL_QOS)
@@ -87,7 +88,7 @@ class SimBridgeNode(Node):
         self.create_service(Trigger, contract.STEP_SIMULATION, self._on_step)
         self._reset()
         if config.clocking == "realtime":
-            self._t0, self._ticks = time.monotonic(), 0
+            self._start_ticks()
             self.create_timer(self.bridge.period, self._on_tick)
         self.create_timer(diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(
@@ -168,6 +169,10 @@ class SimBridgeNode(Node):
                 return
             self._step()
 
+    def _start_ticks(self) -> None:
+        self._t0, self._ticks = time.monotonic(), 0
+        self._stamp0 = self.get_clock().now().nanoseconds
+
     def _on_tick(self) -> None:
         """Realtime: run the periods that are due by the wall clock, publishing after each."""
         if self.paused:
@@ -185,10 +190,17 @@ class SimBridgeNode(Node):
         self.bridge.step(time.monotonic())
         self._publish_state()
 
+    def _stamp_ns(self) -> int:
+        """Realtime: the ROS time of the current tick (franka_ros2 stamps with the controller_manager's ROS
+        time, so stamp ages mean something to the nodes); lockstep: the simulated clock, also on /clock."""
+        if self.bridge.config.clocking == "realtime" and self._stamp0 is not None:
+            return self._stamp0 + self._ticks * self.bridge.period_ns
+        return self.bridge.clock_ns
+
     def _publish_state(self) -> None:
-        stamp = nanoseconds_to_stamp(self.bridge.clock_ns)
+        stamp = nanoseconds_to_stamp(self._stamp_ns())
         q, dq, effort = self.bridge.joint_state()
-        self.clock_pub.publish(clock_msg(stamp))
+        self.clock_pub.publish(clock_msg(nanoseconds_to_stamp(self.bridge.clock_ns)))
         self.state_pub.publish(joint_state_msg(self.bridge.joint_names, stamp, q, dq, effort))
         if self.puck_pub is not None:
             position, quaternion = self.bridge.puck_pose()
@@ -199,7 +211,7 @@ class SimBridgeNode(Node):
     def _reset(self) -> None:
         for event in self.bridge.reset():
             if self.publish_events:
-                self.event_pub.publish(episode_event_msg(event))
+                self.event_pub.publish(episode_event_msg({**event, "stamp": self._stamp_ns() * 1e-9}))
         self._sync_physics_parameters()
         self._publish_state()  # the start state, before any command (lockstep waits for the first one)
 
@@ -211,7 +223,7 @@ class SimBridgeNode(Node):
 
     def _on_pause(self, request, response):
         if self.paused and not request.data and self.bridge.config.clocking == "realtime":
-            self._t0, self._ticks = time.monotonic(), 0  # resume from now, do not catch up the pause
+            self._start_ticks()  # resume from now, do not catch up the pause
         self.paused = bool(request.data)
         response.success = True
         response.message = "paused" if self.paused else "running"

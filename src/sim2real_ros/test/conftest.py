@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ import rclpy
 import yaml
 from rclpy.node import Node
 
-from sim2real_core.runner import resolve_executable
+from sim2real_core.runner import node_command
 from sim2real_core.stack import NodeSpec
 
 
@@ -27,8 +29,7 @@ class NodeProcessHandle:
         params.write_text(yaml.safe_dump(spec.params_file_content()))
         self.log_path = workdir / f"{spec.name}.log"
         self._log = open(self.log_path, "w")
-        command = [str(resolve_executable(spec.package, spec.executable)), *spec.ros_arguments(params)]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(node_command(spec, params), stdout=self._log, stderr=subprocess.STDOUT,
                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
 
     def output(self) -> str:
@@ -91,8 +92,9 @@ class StackProcess:
     """`sim2real up ARGS...` in its own process group, its output collected line by line."""
 
     def __init__(self, *args: str):
-        self.process = subprocess.Popen(["sim2real", "up", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, start_new_session=True)
+        command = [sys.executable, shutil.which("sim2real"), "up", *args]  # this interpreter: Kilted or Jazzy
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
         self.lines: list[str] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self.reader.start()

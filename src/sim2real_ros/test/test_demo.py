@@ -2,6 +2,7 @@
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -13,7 +14,7 @@ from sim2real_core.sim.distributions import load_distribution
 @pytest.mark.slow
 def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
-    result = subprocess.run([shutil.which("sim2real"), "demo", "--quick", "--progressive", "--out", str(out)],
+    result = subprocess.run([sys.executable, shutil.which("sim2real"), "demo", "--quick", "--progressive", "--out", str(out)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     plan = load_plan(quick=True, progressive=True)

@@ -1,8 +1,10 @@
 """`sim2real up` on real nodes: two nodes exchange messages over DDS, Ctrl-C ends both with exit 0,
 a crashing node is reported with its exit code."""
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -28,7 +30,7 @@ class Up:
     """`sim2real up STACK` in a process, its output collected line by line."""
 
     def __init__(self, stack_path):
-        command = [shutil.which("sim2real"), "up", str(stack_path)]
+        command = [sys.executable, shutil.which("sim2real"), "up", str(stack_path)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
@@ -69,3 +71,32 @@ def test_crashing_node_is_reported_with_its_exit_code(tmp_path):
     code, output = up.interrupt()
     assert "no_such_profile" in output
     assert code == 1
+
+
+def test_the_nodes_of_a_killed_runner_stop_too(up_stack):
+    """SIGKILL of `sim2real up` (no chance to clean up): the kernel signals its nodes, none is orphaned."""
+    stack = up_stack("franka_proxy")
+    node = stack.pid_of("franka_proxy")
+    assert stack.process.poll() is None
+    os.kill(stack.process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{node}") and "zombie" not in open(
+            f"/proc/{node}/status").read():
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{node}") or "zombie" in open(f"/proc/{node}/status").read()
+
+
+def test_sighup_stops_the_stack_cleanly(up_stack):
+    stack = up_stack("franka_proxy")
+    stack.pid_of("franka_proxy")
+    assert spin_free_wait(lambda: "FR3 under franka_ros2" in stack.output(), 60.0), stack.output()
+    stack.process.send_signal(signal.SIGHUP)
+    assert stack.process.wait(30) == 0, stack.output()
+    assert "franka_proxy stopped cleanly" in stack.output()
+
+
+def spin_free_wait(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.05)
+    return condition()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,11 +122,12 @@ class DemoRun:
 
 
 def sim2real_command() -> list[str]:
-    """The `sim2real` command as an argv prefix, found on PATH (install/setup.bash puts it there)."""
+    """The `sim2real` command as an argv prefix, found on PATH (install/setup.bash puts it there), run by this
+    interpreter (so a run from the ROS 2 Jazzy venv stays on Jazzy)."""
     found = shutil.which("sim2real")
     if not found:
         raise ConfigError("the sim2real command is not on PATH: source install/setup.bash")
-    return [found]
+    return [sys.executable, found]
 
 
 def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = None, start: str = STAGES[0],

@@ -90,7 +90,7 @@ class SimBridge:
         self.distribution_path = ""
         self._seeds = np.random.default_rng(config.seed)
         self._clock0_ns = int(round(start_time * 1e9))
-        self._period_ns = int(round(self.period * 1e9))
+        self.period_ns = int(round(self.period * 1e9))
         self.episode = -1
         self.episode_steps = 0
         self.steps = 0
@@ -216,7 +216,7 @@ class SimBridge:
     @property
     def clock_ns(self) -> int:
         """The bridge clock in integer nanoseconds (exact period spacing for message stamps)."""
-        return self._clock0_ns + self.steps * self._period_ns
+        return self._clock0_ns + self.steps * self.period_ns
 
     def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Measured (position, velocity, effort) in joint order."""

@@ -5,7 +5,8 @@ controller (jazzy) and libfranka 0.21, emulated tick by tick at the 1 kHz FCI ra
 
 - effort_controllers/JointGroupEffortController (forward_controllers_base.cpp): nothing is written before the
   first command, so a real arm floats in place under its own gravity compensation; the proxy holds the pose
-  until then (its links are heavier than the model it compensates, which would otherwise drop it); the last command is re-applied every tick with no timeout; a non-finite
+  until then (its links are heavier than the model it compensates, which would otherwise drop it); the last
+  command is re-applied every tick with no timeout; a non-finite
   message is dropped; a command of the wrong length makes `update` return ERROR, the controller_manager
   deactivates the controller, and deactivation writes 0 Nm; an inactive controller ignores its topic.
 - franka_hardware limits every 1 ms write to kMaxTorqueRate = 1000 - 1e-3 Nm/s against the last desired
@@ -53,8 +54,8 @@ ENVELOPE_Q_LOWER = np.array([-2.7501, -1.7918, -2.9065, -3.0481, -2.8101, 0.5409
 DEFAULT_TORQUE_THRESHOLDS = (35.0, 35.0, 32.0, 30.0, 29.0, 27.0, 24.0)  # [Nm]
 DEFAULT_FORCE_THRESHOLDS = (40.0, 40.0, 40.0, 35.0, 35.0, 35.0)  # [N, N, N, Nm, Nm, Nm]
 GRAVITY = 9.81
-FLANGE_BODY = "fr3_hand"
-SLOW_LOAD_TICKS = 10  # the payload and link weights' joint torques are refreshed every this many ticks  # the payload's frame: the flange (the hand body's origin)
+FLANGE_BODY = "fr3_hand"  # the payload's frame: the flange (the hand body's origin)
+SLOW_LOAD_TICKS = 10  # the payload and link weights' joint torques are refreshed every this many ticks
 
 
 def velocity_envelope(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
