@@ -1,9 +1,12 @@
-"""Evaluate a reach policy over DDS: policy_server <-> sim_bridge as separate processes, as on the arm.
+"""Evaluate a reach policy over DDS: policy_server <-> the robot side as separate processes, as on the arm.
 
-The evaluator sets each episode's target as the server's `extra_inputs`, resets the bridge's world, and
-judges the episode from the joint states alone (sim2real_core.policy.evaluation.ReachJudge): the final
-end-effector distance and success. Episode returns are not available here because the bridge does not
-publish the task's reward.
+The robot side is the sim bridge (target `sim`: nominal; `reality`: the 100 Hz reality proxy) or the franka
+emulation (target `franka`: the reality proxy at 1 kHz behind franka_ros2's semantics, with the policy server
+behind the command supervisor, as the `real` stack runs). The evaluator sets each episode's target as the
+server's `extra_inputs`, resets the world, and judges the episode from the joint states alone
+(sim2real_core.policy.evaluation.ReachJudge): the end-effector distance after the task's episode length
+(by state stamps) and success. An episode that ends in a reflex is judged where the arm stopped. Episode
+returns are not available here because the robot side does not publish the task's reward.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ from . import contract
 from .messages import diagnostic_values, episode_event, joint_state_arrays, stamp_to_seconds
 
 TIMEOUT = 30.0
+FRANKA = "franka_proxy"
+TARGETS = ("sim", "reality", "franka")
 
 
 @dataclass(frozen=True)
@@ -79,33 +84,41 @@ def spawn_node(spec: NodeSpec, workdir: Path) -> subprocess.Popen:
 class _Probe:
     """The evaluator's rclpy node: joint states, episode events, server diagnostics and service clients."""
 
-    def __init__(self, joints: list[str]):
+    def __init__(self, joints: list[str], robot: str):
         self.node = rclpy.create_node("sim2real_eval")
         self.joints = joints
-        self.states: list[tuple[float, np.ndarray]] = []
+        self.robot = robot
+        self.states: list[tuple[float, JointState]] = []  # parsed only when judged (1 kHz from franka_proxy)
         self.starts: dict[int, float] = {}
         self.server: dict[str, str] = {}
+        self.robot_mode = ""
         n = self.node
-        n.create_subscription(JointState, contract.JOINT_STATES, self._on_state, contract.CONTROL_QOS)
+        n.create_subscription(JointState, contract.JOINT_STATES, self._on_state, contract.STATE_STREAM_QOS)
         n.create_subscription(String, contract.EPISODES, self._on_event, contract.EVENT_QOS)
         n.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
-        self.reset_world = n.create_client(Trigger, f"/{contract.SIM_BRIDGE_NAME}/reset_world")
+        self.reset_world = n.create_client(Trigger, f"/{robot}/reset_world")
         self.reset_fault = n.create_client(Trigger, "/policy_server/reset_fault")
         self.set_server = n.create_client(SetParameters, "/policy_server/set_parameters")
+        self.recover = n.create_client(Trigger, "/franka_proxy/error_recovery") if robot == FRANKA else None
+        self.reset_supervisor = n.create_client(Trigger, "/command_supervisor/reset") if robot == FRANKA else None
 
     def _on_state(self, msg: JointState) -> None:
-        q, _, _ = joint_state_arrays(msg, self.joints)
-        self.states.append((stamp_to_seconds(msg.header.stamp), q))
+        self.states.append((stamp_to_seconds(msg.header.stamp), msg))
+
+    def joints_of(self, msg: JointState) -> np.ndarray:
+        return joint_state_arrays(msg, self.joints)[0]
 
     def _on_event(self, msg: String) -> None:
         event = episode_event(msg)
-        if event.get("event") == "start" and event.get("source") == contract.SIM_BRIDGE_NAME:
+        if event.get("event") == "start" and event.get("source") == self.robot:
             self.starts[int(event["episode"])] = float(event["stamp"])
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.name.startswith("policy_server"):
                 self.server = diagnostic_values(status)
+            elif status.name.startswith(FRANKA):
+                self.robot_mode = diagnostic_values(status).get("robot_mode", "")
 
     def spin_until(self, condition, what: str, timeout: float = TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
@@ -127,14 +140,17 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
 
     Args:
         policy_path: policy folder or sidecar (its training.task must be reach).
-        target: ``sim`` (bridge profile sim, nominal parameters) or ``reality`` (the reality proxy).
+        target: ``sim`` (bridge profile sim, nominal parameters), ``reality`` (the 100 Hz reality proxy) or
+            ``franka`` (the reality proxy behind the franka emulation at 1 kHz, with the command supervisor).
         episodes: number of episodes; each lasts the task file's episode_steps control periods.
         seed: seed of the targets and of the bridge.
         reality: reality profile for target ``reality``.
         workdir: where node parameter files and logs go (default: a temporary folder).
     """
-    joints, _ = robot_joints_and_period("fr3")
+    joints, period = robot_joints_and_period("fr3")
     policy = load_servable_policy(policy_path, joints)
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if policy.spec.training.get("task") != "reach":
         raise ValueError(f"{policy.source}: over-ROS evaluation judges reach policies only "
                          f"(training.task is {policy.spec.training.get('task')!r})")
@@ -144,19 +160,26 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(workdir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        bridge = NodeSpec(name=contract.SIM_BRIDGE_NAME, package="sim2real_ros", executable="sim_bridge",
-                          parameters={"profile": target, "task": "reach", "clocking": "realtime", "seed": seed,
-                                      "reality": reality})
+        if target == "franka":
+            robot = NodeSpec(name=FRANKA, package="sim2real_ros", executable="franka_proxy",
+                             parameters={"reality": reality, "task": "reach", "seed": seed})
+            supervisor = [NodeSpec(name="command_supervisor", package="sim2real_ros", executable="command_supervisor")]
+            remap = {contract.EFFORT_COMMANDS: contract.SUPERVISED_COMMANDS}
+        else:
+            robot = NodeSpec(name=contract.SIM_BRIDGE_NAME, package="sim2real_ros", executable="sim_bridge",
+                             parameters={"profile": target, "task": "reach", "clocking": "realtime", "seed": seed,
+                                         "reality": reality})
+            supervisor, remap = [], {}
         server = NodeSpec(name="policy_server", package="sim2real_ros", executable="policy_server",
                           parameters={"policy_path": str(policy.source), "extra_inputs": targets[0].tolist(),
-                                      "diagnostics_period": 0.5})
-        processes = [spawn_node(bridge, folder), spawn_node(server, folder)]
+                                      "diagnostics_period": 0.5}, remappings=remap)
+        processes = [spawn_node(spec, folder) for spec in (robot, server, *supervisor)]
         rclpy.init()
-        probe = _Probe(joints)
+        probe = _Probe(joints, robot.name)
         try:
             distances, successes, faults = [], [], []
             for target_position in targets:
-                distance, fault = _episode(probe, judge, target_position, processes, folder)
+                distance, fault = _episode(probe, judge, target_position, processes, folder, period)
                 distances.append(distance)
                 successes.append(judge.success(distance))
                 faults.append(fault)
@@ -175,8 +198,9 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
     return RosEvalResult(summarise([-d for d in distances], successes, seed), faults, probe.server)
 
 
-def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, folder: Path) -> tuple[float, str]:
-    """One episode: (final end-effector distance, the safety fault latched during it or '')."""
+def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, folder: Path,
+             period: float) -> tuple[float, str]:
+    """One episode: (final end-effector distance, the safety fault latched during it, 'reflex', or '')."""
     for process in processes:
         if process.poll() is not None:
             log = (folder / f"{Path(process.args[1]).name}.log")
@@ -188,17 +212,24 @@ def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, fo
     if not result.results[0].successful:
         raise RuntimeError(f"policy_server refused the target: {result.results[0].reason}")
     before = max(probe.starts, default=-1)
-    probe.call(probe.reset_world, Trigger.Request(), "sim_bridge reset_world")
+    if probe.recover is not None:  # franka: recover from a reflex of the previous episode, release the latch
+        probe.call(probe.recover, Trigger.Request(), "franka_proxy error_recovery")
+        probe.call(probe.reset_supervisor, Trigger.Request(), "command_supervisor reset")
+        probe.robot_mode = ""
+    probe.call(probe.reset_world, Trigger.Request(), f"{probe.robot} reset_world")
     probe.call(probe.reset_fault, Trigger.Request(), "policy_server reset_fault")
-    probe.spin_until(lambda: max(probe.starts, default=-1) > before, "the bridge's episode start event")
+    probe.spin_until(lambda: max(probe.starts, default=-1) > before, "the robot side's episode start event")
     episode = max(probe.starts)
     start = probe.starts[episode]
-    steps = judge.config.episode_steps
+    end = start + judge.config.episode_steps * period - 1e-6
     probe.states = [s for s in probe.states if s[0] > start]
-    probe.spin_until(lambda: sum(1 for s in probe.states if s[0] > start) >= steps,
-                     f"{steps} joint states of episode {episode}", timeout=TIMEOUT + steps * 0.05)
-    final = [q for stamp, q in probe.states if stamp > start][steps - 1]
+    probe.spin_until(lambda: (probe.states and probe.states[-1][0] >= end) or probe.robot_mode == "reflex",
+                     f"the joint states of episode {episode}", timeout=TIMEOUT + judge.config.episode_steps * 0.05)
+    final = next((msg for stamp, msg in probe.states if stamp >= end), probe.states[-1][1] if probe.states else None)
+    reflex = probe.robot_mode == "reflex"
     probe.states = []
     cleared = probe.call(probe.reset_fault, Trigger.Request(), "policy_server reset_fault").message
     fault = cleared.removeprefix("cleared fault ") if cleared.startswith("cleared fault") else ""
-    return judge.distance(final, target), fault
+    if final is None:
+        raise RuntimeError(f"over-ROS evaluation: no joint state in episode {episode}")
+    return judge.distance(probe.joints_of(final), target), "reflex" if reflex else fault

@@ -66,6 +66,7 @@ from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_s
 from .node_main import run_node
 
 TARGETS = ("sim", "hardware")
+LOCKSTEP_RESEND = 0.5  # [s] target sim: no state this long after a command -> the command goes again
 
 
 class Phase(Enum):
@@ -124,6 +125,10 @@ class ExplorationDispatcher(Node):
         self._q = self._dq = None
         self._last_stamp: float | None = None
         self.replayed_states = 0
+        self.resent_commands = 0
+        self._last_command: np.ndarray | None = None
+        self._last_command_time = 0.0
+        self._state_since_command = True
         self.gate = PeriodGate(control_period)
         self._state_since_tick = False
         self._state_since_reset_call = False
@@ -139,6 +144,7 @@ class ExplorationDispatcher(Node):
         self.reset_client = self.create_client(Trigger, reset_service) if self.target == "sim" else None
         if self.target == "sim":
             self.create_timer(retry, self._request_reset)
+            self.create_timer(LOCKSTEP_RESEND / 2, self._resend_if_stalled)
             self._request_reset()
         else:
             # On a realtime arm a silent state stream must zero the torque: the safety layer's watchdog.
@@ -202,7 +208,12 @@ class ExplorationDispatcher(Node):
         return response
 
     def _recorders_ready(self) -> bool:
-        """Whether enough nodes (e.g. the transition logger) listen for episode boundaries to start one."""
+        """Whether enough nodes (e.g. the transition logger) listen for episode boundaries to start one, and
+        someone (the arm, or the command supervisor in front of it) listens to the commands."""
+        if self.command_pub.get_subscription_count() < 1:
+            self.problem = f"waiting for a subscriber of {self.command_pub.topic_name}"
+            self.get_logger().warn(self.problem, throttle_duration_sec=10.0)
+            return False
         listening = self.count_subscribers(self.event_pub.topic_name)
         if listening >= self.wait_for_subscribers:
             return True
@@ -261,6 +272,7 @@ class ExplorationDispatcher(Node):
             return
         self._last_stamp = stamp
         self._q, self._dq, self._state_since_tick = q, dq, True
+        self._state_since_command = True
         if self.phase is Phase.RESETTING:
             self._state_since_reset_call = True
         if self.phase in (Phase.RUNNING, Phase.STOPPING):
@@ -305,6 +317,16 @@ class ExplorationDispatcher(Node):
 
     def _publish_command(self, torque: np.ndarray) -> None:
         self.command_pub.publish(command_msg(torque))
+        self._last_command, self._last_command_time = torque, time.monotonic()
+        self._state_since_command = False
+
+    def _resend_if_stalled(self) -> None:
+        """Target sim (lockstep): a command lost on its way (a relay that had not matched the bridge yet) would
+        stop the simulation for good; after LOCKSTEP_RESEND s without a state the last command goes again."""
+        if self.phase in (Phase.RUNNING, Phase.STOPPING) and self._last_command is not None \
+                and not self._state_since_command and time.monotonic() - self._last_command_time > LOCKSTEP_RESEND:
+            self.resent_commands += 1
+            self._publish_command(self._last_command)
 
     def stop(self) -> None:
         """On shutdown: publish zero torque (the effort controller holds the last command forever)."""
@@ -326,7 +348,7 @@ class ExplorationDispatcher(Node):
         values = {"phase": self.phase.value, "target": self.target, "episodes_done": finished,
                   "episodes": config.episodes, "episode_steps": config.episode_steps,
                   "reset_calls": self.reset_calls, "bad_states": self.bad_states,
-                  "replayed_states": self.replayed_states,
+                  "replayed_states": self.replayed_states, "resent_commands": self.resent_commands,
                   **self.dispatcher.safety.diagnostics()}
         if record is not None:
             values.update(episode=record.episode, policy=self._policy_name(record.policy), step=record.steps,

@@ -14,7 +14,8 @@ Services (std_srvs/Trigger):
         ros2 control set_hardware_component_state FrankaHardwareInterface active
         ros2 control switch_controllers --activate joint_state_broadcaster franka_robot_state_broadcaster \
             effort_controller
-    ~/reset_world: proxy only: the operator puts the arm back at its start pose (a new episode).
+    ~/reset_world: proxy only: the operator puts the arm back at its start pose (a new episode, announced on
+        /sim2real/episode as {"event": "start", "source": "franka_proxy", "stamp": ...}).
 /diagnostics: status "franka_proxy: robot" with robot_mode (idle | move | reflex), arm, controller state and
 the reflex or controller error, published at once on a reflex and every diagnostics_period.
 
@@ -32,7 +33,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from sim2real_core.robot import arm_joint_names
@@ -43,7 +44,7 @@ from sim2real_core.sim.tasks import load_task
 
 from . import contract
 from .descriptors import described
-from .messages import diagnostic_array, diagnostic_status
+from .messages import diagnostic_array, diagnostic_status, episode_event_msg
 from .node_main import run_node
 
 MAX_CATCH_UP = 100  # ticks run late at most (this machine stalls processes for tens of ms); beyond: dropped
@@ -87,6 +88,8 @@ class FrankaProxy(Node):
         self._state_msg = JointState(name=self.joint_names)
         self.state_pub = self.create_publisher(JointState, contract.JOINT_STATES, contract.CONTROL_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
+        self.event_pub = self.create_publisher(String, contract.EPISODES, contract.EVENT_QOS)
+        self.episode = 0
         self.create_subscription(Float64MultiArray, contract.EFFORT_COMMANDS, self._on_command, contract.CONTROL_QOS)
         self.create_service(Trigger, "~/error_recovery", self._on_recovery)
         self.create_service(Trigger, "~/reset_world", self._on_reset)
@@ -158,6 +161,10 @@ class FrankaProxy(Node):
     def _on_reset(self, _request, response):
         with self._lock:
             self.robot.reset()
+            self.episode += 1
+            stamp = (self._stamp0 + int(round(self._ticks * TICK * 1e9))) * 1e-9
+        self.event_pub.publish(episode_event_msg({"event": "start", "episode": self.episode, "source": self.get_name(),
+                                                  "stamp": stamp}))
         response.success, response.message = True, "the arm is back at its start pose"
         return response
 

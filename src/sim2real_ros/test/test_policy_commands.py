@@ -1,6 +1,8 @@
 """`sim2real train` and `sim2real eval` end to end on the FR3 reach task (tiny budgets)."""
 import json
 
+import pytest
+
 from sim2real_core.policy.policy_file import load_policy
 from sim2real_core.policy.serving import load_servable_policy
 from sim2real_ros.cli import main
@@ -39,7 +41,9 @@ def test_train_refuses_an_unknown_distribution(tmp_path, capsys):
     assert "wide" in capsys.readouterr().err
 
 
-def test_eval_over_ros_runs_policy_server_against_the_sim_bridge(tmp_path, capsys):
+@pytest.mark.parametrize("target", ["reality", "franka"])
+def test_eval_over_ros_runs_policy_server_against_the_robot_side(tmp_path, capsys, target):
+    """reality: the 100 Hz sim bridge; franka: the franka_ros2 emulation at 1 kHz behind the command supervisor."""
     import numpy as np
     from sim2real_core.policy.policy_file import save_policy
     from sim2real_core.policy.tasks import make_task
@@ -50,13 +54,15 @@ def test_eval_over_ros_runs_policy_server_against_the_sim_bridge(tmp_path, capsy
     weights = {k: np.zeros(s) for k, s in spec.layer_shapes().items()}  # a = 0: hold the home pose
     save_policy(tmp_path / "hold", spec, weights)
     summary = tmp_path / "ros.json"
-    code = main(["eval", str(tmp_path / "hold"), "--target", "reality", "--over-ros", "--episodes", "2",
+    code = main(["eval", str(tmp_path / "hold"), "--target", target, "--over-ros", "--episodes", "2",
                  "--json", str(summary)])
     assert code == 0, capsys.readouterr().err
     result = json.loads(summary.read_text())
     # Holding home never reaches a target drawn from the box: distances are real and far from the radius.
     assert result["episodes"] == 2 and result["success_rate"] == 0.0
     assert all(0.05 < d < 1.0 for d in result["final_distances"])
-    # A stalled state stream on a loaded machine may trip the watchdog: it is reported per episode.
-    assert len(result["faults"]) == 2 and set(result["faults"]) <= {"", "watchdog"}
-    assert int(result["server"]["periods"]) > 500 and int(result["server"]["latency_count"]) > 500
+    # A stalled state stream on a loaded machine may trip the watchdog, the heavier-than-modelled arm a
+    # velocity reflex on the franka emulation: both are reported per episode.
+    assert len(result["faults"]) == 2 and set(result["faults"]) <= {"", "watchdog", "reflex"}
+    # two 300-period episodes, less the 50 periods the server waits for a steady stream before serving
+    assert int(result["server"]["periods"]) > 400 and int(result["server"]["latency_count"]) > 400

@@ -19,8 +19,9 @@ HELP = "evaluate a policy file on the simulator (nominal) or on the reality prox
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sim2real eval`."""
     parser.add_argument("policy", help="policy folder or its policy.yaml")
-    parser.add_argument("--target", choices=["sim", "reality"], default="sim",
-                        help="sim: nominal simulator parameters; reality: the reality proxy (default sim)")
+    parser.add_argument("--target", choices=["sim", "reality", "franka"], default="sim",
+                        help="sim: nominal simulator parameters; reality: the reality proxy (default sim); franka "
+                             "(--over-ros only): the reality proxy behind the franka_ros2 emulation at 1 kHz")
     parser.add_argument("--reality", default="fr3_default", help="reality profile in config/reality (default fr3_default)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the first episode (default 1000)")
@@ -34,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate in process (action head and safety layer as the server applies them), or over DDS."""
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.target == "franka" and not args.over_ros:
+        raise ValueError("--target franka is the franka_ros2 emulation over DDS: add --over-ros")
     if args.over_ros:
         from ..eval_over_ros import evaluate_over_ros
 
