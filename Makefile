@@ -39,9 +39,12 @@ test-kilted: setup
 	$(WS) python -m pytest $(PYTEST_ARGS)
 
 # The node tests (separate processes over DDS) against ROS 2 Jazzy's rclpy; the workspace is pure Python.
+# Left out: the quick demo (slow) and test_franka_stack.py, whose 1 kHz robot side, policy server and probe
+# need more CPU under Jazzy's rclpy than a 2-core machine has (README: measured); Kilted runs both.
 test-jazzy: setup $(JAZZY_INSTALLED)
 	$(WS) $(JAZZY)/bin/python -c "import rclpy, importlib.metadata as m; print('ROS 2 Jazzy: rclpy', m.version('ros-jazzy-rclpy'))"
-	$(WS) $(JAZZY)/bin/python -m pytest src/sim2real_ros/test -m "not slow" $(PYTEST_ARGS)
+	$(WS) $(JAZZY)/bin/python -m pytest src/sim2real_ros/test -m "not slow" \
+	  --ignore src/sim2real_ros/test/test_franka_stack.py $(PYTEST_ARGS)
 
 demo: setup
 	$(WS) sim2real demo --out $(DEMO_OUT)
