@@ -138,7 +138,8 @@ class ExplorationDispatcher(Node):
         self.command_pub = self.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
         self.event_pub = self.create_publisher(String, contract.EPISODES, contract.EVENT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
-        self.create_subscription(JointState, contract.JOINT_STATES, self._on_state, contract.STATE_STREAM_QOS)
+        self.state_sub = self.create_subscription(JointState, contract.JOINT_STATES, self._on_state,
+                                                  contract.STATE_STREAM_QOS)
         self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
         self.create_service(Trigger, "~/start_episode", self._on_start_episode)
         self.reset_client = self.create_client(Trigger, reset_service) if self.target == "sim" else None
@@ -210,8 +211,9 @@ class ExplorationDispatcher(Node):
     def _recorders_ready(self) -> bool:
         """Whether enough nodes (e.g. the transition logger) listen for episode boundaries to start one, and
         someone (the arm, or the command supervisor in front of it) listens to the commands."""
-        if self.command_pub.get_subscription_count() < 1:
-            self.problem = f"waiting for a subscriber of {self.command_pub.topic_name}"
+        if self.command_pub.get_subscription_count() < 1 or self.state_sub.get_publisher_count() < 1:
+            self.problem = (f"waiting for a subscriber of {self.command_pub.topic_name} and a publisher of "
+                            f"{self.state_sub.topic_name}")
             self.get_logger().warn(self.problem, throttle_duration_sec=10.0)
             return False
         listening = self.count_subscribers(self.event_pub.topic_name)
@@ -232,6 +234,9 @@ class ExplorationDispatcher(Node):
         if self.target == "sim" and self._state_since_reset_call:
             # The bridge published the reset state before answering; in lockstep it waits for this command.
             self._control()
+        elif self.target == "sim":  # the reset state is late or lost: a zero command steps a lockstep bridge
+            self._last_command, self._last_command_time = np.zeros(len(self.joint_names)), time.monotonic()
+            self._state_since_command = False
 
     def _finish_episode(self) -> None:
         event = self.dispatcher.end_episode()
@@ -321,8 +326,9 @@ class ExplorationDispatcher(Node):
         self._state_since_command = False
 
     def _resend_if_stalled(self) -> None:
-        """Target sim (lockstep): a command lost on its way (a relay that had not matched the bridge yet) would
-        stop the simulation for good; after LOCKSTEP_RESEND s without a state the last command goes again."""
+        """Target sim (lockstep): a command or a state lost on its way (a relay or a reader that had not matched
+        yet) would stop the simulation for good; after LOCKSTEP_RESEND s without a state the last command goes
+        again (at an episode's start, zero torque)."""
         if self.phase in (Phase.RUNNING, Phase.STOPPING) and self._last_command is not None \
                 and not self._state_since_command and time.monotonic() - self._last_command_time > LOCKSTEP_RESEND:
             self.resent_commands += 1
