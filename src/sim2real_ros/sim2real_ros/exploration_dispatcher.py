@@ -36,6 +36,9 @@ Parameters:
         policies' extra inputs (the reach target) are drawn per episode; '': the policies' defaults.
     wait_for_subscribers (int, default 0): no episode starts while fewer nodes subscribe to the episode topic
         (set 1 with a transition logger, so no boundary is published before the recorder listens).
+    wait_for_state_subscribers (int, default 0): nor while fewer other nodes subscribe to the joint states (set
+        1 with a transition logger: it subscribes to each topic separately, and a lockstep episode's states
+        missed by the recorder are lost for good).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
 """
 from __future__ import annotations
@@ -98,6 +101,7 @@ class ExplorationDispatcher(Node):
         robot_type = self.declare_parameter("robot_type", "", fixed).value
         watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
         self.wait_for_subscribers = self.declare_parameter("wait_for_subscribers", 0, fixed).value
+        self.wait_for_state_subscribers = self.declare_parameter("wait_for_state_subscribers", 0, fixed).value
         extra_box = self.declare_parameter("extra_inputs_box", "", fixed).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
         if self.target not in TARGETS:
@@ -217,10 +221,12 @@ class ExplorationDispatcher(Node):
             self.get_logger().warn(self.problem, throttle_duration_sec=10.0)
             return False
         listening = self.count_subscribers(self.event_pub.topic_name)
-        if listening >= self.wait_for_subscribers:
+        recording = self.count_subscribers(self.state_sub.topic_name) - 1  # besides this node
+        if listening >= self.wait_for_subscribers and recording >= self.wait_for_state_subscribers:
             return True
         self.problem = (f"waiting for {self.wait_for_subscribers} subscribers of {self.event_pub.topic_name} "
-                        f"(have {listening})")
+                        f"(have {listening}) and {self.wait_for_state_subscribers} other subscribers of "
+                        f"{self.state_sub.topic_name} (have {recording})")
         self.get_logger().warn(self.problem, throttle_duration_sec=10.0)
         return False
 

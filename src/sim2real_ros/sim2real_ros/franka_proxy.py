@@ -86,7 +86,7 @@ class FrankaProxy(Node):
         self.joint_names = list(arm_joint_names(self.robot.robot, arm_prefix, robot_type))
         self.arm = self.joint_names[0].rsplit("_joint", 1)[0]
         self._state_msg = JointState(name=self.joint_names)
-        self.state_pub = self.create_publisher(JointState, contract.JOINT_STATES, contract.CONTROL_QOS)
+        self.state_pub = self.create_publisher(JointState, contract.JOINT_STATES, contract.STATE_STREAM_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
         self.event_pub = self.create_publisher(String, contract.EPISODES, contract.EVENT_QOS)
         self.episode = 0

@@ -76,11 +76,11 @@ class SimBridgeNode(Node):
         self.overruns = 0
         self._stamp0: int | None = None  # realtime: ROS time [ns] of tick 0
         self._last_report = dict(self.bridge.counters)
-        self.state_pub = self.create_publisher(JointState, contract.JOINT_STATES, contract.CONTROL_QOS)
+        self.state_pub = self.create_publisher(JointState, contract.JOINT_STATES, contract.STATE_STREAM_QOS)
         self.clock_pub = self.create_publisher(Clock, contract.CLOCK, contract.CONTROL_QOS)
         self.event_pub = self.create_publisher(String, contract.EPISODES, contract.EVENT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
-        self.puck_pub = (self.create_publisher(PoseStamped, contract.PUCK_POSE, contract.CONTROL_QOS)
+        self.puck_pub = (self.create_publisher(PoseStamped, contract.PUCK_POSE, contract.STATE_STREAM_QOS)
                          if self.bridge.has_puck else None)
         self.create_subscription(Float64MultiArray, contract.EFFORT_COMMANDS, self._on_command, contract.CONTROL_QOS)
         self.create_service(Trigger, contract.RESET_WORLD, self._on_reset)
