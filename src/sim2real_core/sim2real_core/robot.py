@@ -13,6 +13,27 @@ from .kinematics import SerialChain
 
 
 @dataclass(frozen=True)
+class VelocityEnvelope:
+    """A position-dependent joint velocity envelope, as libfranka's rate_limiting.h bounds the FR3's:
+    upper(q) = min(v_max, max(0, -a + sqrt(max(0, k (q_upper - q))))) - tolerance, lower(q) mirrored."""
+
+    v_max: np.ndarray
+    a: np.ndarray
+    k: np.ndarray
+    q_lower: np.ndarray
+    q_upper: np.ndarray
+    tolerance: float
+
+    def limits(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) joint velocity limits [rad/s] at joint positions q."""
+        upper = np.minimum(self.v_max, np.maximum(0.0, -self.a + np.sqrt(
+            np.maximum(0.0, self.k * (self.q_upper - q))))) - self.tolerance
+        lower = np.maximum(-self.v_max, np.minimum(0.0, self.a - np.sqrt(
+            np.maximum(0.0, self.k * (q - self.q_lower))))) + self.tolerance
+        return lower, upper
+
+
+@dataclass(frozen=True)
 class RobotSpec:
     """A robot's facts; arrays are in `joint_names` order.
 
@@ -29,6 +50,7 @@ class RobotSpec:
       home: home joint positions [rad].
       ee_site: end-effector site name in the model.
       kinematics: forward kinematics to the end effector (None when the file gives none).
+      velocity_envelope: the controller's position-dependent velocity bounds (None when the file gives none).
     """
 
     name: str
@@ -44,6 +66,7 @@ class RobotSpec:
     home: np.ndarray
     ee_site: str
     kinematics: SerialChain | None = None
+    velocity_envelope: VelocityEnvelope | None = None
 
     @property
     def dof(self) -> int:
@@ -73,7 +96,8 @@ def load_robot(name_or_path: str | os.PathLike = "fr3") -> RobotSpec:
                          physics_timestep=float(body["physics_timestep"]), model=str(body["model"]),
                          home_keyframe=str(body["home_keyframe"]), ee_site=str(body["ee_site"]),
                          kinematics=SerialChain.from_mapping(body["kinematics"]) if "kinematics" in body else None,
-                         **arrays)
+                         velocity_envelope=_envelope(body["velocity_envelope"], arrays["velocity_limits"])
+                         if "velocity_envelope" in body else None, **arrays)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: robot entry {exc} is missing or malformed") from None
     for key, value in arrays.items():
@@ -86,6 +110,14 @@ def load_robot(name_or_path: str | os.PathLike = "fr3") -> RobotSpec:
         raise ConfigError(f"{path}: control_period {spec.control_period} must be a positive whole multiple of "
                           f"physics_timestep {spec.physics_timestep}")
     return spec
+
+
+def _envelope(body: dict, v_max: np.ndarray) -> VelocityEnvelope:
+    values = {key: np.asarray(body[key], dtype=float) for key in ("a", "k", "q_lower", "q_upper")}
+    for key, value in values.items():
+        if value.shape != v_max.shape or not np.all(np.isfinite(value)):
+            raise ValueError(f"velocity_envelope.{key} needs {len(v_max)} finite values, got {body[key]}")
+    return VelocityEnvelope(v_max=v_max, tolerance=float(body["tolerance"]), **values)
 
 
 JOINT_NAME = re.compile(r"^(?:(?P<prefix>.+)_)?(?P<type>[A-Za-z0-9]+)_joint(?P<index>\d+)$")

@@ -122,3 +122,26 @@ def test_a_short_stall_zeroes_the_torque_and_a_long_one_latches():
         out = layer.filter(None, q, q, fresh=False)
     assert np.all(out == 0.0) and layer.fault == "watchdog"  # 4 stale periods: latched
     assert np.all(layer.filter(np.full(7, 5.0), q, q) == 0.0)
+
+
+def test_the_velocity_envelope_guard_brakes_a_joint_racing_towards_its_limit():
+    limits = load_safety_limits("fr3")
+    layer = SafetyLayer(limits, period=0.01)
+    home = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
+    near = home.copy()
+    near[3] = -2.9  # joint 4, 0.15 rad inside its lower envelope edge: the robot allows about -0.8 rad/s here
+    lower, _ = limits.envelope.limits(near)
+    towards = np.zeros(N)
+    towards[3] = 0.9 * lower[3]  # within the bound (no reflex yet) but beyond the guard's fraction of it
+    pushing = np.zeros(N)
+    pushing[3] = -20.0
+    for _ in range(10):  # let the rate limit reach the command
+        out = layer.filter(pushing, near, towards)
+    assert out[3] > 0.0, "the torque driving the joint faster is removed and the excess velocity damped"
+    assert layer.counters["velocity_envelope"] == 10
+    same_speed_mid_range = np.zeros(N)
+    same_speed_mid_range[3] = towards[3]
+    fresh = SafetyLayer(limits, period=0.01)
+    for _ in range(10):
+        out = fresh.filter(pushing, home, same_speed_mid_range)
+    assert out[3] == -20.0 and fresh.counters["velocity_envelope"] == 0  # far from the limit: untouched

@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
-from sim2real_core.sim.franka import (MAX_TORQUE_RATE, TICK, FrankaConfig, FrankaEmulation, Payload,
-                                      velocity_envelope)
+from sim2real_core.robot import load_robot
+from sim2real_core.sim.franka import MAX_TORQUE_RATE, TICK, FrankaConfig, FrankaEmulation, Payload
+
+FR3 = load_robot("fr3")
 
 # A pose whose tool centre point is 4 cm below the table top (found by forward kinematics of the model).
 BELOW_TABLE = np.array([0.0, 0.815, 0.0, -1.877, 0.0, 2.571, 0.785])
@@ -88,11 +90,11 @@ def test_a_push_into_the_table_trips_a_collision_reflex_then_states_stop_until_r
 
 def test_the_velocity_envelope_shrinks_towards_the_joint_limits():
     mid_range = np.array([0.0, 0.0, 0.0, -1.6, 0.0, 2.5, 0.0])
-    lower, upper = velocity_envelope(mid_range)
+    lower, upper = FR3.velocity_envelope.limits(mid_range)
     np.testing.assert_allclose(upper, [2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26], atol=2e-3)
     np.testing.assert_allclose(lower, -upper)
     q_near = np.array([2.70, 1.75, 2.88, -0.2, 2.78, 4.5, 3.0])  # just inside the upper limits
-    near_lower, near_upper = velocity_envelope(q_near)
+    near_lower, near_upper = FR3.velocity_envelope.limits(q_near)
     assert np.all(near_upper < 1.0) and np.all(near_upper >= 0.0)
     assert np.all(near_lower < -1.0)  # moving away from the limit is still allowed
 

@@ -16,6 +16,7 @@ COMMANDS = {
     "demo": "sim2real_core.pipeline.command",
     "train": "sim2real_core.policy.commands.train",
     "eval": "sim2real_ros.commands.eval",
+    "collect": "sim2real_ros.commands.collect",
     "dataset": "sim2real_core.data.commands.dataset",
     "summary": "sim2real_core.data.commands.summary",
     "bag-recover": "sim2real_core.data.commands.bag_recover",

@@ -10,7 +10,6 @@ returns are not available here because the robot side does not publish the task'
 """
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -29,11 +27,11 @@ from std_srvs.srv import Trigger
 
 from sim2real_core.policy.evaluation import EvalResult, ReachJudge, summarise
 from sim2real_core.policy.serving import load_servable_policy, robot_joints_and_period
-from sim2real_core.runner import node_command
 from sim2real_core.stack import NodeSpec
 
 from . import contract
 from .messages import diagnostic_values, episode_event, joint_state_arrays, stamp_to_seconds
+from .spawned import check_running, spawn_node, stop_nodes
 
 TIMEOUT = 30.0
 FRANKA = "franka_proxy"
@@ -71,14 +69,6 @@ class RosEvalResult:
 
 def _ms(values: dict[str, str], key: str) -> str:
     return f"{float(values[key]):.3f} ms" if key in values else "n/a"
-
-
-def spawn_node(spec: NodeSpec, workdir: Path) -> subprocess.Popen:
-    """Start a node executable with its parameters file in `workdir`; output goes to workdir/NAME.log."""
-    params = workdir / f"{spec.name}.yaml"
-    params.write_text(yaml.safe_dump(spec.params_file_content()))
-    log = open(workdir / f"{spec.name}.log", "w")
-    return subprocess.Popen(node_command(spec, params), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 class _Probe:
@@ -173,7 +163,7 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
         server = NodeSpec(name="policy_server", package="sim2real_ros", executable="policy_server",
                           parameters={"policy_path": str(policy.source), "extra_inputs": targets[0].tolist(),
                                       "diagnostics_period": 0.5}, remappings=remap)
-        processes = [spawn_node(spec, folder) for spec in (robot, server, *supervisor)]
+        processes = {spec.name: spawn_node(spec, folder) for spec in (robot, server, *supervisor)}
         rclpy.init()
         probe = _Probe(joints, robot.name)
         try:
@@ -188,24 +178,14 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
         finally:
             probe.node.destroy_node()
             rclpy.try_shutdown()
-            for process in processes:
-                process.send_signal(2)
-            for process in processes:
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_nodes(processes)
     return RosEvalResult(summarise([-d for d in distances], successes, seed), faults, probe.server)
 
 
-def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes, folder: Path,
+def _episode(probe: _Probe, judge: ReachJudge, target: np.ndarray, processes: dict, folder: Path,
              period: float) -> tuple[float, str]:
     """One episode: (final end-effector distance, the safety fault latched during it, 'reflex', or '')."""
-    for process in processes:
-        if process.poll() is not None:
-            log = (folder / f"{Path(process.args[1]).name}.log")
-            raise RuntimeError(f"{process.args[1]} exited with {process.returncode}; see the logs in {folder}"
-                               + (f"\n{log.read_text()[-2000:]}" if log.exists() else ""))
+    check_running(processes, folder)
     param = ParameterMsg(name="extra_inputs", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY,
                                                                   double_array_value=target.tolist()))
     result = probe.call(probe.set_server, SetParameters.Request(parameters=[param]), "policy_server extra_inputs")

@@ -62,7 +62,7 @@ JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 COMMAND_TYPE = "std_msgs/msg/Float64MultiArray"
 EPISODE_TYPE = "std_msgs/msg/String"
 POSE_TYPE = "geometry_msgs/msg/PoseStamped"
-SIMULATOR_SOURCE = "sim_bridge"  # the simulator's reset events yield to a data collector's boundaries
+ROBOT_SIDE_SOURCES = ("sim_bridge", "franka_proxy")  # their reset events yield to a data collector's boundaries
 EXACT_NS = 1000  # a grid point within 1 us of a state sample takes that sample as is
 
 
@@ -105,7 +105,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         commands_topic: std_msgs/Float64MultiArray effort commands, one value per joint.
         episodes_topic: std_msgs/String JSON episode events; optional in the bag.
         episode_source: use only events whose "source" is this node (default: the one data collector, e.g.
-            exploration_dispatcher, over the simulator's reset events; an error if several collectors).
+            exploration_dispatcher, over the robot side's reset events; an error if several collectors).
         max_gap: longest state gap [s] bridged by interpolation (default: 3 x the episode's median state
             interval, i.e. two samples in a row may be missing); also the longest puck pose gap.
         puck_topic: geometry_msgs/PoseStamped puck poses (default: /puck/pose when the bag has poses there;
@@ -308,7 +308,7 @@ def _episode_intervals(bag: Path, topic: str, events: list, source: str | None,
 
     Without events the whole bag is one episode. Events carry an optional "source" (the publishing node);
     when several nodes publish boundaries, `source` picks one, else the data collector's (any source other
-    than the simulator's) win over the simulator's resets.
+    than the robot side's, the sim bridge or franka emulation) win over the robot side's resets.
     """
     whole = [(0, -(2**63), 2**63 - 1, False)]
     parsed = []
@@ -329,7 +329,7 @@ def _episode_intervals(bag: Path, topic: str, events: list, source: str | None,
             raise BagError(f"bag {bag}: topic {topic} has no events from source {source!r} (sources: {sources})")
         chosen = source
     else:
-        collectors = [s for s in sources if s != SIMULATOR_SOURCE] or sources
+        collectors = [s for s in sources if s not in ROBOT_SIDE_SOURCES] or sources
         if len(collectors) > 1:
             raise BagError(f"bag {bag}: topic {topic} has episode events from several sources {collectors}; "
                            "choose one with episode_source")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .demo import STAGES
+from .demo import ROBOT_SIDES, STAGES
 
 HELP = "reality proxy over ROS -> exploration data -> fits -> policies per distribution -> deployment -> report"
 
@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progressive", action="store_true",
                         help="progressive transfer: also fine-tune the fitted-DR policy on the target (adapt stage) "
                              "and report each stage's target return")
+    parser.add_argument("--robot-side", choices=ROBOT_SIDES, default=ROBOT_SIDES[0],
+                        help="proxy: collect and deploy on the 100 Hz reality proxy (default); franka: on its franka_ros2 "
+                             "emulation at 1 kHz, through the hardware stacks (collect_real, the command supervisor)")
     parser.add_argument("--from", dest="start", default=STAGES[0], choices=STAGES,
                         help="start at this stage, reusing the earlier stages' results in --out")
 
@@ -26,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     result = run_demo(args.out, quick=args.quick, reality=args.reality, start=args.start,
-                      progressive=args.progressive)
+                      progressive=args.progressive, robot_side=args.robot_side)
     print(f"report: {result.results['report']}")
     return 0

@@ -3,12 +3,15 @@
 Stages (each writes into the output folder, so a failed run leaves everything it made):
   1. pretrain - in simulation, in parallel: K exploration policies (diversity bonus), explore/, and the base
                 task policy on the nominal sim, policies/base/
-  2. collect  - the reality proxy over ROS, the exploration dispatcher and the logger: bag/
+  2. collect  - the reality proxy over ROS, the exploration dispatcher and the logger: bag/ (robot side
+                `proxy`: the 100 Hz sim bridge in lockstep; `franka`: the 1 kHz franka_ros2 emulation with the
+                hardware collect stack, episodes started as an operator does)
   3. dataset  - bag -> transitions: dataset.npz
   4. fit      - DROPO, E-DROPO, SysID and uniform distributions: fits/METHOD.yaml
   5. train    - the base policy fine-tuned under each training distribution (none, uniform, each fit, oracle)
                 for the same number of steps: policies/NAME/
-  6. deploy   - each policy served by policy_server to the reality proxy over DDS: evaluation/NAME.json
+  6. deploy   - each policy served by policy_server to the reality proxy over DDS (robot side `franka`: to the
+                franka emulation, behind the command supervisor): evaluation/NAME.json
   7. adapt    - only with --progressive: progressive transfer's last step, the fitted-DR policy fine-tuned on
                 the target itself for a budget of target episodes: policies/adapted/
   8. report   - report.md with its PNG figures
@@ -32,6 +35,7 @@ from ..config import ConfigError, config_path, load_yaml
 PLAN_FILE = ("pipeline", "demo.yaml")
 STAGES = ("pretrain", "collect", "dataset", "fit", "train", "deploy", "adapt", "report")
 OPTIONAL_STAGES = {"adapt": "progressive"}  # stage -> the budget entry that switches it on
+ROBOT_SIDES = ("proxy", "franka")  # the reality proxy's 100 Hz sim bridge, or its franka_ros2 emulation at 1 kHz
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class DemoPlan:
     distributions: tuple[str, ...]
     budget_name: str
     budget: dict[str, dict[str, Any]]
+    robot_side: str = ROBOT_SIDES[0]
 
     def stage(self, name: str) -> dict[str, Any]:
         """The budget of one stage."""
@@ -58,9 +63,11 @@ class DemoPlan:
 
 
 def load_plan(quick: bool = False, reality: str | None = None, path: str | os.PathLike | None = None,
-              progressive: bool = False) -> DemoPlan:
+              progressive: bool = False, robot_side: str = ROBOT_SIDES[0]) -> DemoPlan:
     """Read the demo plan; `reality` replaces the plan's reality profile (e.g. a hidden proxy); `progressive`
-    adds the plan's `progressive` budget (the adapt stage)."""
+    adds the plan's `progressive` budget (the adapt stage); `robot_side` is one of ROBOT_SIDES."""
+    if robot_side not in ROBOT_SIDES:
+        raise ValueError(f"robot side must be one of {ROBOT_SIDES}, got {robot_side!r}")
     path = Path(path) if path else config_path(*PLAN_FILE)
     body = load_yaml(path).get("demo")
     name = "quick" if quick else "full"
@@ -73,7 +80,7 @@ def load_plan(quick: bool = False, reality: str | None = None, path: str | os.Pa
         plan = DemoPlan(task=str(body["task"]), reality=str(reality or body["reality"]),
                         fit_space=str(body["fit_space"]), fit_parameters=_fit_parameters(body),
                         methods=methods, distributions=distributions,
-                        budget_name=name, budget=dict(budget))
+                        budget_name=name, budget=dict(budget), robot_side=robot_side)
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: malformed demo plan, missing {exc}") from None
     unknown = [d for d in distributions if d not in ("none", "uniform", "oracle", *methods)]
@@ -116,7 +123,8 @@ class DemoRun:
         """Write results.json."""
         path = self.out / "results.json"
         path.write_text(json.dumps({"plan": {"task": self.plan.task, "reality": self.plan.reality,
-                                             "budget": self.plan.budget_name, "fit_space": self.plan.fit_space},
+                                             "budget": self.plan.budget_name, "fit_space": self.plan.fit_space,
+                                             "robot_side": self.plan.robot_side},
                                     "timings_s": self.timings, **self.results}, indent=2, default=str))
         return path
 
@@ -131,7 +139,8 @@ def sim2real_command() -> list[str]:
 
 
 def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = None, start: str = STAGES[0],
-             log: Callable[[str], None] = print, progressive: bool = False) -> DemoRun:
+             log: Callable[[str], None] = print, progressive: bool = False,
+             robot_side: str = ROBOT_SIDES[0]) -> DemoRun:
     """Run the stages into `out` from `start` on (earlier stages' results are read from out/results.json).
 
     Returns the run; its results are also in out/results.json and the report in out/report.md.
@@ -142,7 +151,7 @@ def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = 
         raise ValueError(f"unknown stage {start!r}; stages: {', '.join(STAGES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = DemoRun(out=out, plan=load_plan(quick, reality, progressive=progressive), log=log)
+    run = DemoRun(out=out, plan=load_plan(quick, reality, progressive=progressive, robot_side=robot_side), log=log)
     if start not in run.plan.stages:
         raise ValueError(f"stage {start!r} is not part of this plan (stages: {', '.join(run.plan.stages)})")
     if start != run.plan.stages[0]:

@@ -47,6 +47,23 @@ def training_note(run: DemoRun) -> str:
             f"{evaluate.get('in_process_episodes', evaluate.get('episodes'))} episodes on the same proxy.")
 
 
+def robot_side_note(run: DemoRun) -> str:
+    """Which robot side the data came from and the policies were served to."""
+    if run.plan.robot_side != "franka":
+        return ("Data were collected on the proxy's `sim_bridge` (100 Hz, lockstep) and every policy below was served "
+                "by `policy_server` to it over DDS.")
+    collect = run.results.get("collect", {})
+    faults = [f for f in collect.get("faults", []) if f]
+    return ("Robot side: the proxy behind the franka_ros2 emulation (`franka_proxy`: 1 kHz joint states with the "
+            "measured link torques, the effort controller's hold-forever semantics, the 1 ms torque-rate limit, "
+            "collision and velocity reflexes). Data were collected through the hardware stack `collect_real` "
+            "(dispatcher behind the command supervisor, episodes started as an operator does, recovering after "
+            f"reflexes): {len(faults)} of {len(collect.get('faults', []))} episodes ended early in a fault "
+            f"({', '.join(sorted(set(faults))) or 'none'}). Every policy below was served by `policy_server` "
+            "behind the command supervisor, as the `real` stack runs it; the in-process columns are the 100 Hz "
+            "proxy.")
+
+
 def progressive_table(run: DemoRun) -> str:
     """Markdown: target success and return after each progressive-transfer step (adapt stage)."""
     adapt = run.results["adapt"]
@@ -200,7 +217,7 @@ def write_report(run: DemoRun) -> Path:
         f"# sim2real demo report ({run.plan.budget_name} budget)\n",
         f"Task `{run.plan.task}` on the reality proxy `{run.plan.reality}`: hidden true parameters plus effects "
         "outside the simulator family (command latency, Stribeck and drag friction, encoder offsets, noise). "
-        "Every policy below was served by `policy_server` to the proxy's `sim_bridge` over DDS.\n",
+        + robot_side_note(run) + "\n",
         "## The sim-to-real gap, and closing it\n", training_note(run), "", gap_table(run), "",
         image(gap, "success per training distribution"),
         *(["## Progressive transfer: nominal sim -> fitted DR -> target\n", progressive_table(run), ""]

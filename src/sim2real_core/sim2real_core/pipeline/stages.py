@@ -51,13 +51,17 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def collect(run: DemoRun) -> None:
-    """Run the reality proxy, the exploration dispatcher and the logger over ROS until the episodes are done."""
+    """Run the reality proxy, the exploration dispatcher and the logger over ROS until the episodes are done
+    (robot side `franka`: `sim2real collect` on the franka emulation)."""
     budget = run.plan.stage("collect")
     bag = run.out / "bag"
     for index in range(2, 1000):  # never overwrite the bag of an earlier run in the same folder
         if not bag.exists():
             break
         bag = run.out / f"bag_{index}"
+    if run.plan.robot_side == "franka":
+        _collect_on_franka(run, bag, budget)
+        return
     stack = apply_overrides(load_stack(COLLECT_STACK), {
         "sim_bridge": {"reality": run.plan.reality},
         "exploration_dispatcher": {"policies": [str(run.out / "explore")], **budget},
@@ -68,6 +72,21 @@ def collect(run: DemoRun) -> None:
     if code != 0:
         raise RuntimeError(f"data collection failed (see {run.out / 'collect.log'})")
     run.results["collect"] = {"bag": str(bag), "stack": COLLECT_STACK, **budget}
+
+
+def _collect_on_franka(run: DemoRun, bag: Path, budget: dict) -> None:
+    summary = run.out / "collect.json"
+    command = [*sim2real_command(), "collect", str(run.out / "explore"), "--bag", str(bag), "--reality",
+               run.plan.reality, "--episodes", str(budget["episodes"]), "--episode-steps", str(budget["episode_steps"]),
+               "--random-action-prob", str(budget["random_action_prob"]), "--json", str(summary)]
+    with open(run.out / "collect.log", "w") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"data collection on the franka emulation failed (see {run.out / 'collect.log'})")
+    run.results["collect"] = {**json.loads(summary.read_text()), **budget}
+    faults = [f for f in run.results["collect"]["faults"] if f]
+    run.log(f"   {len(faults)} of {budget['episodes']} episodes ended in a fault ({', '.join(sorted(set(faults)))})"
+            if faults else f"   {budget['episodes']} episodes without a fault")
 
 
 def dataset(run: DemoRun) -> None:
@@ -144,7 +163,8 @@ def _evaluate_over_ros(run: DemoRun, name: str, policy: str, episodes: int, doma
     """`sim2real eval --over-ros` of one policy in its own ROS domain (so evaluations can run side by side)."""
     summary = run.out / "evaluation" / f"{name}.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
-    command = [*sim2real_command(), "eval", policy, "--target", "reality", "--over-ros", "--reality",
+    target = "franka" if run.plan.robot_side == "franka" else "reality"
+    command = [*sim2real_command(), "eval", policy, "--target", target, "--over-ros", "--reality",
                run.plan.reality, "--episodes", str(episodes), "--json", str(summary)]
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     result = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -156,8 +176,9 @@ def _evaluate_over_ros(run: DemoRun, name: str, policy: str, episodes: int, doma
 
 
 def deploy(run: DemoRun) -> None:
-    """Serve each policy to the reality proxy over DDS (policy_server <-> sim_bridge) and measure it; also run
-    the same policy on the proxy in process (returns included), as a cross-check of the ROS path."""
+    """Serve each policy to the reality proxy over DDS (policy_server <-> sim_bridge, or the franka emulation) and
+    measure it; also run the same policy on the proxy in process (returns included), as a cross-check of the ROS
+    path. The 1 kHz franka emulation needs a core of its own: its evaluations run one at a time."""
     from ..policy.evaluation import evaluate
     from ..policy.policy_file import load_policy
     from ..policy.tasks import make_task
@@ -167,10 +188,14 @@ def deploy(run: DemoRun) -> None:
     local_episodes = int(budget.get("in_process_episodes", episodes))
     base_domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
     trained = run.results["train"]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    workers = 1 if run.plan.robot_side == "franka" else os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         over_ros = {name: pool.submit(_evaluate_over_ros, run, name, entry["path"], episodes,
                                       (base_domain + 1 + i) % 101)
                     for i, (name, entry) in enumerate(trained.items())}
+        if run.plan.robot_side == "franka":  # nothing else runs beside the emulation's 1 kHz loop
+            for future in over_ros.values():
+                future.result()
         target = make_task(run.plan.task, "none", reality=run.plan.reality)
         evaluations = {}
         for name, entry in trained.items():

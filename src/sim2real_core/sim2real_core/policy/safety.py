@@ -9,8 +9,11 @@ once per control period. In order it applies:
 3. NaN guard: a non-finite value in the state or the command -> zero torque and a latched ``nan`` fault;
 4. joint-limit guard: past a soft joint limit, torque driving further out is removed and a spring-damper
    pushes back towards the limit;
-5. per-joint torque limits (clip);
-6. torque rate limit (Nm/s) against the previously published command.
+5. velocity-envelope guard (robots whose file gives one, e.g. the FR3's reflex bounds): a joint faster than
+   `envelope_fraction` of its position-dependent velocity bound loses the torque that drives it faster and
+   is damped back towards that fraction of the bound;
+6. per-joint torque limits (clip);
+7. torque rate limit (Nm/s) against the previously published command.
 
 Every decision is counted in `counters` for /diagnostics.
 """
@@ -23,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError, config_path, load_yaml
-from ..robot import load_robot
+from ..robot import VelocityEnvelope, load_robot
 
-COUNTERS = ("periods", "clipped", "rate_limited", "joint_limit", "nan", "watchdog_zero", "watchdog", "faulted")
+COUNTERS = ("periods", "clipped", "rate_limited", "joint_limit", "velocity_envelope", "nan", "watchdog_zero",
+            "watchdog", "faulted")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class SafetyLimits:
         watchdog_periods: periods without fresh state before the watchdog zeroes the torque.
         watchdog_latch_periods: periods without fresh state before the zero is latched as a fault
             (None: at once, = watchdog_periods).
+        envelope: the robot's position-dependent velocity bounds (None: no envelope guard).
+        envelope_fraction: the guard keeps each joint within this fraction of its bound (0 < f <= 1).
+        envelope_damping: damping of the velocity beyond that fraction (Nm s/rad).
     """
 
     torque: np.ndarray
@@ -51,10 +58,13 @@ class SafetyLimits:
     guard_damping: np.ndarray
     watchdog_periods: int = 3
     watchdog_latch_periods: int | None = None
+    envelope: VelocityEnvelope | None = None
+    envelope_fraction: float = 1.0
+    envelope_damping: np.ndarray | float = 0.0
 
     def __post_init__(self):
         n = len(self.torque)
-        for name in ("torque", "rate", "lower", "upper", "guard_stiffness", "guard_damping"):
+        for name in ("torque", "rate", "lower", "upper", "guard_stiffness", "guard_damping", "envelope_damping"):
             value = np.asarray(getattr(self, name), dtype=float)
             if value.shape == ():
                 value = np.full(n, float(value))
@@ -66,8 +76,10 @@ class SafetyLimits:
             raise ValueError("safety limits 'torque' and 'rate' must be positive")
         if np.any(self.lower >= self.upper):
             raise ValueError(f"soft joint limits need lower < upper, got {self.lower} and {self.upper}")
-        if np.any(self.guard_stiffness < 0) or np.any(self.guard_damping < 0):
-            raise ValueError("guard_stiffness and guard_damping must be >= 0")
+        if np.any(self.guard_stiffness < 0) or np.any(self.guard_damping < 0) or np.any(self.envelope_damping < 0):
+            raise ValueError("guard_stiffness, guard_damping and envelope_damping must be >= 0")
+        if not 0.0 < self.envelope_fraction <= 1.0:
+            raise ValueError(f"envelope_fraction must be in (0, 1], got {self.envelope_fraction}")
         if int(self.watchdog_periods) < 1:
             raise ValueError(f"watchdog_periods must be >= 1, got {self.watchdog_periods}")
         latch = self.watchdog_periods if self.watchdog_latch_periods is None else int(self.watchdog_latch_periods)
@@ -85,7 +97,7 @@ def load_safety_limits(robot: str | Path = "fr3", safety: str | Path | None = No
     Args:
         robot: robot name in config/robots or a path to a robot YAML (torque and position limits).
         safety: safety settings YAML (default config/policy/safety.yaml, mapping ``safety``: torque_rate_limit,
-            soft_limit_margin, guard_stiffness, guard_damping, watchdog_periods).
+            soft_limit_margin, guard_stiffness, guard_damping, watchdog_periods, velocity_envelope).
         overrides: SafetyLimits fields replacing the files' values (e.g. ``watchdog_periods=2``).
     """
     spec = load_robot(robot)
@@ -98,9 +110,13 @@ def load_safety_limits(robot: str | Path = "fr3", safety: str | Path | None = No
                       guard_stiffness=settings["guard_stiffness"], guard_damping=settings["guard_damping"],
                       watchdog_periods=int(settings["watchdog_periods"]),
                       watchdog_latch_periods=int(settings.get("watchdog_latch_periods", settings["watchdog_periods"])))
+        if spec.velocity_envelope is not None:
+            guard = settings["velocity_envelope"]
+            values.update(envelope=spec.velocity_envelope, envelope_fraction=float(guard["fraction"]),
+                          envelope_damping=guard["damping"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{safety_path}: needs safety.{{torque_rate_limit, soft_limit_margin, guard_stiffness, "
-                          f"guard_damping, watchdog_periods}} (missing or malformed {exc})") from exc
+                          f"guard_damping, watchdog_periods, velocity_envelope: {{fraction, damping}}}} (missing or malformed {exc})") from exc
     values.update(overrides)
     try:
         return SafetyLimits(**values)
@@ -188,6 +204,8 @@ class SafetyLayer:
             return self._previous.copy()
         if guard:
             command = self._guard_joint_limits(command, q, dq)
+            if self.limits.envelope is not None:
+                command = self._guard_velocity_envelope(command, q, dq)
         limit = self.limits.torque
         clipped = np.minimum(np.maximum(command, -limit), limit)
         if (clipped != command).any():
@@ -218,6 +236,20 @@ class SafetyLayer:
             - d[over] * np.maximum(dq[over], 0.0)
         guarded[under] = np.maximum(command[under], 0.0) + k[under] * (self.limits.lower[under] - q[under]) \
             - d[under] * np.minimum(dq[under], 0.0)
+        return guarded
+
+    def _guard_velocity_envelope(self, command: np.ndarray, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        lower, upper = self.limits.envelope.limits(q)
+        fraction = self.limits.envelope_fraction
+        fast_up, fast_down = dq > fraction * upper, dq < fraction * lower
+        if not (fast_up.any() or fast_down.any()):
+            return command
+        self.counters["velocity_envelope"] += 1
+        d = self.limits.envelope_damping
+        guarded = command.copy()
+        guarded[fast_up] = np.minimum(command[fast_up], 0.0) - d[fast_up] * (dq[fast_up] - fraction * upper[fast_up])
+        guarded[fast_down] = np.maximum(command[fast_down], 0.0) \
+            - d[fast_down] * (dq[fast_down] - fraction * lower[fast_down])
         return guarded
 
     def diagnostics(self) -> dict[str, object]:

@@ -41,14 +41,6 @@ from .reality import RealityProfile, RealityProxy, load_reality
 
 TICK = 0.001  # [s] the FCI / controller_manager update period (franka controllers.yaml: update_rate 1000)
 MAX_TORQUE_RATE = 1000.0 - 1e-3  # [Nm/s] libfranka kMaxTorqueRate (rate_limiting.h, 0.21.2)
-VELOCITY_TOLERANCE = 1e-3  # [rad/s] libfranka kJointVelocityLimitsTolerance (kTolNumberPacketsLost = 0)
-# FR3 position-dependent velocity envelope, libfranka 0.21.2 rate_limiting.h computeUpperLimitsJointVelocity:
-#   upper = min(v_max, max(0, -a + sqrt(max(0, k (q_upper - q))))) - tolerance   (lower: mirrored)
-ENVELOPE_V_MAX = np.array([2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26])
-ENVELOPE_A = np.array([0.30, 0.20, 0.20, 0.30, 0.35, 0.35, 0.35])
-ENVELOPE_K = np.array([12.0, 5.17, 7.0, 8.0, 34.0, 11.0, 34.0])
-ENVELOPE_Q_UPPER = np.array([2.7501, 1.7918, 2.9065, -0.1458, 2.8101, 4.5205, 3.0196])
-ENVELOPE_Q_LOWER = np.array([-2.7501, -1.7918, -2.9065, -3.0481, -2.8101, 0.54092, -3.0196])
 # Upper collision thresholds of franka_example_controllers' default_robot_behavior_utils.hpp (franka_ros2
 # v3.4.0); franka_hardware itself sets none, so the robot keeps what it was last given.
 DEFAULT_TORQUE_THRESHOLDS = (35.0, 35.0, 32.0, 30.0, 29.0, 27.0, 24.0)  # [Nm]
@@ -56,15 +48,6 @@ DEFAULT_FORCE_THRESHOLDS = (40.0, 40.0, 40.0, 35.0, 35.0, 35.0)  # [N, N, N, Nm,
 GRAVITY = 9.81
 FLANGE_BODY = "fr3_hand"  # the payload's frame: the flange (the hand body's origin)
 SLOW_LOAD_TICKS = 10  # the payload and link weights' joint torques are refreshed every this many ticks
-
-
-def velocity_envelope(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) joint velocity limits [rad/s] of the FR3 at joint positions q (libfranka 0.21.2)."""
-    upper = np.minimum(ENVELOPE_V_MAX, np.maximum(0.0, -ENVELOPE_A + np.sqrt(
-        np.maximum(0.0, ENVELOPE_K * (ENVELOPE_Q_UPPER - q))))) - VELOCITY_TOLERANCE
-    lower = np.maximum(-ENVELOPE_V_MAX, np.minimum(0.0, ENVELOPE_A - np.sqrt(
-        np.maximum(0.0, ENVELOPE_K * (q - ENVELOPE_Q_LOWER))))) + VELOCITY_TOLERANCE
-    return lower, upper
 
 
 @dataclass(frozen=True)
@@ -145,6 +128,9 @@ class FrankaEmulation:
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         self.robot = self.sim.robot
+        if self.robot.velocity_envelope is None:
+            raise ValueError(f"robot {self.robot.name}: its file gives no velocity_envelope (the reflex bounds)")
+        self._envelope = self.robot.velocity_envelope
         self.keyframe = keyframe
         self.rng = np.random.default_rng(None if seed is None else seed + 1)
         model = self.sim.model
@@ -326,7 +312,7 @@ class FrankaEmulation:
             return (f"cartesian collision: external wrench {np.round(self.external_wrench, 1).tolist()} above "
                     f"the thresholds at axes {[('x', 'y', 'z', 'rx', 'ry', 'rz')[i] for i in np.flatnonzero(over)]}")
         q, dq = self.sim.joint_state()
-        lower, upper = velocity_envelope(q)
+        lower, upper = self._envelope.limits(q)
         outside = (dq > upper) | (dq < lower)
         if outside.any():
             return (f"joint velocity violation at joints {(np.flatnonzero(outside) + 1).tolist()}: "
