@@ -7,7 +7,7 @@ from sim2real_core.fit import (BatchPredictor, DropoConfig, SysIdConfig, Transit
                                fit_dropo, fit_edropo, fit_sysid, gaussian_loglik, reference_predict)
 from sim2real_core.fit.dropo import state_scale
 from sim2real_core.fit.hopper import generate_hopper_data, hopper_space, hopper_system
-from sim2real_core.sim.distributions import load_distribution
+from sim2real_core.sim.distributions import Distribution, load_distribution
 from sim2real_core.sim.parameters import ParameterSpace
 
 TRUTH = np.array([4.2, 3.3, 2.2, 4.6])
@@ -220,3 +220,19 @@ def test_fr3_reach_parameters_recovered():
     data = generate_fr3_data(space, truth, episodes=4, steps=50, seed=2)
     dist = fit_dropo(fr3_system(), space, data, DropoConfig(**FAST)).distribution
     np.testing.assert_allclose(dist.mean, truth, atol=0.02 * (space.high - space.low).max())
+
+
+def test_dropo_scores_the_truncated_normal_that_training_samples(system, space, data, predictor):
+    """A mean at its lower bound: the fit's K samples and training's draws have the same distribution (one-sided
+    truncated normal, mean above the bound), not half the samples clipped onto the bound."""
+    from sim2real_core.fit.dropo import DropoObjective
+
+    objective = DropoObjective(predictor, data, DropoConfig(samples=2000, transitions=20, seed=0))
+    phi = objective.initial(space.low, 0.2)
+    fitted = objective.samples(phi)
+    mean, cov = objective.distribution(phi)
+    trained = Distribution.gaussian(space, mean, covariance=cov, truncation_sigma=objective.config.truncation_sigma)
+    drawn = trained.sample(np.random.default_rng(0), 20000)
+    np.testing.assert_allclose(fitted.mean(axis=0), drawn.mean(axis=0), rtol=0.03)
+    np.testing.assert_allclose(fitted.std(axis=0), drawn.std(axis=0), rtol=0.05)
+    assert np.mean(fitted[:, 0] <= space.low[0] + 1e-12) < 0.01  # no pile-up on the bound

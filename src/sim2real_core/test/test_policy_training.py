@@ -100,3 +100,15 @@ def test_success_interval_is_wilson_and_return_interval_brackets_the_mean():
 def test_ppo_refuses_an_unnormalised_action_space():
     with pytest.raises(ValueError, match="Box\\(-1, 1\\)"):
         train_ppo(lambda: gym.make("Pendulum-v1"), 10, PPOConfig(num_envs=1), progress=False)
+
+
+def test_the_policy_file_serves_with_the_observation_clip_it_was_trained_with(tmp_path):
+    task = gym_task("Pendulum-v1")
+    config = PPOConfig(num_envs=2, rollout_steps=64, obs_clip=0.5, seed=0)
+    outcome = train_policy(task, 128, tmp_path / "clipped", config, progress=False)
+    assert outcome.policy.spec.obs_clip == 0.5
+    # an observation far outside the training statistics gives the action of its clipped, normalised value
+    spec = outcome.policy.spec
+    far = np.asarray(spec.obs_mean) + 100.0 * np.asarray(spec.obs_std)
+    edge = np.asarray(spec.obs_mean) + 0.5 * np.asarray(spec.obs_std)
+    np.testing.assert_allclose(outcome.policy.act(far), outcome.policy.act(edge), atol=1e-9)

@@ -109,6 +109,25 @@ def test_malformed_distributions_name_the_problem(tmp_path):
         load_distribution(bad)
 
 
+@pytest.mark.parametrize("row, message", [
+    ("mean: .nan, std: 0.1", r"mean of \['a'\] is not finite"),
+    ("mean: 1, std: -0.1", r"std must be 1 finite values >= 0, got \{'a': -0.1\}"),
+    ("mean: 1, std: .inf", r"std must be 1 finite values >= 0"),
+    ("mean: 3, std: 0.1", r"mean of a is 3, outside its bounds \[0, 2\]"),
+])
+def test_a_distribution_file_with_impossible_values_is_refused_by_name(tmp_path, row, message):
+    path = tmp_path / "dist.yaml"
+    path.write_text("distribution: {family: gaussian, parameters: [{name: a, nominal: 1, bounds: [0, 2], "
+                    f"kind: action_noise_std, {row}}}]}}\n")
+    with pytest.raises(ConfigError, match=f"{path}: .*{message}"):
+        load_distribution(path)
+
+
+def test_a_fitted_mean_at_its_bound_loads():
+    dist = Distribution.gaussian(space(), mean=[10.0 + 1e-12, 2.0, 0], std=[0.1, 0.1, 0.0])
+    assert dist.mean[0] > 10.0
+
+
 def test_embedded_distribution_keeps_other_parameters_nominal_and_sub_moments():
     full = ParameterSpace([Parameter("a", 1.0, 0.0, 2.0, "action_noise_std"),
                            Parameter("b", 0.5, 0.0, 1.0, "position_noise_std"),

@@ -50,7 +50,7 @@ def test_eval_over_ros_runs_policy_server_against_the_robot_side(tmp_path, capsy
 
     task = make_task("reach")
     size = task.wrapped().observation_space.shape[0]  # the observation and its end-effector features
-    spec = task.spec(np.zeros(size), np.ones(size), [8], {"seed": 0})
+    spec = task.spec(np.zeros(size), np.ones(size), 10.0, [8], {"seed": 0})
     weights = {k: np.zeros(s) for k, s in spec.layer_shapes().items()}  # a = 0: hold the home pose
     save_policy(tmp_path / "hold", spec, weights)
     summary = tmp_path / "ros.json"

@@ -314,7 +314,7 @@ def _train_set(task: TaskSetup, out: Path, config: DiversityConfig, ppo: PPOConf
                     "steps": result.steps, "seed": ppo.seed + i,
                     "ppo": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ppo).items()},
                     "exploration": record}
-        spec = task.spec(result.obs_mean, result.obs_std, ppo.hidden, training)
+        spec = task.spec(result.obs_mean, result.obs_std, ppo.obs_clip, ppo.hidden, training)
         paths.append(save_policy(out / POLICY_FOLDER.format(index=i), spec, result.model.actor_weights()).parent)
         # From now on policy i is represented by what the finished policy does.
         discriminator.replace(i, rollout_features(load_policy(paths[-1]), task.make_env, config.reference_episodes,

@@ -6,7 +6,8 @@ the real s' is scored; the objective is the mean log-likelihood (Tiboni et al. 2
 so that Σ does not collapse (Fickinger et al. 2025).
 
 Speed: the K samples are common random numbers, ξ_k = μ + L z_k with fixed truncated standard-normal draws
-z_k (antithetic pairs) and a fixed subsample of transitions, so the objective is a deterministic, smooth
+z_k (antithetic pairs; with a diagonal Σ mapped by inverse CDF onto the normal truncated at the bounds, which
+is what training samples) and a fixed subsample of transitions, so the objective is a deterministic, smooth
 function of φ = (μ, L); all B·K simulations of one evaluation run in one mujoco.batch call. The default search
 ("linearized") maximises the same objective for the simulator linearised around μ (closed form: predicted
 mean f(μ0) + J (μ - μ0), covariance J Σ Jᵀ, which is what the K-sample Gaussian fit estimates), with analytic
@@ -23,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 import scipy.optimize
+from scipy.special import ndtr, ndtri
 
 from ..sim.distributions import Distribution
 from .engine import BatchPredictor, gaussian_loglik
@@ -151,6 +153,8 @@ class DropoObjective:
         self.starts = starts
         self.obs, self.actions, self.target = data.windows(starts, config.horizon)
         self.z = crn_draws(config.samples, self.dim, config.truncation_sigma, config.seed + 1)
+        t = config.truncation_sigma  # the same draws as uniforms within the ±t truncation (for the diagonal case)
+        self._crn_uniform = (ndtr(self.z) - ndtr(-t)) / (ndtr(t) - ndtr(-t))
         self.k = self.z.shape[0]
         self._obs_rep = np.repeat(self.obs, self.k, axis=0)
         self._act_rep = np.repeat(self.actions, self.k, axis=0)
@@ -200,10 +204,20 @@ class DropoObjective:
         return self.space.low + mu_u * self.width, cov_u * np.outer(self.width, self.width)
 
     def samples(self, phi: np.ndarray) -> np.ndarray:
-        """The K common-random-number parameter samples for φ, (K, dim), clipped to bounds."""
+        """The K common-random-number parameter samples for φ, (K, dim).
+
+        Diagonal covariance: the normal truncated at the bounds and at ±truncation_sigma, by inverse CDF of the
+        fixed draws (the distribution training samples: `Distribution.sample`); the draws map to themselves where
+        no bound binds, and stay smooth in φ. Full covariance: correlated draws, clipped to the bounds."""
         mu_u, chol, _ = self.unpack(phi)
-        u = np.clip(mu_u[None, :] + self.z @ chol.T, 0.0, 1.0)
-        return self.space.low + u * self.width
+        if self.config.covariance == "full":
+            u = mu_u[None, :] + self.z @ chol.T
+        else:
+            sd = np.diag(chol)
+            t = self.config.truncation_sigma
+            cdf_lo, cdf_hi = ndtr(np.maximum(-t, -mu_u / sd)), ndtr(np.minimum(t, (1.0 - mu_u) / sd))
+            u = mu_u[None, :] + sd[None, :] * ndtri(cdf_lo + self._crn_uniform * (cdf_hi - cdf_lo))
+        return self.space.low + np.clip(u, 0.0, 1.0) * self.width
 
     def loglik(self, phi: np.ndarray) -> np.ndarray:
         """Per-transition log-likelihoods (B,) of the real next states under φ."""

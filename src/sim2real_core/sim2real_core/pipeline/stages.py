@@ -78,7 +78,8 @@ def _collect_on_franka(run: DemoRun, bag: Path, budget: dict) -> None:
     summary = run.out / "collect.json"
     command = [*sim2real_command(), "collect", str(run.out / "explore"), "--bag", str(bag), "--reality",
                run.plan.reality, "--episodes", str(budget["episodes"]), "--episode-steps", str(budget["episode_steps"]),
-               "--random-action-prob", str(budget["random_action_prob"]), "--json", str(summary)]
+               "--random-action-prob", str(budget["random_action_prob"]), "--json", str(summary),
+               "--logs", str(run.out / "collect_logs")]
     with open(run.out / "collect.log", "w") as log:
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
     if code != 0:

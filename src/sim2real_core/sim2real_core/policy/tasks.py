@@ -88,11 +88,13 @@ class TaskSetup:
         env = wrap(self.make_env(), self.head, self.safety, self.control_period)
         return env if self.features is None else FeatureWrapper(env, self.features)
 
-    def spec(self, obs_mean, obs_std, hidden, training: dict[str, Any]) -> PolicySpec:
-        """The policy-file description of a policy trained on this task (obs_mean/std: of the network input)."""
+    def spec(self, obs_mean, obs_std, obs_clip: float, hidden, training: dict[str, Any]) -> PolicySpec:
+        """The policy-file description of a policy trained on this task (obs_mean/std: of the network input;
+        obs_clip: the bound training clipped the normalised input to, so serving clips the same)."""
         extra = 0 if self.features is None else self.features.size
         return PolicySpec(layout=self.layout, obs_size=len(obs_mean) - extra, obs_mean=[float(v) for v in obs_mean],
-                          obs_std=[float(v) for v in obs_std], hidden=list(hidden), action=self.head,
+                          obs_std=[float(v) for v in obs_std], obs_clip=float(obs_clip), hidden=list(hidden),
+                          action=self.head,
                           joint_names=list(self.joint_names), extra_inputs=list(self.extra_inputs),
                           training={**self.provenance, **training},
                           features=self.feature_mapping())

@@ -66,7 +66,7 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
                 **({"warm_start": str(start), "warm_start_steps": warm.steps} if warm is not None else {}),
                 "ppo": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
                 "final_mean_return": result.curve[-1][1] if result.curve else None}
-    spec = task.spec(result.obs_mean, result.obs_std, result.model.hidden, training)
+    spec = task.spec(result.obs_mean, result.obs_std, config.obs_clip, result.model.hidden, training)
     sidecar = save_policy(out, spec, result.model.actor_weights())
     save_checkpoint(result, Path(out) / CHECKPOINT)
     write_curve(Path(out), result, task.name)

@@ -56,12 +56,27 @@ class Distribution:
             raise ConfigError(f"distribution mean has {self.mean.size} values for {self.space.dim} parameters")
         self.low = self.space.low if self.low is None else np.asarray(self.low, dtype=float)
         self.high = self.space.high if self.high is None else np.asarray(self.high, dtype=float)
+        names = np.asarray(self.space.names)
+        for what, values in (("mean", self.mean), ("low", self.low), ("high", self.high)):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise ConfigError(f"distribution {what} of {names[bad].tolist()} is not finite: {values[bad].tolist()}")
+        slack = 1e-9 * (self.space.high - self.space.low)  # a fit's mean at a bound, up to rounding
+        outside = (self.mean < self.space.low - slack) | (self.mean > self.space.high + slack)
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            raise ConfigError(f"distribution mean of {names[i]} is {self.mean[i]:g}, outside its bounds "
+                              f"[{self.space.low[i]:g}, {self.space.high[i]:g}]")
+        if self.truncation_sigma is not None and not (self.truncation_sigma > 0 and np.isfinite(self.truncation_sigma)):
+            raise ConfigError(f"truncation_sigma must be a positive number or null, got {self.truncation_sigma}")
         if np.any(self.low < self.space.low) or np.any(self.high > self.space.high) or np.any(self.low > self.high):
             raise ConfigError("distribution box must lie within the parameter bounds with low <= high")
         if self.family == "gaussian":
             if self.covariance is None:
                 raise ConfigError("a gaussian distribution needs a covariance (or std)")
             cov = np.asarray(self.covariance, dtype=float)
+            if not np.all(np.isfinite(cov)):
+                raise ConfigError("covariance must be finite")
             if cov.shape != (self.space.dim, self.space.dim) or not np.allclose(cov, cov.T):
                 raise ConfigError(f"covariance must be a symmetric {self.space.dim}x{self.space.dim} matrix")
             if np.min(np.linalg.eigvalsh(cov)) < -1e-12:
@@ -85,7 +100,12 @@ class Distribution:
                  method: str = "manual", **info) -> "Distribution":
         """N(mean, diag(std²)) or N(mean, covariance), truncated to bounds and ±truncation_sigma·std."""
         if covariance is None:
-            covariance = np.diag(np.asarray(std, dtype=float) ** 2)
+            std = np.asarray(std, dtype=float).reshape(-1)
+            bad = ~((std >= 0) & np.isfinite(std))
+            if bad.any() or std.shape != (space.dim,):
+                raise ConfigError(f"std must be {space.dim} finite values >= 0, got "
+                                  f"{dict(zip(np.asarray(space.names)[bad].tolist(), std[bad].tolist())) or std.tolist()}")
+            covariance = np.diag(std ** 2)
         return cls(space, "gaussian", mean, covariance=covariance, truncation_sigma=truncation_sigma,
                    method=method, **info)
 
@@ -213,10 +233,10 @@ def distribution_from_dict(data: dict[str, Any], where: str = "distribution") ->
             dist = Distribution.gaussian(space, mean, std=None if cov is not None else [r["std"] for r in rows],
                                          covariance=cov, truncation_sigma=body.get("truncation_sigma", 2.0))
         else:
-            raise ConfigError(f"{where}: family {family!r} unknown; expected one of {FAMILIES}")
+            raise ConfigError(f"family {family!r} unknown; expected one of {FAMILIES}")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
         raise ConfigError(f"{where}: malformed {family} distribution ({exc!r})") from None
     dist.method = str(body.get("method", family))
     dist.objective = dict(body.get("objective") or {})
