@@ -39,6 +39,8 @@ def test_fit_command_writes_distribution_and_report(dataset_path, tmp_path, meth
     assert dist.provenance["transitions"] == 240
     if method != "uniform":
         assert np.linalg.norm(dist.mean - TRUTH) < 0.1
+    if method == "dropo":  # epsilon is learned by default, from its start value
+        assert dist.provenance["settings"]["learn_epsilon"] is True
     for name in ("summary.md", "marginals.png", "objective.png", "prediction.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert "| torso_mass | kg |" in (tmp_path / "report" / "summary.md").read_text()

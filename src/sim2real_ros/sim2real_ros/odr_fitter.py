@@ -10,7 +10,9 @@ Parameters (settable at run time; the next ~/fit uses them):
     data_path (dataset .npz or .npy directory), method (dropo|edropo|sysid|uniform), space (parameter space
     name or path; default fr3_reach), parameters (comma-separated subset; '' = every model parameter),
     system ('' = from the space), output_path (YAML), report_dir ('' = none), samples, transitions, budget,
-    alpha, seed, threads, apply_to (node name, default sim_bridge; '' = do not apply), apply_timeout (s),
+    alpha, epsilon (the start of the learned ε, or its value), learn_epsilon (default true: a fixed ε pushes
+    every std to its cap on real data), seed, threads, apply_to (node name, default sim_bridge; '' = do not
+    apply), apply_timeout (s),
     diagnostics_period (s, read-only).
 """
 from __future__ import annotations
@@ -28,15 +30,20 @@ from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
 from sim2real_core.config import ConfigError
+from sim2real_core.fit.dropo import DropoConfig
 from sim2real_core.fit.files import fit_file, physics_overrides
+from sim2real_core.fit.methods import EDROPO_ALPHA
 
 from . import contract
 from .messages import diagnostic_array, diagnostic_status
 from .node_main import run_node
 
+_DROPO = DropoConfig()
 DEFAULTS = {"data_path": "", "method": "dropo", "space": "fr3_reach", "parameters": "", "system": "",
-            "output_path": "", "report_dir": "", "samples": 16, "transitions": 100, "budget": 40,
-            "alpha": 0.01, "seed": 0, "threads": 0, "apply_to": contract.SIM_BRIDGE_NAME, "apply_timeout": 10.0}
+            "output_path": "", "report_dir": "", "samples": _DROPO.samples, "transitions": _DROPO.transitions,
+            "budget": _DROPO.max_evaluations, "alpha": EDROPO_ALPHA, "epsilon": _DROPO.epsilon,
+            "learn_epsilon": True, "seed": 0, "threads": 0, "apply_to": contract.SIM_BRIDGE_NAME,
+            "apply_timeout": 10.0}
 
 
 class OdrFitterNode(Node):
@@ -105,6 +112,7 @@ class OdrFitterNode(Node):
             done = fit_file(data_path, method, self._param("space"), out, system=self._param("system") or None,
                             parameters=parameters, samples=self._param("samples"),
                             transitions=self._param("transitions"), alpha=self._param("alpha"),
+                            epsilon=self._param("epsilon"), learn_epsilon=self._param("learn_epsilon"),
                             budget=self._param("budget"), seed=self._param("seed"), threads=self._param("threads"),
                             progress=progress)
             if self._param("report_dir"):

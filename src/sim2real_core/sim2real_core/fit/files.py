@@ -38,7 +38,7 @@ def fit_space(space: str | os.PathLike, parameters: list[str] | None = None) -> 
 
 def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike, out: str | os.PathLike | None,
              system: str | None = None, parameters: list[str] | None = None, samples: int | None = None,
-             transitions: int | None = None, epsilon: float | None = None, learn_epsilon: bool = False,
+             transitions: int | None = None, epsilon: float | None = None, learn_epsilon: bool = True,
              horizon: int = 1, alpha: float = EDROPO_ALPHA, covariance: str = "diag", optimizer: str | None = None,
              budget: int | None = None, seed: int = 0, threads: int = 0,
              progress: Callable[[dict], None] | None = None) -> FileFit:
@@ -46,7 +46,9 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
 
     The system is `system`, else the space file's `model:` (else the dataset metadata's `robot`) for the
     dataset's state layout (systems.system_of: FR3 data with the puck is fr3_push). Settings left
-    None take DropoConfig's defaults; SysID uses 5x the transitions of a DROPO evaluation.
+    None take DropoConfig's defaults; SysID uses 5x the transitions of a DROPO evaluation. ε is learned by
+    default (`epsilon` is then its start): a fixed ε pushes every std to its cap on data the simulator cannot
+    reproduce exactly, e.g. any real arm's.
     """
     from ..data.dataset import load_dataset
 

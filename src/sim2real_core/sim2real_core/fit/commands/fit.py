@@ -26,8 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transitions", type=int, default=defaults.transitions,
                         help="transitions per sampled-objective evaluation (0: all; SysID uses 5x)")
     parser.add_argument("--epsilon", type=float, default=defaults.epsilon, help="variance added to the predicted "
-                        "next-state covariance, in state units scaled by the spread of s'-s")
-    parser.add_argument("--learn-epsilon", action="store_true", help="fit epsilon as well")
+                        "next-state covariance, in state units scaled by the spread of s'-s (the start of the "
+                        "learned epsilon, or with --fixed-epsilon its value)")
+    parser.add_argument("--fixed-epsilon", action="store_true",
+                        help="keep epsilon fixed instead of fitting it with the distribution (the default learns it)")
     parser.add_argument("--horizon", type=int, default=1, help="lambda: control periods per prediction")
     parser.add_argument("--alpha", type=float, default=EDROPO_ALPHA, help="E-DROPO entropy weight")
     parser.add_argument("--covariance", choices=("diag", "full"), default="diag", help="Gaussian family")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         done = fit_file(args.data, args.method, args.space, args.out, system=args.system, parameters=parameters,
                         samples=args.samples, transitions=args.transitions, epsilon=args.epsilon,
-                        learn_epsilon=args.learn_epsilon, horizon=args.horizon, alpha=args.alpha,
+                        learn_epsilon=not args.fixed_epsilon, horizon=args.horizon, alpha=args.alpha,
                         covariance=args.covariance, optimizer=args.optimizer, budget=args.budget, seed=args.seed,
                         threads=args.threads, progress=progress)
     finally:
