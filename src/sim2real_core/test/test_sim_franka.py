@@ -99,9 +99,13 @@ def test_the_velocity_envelope_shrinks_towards_the_joint_limits():
     assert np.all(near_lower < -1.0)  # moving away from the limit is still allowed
 
 
-def test_a_fast_fall_trips_the_velocity_reflex():
+def test_zero_torque_floats_the_identified_arm_and_drops_heavier_links_into_the_velocity_reflex():
     robot = FrankaEmulation(FrankaConfig(effort_noise_std=0.0), seed=0)
-    robot.command(np.zeros(7))  # zero torque on the proxy's heavier-than-modelled links: the arm drops
+    robot.command(np.zeros(7))  # the control unit compensates the arm's own weight: it floats
+    assert not any(robot.tick() for _ in range(1000))
+    assert np.max(np.abs(robot.joint_state()[1])) < 0.05
+    robot = FrankaEmulation(FrankaConfig(effort_noise_std=0.0, identified_links=False), seed=0)
+    robot.command(np.zeros(7))  # only the model's weights compensated: the proxy's heavier links drop
     reflex = ""
     for _ in range(5000):
         reflex = robot.tick()

@@ -21,7 +21,7 @@ the reflex or controller error, published at once on a reflex and every diagnost
 
 Parameters (read-only, described): reality, task (reach | push: start pose), arm_prefix, robot_type, seed,
 payload.carried_mass, payload.carried_com, payload.declared_mass, payload.declared_com,
-collision.torque_thresholds, collision.force_thresholds, effort_noise_std, diagnostics_period.
+collision.torque_thresholds, collision.force_thresholds, effort_noise_std, identified_links, diagnostics_period.
 """
 from __future__ import annotations
 
@@ -76,12 +76,14 @@ class FrankaProxy(Node):
         forces = get("collision.force_thresholds", list(DEFAULT_FORCE_THRESHOLDS),
                      "[N, Nm] upper collision thresholds on the external end-effector wrench")
         noise = get("effort_noise_std", 0.02, "[Nm] noise of the measured joint torques", 0.0, 10.0)
+        identified = get("identified_links", True, "the control unit compensates the arm's true link weights "
+                         "(false: only the model's, so the proxy's heavier links pull the arm down)")
         diagnostics_period = get("diagnostics_period", 1.0, "[s] period of /diagnostics", 0.01, 60.0)
         if task not in TASKS:
             raise ValueError(f"parameter task must be one of {sorted(TASKS)}, got {task!r}")
         config = FrankaConfig(reality=reality, carried=Payload(carried[0], tuple(carried[1])),
                               declared=Payload(declared[0], tuple(declared[1])), torque_thresholds=tuple(torques),
-                              force_thresholds=tuple(forces), effort_noise_std=noise)
+                              force_thresholds=tuple(forces), effort_noise_std=noise, identified_links=identified)
         self.robot = FrankaEmulation(config, seed=seed, keyframe=load_task(TASKS[task]).keyframe)
         self.joint_names = list(arm_joint_names(self.robot.robot, arm_prefix, robot_type))
         self.arm = self.joint_names[0].rsplit("_joint", 1)[0]

@@ -5,14 +5,17 @@ controller (jazzy) and libfranka 0.21, emulated tick by tick at the 1 kHz FCI ra
 
 - effort_controllers/JointGroupEffortController (forward_controllers_base.cpp): nothing is written before the
   first command, so a real arm floats in place under its own gravity compensation; the proxy holds the pose
-  until then (its links are heavier than the model it compensates, which would otherwise drop it); the last
+  until then (with `identified_links=False` its heavier links would otherwise drop it); the last
   command is re-applied every tick with no timeout; a non-finite
   message is dropped; a command of the wrong length makes `update` return ERROR, the controller_manager
   deactivates the controller, and deactivation writes 0 Nm; an inactive controller ignores its topic.
 - franka_hardware limits every 1 ms write to kMaxTorqueRate = 1000 - 1e-3 Nm/s against the last desired
   torque (libfranka `limitRate`, rate_limiting.h).
 - The control unit adds gravity compensation for the arm and the *declared* payload (`set_load`); a carried
-  payload that differs acts through its weight.
+  payload that differs acts through its weight. Franka identifies its own arm, so by default the control unit
+  compensates the proxy's true link weights (`identified_links`) and a zero command floats the arm, as it
+  does a real FR3; with `identified_links=False` it compensates only the model's nominal weights and the
+  proxy's heavier links pull the arm down at zero torque (the 100 Hz proxy's story).
 - Reflexes: an estimated external joint torque or end-effector wrench above the collision thresholds
   (`set_full_collision_behavior` upper thresholds), or a joint velocity outside the FR3's position-dependent
   envelope (libfranka rate_limiting.h, computeUpper/LowerLimitsJointVelocity), stop the arm; every
@@ -22,8 +25,8 @@ controller (jazzy) and libfranka 0.21, emulated tick by tick at the 1 kHz FCI ra
   control unit's gravity compensation (arm and declared payload), with sensor noise.
 
 The external-torque estimate is what franka's model-based estimator attributes to the outside: the joint
-torque of the contact forces on the arm, plus every weight the control unit does not compensate (the mass by
-which the proxy's links exceed the model, e.g. its wrist camera and cabling, and an undeclared payload).
+torque of the contact forces on the arm, plus every weight the control unit does not compensate (an
+undeclared payload; with `identified_links=False` also the mass by which the proxy's links exceed the model).
 """
 from __future__ import annotations
 
@@ -76,6 +79,8 @@ class FrankaConfig:
       torque_thresholds: upper collision thresholds on the external joint torque estimate [Nm].
       force_thresholds: upper collision thresholds on the external end-effector wrench [N, Nm].
       effort_noise_std: noise of the measured joint torques [Nm].
+      identified_links: the control unit compensates the arm's true link weights (True, as Franka's identified
+        model does) or only the model's nominal ones (False).
     """
 
     reality: str | os.PathLike = "fr3_default"
@@ -84,6 +89,7 @@ class FrankaConfig:
     torque_thresholds: tuple[float, ...] = DEFAULT_TORQUE_THRESHOLDS
     force_thresholds: tuple[float, ...] = DEFAULT_FORCE_THRESHOLDS
     effort_noise_std: float = 0.02
+    identified_links: bool = True
 
     def __post_init__(self):
         for name, size in (("torque_thresholds", 7), ("force_thresholds", 6)):
@@ -128,6 +134,9 @@ class FrankaEmulation:
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         self.robot = self.sim.robot
+        if config.identified_links:  # the control unit's model is the arm's: every link weight compensated
+            compensated = self.sim.model.body_gravcomp > 0
+            self.sim.model.body_gravcomp[compensated] = 1.0
         if self.robot.velocity_envelope is None:
             raise ValueError(f"robot {self.robot.name}: its file gives no velocity_envelope (the reflex bounds)")
         self._envelope = self.robot.velocity_envelope
