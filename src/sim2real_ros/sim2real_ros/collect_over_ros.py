@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -22,12 +23,13 @@ from sim2real_core.policy.serving import robot_joints_and_period
 from sim2real_core.stack import apply_overrides, load_stack
 
 from . import contract
-from .messages import episode_event
+from .messages import diagnostic_values, episode_event
 from .spawned import check_running, spawn_node, stop_nodes
 
 ROBOT_STACK = "franka_proxy"
 COLLECT_STACK = "collect_real"
 DISPATCHER = "exploration_dispatcher"
+LOGGER = "transition_logger"
 TIMEOUT = 30.0
 
 
@@ -63,7 +65,7 @@ def collect_over_ros(policies: list[str], bag: str | Path, episodes: int, episod
         DISPATCHER: {"policies": [str(p) for p in policies], "episodes": episodes, "episode_steps": episode_steps,
                      "random_action_prob": random_action_prob, "seed": seed,
                      "wait_for_subscribers": 2},  # the logger and this operator listen for episode events
-        "transition_logger": {"output": str(bag)}})
+        LOGGER: {"output": str(bag)}})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(workdir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -71,6 +73,8 @@ def collect_over_ros(policies: list[str], bag: str | Path, episodes: int, episod
         rclpy.init()
         operator = _Operator()
         try:
+            operator.spin_until(operator.recorder_ready, "the transition logger to match every publisher it records",
+                                processes, folder)
             timeout = TIMEOUT + 2 * episode_steps * robot_joints_and_period("fr3")[1]
             ended = [operator.run_episode(number, number == episodes - 1, processes, folder, timeout)
                      for number in range(episodes)]
@@ -91,7 +95,9 @@ class _Operator:
     def __init__(self):
         self.node = n = rclpy.create_node("sim2real_collect_operator")
         self.ends: dict[int, dict] = {}
+        self.recorded: dict[str, int] = {}  # the logger's matched publishers per recorded topic
         n.create_subscription(String, contract.EPISODES, self._on_event, contract.EVENT_QOS)
+        n.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
         self.recover = n.create_client(Trigger, "/franka_proxy/error_recovery")
         self.reset_supervisor = n.create_client(Trigger, "/command_supervisor/reset")
         self.reset_world = n.create_client(Trigger, "/franka_proxy/reset_world")
@@ -101,6 +107,20 @@ class _Operator:
         event = episode_event(msg)
         if event.get("event") == "end" and event.get("source") == DISPATCHER:
             self.ends[int(event["episode"])] = event
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == LOGGER:
+                matched = diagnostic_values(status).get("matched_publishers", "")
+                self.recorded = {topic: int(count) for topic, _, count in
+                                 (item.rpartition("=") for item in matched.split(",") if item)}
+
+    def recorder_ready(self) -> bool:
+        """Whether the logger's readers have matched the arm's states, the supervisor's commands and both
+        publishers of episode events (franka_proxy's start pose, the dispatcher's episodes): discovery matches
+        each reader and writer pair on its own, so a reader on the graph may still miss the first messages."""
+        wanted = {f"/{contract.JOINT_STATES}": 1, f"/{contract.EFFORT_COMMANDS}": 1, contract.EPISODES: 2}
+        return all(self.recorded.get(topic, 0) >= count for topic, count in wanted.items())
 
     def spin_until(self, condition, what: str, processes: dict, folder: Path, timeout: float = TIMEOUT) -> None:
         deadline = time.monotonic() + timeout

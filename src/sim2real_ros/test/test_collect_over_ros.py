@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from sim2real_core.data.convert import bag_to_dataset
 
@@ -30,7 +31,8 @@ def test_collection_on_the_franka_emulation_converts_into_transitions_at_the_con
     assert len(data.observations) >= 0.8 * sum(collected["steps"])
     episodes, dt = data.extras["episodes"], np.diff(data.extras["timestamps"])
     within = episodes[1:] == episodes[:-1]
-    assert np.allclose(dt[within], 0.01, atol=1e-6), "transitions one control period apart within an episode"
+    periods = dt[within] / 0.01  # on the control-period grid (a gap in the 1 kHz stream may skip periods)
+    assert np.allclose(periods, np.round(periods), atol=1e-3) and np.median(periods) == pytest.approx(1.0)
 
 
 def test_collect_refuses_an_existing_bag_folder(tmp_path):
