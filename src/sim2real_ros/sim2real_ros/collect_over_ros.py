@@ -20,6 +20,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from sim2real_core.policy.serving import robot_joints_and_period
+from sim2real_core.sim.reality import DEFAULT_REALITY
 from sim2real_core.stack import apply_overrides, load_stack
 
 from . import contract
@@ -54,7 +55,7 @@ def _fault(event: dict) -> str:
 
 
 def collect_over_ros(policies: list[str], bag: str | Path, episodes: int, episode_steps: int,
-                     random_action_prob: float, reality: str = "fr3_default", seed: int = 0,
+                     random_action_prob: float, reality: str = DEFAULT_REALITY, seed: int = 0,
                      workdir: Path | None = None) -> Collection:
     """Run the exploration `policies` (folders of exploration policies) on the franka emulation of `reality` for
     `episodes` episodes of `episode_steps` control periods and record everything to `bag` (rosbag2, MCAP)."""

@@ -27,6 +27,7 @@ from std_srvs.srv import Trigger
 
 from sim2real_core.policy.evaluation import EvalResult, ReachJudge, summarise
 from sim2real_core.policy.serving import load_servable_policy, robot_joints_and_period
+from sim2real_core.sim.reality import DEFAULT_REALITY
 from sim2real_core.stack import NodeSpec
 
 from . import contract
@@ -125,7 +126,7 @@ class _Probe:
 
 
 def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 0,
-                      reality: str = "fr3_default", workdir: Path | None = None) -> RosEvalResult:
+                      reality: str = DEFAULT_REALITY, workdir: Path | None = None) -> RosEvalResult:
     """Run `episodes` reach episodes of a policy file through policy_server and sim_bridge processes.
 
     Args:

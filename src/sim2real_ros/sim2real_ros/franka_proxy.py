@@ -40,6 +40,7 @@ from sim2real_core.robot import arm_joint_names
 from sim2real_core.sim.bridge import TASKS
 from sim2real_core.sim.franka import (DEFAULT_FORCE_THRESHOLDS, DEFAULT_TORQUE_THRESHOLDS, TICK, FrankaConfig,
                                       FrankaEmulation, Payload)
+from sim2real_core.sim.reality import DEFAULT_REALITY
 from sim2real_core.sim.tasks import load_task
 
 from . import contract
@@ -62,7 +63,7 @@ class FrankaProxy(Node):
         def get(name, default, description, low=None, high=None):
             return self.declare_parameter(name, default, described(description, True, low, high)).value
 
-        reality = get("reality", "fr3_default", "reality file (config/reality name or path): the hidden truth")
+        reality = get("reality", DEFAULT_REALITY, "reality file (config/reality name or path): the hidden truth")
         task = get("task", "reach", f"start pose of the task: {sorted(TASKS)}")
         arm_prefix = get("arm_prefix", "", "franka_ros2 arm_prefix ('' for none)")
         robot_type = get("robot_type", "", "fr3 | fr3v2 ('': the robot file's)")

@@ -39,6 +39,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from sim2real_core.sim.bridge import BridgeConfig, SimBridge
+from sim2real_core.sim.reality import DEFAULT_REALITY
 
 from . import contract
 from .messages import (clock_msg, diagnostic_array, diagnostic_status, episode_event_msg, joint_state_msg,
@@ -59,7 +60,7 @@ class SimBridgeNode(Node):
         config = BridgeConfig(profile=get("profile", "sim"), task=get("task", "reach"),
                               clocking=get("clocking", "realtime"), rate=float(get("rate", 0.0)),
                               watchdog_period=float(get("watchdog_period", 0.05)), seed=get("seed", 0),
-                              reality=get("reality", "fr3_default"))
+                              reality=get("reality", DEFAULT_REALITY))
         diagnostics_period = get("diagnostics_period", 1.0)
         self.publish_events = get("publish_episode_events", True)
         self.frame_id = get("frame_id", "world")

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..config import ConfigError, config_path, load_yaml
+from ..sim.reality import DEFAULT_REALITY
 from .policy_file import ActionHead, EndEffectorFeatures, PolicySpec
 from .safety import SafetyLayer, SafetyLimits, load_safety_limits
 
@@ -155,7 +156,7 @@ def resolve_distribution(choice: str, space_name: str):
     if choice == "uniform":
         return Distribution.uniform(space), {"distribution": "uniform", "parameter_space": space_name}
     if choice == "oracle" or choice.startswith("oracle:"):
-        profile = choice.partition(":")[2] or "fr3_default"
+        profile = choice.partition(":")[2] or DEFAULT_REALITY
         reality = load_reality(profile)
         truth = reality.space.as_dict(reality.truth)
         values = space.vector({k: v for k, v in truth.items() if k in space.names}, fill_nominal=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .distributions import Distribution, load_distribution
-from .reality import RealityProxy
+from .reality import DEFAULT_REALITY, RealityProxy
 from .simulator import Simulator
 from .tasks import load_task
 
@@ -51,7 +51,7 @@ class BridgeConfig:
     rate: float = 0.0
     watchdog_period: float = 0.05
     seed: int = 0
-    reality: str = "fr3_default"
+    reality: str = DEFAULT_REALITY
 
     def __post_init__(self):
         for name, value, allowed in (("profile", self.profile, PROFILES), ("clocking", self.clocking, CLOCKING),

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..robot import load_robot
-from .reality import RealityProfile, RealityProxy, load_reality
+from .reality import DEFAULT_REALITY, RealityProfile, RealityProxy, load_reality
 
 TICK = 0.001  # [s] the FCI / controller_manager update period (franka controllers.yaml: update_rate 1000)
 MAX_TORQUE_RATE = 1000.0 - 1e-3  # [Nm/s] libfranka kMaxTorqueRate (rate_limiting.h, 0.21.2)
@@ -83,7 +83,7 @@ class FrankaConfig:
         model does) or only the model's nominal ones (False).
     """
 
-    reality: str | os.PathLike = "fr3_default"
+    reality: str | os.PathLike = DEFAULT_REALITY
     carried: Payload = field(default_factory=Payload)
     declared: Payload = field(default_factory=Payload)
     torque_thresholds: tuple[float, ...] = DEFAULT_TORQUE_THRESHOLDS

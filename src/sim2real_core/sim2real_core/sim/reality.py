@@ -18,6 +18,8 @@ from ..config import ConfigError, load_yaml, named_file
 from .parameters import ParameterSpace, load_parameter_space
 from .simulator import Simulator
 
+DEFAULT_REALITY = "fr3_default"  # the reality proxy that commands, nodes and the demo use unless told
+
 
 @dataclass(frozen=True)
 class RealityProfile:
@@ -49,7 +51,7 @@ def reality_file(name_or_path: str | os.PathLike) -> Path:
     return named_file("reality", name_or_path)
 
 
-def load_reality(name_or_path: str | os.PathLike = "fr3_default") -> RealityProfile:
+def load_reality(name_or_path: str | os.PathLike = DEFAULT_REALITY) -> RealityProfile:
     """Read and check a reality file."""
     path = reality_file(name_or_path)
     body = load_yaml(path).get("reality")
@@ -88,7 +90,7 @@ class RealityProxy(Simulator):
       control_period: seconds per step(); default: the robot's.
     """
 
-    def __init__(self, profile: str | os.PathLike | RealityProfile = "fr3_default", seed: int | None = None,
+    def __init__(self, profile: str | os.PathLike | RealityProfile = DEFAULT_REALITY, seed: int | None = None,
                  control_period: float | None = None):
         self.profile = profile if isinstance(profile, RealityProfile) else load_reality(profile)
         self.joint_load = np.zeros(7)  # further joint torques applied per physics step [N*m] (e.g. a payload)

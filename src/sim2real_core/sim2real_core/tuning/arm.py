@@ -41,7 +41,7 @@ from ..policy.tasks import make_task, ppo_defaults, resolve_distribution
 from ..policy.training import train_policy
 from ..sim.distributions import Distribution
 from ..sim.parameters import ParameterSpace
-from ..sim.reality import reality_file
+from ..sim.reality import DEFAULT_REALITY, reality_file
 from .cmaes_tuner import TargetEvaluation, tune_with_cmaes
 
 TASK = "reach"
@@ -185,7 +185,7 @@ def policy_steps(policy: Policy) -> int:
     return int(policy.spec.training.get("steps", 0))
 
 
-def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = "fr3_default",
+def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = DEFAULT_REALITY,
                     budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
                     config: PPOConfig | None = None, population_size: int | None = 4, sigma0: float = 0.5,
                     spread: float = 0.0, seed: int = 0, chain: bool = True,
@@ -265,7 +265,7 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
                      episodes.used, sim_steps)
 
 
-def select_by_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = "fr3_default",
+def select_by_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = DEFAULT_REALITY,
                      budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
                      config: PPOConfig | None = None, seed: int = 0,
                      progress: Callable[[str], None] | None = None) -> ArmTuning:
@@ -329,7 +329,7 @@ def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOCon
 
 
 def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: str | os.PathLike,
-                       dropo_episodes: int = 16, reality: str = "fr3_default", episodes_per_candidate: int = 2,
+                       dropo_episodes: int = 16, reality: str = DEFAULT_REALITY, episodes_per_candidate: int = 2,
                        steps: int = 50_000, heldout_episodes: int = 50, config: PPOConfig | None = None,
                        population_size: int | None = 4, sigma0: float = 0.5, spread: float = 0.0, seed: int = 0,
                        chain: bool = True, control: bool = True, selection: bool = True,

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..sim.reality import DEFAULT_REALITY
 from .arm import compare_with_dropo, comparison_markdown, plot_comparison
 
 HELP = ("FR3 reach: tune the sim for proxy return with CMA-ES at the target-episode budget a DROPO fit cost; "
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropo", required=True,
                         help="DROPO distribution YAML (the base is fine-tuned on it) or a DROPO-fine-tuned policy folder")
     parser.add_argument("--out", required=True, help="output folder (arm_tuning.md, .json, .png, policies)")
-    parser.add_argument("--reality", default="fr3_default", help="reality-proxy profile (default fr3_default)")
+    parser.add_argument("--reality", default=DEFAULT_REALITY, help=f"reality-proxy profile (default {DEFAULT_REALITY})")
     parser.add_argument("--budget", type=int, default=16,
                         help="target episodes DROPO's data cost, and so the tuner's budget (default 16)")
     parser.add_argument("--episodes-per-candidate", type=int, default=2,

@@ -12,6 +12,7 @@ from pathlib import Path
 from sim2real_core.policy.evaluation import evaluate
 from sim2real_core.policy.policy_file import load_policy
 from sim2real_core.policy.tasks import make_task
+from sim2real_core.sim.reality import DEFAULT_REALITY
 
 HELP = "evaluate a policy file on the simulator (nominal) or on the reality proxy"
 
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=["sim", "reality", "franka"], default="sim",
                         help="sim: nominal simulator parameters; reality: the reality proxy (default sim); franka "
                              "(--over-ros only): the reality proxy behind the franka_ros2 emulation at 1 kHz")
-    parser.add_argument("--reality", default="fr3_default", help="reality profile in config/reality (default fr3_default)")
+    parser.add_argument("--reality", default=DEFAULT_REALITY, help=f"reality profile in config/reality (default {DEFAULT_REALITY})")
     parser.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the first episode (default 1000)")
     parser.add_argument("--over-ros", action="store_true",
