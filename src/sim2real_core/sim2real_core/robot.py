@@ -11,6 +11,8 @@ import numpy as np
 from .config import ConfigError, load_yaml, named_file
 from .kinematics import SerialChain
 
+DEFAULT_ROBOT = "fr3"  # config/robots/NAME.yaml of the arm every tool and node drives unless told
+
 
 @dataclass(frozen=True)
 class VelocityEnvelope:
@@ -79,7 +81,7 @@ def robot_file(name_or_path: str | os.PathLike) -> Path:
     return named_file("robots", name_or_path)
 
 
-def load_robot(name_or_path: str | os.PathLike = "fr3") -> RobotSpec:
+def load_robot(name_or_path: str | os.PathLike = DEFAULT_ROBOT) -> RobotSpec:
     """Load and check a robot file (every array must have one value per joint)."""
     path = robot_file(name_or_path)
     body = load_yaml(path).get("robot")

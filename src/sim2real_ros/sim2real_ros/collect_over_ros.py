@@ -76,7 +76,7 @@ def collect_over_ros(policies: list[str], bag: str | Path, episodes: int, episod
         try:
             operator.spin_until(operator.recorder_ready, "the transition logger to match every publisher it records",
                                 processes, folder)
-            timeout = TIMEOUT + 2 * episode_steps * robot_joints_and_period("fr3")[1]
+            timeout = TIMEOUT + 2 * episode_steps * robot_joints_and_period()[1]
             ended = [operator.run_episode(number, number == episodes - 1, processes, folder, timeout)
                      for number in range(episodes)]
             dispatcher = processes.pop(DISPATCHER)

@@ -138,7 +138,7 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
         reality: reality profile for target ``reality``.
         workdir: where node parameter files and logs go (default: a temporary folder).
     """
-    joints, period = robot_joints_and_period("fr3")
+    joints, period = robot_joints_and_period()
     policy = load_servable_policy(policy_path, joints)
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")

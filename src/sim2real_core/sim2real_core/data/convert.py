@@ -52,7 +52,7 @@ from scipy.spatial.transform import Rotation
 from sim2real_core.data.bagio import BagError, BagReader
 from sim2real_core.data.dataset import TransitionDataset
 from sim2real_core.data.layouts import JOINT_STATE as STATE_LAYOUT, JOINT_STATE_PUCK, observation_names
-from sim2real_core.robot import load_robot
+from sim2real_core.robot import DEFAULT_ROBOT, load_robot
 
 JOINT_STATES_TOPICS = ("/franka/joint_states", "/joint_states")  # franka_ros2: 1 kHz arm state, merged 30 Hz
 COMMANDS_TOPIC = "/effort_controller/commands"
@@ -89,7 +89,7 @@ def _usable(times: np.ndarray | None, n: int) -> bool:
     return times is not None and len(times) == n and bool(np.all(times > 0))
 
 
-def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, *, robot: str = "fr3",
+def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, *, robot: str = DEFAULT_ROBOT,
                    joint_names: Sequence[str] | None = None, joint_states_topic: str | None = None,
                    commands_topic: str = COMMANDS_TOPIC, episodes_topic: str = EPISODES_TOPIC,
                    episode_source: str | None = None, max_gap: float | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.layouts import JOINT_STATE, JOINT_STATE_PUCK
-from ..robot import load_robot
+from ..robot import DEFAULT_ROBOT, load_robot
 from ..sim.batch import BatchSimulator
 from ..sim.models import load_model
 from ..sim.parameters import ParameterSpace
@@ -16,7 +16,7 @@ from .transitions import Transitions
 PUCK_JOINT = "puck"  # the free joint of the pushing task's puck in the FR3 model
 
 
-def fr3_system(robot: str = "fr3", puck: bool = False) -> System:
+def fr3_system(robot: str = DEFAULT_ROBOT, puck: bool = False) -> System:
     """The arm model with the joint_state_v1 layout, or with `puck` the joint_state_puck_v1 layout.
 
     Without `puck` other bodies (the puck) start at the model's qpos0 in every prediction; with it the puck's
@@ -42,7 +42,7 @@ def fr3_system(robot: str = "fr3", puck: bool = False) -> System:
 
 
 def generate_fr3_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 20, steps: int = 100,
-                      seed: int = 0, torque_fraction: float = 0.3, robot: str = "fr3") -> Transitions:
+                      seed: int = 0, torque_fraction: float = 0.3, robot: str = DEFAULT_ROBOT) -> Transitions:
     """Transitions of the simulated arm with true parameters under smoothed random torques from near home.
 
     Args:

@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 
 from ..data.layouts import JOINT_STATE_PUCK
-from ..robot import load_robot
+from ..robot import DEFAULT_ROBOT, load_robot
 from ..sim.parameters import ModelBinding, ParameterSpace
 from .fr3 import PUCK_JOINT, fr3_system
 from .transitions import Transitions
@@ -35,7 +35,7 @@ class StrikeController:
       robot: config/robots name (kinematics, fingertip site, torque limits, control period).
     """
 
-    def __init__(self, robot: str = "fr3"):
+    def __init__(self, robot: str = DEFAULT_ROBOT):
         system = fr3_system(robot)
         self.spec = load_robot(robot)
         self.model = system.model
@@ -77,7 +77,7 @@ class StrikeController:
 
 
 def generate_push_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 8, steps: int = 50,
-                       seed: int = 0, robot: str = "fr3") -> Transitions:
+                       seed: int = 0, robot: str = DEFAULT_ROBOT) -> Transitions:
     """Transitions of the simulated arm striking the puck, with true parameters, in the joint_state_puck_v1 layout.
 
     Args:

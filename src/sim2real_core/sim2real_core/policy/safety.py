@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError, config_path, load_yaml
-from ..robot import VelocityEnvelope, load_robot
+from ..robot import DEFAULT_ROBOT, VelocityEnvelope, load_robot
 
 COUNTERS = ("periods", "clipped", "rate_limited", "joint_limit", "velocity_envelope", "nan", "watchdog_zero",
             "watchdog", "faulted")
@@ -91,7 +91,7 @@ class SafetyLimits:
         return len(self.torque)
 
 
-def load_safety_limits(robot: str | Path = "fr3", safety: str | Path | None = None, **overrides) -> SafetyLimits:
+def load_safety_limits(robot: str | Path = DEFAULT_ROBOT, safety: str | Path | None = None, **overrides) -> SafetyLimits:
     """The safety limits of a robot: its file's limits plus the safety-layer settings.
 
     Args:

@@ -8,12 +8,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..robot import arm_joint_names, joint_role, load_robot
+from ..robot import DEFAULT_ROBOT, arm_joint_names, joint_role, load_robot
 from .policy_file import Policy, PolicyFileError, load_policy
 from .safety import SafetyLayer
 
 
-def robot_joints_and_period(robot: str | Path = "fr3", arm_prefix: str = "",
+def robot_joints_and_period(robot: str | Path = DEFAULT_ROBOT, arm_prefix: str = "",
                             robot_type: str = "") -> tuple[list[str], float]:
     """The arm's joint names (with franka_ros2's arm prefix and robot type) and control period (s)."""
     spec = load_robot(robot)

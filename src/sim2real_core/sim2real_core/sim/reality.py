@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from ..config import ConfigError, load_yaml, named_file
+from ..robot import DEFAULT_ROBOT
 from .parameters import ParameterSpace, load_parameter_space
 from .simulator import Simulator
 
@@ -62,7 +63,7 @@ def load_reality(name_or_path: str | os.PathLike = DEFAULT_REALITY) -> RealityPr
         truth = space.validate(space.vector(body.get("truth") or {}, fill_nominal=True))
         extra = body.get("unmodelled") or {}
         profile = RealityProfile(
-            robot=str(body.get("robot", "fr3")), space=space, truth=truth,
+            robot=str(body.get("robot", DEFAULT_ROBOT)), space=space, truth=truth,
             command_latency=float(extra.get("command_latency", 0.0)),
             stribeck_torque=np.asarray(extra.get("stribeck_torque", [0.0] * 7), dtype=float),
             stribeck_velocity=float(extra.get("stribeck_velocity", 0.1)),

@@ -24,7 +24,7 @@ import mujoco
 import numpy as np
 
 from ..config import ConfigError
-from ..robot import RobotSpec, load_robot
+from ..robot import DEFAULT_ROBOT, RobotSpec, load_robot
 from .distributions import Distribution
 from .models import load_model
 from .parameters import ModelBinding, ParameterSpace, load_parameter_space
@@ -84,7 +84,7 @@ class Simulator:
       seed: seed of the noise generator (reset(seed=...) reseeds).
     """
 
-    def __init__(self, space: ParameterSpace | str | None = None, robot: RobotSpec | str = "fr3",
+    def __init__(self, space: ParameterSpace | str | None = None, robot: RobotSpec | str = DEFAULT_ROBOT,
                  model: str | mujoco.MjModel | None = None, control_period: float | None = None,
                  seed: int | None = None):
         self.robot = robot if isinstance(robot, RobotSpec) else load_robot(robot)
