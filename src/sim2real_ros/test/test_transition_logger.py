@@ -31,9 +31,12 @@ def _publishers(node):
 
 
 def _wait_matched(node, publishers, timeout=20.0):
+    """Until the logger subscribes and (discovery is two-sided) its readers report our publishers matched."""
     assert spin_until(node, lambda: all(p.get_subscription_count() > 0 for p in publishers), timeout), \
         "the logger never subscribed"
-    spin_until(node, lambda: False, 1.0)  # discovery is two-sided: let the logger's readers match us too
+    matched = logger_matched_publishers(node)
+    topics = [p.topic_name for p in publishers]
+    assert spin_until(node, lambda: all(matched.get(t, 0) >= 1 for t in topics), timeout), (topics, matched)
 
 
 def _state(i):
