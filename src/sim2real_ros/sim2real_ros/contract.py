@@ -24,8 +24,8 @@ CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=
 # The joint-state stream's writers (and the evaluator's reader): a reliable writer keeps only its history for a
 # reader that stalls, so 1000 samples (1 s at franka_ros2's 1 kHz) survive a stall of the recorder, which misses
 # no state of a lockstep simulation stepping at several kHz (clean-clone quick demos kept 278 of 630 states with
-# KEEP_LAST 10, 429 with 100). Commanders read with CONTROL_QOS: a reader that fell behind must jump to the
-# newest states; with a 1000-sample reader queue a starved policy server stayed a full second behind the
+# KEEP_LAST 10, 429 with 100). The policy server reads with CONTROL_QOS: a reader that fell behind must jump to
+# the newest states; with a 1000-sample reader queue a starved policy server stayed a full second behind the
 # 1 kHz stream, every state stale, and the arm was never commanded.
 STATE_STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 # Episode boundaries and diagnostics: low rate, nothing may be lost.
