@@ -21,12 +21,10 @@ SIM_BRIDGE_NAME = "sim_bridge"
 
 # High-rate state and commands: keep the newest few, reliable so lockstep stepping never loses one.
 CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# The joint-state stream's writers (and the evaluator's reader): a reliable writer keeps only its history for a
+# The joint-state stream's writers and readers: a reliable writer keeps only its history for a
 # reader that stalls, so 1000 samples (1 s at franka_ros2's 1 kHz) survive a stall of the recorder, which misses
 # no state of a lockstep simulation stepping at several kHz (clean-clone quick demos kept 278 of 630 states with
-# KEEP_LAST 10, 429 with 100). The policy server reads with CONTROL_QOS: a reader that fell behind must jump to
-# the newest states; with a 1000-sample reader queue a starved policy server stayed a full second behind the
-# 1 kHz stream, every state stale, and the arm was never commanded.
+# KEEP_LAST 10, 429 with 100). Readers that command use it too (see the README on its cost at 1 kHz).
 STATE_STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 # Episode boundaries and diagnostics: low rate, nothing may be lost.
 EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
