@@ -9,7 +9,9 @@ import threading
 import time
 
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
 
+from conftest import spin_until
 from sim2real_core.data.bagio import BagReader
 
 JOINT_STATES = "/franka/joint_states"
@@ -51,12 +53,20 @@ class Up:
         return self.process.returncode, "".join(self.lines)
 
 
-def test_two_node_stack_exchanges_messages_and_stops_cleanly_on_ctrl_c(tmp_path):
+def test_two_node_stack_exchanges_messages_and_stops_cleanly_on_ctrl_c(tmp_path, ros_node):
     bag = tmp_path / "bag"
+    written = {"count": 0}
+
+    def on_diagnostics(msg):  # the logger's own count of what it wrote (discovery may match its reader late)
+        for status in msg.status:
+            if status.name.startswith("transition_logger"):
+                written["count"] = int({v.key: v.value for v in status.values}.get("written", 0))
+
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 100)
     up = Up(write_stack(tmp_path / "stack.yaml", {"clocking": "realtime"}, bag))
     assert up.wait_for("[sim_bridge]", "[transition_logger] [INFO]"), "".join(up.lines)
     assert up.wait_for(f"recording {JOINT_STATES}"), "".join(up.lines)
-    time.sleep(3.0)  # a few seconds of 100 Hz joint states recorded
+    assert spin_until(ros_node, lambda: written["count"] > 60, 60.0), "".join(up.lines)
     code, output = up.interrupt()
     assert code == 0, output
     assert "sim_bridge stopped cleanly" in output and "transition_logger stopped cleanly" in output, output
