@@ -24,7 +24,7 @@ from sim2real_core.sim.reality import DEFAULT_REALITY
 from sim2real_core.stack import apply_overrides, load_stack
 
 from . import contract
-from .messages import diagnostic_values, episode_event
+from .messages import diagnostic_values, episode_event, matched_publishers
 from .spawned import check_running, spawn_node, stop_nodes
 
 ROBOT_STACK = "franka_proxy"
@@ -112,9 +112,7 @@ class _Operator:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.name == LOGGER:
-                matched = diagnostic_values(status).get("matched_publishers", "")
-                self.recorded = {topic: int(count) for topic, _, count in
-                                 (item.rpartition("=") for item in matched.split(",") if item)}
+                self.recorded = matched_publishers(diagnostic_values(status))
 
     def recorder_ready(self) -> bool:
         """Whether the logger's readers have matched the arm's states, the supervisor's commands and both

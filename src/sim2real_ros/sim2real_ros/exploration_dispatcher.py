@@ -34,11 +34,11 @@ Parameters:
         "reflex" when the robot side reports one on /diagnostics); the next episode waits for the operator.
     extra_inputs_box (string, default ''): TASK.BOX of config/tasks (e.g. fr3_reach.target) from which the
         policies' extra inputs (the reach target) are drawn per episode; '': the policies' defaults.
-    wait_for_subscribers (int, default 0): no episode starts while fewer nodes subscribe to the episode topic
-        (set 1 with a transition logger, so no boundary is published before the recorder listens).
-    wait_for_state_subscribers (int, default 0): nor while fewer other nodes subscribe to the joint states (set
-        1 with a transition logger: it subscribes to each topic separately, and a lockstep episode's states
-        missed by the recorder are lost for good).
+    wait_for_subscribers (int, default 0): no episode starts while fewer readers of the episode topic have
+        matched this node (set 1 with a transition logger, so no boundary is published before it listens).
+    wait_for_state_subscribers (int, default 0): nor while fewer transition loggers report (matched_publishers
+        on /diagnostics) a state reader matched to the arm's stream (set 1 with a logger: discovery matches
+        each reader and writer pair on its own, and a lockstep episode's states it misses are lost for good).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
 """
 from __future__ import annotations
@@ -65,7 +65,8 @@ from sim2real_core.policy.serving import PeriodGate, robot_joints_and_period
 
 from . import contract
 from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, diagnostic_values,
-                       episode_event_msg, joint_state_arrays, publish_zero_torque, stamp_to_seconds)
+                       episode_event_msg, joint_state_arrays, matched_publishers, publish_zero_torque,
+                       stamp_to_seconds)
 from .node_main import run_node
 
 TARGETS = ("sim", "hardware")
@@ -102,6 +103,7 @@ class ExplorationDispatcher(Node):
         watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
         self.wait_for_subscribers = self.declare_parameter("wait_for_subscribers", 0, fixed).value
         self.wait_for_state_subscribers = self.declare_parameter("wait_for_state_subscribers", 0, fixed).value
+        self._recorders: dict[str, dict[str, int]] = {}  # logger diagnostics name -> matched publishers per topic
         extra_box = self.declare_parameter("extra_inputs_box", "", fixed).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
         if self.target not in TARGETS:
@@ -220,12 +222,12 @@ class ExplorationDispatcher(Node):
                             f"{self.state_sub.topic_name}")
             self.get_logger().warn(self.problem, throttle_duration_sec=10.0)
             return False
-        listening = self.count_subscribers(self.event_pub.topic_name)
-        recording = self.count_subscribers(self.state_sub.topic_name) - 1  # besides this node
+        listening = self.event_pub.get_subscription_count()
+        recording = sum(1 for matched in self._recorders.values() if matched.get(self.state_sub.topic_name, 0) >= 1)
         if listening >= self.wait_for_subscribers and recording >= self.wait_for_state_subscribers:
             return True
         self.problem = (f"waiting for {self.wait_for_subscribers} subscribers of {self.event_pub.topic_name} "
-                        f"(have {listening}) and {self.wait_for_state_subscribers} other subscribers of "
+                        f"(have {listening}) and {self.wait_for_state_subscribers} loggers recording "
                         f"{self.state_sub.topic_name} (have {recording})")
         self.get_logger().warn(self.problem, throttle_duration_sec=10.0)
         return False
@@ -316,10 +318,13 @@ class ExplorationDispatcher(Node):
             self._finish_episode()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        """The robot side (franka_proxy) reports a reflex: the running episode ends with fault "reflex"."""
+        """The robot side (franka_proxy) reports a reflex: the running episode ends with fault "reflex". Transition
+        loggers report which of their readers have matched (see wait_for_state_subscribers)."""
         arm = self.joint_names[0].rsplit("_joint", 1)[0]
         for status in msg.status:
             values = diagnostic_values(status)
+            if "matched_publishers" in values:  # a transition logger's report of its readers
+                self._recorders[status.name] = matched_publishers(values)
             if values.get("robot_mode") == "reflex" and values.get("arm") == arm and self.dispatcher.running:
                 self.dispatcher.safety.trip("reflex")
                 if self.dispatcher.current.fault is None:

@@ -116,6 +116,12 @@ def diagnostic_values(status: DiagnosticStatus) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
 
+def matched_publishers(values: Mapping[str, str]) -> dict[str, int]:
+    """A transition logger's `matched_publishers` diagnostic ("topic=count,...") as {topic: count}."""
+    text = values.get("matched_publishers", "")
+    return {topic: int(count) for topic, _, count in (item.rpartition("=") for item in text.split(",") if item)}
+
+
 def episode_event_msg(event: Mapping[str, object]) -> String:
     """An episode boundary {"event": "start"|"end", "episode": n, ...} -> std_msgs/String JSON."""
     return String(data=json.dumps(dict(event), sort_keys=True))
