@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from sim2real_core.data.convert import bag_to_dataset
 
@@ -31,8 +30,10 @@ def test_collection_on_the_franka_emulation_converts_into_transitions_at_the_con
     assert len(data.observations) >= 0.8 * sum(collected["steps"])
     episodes, dt = data.extras["episodes"], np.diff(data.extras["timestamps"])
     within = episodes[1:] == episodes[:-1]
-    periods = dt[within] / 0.01  # on the control-period grid (a gap in the 1 kHz stream may skip periods)
-    assert np.allclose(periods, np.round(periods), atol=1e-3) and np.median(periods) == pytest.approx(1.0)
+    # one control period apart, except across a gap in the 1 kHz stream (the converter starts a new segment,
+    # on its own grid, after it)
+    one_period = np.isclose(dt[within], 0.01, atol=1e-5)
+    assert one_period.mean() > 0.95, dt[within][~one_period]
 
 
 def test_collect_refuses_an_existing_bag_folder(tmp_path):
