@@ -24,7 +24,11 @@ CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=
 # The joint-state stream's writers and readers: a reliable writer keeps only its history for a
 # reader that stalls, so 1000 samples (1 s at franka_ros2's 1 kHz) survive a stall of the recorder, which misses
 # no state of a lockstep simulation stepping at several kHz (clean-clone quick demos kept 278 of 630 states with
-# KEEP_LAST 10, 429 with 100). Readers that command use it too (see the README on its cost at 1 kHz).
+# KEEP_LAST 10, 429 with 100).
 STATE_STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+# Readers that command from the stream (policy server, exploration dispatcher): a starved reader that queued
+# the writers' 1000 samples would act a full second behind a 1 kHz stream, on states the watchdog refuses as
+# stale; 50 samples bound the backlog to 50 ms at 1 kHz and still hold half a second of a 100 Hz stream.
+COMMANDER_STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
 # Episode boundaries and diagnostics: low rate, nothing may be lost.
 EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)

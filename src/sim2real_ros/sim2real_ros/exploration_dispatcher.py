@@ -145,7 +145,7 @@ class ExplorationDispatcher(Node):
         self.event_pub = self.create_publisher(String, contract.EPISODES, contract.EVENT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
         self.state_sub = self.create_subscription(JointState, contract.JOINT_STATES, self._on_state,
-                                                  contract.STATE_STREAM_QOS)
+                                                  contract.COMMANDER_STATE_QOS)
         self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
         self.create_service(Trigger, "~/start_episode", self._on_start_episode)
         self.reset_client = self.create_client(Trigger, reset_service) if self.target == "sim" else None

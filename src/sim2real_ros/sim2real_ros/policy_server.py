@@ -113,7 +113,7 @@ class PolicyServer(Node):
         self.command_pub = self.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS, contract.EVENT_QOS)
         self.state_sub = self.create_subscription(JointState, contract.JOINT_STATES, self._on_state,
-                                                  contract.STATE_STREAM_QOS)
+                                                  contract.COMMANDER_STATE_QOS)
         self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, contract.EVENT_QOS)
         self.create_service(Trigger, "~/reset_fault", self._on_reset_fault)
         self.control_timer = self.create_timer(self.period * (HOLD_AFTER if self.publish_on_state else 1.0),

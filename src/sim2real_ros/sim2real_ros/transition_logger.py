@@ -276,7 +276,7 @@ class TransitionLogger(Node):
 
 def main() -> None:
     """Entry point of `ros2 run sim2real_ros transition_logger`."""
-    sys.exit(run_node(TransitionLogger))
+    sys.exit(run_node(TransitionLogger, events=False))  # raw subscriptions
 
 
 if __name__ == "__main__":
