@@ -36,17 +36,17 @@ $(JAZZY_INSTALLED): requirements-jazzy.txt $(INSTALLED)
 test: test-kilted test-jazzy
 
 test-kilted: setup
-	$(WS) python -m pytest -m "not franka_stack" $(PYTEST_ARGS)
+	$(WS) python -m pytest $(PYTEST_ARGS)
 
-# The 1 kHz franka emulation against the real stack over DDS: not in `make test` (README: how often it passed).
+# Only the 1 kHz franka emulation against the real stack over DDS (part of `make test` too).
 test-franka: setup
 	$(WS) python -m pytest -m franka_stack -s $(PYTEST_ARGS)
 
 # The node tests (separate processes over DDS) against ROS 2 Jazzy's rclpy; the workspace is pure Python.
-# Left out: the quick demo (slow) and the franka stack tests (see test-franka).
+# Left out: the quick demo (slow).
 test-jazzy: setup $(JAZZY_INSTALLED)
 	$(WS) $(JAZZY)/bin/python -c "import rclpy, importlib.metadata as m; print('ROS 2 Jazzy: rclpy', m.version('ros-jazzy-rclpy'))"
-	$(WS) $(JAZZY)/bin/python -m pytest src/sim2real_ros/test -m "not slow and not franka_stack" $(PYTEST_ARGS)
+	$(WS) $(JAZZY)/bin/python -m pytest src/sim2real_ros/test -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
 	$(WS) sim2real demo --out $(DEMO_OUT)

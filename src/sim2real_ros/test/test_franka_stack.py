@@ -64,15 +64,14 @@ class Probe:
 
 
 def robot_side(up_stack, tmp_path, namespace="", arm_prefix=""):
-    """`sim2real up franka_proxy` on an arm only slightly heavier than the model, whose control unit compensates
-    only the model's weights (identified_links false): the small excess keeps the holding torque nonzero, so a
-    dead commander leaves torque to be zeroed, while a loaded machine that leaves the arm without torque for a
-    while does not drop it into a velocity reflex as the default proxy's much heavier links would."""
+    """`sim2real up franka_proxy` on an arm slightly heavier than the model. Its control unit compensates the
+    true link weights (as Franka's identified model does), so an arm left without commands while a loaded
+    machine starts the stack holds its pose instead of sagging into a joint limit."""
     reality = tmp_path / "light_reality.yaml"
     reality.write_text("reality:\n  robot: fr3\n  parameter_space: fr3_reach\n"
                        "  truth: {link4_mass_scale: 1.05, link7_mass_scale: 1.1}\n")
     return up_stack("franka_proxy", "--namespace", namespace, "--set", f"franka_proxy.reality:={reality}",
-                    f"franka_proxy.arm_prefix:={arm_prefix}", "franka_proxy.identified_links:=false")
+                    f"franka_proxy.arm_prefix:={arm_prefix}")
 
 
 def serve(up_stack, tmp_path, namespace="", arm_prefix=""):
