@@ -10,8 +10,10 @@ Rules (each one counted in `metadata["counts"]` when it drops or changes data):
   split the recording by log (receive) time. With several sources one is used (`episode_source`; events of
   others are counted in `episode_events_ignored`), unpaired events in `unmatched_episode_events`. States
   outside an episode are dropped (`states_outside_episodes`). Without events the whole bag is one episode.
-  Within an episode, header stamps must increase strictly (else an error naming the message): they set the
-  time base. A gap longer than `max_gap` between states splits the episode into segments (`gap_splits`).
+  Within an episode header stamps set the time base. States whose stamps break the order (out-of-order or
+  repeated stamps, as a publisher's history may arrive when a reader connects) are dropped
+  (`dropped_unordered_states`): the longest run of strictly increasing stamps in receive order is kept, so
+  one wrong stamp costs one state, whether it is early or late. A gap longer than `max_gap` between states splits the episode into segments (`gap_splits`).
 - Each segment is resampled on a grid t_k = t_0 + k * control_period by linear interpolation of (q, dq) between
   the neighbouring states (`interpolated_states` counts grid points that fall between samples).
 - Actions: std_msgs/Float64MultiArray commands are held zero-order between messages. The action of transition
@@ -25,7 +27,8 @@ Rules (each one counted in `metadata["counts"]` when it drops or changes data):
   `timeouts` (the trajectory was cut, not terminated).
 - Puck (push task): when the bag has geometry_msgs/PoseStamped poses on `/puck/pose` (or a named puck topic),
   states are joint_state_puck_v1 (sim2real_core.data.layouts). Puck poses are assigned to episodes by log time
-  like the joint states, their header stamps must increase within an episode, and a pose with a non-finite
+  like the joint states, poses that break the stamp order are dropped the same way
+  (`dropped_unordered_puck_poses`), and a pose with a non-finite
   value or a zero quaternion is dropped (`dropped_nonfinite_puck_poses`). The quaternion is normalised and its
   sign kept continuous. Velocities are finite differences of consecutive poses, second order at interior
   poses (numpy.gradient's formula for uneven spacing: the two neighbouring difference quotients weighted by
@@ -38,6 +41,7 @@ Rules (each one counted in `metadata["counts"]` when it drops or changes data):
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -70,7 +74,6 @@ EXACT_NS = 1000  # a grid point within 1 us of a state sample takes that sample 
 class _States:
     stamps: np.ndarray  # int64 ns, header stamps
     log: np.ndarray  # int64 ns, receive times
-    index: np.ndarray  # message index within the topic
     q: np.ndarray
     dq: np.ndarray
     sent: np.ndarray | None = None  # int64 ns on the clock shared with the commands (publish or log time)
@@ -80,7 +83,6 @@ class _States:
 class _Poses:
     stamps: np.ndarray  # int64 ns, header stamps
     log: np.ndarray  # int64 ns, receive times
-    index: np.ndarray  # message index within the topic
     position: np.ndarray  # (n, 3)
     quaternion: np.ndarray  # (n, 4) w, x, y, z
 
@@ -153,10 +155,11 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
     cmd_time, cmd_values = cmd_time[order], cmd_values[order]
     counts = {"state_messages": int(len(states.stamps)), "command_messages": int(len(cmd_log)),
               "episode_events": len(events), "dropped_nonfinite_states": 0, "states_outside_episodes": 0,
-              "gap_splits": 0, "interpolated_states": 0, "dropped_no_command": 0, "dropped_nonfinite_actions": 0,
+              "dropped_unordered_states": 0, "gap_splits": 0, "interpolated_states": 0, "dropped_no_command": 0, "dropped_nonfinite_actions": 0,
               "dropped_short_segments": 0, "episode_events_ignored": 0, "unmatched_episode_events": 0}
     if poses is not None:
         counts.update({"puck_messages": int(len(poses.stamps)), "dropped_nonfinite_puck_poses": 0,
+                       "dropped_unordered_puck_poses": 0,
                        "dropped_no_puck_state": 0})
     if len(states.stamps) == 0:
         raise BagError(f"bag {bag}: topic {state_topic} has no messages")
@@ -176,8 +179,9 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         member = (states.log >= start) & (states.log <= end)
         in_any |= member
         sel = np.flatnonzero(member)
-        _check_monotonic(bag, state_topic, states.stamps, states.index, sel)
-        sel = sel[finite[sel]]
+        ordered = increasing_run(states.stamps[sel])
+        counts["dropped_unordered_states"] += int((~ordered).sum())
+        sel = sel[ordered & finite[sel]]
         if len(sel) < 2:
             counts["dropped_short_segments"] += int(len(sel) > 0)
             continue
@@ -186,7 +190,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
         cuts = np.flatnonzero(np.diff(stamps) > limit) + 1
         counts["gap_splits"] += len(cuts)
         segments = np.split(sel, cuts)
-        track = None if poses is None else _PuckTrack(bag, pose_topic, poses, start, end, gap_ns, counts)
+        track = None if poses is None else _PuckTrack(poses, start, end, gap_ns, counts)
         for s_index, seg in enumerate(segments):
             last = s_index == len(segments) - 1
             _segment(states, seg, period_ns, cmd_time, cmd_values, terminal and last, number, counts, out, track)
@@ -248,16 +252,16 @@ def _check_type(bag: Path, topics: dict[str, str], topic: str, expected: str) ->
 def _read(bag: Path, reader: BagReader, state_topic: str, commands_topic: str, episodes_topic: str | None,
           names: list[str], pose_topic: str | None = None):
     n = len(names)
-    stamps, logs, idx, qs, dqs = [], [], [], [], []
+    stamps, logs, qs, dqs = [], [], [], []
     cmd_log, cmd_values, events = [], [], []
-    pose_rows: list[tuple] = []  # (stamp, log, index, x, y, z, qw, qx, qy, qz)
+    pose_rows: list[tuple] = []  # (stamp, log, x, y, z, qw, qx, qy, qz)
     orders: dict[tuple, np.ndarray] = {}
     wanted = [state_topic, commands_topic] + ([episodes_topic] if episodes_topic else []) + \
         ([pose_topic] if pose_topic else [])
     for topic, log_time, i, msg in reader.messages(wanted):
         if topic == pose_topic:
             p, o = msg.pose.position, msg.pose.orientation
-            pose_rows.append((msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, log_time, i,
+            pose_rows.append((msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, log_time,
                               p.x, p.y, p.z, o.w, o.x, o.y, o.z))
             continue
         where = f"bag {bag}: topic {topic} message #{i} (log time {log_time} ns)"
@@ -271,7 +275,6 @@ def _read(bag: Path, reader: BagReader, state_topic: str, commands_topic: str, e
                                f"{len(msg.velocity)} velocities (state layout {STATE_LAYOUT} needs both)")
             stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
             logs.append(log_time)
-            idx.append(i)
             qs.append(msg.position[order])
             dqs.append(msg.velocity[order])
         elif topic == commands_topic:
@@ -281,13 +284,13 @@ def _read(bag: Path, reader: BagReader, state_topic: str, commands_topic: str, e
             cmd_values.append(msg.data)
         else:
             events.append((log_time, i, msg.data))
-    states = _States(np.array(stamps, dtype=np.int64), np.array(logs, dtype=np.int64), np.array(idx),
+    states = _States(np.array(stamps, dtype=np.int64), np.array(logs, dtype=np.int64),
                      np.array(qs, dtype=np.float64).reshape(-1, n), np.array(dqs, dtype=np.float64).reshape(-1, n))
     poses = None
     if pose_topic:
-        ints = np.array([r[:3] for r in pose_rows], dtype=np.int64).reshape(-1, 3)
-        values = np.array([r[3:] for r in pose_rows], dtype=np.float64).reshape(-1, 7)
-        poses = _Poses(ints[:, 0], ints[:, 1], ints[:, 2], values[:, :3], values[:, 3:])
+        ints = np.array([r[:2] for r in pose_rows], dtype=np.int64).reshape(-1, 2)
+        values = np.array([r[2:] for r in pose_rows], dtype=np.float64).reshape(-1, 7)
+        poses = _Poses(ints[:, 0], ints[:, 1], values[:, :3], values[:, 3:])
     return (states, np.array(cmd_log, dtype=np.int64), np.array(cmd_values, dtype=np.float64).reshape(-1, n),
             events, poses)
 
@@ -357,23 +360,40 @@ def _episode_intervals(bag: Path, topic: str, events: list, source: str | None,
     return intervals, chosen
 
 
-def _check_monotonic(bag: Path, topic: str, all_stamps: np.ndarray, index: np.ndarray, sel: np.ndarray) -> None:
-    stamps = all_stamps[sel]
-    bad = np.flatnonzero(np.diff(stamps) <= 0)
-    if len(bad):
-        a, b = sel[bad[0]], sel[bad[0] + 1]
-        raise BagError(f"bag {bag}: topic {topic} message #{index[b]} has header stamp {stamps[bad[0] + 1]} ns, "
-                       f"not after message #{index[a]} ({stamps[bad[0]]} ns); header stamps must increase "
-                       "within an episode")
+def increasing_run(stamps: np.ndarray) -> np.ndarray:
+    """Mask of the longest strictly increasing subsequence of `stamps` (earliest-received on ties)."""
+    n = len(stamps)
+    if n < 2 or bool(np.all(np.diff(stamps) > 0)):
+        return np.ones(n, dtype=bool)
+    tails: list[int] = []  # tails[k]: the smallest last stamp of an increasing run of length k + 1
+    tail_index: list[int] = []
+    parent = np.full(n, -1, dtype=np.int64)
+    for i, stamp in enumerate(stamps.tolist()):
+        k = bisect.bisect_left(tails, stamp)
+        if k == len(tails):
+            tails.append(stamp)
+            tail_index.append(i)
+        elif stamp < tails[k]:
+            tails[k], tail_index[k] = stamp, i
+        else:
+            continue  # equal to a tail: a later copy of that stamp
+        parent[i] = tail_index[k - 1] if k > 0 else -1
+    keep = np.zeros(n, dtype=bool)
+    i = tail_index[-1]
+    while i >= 0:
+        keep[i] = True
+        i = parent[i]
+    return keep
 
 
 class _PuckTrack:
     """One episode's puck poses with finite-difference velocities; the puck state at any grid time."""
 
-    def __init__(self, bag: Path, topic: str, poses: _Poses, start: int, end: int, gap_ns: int | None,
-                 counts: dict):
+    def __init__(self, poses: _Poses, start: int, end: int, gap_ns: int | None, counts: dict):
         sel = np.flatnonzero((poses.log >= start) & (poses.log <= end))
-        _check_monotonic(bag, topic, poses.stamps, poses.index, sel)
+        ordered = increasing_run(poses.stamps[sel])
+        counts["dropped_unordered_puck_poses"] += int((~ordered).sum())
+        sel = sel[ordered]
         quat = poses.quaternion[sel]
         norm = np.linalg.norm(quat, axis=1)
         ok = np.isfinite(poses.position[sel]).all(axis=1) & np.isfinite(quat).all(axis=1) & (norm > 1e-9)
