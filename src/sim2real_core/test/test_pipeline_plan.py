@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from sim2real_core.pipeline.demo import STAGES, DemoRun, load_plan, run_demo
+from sim2real_core.pipeline.demo import run_demo
+from sim2real_core.pipeline.plan import STAGES, DemoRun, load_plan
 
 
 def test_the_adapt_stage_runs_only_with_progressive():

@@ -7,14 +7,15 @@ import sys
 import pytest
 
 from sim2real_core.data.dataset import load_dataset
-from sim2real_core.pipeline.demo import STAGES, load_plan
+from sim2real_core.pipeline.plan import STAGES, load_plan
 from sim2real_core.sim.distributions import load_distribution
 
 
 @pytest.mark.slow
 def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, shutil.which("sim2real"), "demo", "--quick", "--progressive", "--out", str(out)],
+    result = subprocess.run([sys.executable, shutil.which("sim2real"), "demo", "--quick", "--progressive",
+                             "--out", str(out)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     plan = load_plan(quick=True, progressive=True)

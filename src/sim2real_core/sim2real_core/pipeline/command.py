@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .demo import ROBOT_SIDES, STAGES
+from .plan import ROBOT_SIDES, STAGES
 
 HELP = "reality proxy over ROS -> exploration data -> fits -> policies per distribution -> deployment -> report"
 
@@ -11,22 +11,24 @@ HELP = "reality proxy over ROS -> exploration data -> fits -> policies per distr
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sim2real demo`."""
     parser.add_argument("--out", required=True, help="output folder (bag, dataset, fits, policies, report.md)")
-    parser.add_argument("--quick", action="store_true", help="the small budget (about 3 minutes) instead of the full one")
+    parser.add_argument("--quick", action="store_true",
+                        help="the small budget (about 3 minutes) instead of the full one")
     parser.add_argument("--reality", help="reality profile in config/reality, or a reality YAML "
                                           "(default: the plan's, config/pipeline/demo.yaml)")
     parser.add_argument("--progressive", action="store_true",
                         help="progressive transfer: also fine-tune the fitted-DR policy on the target (adapt stage) "
                              "and report each stage's target return")
     parser.add_argument("--robot-side", choices=ROBOT_SIDES, default=ROBOT_SIDES[0],
-                        help="proxy: collect and deploy on the 100 Hz reality proxy (default); franka: on its franka_ros2 "
-                             "emulation at 1 kHz, through the hardware stacks (collect_real, the command supervisor)")
+                        help="proxy: collect and deploy on the 100 Hz reality proxy (default); franka: on its "
+                             "franka_ros2 emulation at 1 kHz, through the hardware stacks (collect_real, the command "
+                             "supervisor)")
     parser.add_argument("--from", dest="start", default=STAGES[0], choices=STAGES,
                         help="start at this stage, reusing the earlier stages' results in --out")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline and print where the report is."""
-    from .demo import run_demo
+    from .demo import run_demo  # torch and MuJoCo load only when the demo runs
 
     result = run_demo(args.out, quick=args.quick, reality=args.reality, start=args.start,
                       progressive=args.progressive, robot_side=args.robot_side)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..figures import plt, save_figure
 import numpy as np
 from scipy import stats
 
+from ..figures import plt, save_figure
 from ..sim.distributions import Distribution, load_distribution
 from ..sim.reality import load_reality
-from .demo import DemoRun
+from .plan import DemoRun
 
 
 def _interval(pair) -> str:
@@ -56,7 +56,8 @@ def robot_side_note(run: DemoRun) -> str:
     faults = [f for f in collect.get("faults", []) if f]
     return ("Robot side: the proxy behind the franka_ros2 emulation (`franka_proxy`: 1 kHz joint states with the "
             "measured link torques, the effort controller's hold-forever semantics, the 1 ms torque-rate limit, "
-            "collision and velocity reflexes, the arm's own link weights compensated by the robot). Data were collected through the hardware stack `collect_real` "
+            "collision and velocity reflexes, the arm's own link weights compensated by the robot). Data were "
+            "collected through the hardware stack `collect_real` "
             "(dispatcher behind the command supervisor, episodes started as an operator does, recovering after "
             f"reflexes): {len(faults)} of {len(collect.get('faults', []))} episodes ended early in a fault "
             f"({', '.join(sorted(set(faults))) or 'none'}). Every policy below was served by `policy_server` "

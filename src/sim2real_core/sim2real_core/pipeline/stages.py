@@ -4,18 +4,31 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from ..config import ConfigError
 from ..data.convert import bag_to_dataset
 from ..data.dataset import load_dataset, save_dataset
 from ..runner import StackRunner
 from ..stack import apply_overrides, load_stack
-from .demo import DemoRun, sim2real_command
+from .plan import DemoRun
+from .report import write_report
 
 COLLECT_STACK = "collect_reality"
+
+
+def sim2real_command() -> list[str]:
+    """The `sim2real` command as an argv prefix, found on PATH (install/setup.bash puts it there), run by this
+    interpreter (so a run from the ROS 2 Jazzy venv stays on Jazzy)."""
+    found = shutil.which("sim2real")
+    if not found:
+        raise ConfigError("the sim2real command is not on PATH: source install/setup.bash")
+    return [sys.executable, found]
 
 
 def _explore(task_name: str, policies: int, steps: int, out: str) -> dict:
@@ -104,7 +117,8 @@ def fit(run: DemoRun) -> None:
     from ..fit.engine import BatchPredictor
     from ..fit.files import fit_space
     from ..fit.fr3 import fr3_system
-    from ..fit.methods import EDROPO_ALPHA, fit as fit_method
+    from ..fit.methods import EDROPO_ALPHA
+    from ..fit.methods import fit as fit_method
     from ..fit.sysid import SysIdConfig
     from ..fit.transitions import from_dataset
 
@@ -253,6 +267,5 @@ def adapt(run: DemoRun) -> None:
 
 def report(run: DemoRun) -> None:
     """Write report.md and its figures."""
-    from .report import write_report
 
     run.results["report"] = str(write_report(run))
