@@ -12,7 +12,7 @@ WS := source $(VENV)/bin/activate && source install/setup.bash &&
 DEMO_OUT ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup build test test-kilted test-jazzy test-franka demo demo-quick bench clean
+.PHONY: setup build lint test test-kilted test-jazzy test-franka demo demo-quick bench clean
 
 setup: $(INSTALLED) build
 
@@ -33,7 +33,11 @@ $(JAZZY_INSTALLED): requirements-jazzy.txt $(INSTALLED)
 	  "$$($(JAZZY)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_sim2real_venv.pth"
 	touch $@
 
-test: test-kilted test-jazzy
+test: lint test-kilted test-jazzy
+
+# ruff.toml: pyflakes, pycodestyle and import order.
+lint: setup
+	$(WS) ruff check .
 
 test-kilted: setup
 	$(WS) python -m pytest $(PYTEST_ARGS)

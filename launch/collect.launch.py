@@ -1,4 +1,5 @@
-"""ros2 launch sim2real_ros collect.launch.py — starts config/stacks/collect.yaml (same definition as `sim2real up collect`)."""
+"""ros2 launch sim2real_ros collect.launch.py — starts config/stacks/collect.yaml
+(same definition as `sim2real up collect`)."""
 from sim2real_ros.launching import stack_launch_description
 
 

@@ -1,4 +1,5 @@
-"""ros2 launch sim2real_ros reality.launch.py — starts config/stacks/reality.yaml (same definition as `sim2real up reality`)."""
+"""ros2 launch sim2real_ros reality.launch.py — starts config/stacks/reality.yaml
+(same definition as `sim2real up reality`)."""
 from sim2real_ros.launching import stack_launch_description
 
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import yaml
+from data_bag_factory import COMMANDS, JOINTS, STATES, STORE, T0, TYPES, command, control_log, joint_state
 from mcap.reader import make_reader
 
-from data_bag_factory import COMMANDS, JOINTS, STATES, STORE, T0, TYPES, command, control_log, joint_state
 from sim2real_core.data.bagio import BagError, BagReader, BagWriter, read_metadata, reliable_qos, write_bag
 
 

@@ -3,11 +3,24 @@ import json
 
 import numpy as np
 import pytest
-
+from data_bag_factory import (
+    COMMANDS,
+    EPISODES,
+    JOINTS,
+    MERGED,
+    PUCK,
+    STATES,
+    T0,
+    TYPES,
+    command,
+    control_log,
+    episode,
+    joint_state,
+    pose,
+    state_values,
+)
 from scipy.spatial.transform import Rotation
 
-from data_bag_factory import (COMMANDS, EPISODES, JOINTS, MERGED, PUCK, STATES, T0, TYPES, command, control_log,
-                              episode, joint_state, pose, state_values)
 from sim2real_core.config import ConfigError
 from sim2real_core.data.bagio import BagError, BagWriter, write_bag
 from sim2real_core.data.convert import bag_to_dataset, increasing_run

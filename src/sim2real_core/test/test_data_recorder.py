@@ -3,8 +3,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from data_bag_factory import COMMANDS, STORE, T0, TYPES, command
+
 from sim2real_core.data.bagio import BagError, BagReader, read_metadata, reliable_qos
 from sim2real_core.data.recorder import Recorder
 

@@ -7,8 +7,8 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from data_bag_factory import COMMANDS, STORE, T0, TYPES, command
+
 from sim2real_core.data.bagio import BagError, BagReader, BagWriter, read_metadata, write_bag
 from sim2real_core.data.recover import recover_bag
 

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from data_bag_factory import COMMANDS, EPISODES, STATES, T0, TYPES, control_log, episode
+
 from sim2real_core.data.bagio import BagError, write_bag
 from sim2real_core.data.commands import bag_recover, dataset, summary
 from sim2real_core.data.dataset import load_dataset

@@ -3,8 +3,19 @@ import numpy as np
 import pytest
 
 from sim2real_core.explore.combination_lock import (
-    FAIL, CombinationLock, TabularLockLearner, episode_success_probability, exploration_policies, lock_study,
-    lock_table_markdown, optimal_policy, plot_lock_study, run_episodes, shifted_lock, sim_coverage)
+    FAIL,
+    CombinationLock,
+    TabularLockLearner,
+    episode_success_probability,
+    exploration_policies,
+    lock_study,
+    lock_table_markdown,
+    optimal_policy,
+    plot_lock_study,
+    run_episodes,
+    shifted_lock,
+    sim_coverage,
+)
 
 
 def test_dynamics_advance_fail_absorb_and_reward_only_at_the_end():

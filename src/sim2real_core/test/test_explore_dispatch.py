@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from sim2real_core.explore.dispatch import (DispatchConfig, Dispatcher, load_exploration_policies,
-                                            resolve_policy_paths, task_box)
+from sim2real_core.explore.dispatch import (
+    DispatchConfig,
+    Dispatcher,
+    load_exploration_policies,
+    resolve_policy_paths,
+    task_box,
+)
 from sim2real_core.policy.policy_file import ActionHead, Policy, PolicyFileError, PolicySpec, save_policy
 from sim2real_core.policy.safety import SafetyLayer, SafetyLimits
 

@@ -10,11 +10,16 @@ import yaml
 from sim2real_core.explore import train_command
 from sim2real_core.explore.coverage import Visits, coverage_measures, cumulative_cells
 from sim2real_core.explore.dispatch import load_exploration_policies
-from sim2real_core.explore.diversity import (DiversityBonus, DiversityConfig, DiversityWrapper, Discriminator,
-                                             distinguishability, train_exploration_policies)
+from sim2real_core.explore.diversity import (
+    Discriminator,
+    DiversityBonus,
+    DiversityConfig,
+    DiversityWrapper,
+    distinguishability,
+    train_exploration_policies,
+)
 from sim2real_core.policy.ppo import PPOConfig
 from sim2real_core.policy.tasks import make_task
-
 
 # Tiny networks: one thread avoids oversubscribing a busy 2-core machine (16x slower with two here).
 torch.set_num_threads(1)

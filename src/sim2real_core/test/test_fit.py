@@ -3,8 +3,19 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from sim2real_core.fit import (BatchPredictor, DropoConfig, SysIdConfig, TransitionError, Transitions, fit,
-                               fit_dropo, fit_edropo, fit_sysid, gaussian_loglik, reference_predict)
+from sim2real_core.fit import (
+    BatchPredictor,
+    DropoConfig,
+    SysIdConfig,
+    TransitionError,
+    Transitions,
+    fit,
+    fit_dropo,
+    fit_edropo,
+    fit_sysid,
+    gaussian_loglik,
+    reference_predict,
+)
 from sim2real_core.fit.dropo import state_scale
 from sim2real_core.fit.hopper import generate_hopper_data, hopper_space, hopper_system
 from sim2real_core.sim.distributions import Distribution, load_distribution

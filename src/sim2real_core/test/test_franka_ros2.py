@@ -3,8 +3,13 @@ import pytest
 import yaml
 
 from sim2real_core.config import ConfigError, config_path
-from sim2real_core.franka_ros2 import (EFFORT_CONTROLLER, EFFORT_CONTROLLER_TYPE, bringup_sequence,
-                                       controller_parameters, load_robot_settings)
+from sim2real_core.franka_ros2 import (
+    EFFORT_CONTROLLER,
+    EFFORT_CONTROLLER_TYPE,
+    bringup_sequence,
+    controller_parameters,
+    load_robot_settings,
+)
 from sim2real_core.robot import arm_joint_names, load_robot
 
 

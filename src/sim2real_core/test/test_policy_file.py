@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import yaml
 
-from sim2real_core.policy.policy_file import (ActionHead, EndEffectorFeatures, PolicyFileError, PolicySpec,
-                                              load_policy, save_policy)
+from sim2real_core.policy.policy_file import (
+    ActionHead,
+    EndEffectorFeatures,
+    PolicyFileError,
+    PolicySpec,
+    load_policy,
+    save_policy,
+)
 from sim2real_core.robot import load_robot
 
 JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]

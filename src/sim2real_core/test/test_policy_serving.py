@@ -4,8 +4,16 @@ import pytest
 
 from sim2real_core.policy.policy_file import ActionHead, PolicyFileError, PolicySpec, save_policy
 from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
-from sim2real_core.policy.serving import (SETTLE_PERIODS, PeriodGate, PeriodMonitor, PolicyRunner, WindowStats,
-                                          check_stamp, load_servable_policy, robot_joints_and_period)
+from sim2real_core.policy.serving import (
+    SETTLE_PERIODS,
+    PeriodGate,
+    PeriodMonitor,
+    PolicyRunner,
+    WindowStats,
+    check_stamp,
+    load_servable_policy,
+    robot_joints_and_period,
+)
 
 JOINTS, PERIOD = robot_joints_and_period("fr3")
 

@@ -5,10 +5,9 @@ from dataclasses import replace
 import gymnasium as gym
 import numpy as np
 import pytest
-
-from sim2real_core.policy.evaluation import evaluate, summarise
 import torch
 
+from sim2real_core.policy.evaluation import evaluate, summarise
 from sim2real_core.policy.policy_file import ActionHead
 from sim2real_core.policy.ppo import PPOConfig, RunningMeanStd, load_checkpoint, save_checkpoint, train_ppo
 from sim2real_core.policy.tasks import gym_task

@@ -134,7 +134,8 @@ def test_embedded_distribution_keeps_other_parameters_nominal_and_sub_moments():
                            Parameter("c", 0.2, 0.0, 1.0, "velocity_noise_std")], name="full")
     sub = full.subset(["c", "a"])
     rng = np.random.default_rng(0)
-    for dist in (Distribution.gaussian(sub, [0.4, 1.2], std=[0.05, 0.1]), Distribution.uniform(sub, [0.1, 0.5], [0.3, 1.5])):
+    for dist in (Distribution.gaussian(sub, [0.4, 1.2], std=[0.05, 0.1]),
+                 Distribution.uniform(sub, [0.1, 0.5], [0.3, 1.5])):
         embedded = dist.embed(full)
         draws = embedded.sample(rng, 20000)
         assert np.all(draws[:, 1] == 0.5)  # b is not covered: nominal

@@ -12,8 +12,19 @@ from sim2real_core.policy.tasks import make_task, ppo_defaults
 from sim2real_core.policy.training import train_policy
 from sim2real_core.sim.distributions import Distribution
 from sim2real_core.tuning import arm_command
-from sim2real_core.tuning.arm import (BASE, CONTROL, DROPO, GROUPS, HELDOUT_SEED, SELECTED, TUNED, GroupFactors,
-                                      TargetEpisodes, reach_config, tune_for_return)
+from sim2real_core.tuning.arm import (
+    BASE,
+    CONTROL,
+    DROPO,
+    GROUPS,
+    HELDOUT_SEED,
+    SELECTED,
+    TUNED,
+    GroupFactors,
+    TargetEpisodes,
+    reach_config,
+    tune_for_return,
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from sim2real_core.tuning.lqr import (
-    LQRSimTuning, lqr_gain, random_lqr, real_cost, riccati_iteration, tune_lqr)
+from sim2real_core.tuning.lqr import LQRSimTuning, lqr_gain, random_lqr, real_cost, riccati_iteration, tune_lqr
 
 
 def test_dare_gain_matches_riccati_iteration_and_real_cost_matches_a_rollout_sum():

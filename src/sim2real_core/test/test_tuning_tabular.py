@@ -6,7 +6,14 @@ import pytest
 from scipy.special import logsumexp
 
 from sim2real_core.tuning.tabular import (
-    TabularMDP, TabularSimTuning, optimal_return, policy_return, random_mdp, soft_optimal_q, tune_tabular)
+    TabularMDP,
+    TabularSimTuning,
+    optimal_return,
+    policy_return,
+    random_mdp,
+    soft_optimal_q,
+    tune_tabular,
+)
 
 
 def test_soft_optimal_q_is_the_soft_bellman_fixed_point():

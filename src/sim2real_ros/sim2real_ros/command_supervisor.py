@@ -29,8 +29,12 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from sim2real_core.config import ConfigError
-from sim2real_core.policy.supervision import (DEFAULT_LATCH_PERIODS, DEFAULT_TIMEOUT_PERIODS, MAX_COMMAND_TIMEOUT,
-                                              CommandSupervisor)
+from sim2real_core.policy.supervision import (
+    DEFAULT_LATCH_PERIODS,
+    DEFAULT_TIMEOUT_PERIODS,
+    MAX_COMMAND_TIMEOUT,
+    CommandSupervisor,
+)
 from sim2real_core.robot import load_robot
 
 from . import contract

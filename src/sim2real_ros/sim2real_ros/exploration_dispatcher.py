@@ -64,9 +64,18 @@ from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
 from sim2real_core.policy.serving import PeriodGate, robot_joints_and_period
 
 from . import contract
-from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, diagnostic_values,
-                       episode_event_msg, joint_state_arrays, matched_publishers, publish_zero_torque,
-                       stamp_to_seconds)
+from .messages import (
+    MessageError,
+    command_msg,
+    diagnostic_array,
+    diagnostic_status,
+    diagnostic_values,
+    episode_event_msg,
+    joint_state_arrays,
+    matched_publishers,
+    publish_zero_torque,
+    stamp_to_seconds,
+)
 from .node_main import run_node
 
 TARGETS = ("sim", "hardware")

@@ -38,8 +38,14 @@ from std_srvs.srv import Trigger
 
 from sim2real_core.robot import arm_joint_names
 from sim2real_core.sim.bridge import TASKS
-from sim2real_core.sim.franka import (DEFAULT_FORCE_THRESHOLDS, DEFAULT_TORQUE_THRESHOLDS, TICK, FrankaConfig,
-                                      FrankaEmulation, Payload)
+from sim2real_core.sim.franka import (
+    DEFAULT_FORCE_THRESHOLDS,
+    DEFAULT_TORQUE_THRESHOLDS,
+    TICK,
+    FrankaConfig,
+    FrankaEmulation,
+    Payload,
+)
 from sim2real_core.sim.reality import DEFAULT_REALITY
 from sim2real_core.sim.tasks import load_task
 

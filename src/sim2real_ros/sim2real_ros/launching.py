@@ -12,11 +12,11 @@ def stack_launch_description(stack_name: str):
     `node.parameter:=value` overrides, the same syntax as `sim2real up --set`) and `namespace` (franka_ros2's
     launch namespace, e.g. /left).
     """
-    from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
+    from launch import LaunchDescription
     from sim2real_core.stack import apply_overrides, load_stack, parse_overrides, stack_file
 
     def nodes(context):

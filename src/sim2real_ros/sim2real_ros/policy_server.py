@@ -28,8 +28,9 @@ Parameters (each with a description and range: `ros2 param describe /policy_serv
         settable at run time (validated against the policy's extra inputs).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
 Until SETTLE_PERIODS fresh periods have arrived in a row the server publishes nothing (a stream that is
-still coming up is not a fault, and an effort controller applies nothing before its first command). A second publisher on its command topic or a second joint-state source latches
-zero torque, and so does a reflex reported by the robot side on /diagnostics (franka_proxy). On shutdown
+still coming up is not a fault, and an effort controller applies nothing before its first command). A second
+publisher on its command topic or a second joint-state source latches zero torque, and so does a reflex
+reported by the robot side on /diagnostics (franka_proxy). On shutdown
 (Ctrl-C, SIGTERM, SIGHUP) it publishes zero torque.
 """
 from __future__ import annotations
@@ -49,13 +50,28 @@ from std_srvs.srv import Trigger
 from sim2real_core.config import ConfigError
 from sim2real_core.policy.policy_file import PolicyFileError
 from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
-from sim2real_core.policy.serving import (SETTLE_PERIODS, PeriodGate, PeriodMonitor, PolicyRunner, check_stamp,
-                                          load_servable_policy, robot_joints_and_period)
+from sim2real_core.policy.serving import (
+    SETTLE_PERIODS,
+    PeriodGate,
+    PeriodMonitor,
+    PolicyRunner,
+    check_stamp,
+    load_servable_policy,
+    robot_joints_and_period,
+)
 
 from . import contract
 from .descriptors import described
-from .messages import (MessageError, command_msg, diagnostic_array, diagnostic_status, diagnostic_values,
-                       joint_state_arrays, publish_zero_torque, stamp_to_seconds)
+from .messages import (
+    MessageError,
+    command_msg,
+    diagnostic_array,
+    diagnostic_status,
+    diagnostic_values,
+    joint_state_arrays,
+    publish_zero_torque,
+    stamp_to_seconds,
+)
 from .node_main import run_node
 
 MAX_RATE_HZ = 1000.0

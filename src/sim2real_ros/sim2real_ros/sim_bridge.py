@@ -42,8 +42,15 @@ from sim2real_core.sim.bridge import BridgeConfig, SimBridge
 from sim2real_core.sim.reality import DEFAULT_REALITY
 
 from . import contract
-from .messages import (clock_msg, diagnostic_array, diagnostic_status, episode_event_msg, joint_state_msg,
-                       nanoseconds_to_stamp, pose_stamped_msg)
+from .messages import (
+    clock_msg,
+    diagnostic_array,
+    diagnostic_status,
+    episode_event_msg,
+    joint_state_msg,
+    nanoseconds_to_stamp,
+    pose_stamped_msg,
+)
 from .node_main import run_node
 
 PHYSICS = "physics."

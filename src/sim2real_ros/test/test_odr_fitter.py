@@ -6,13 +6,12 @@ from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
+from conftest import spin_until
 from sim2real_core.data.dataset import TransitionDataset, save_dataset
 from sim2real_core.robot import load_robot
 from sim2real_core.sim.batch import BatchSimulator
 from sim2real_core.sim.distributions import load_distribution
 from sim2real_core.sim.parameters import load_parameter_space
-
-from conftest import spin_until
 from sim2real_ros.messages import LEVELS
 
 TRUTH = {"joint1_damping": 2.0, "joint4_damping": 1.5}

@@ -45,6 +45,7 @@ def test_train_refuses_an_unknown_distribution(tmp_path, capsys):
 def test_eval_over_ros_runs_policy_server_against_the_robot_side(tmp_path, capsys, target):
     """reality: the 100 Hz sim bridge; franka: the franka_ros2 emulation at 1 kHz behind the command supervisor."""
     import numpy as np
+
     from sim2real_core.policy.policy_file import save_policy
     from sim2real_core.policy.tasks import make_task
 

@@ -6,7 +6,6 @@ import signal
 import time
 
 import numpy as np
-from conftest import spin_until
 from diagnostic_msgs.msg import DiagnosticArray
 from mcap.reader import make_reader
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -14,11 +13,12 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from conftest import spin_until
 from sim2real_core.data import BagReader, bag_to_dataset, read_metadata, recover_bag
 from sim2real_ros import contract
+from sim2real_ros.messages import command_msg, joint_state_msg, seconds_to_stamp
 
 STATES_TOPIC, COMMANDS_TOPIC = "/" + contract.JOINT_STATES, "/" + contract.EFFORT_COMMANDS
-from sim2real_ros.messages import command_msg, joint_state_msg, seconds_to_stamp
 
 JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
 T0 = 1_700_000_000.0

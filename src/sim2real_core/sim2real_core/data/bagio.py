@@ -16,7 +16,8 @@ import numpy as np
 import yaml
 from mcap.exceptions import McapError
 from mcap.reader import make_reader
-from mcap.writer import CompressionType, Writer as McapFileWriter
+from mcap.writer import CompressionType
+from mcap.writer import Writer as McapFileWriter
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import ReaderError

@@ -13,7 +13,8 @@ Rules (each one counted in `metadata["counts"]` when it drops or changes data):
   Within an episode header stamps set the time base. States whose stamps break the order (out-of-order or
   repeated stamps, as a publisher's history may arrive when a reader connects) are dropped
   (`dropped_unordered_states`): the longest run of strictly increasing stamps in receive order is kept, so
-  one wrong stamp costs one state, whether it is early or late. A gap longer than `max_gap` between states splits the episode into segments (`gap_splits`).
+  one wrong stamp costs one state, whether it is early or late. A gap longer than `max_gap` between states
+  splits the episode into segments (`gap_splits`).
 - Each segment is resampled on a grid t_k = t_0 + k * control_period by linear interpolation of (q, dq) between
   the neighbouring states (`interpolated_states` counts grid points that fall between samples).
 - Actions: std_msgs/Float64MultiArray commands are held zero-order between messages. The action of transition
@@ -50,12 +51,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
 from scipy.spatial.transform import Rotation
 
 from sim2real_core.data.bagio import BagError, BagReader
 from sim2real_core.data.dataset import TransitionDataset
-from sim2real_core.data.layouts import JOINT_STATE as STATE_LAYOUT, JOINT_STATE_PUCK, observation_names
+from sim2real_core.data.layouts import JOINT_STATE as STATE_LAYOUT
+from sim2real_core.data.layouts import JOINT_STATE_PUCK, observation_names
 from sim2real_core.robot import DEFAULT_ROBOT, load_robot
 
 JOINT_STATES_TOPICS = ("/franka/joint_states", "/joint_states")  # franka_ros2: 1 kHz arm state, merged 30 Hz
@@ -155,7 +156,8 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
     cmd_time, cmd_values = cmd_time[order], cmd_values[order]
     counts = {"state_messages": int(len(states.stamps)), "command_messages": int(len(cmd_log)),
               "episode_events": len(events), "dropped_nonfinite_states": 0, "states_outside_episodes": 0,
-              "dropped_unordered_states": 0, "gap_splits": 0, "interpolated_states": 0, "dropped_no_command": 0, "dropped_nonfinite_actions": 0,
+              "dropped_unordered_states": 0, "gap_splits": 0, "interpolated_states": 0, "dropped_no_command": 0,
+              "dropped_nonfinite_actions": 0,
               "dropped_short_segments": 0, "episode_events_ignored": 0, "unmatched_episode_events": 0}
     if poses is not None:
         counts.update({"puck_messages": int(len(poses.stamps)), "dropped_nonfinite_puck_poses": 0,

@@ -23,10 +23,18 @@ from mcap.opcode import Opcode
 from mcap.reader import make_reader
 from mcap.records import Channel, Chunk, Message, Schema
 from mcap.stream_reader import CRCValidationError, breakup_chunk
-from mcap.writer import CompressionType, Writer as McapFileWriter
+from mcap.writer import CompressionType
+from mcap.writer import Writer as McapFileWriter
 
-from sim2real_core.data.bagio import (BagError, FileInfo, file_entry, qos_from_metadata, topic_entry, typestore,
-                                     write_metadata)
+from sim2real_core.data.bagio import (
+    BagError,
+    FileInfo,
+    file_entry,
+    qos_from_metadata,
+    topic_entry,
+    typestore,
+    write_metadata,
+)
 
 MAGIC = b"\x89MCAP0\r\n"
 

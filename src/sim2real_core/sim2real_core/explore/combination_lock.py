@@ -211,7 +211,8 @@ class TabularLockLearner:
     def copy(self) -> "TabularLockLearner":
         """An independent copy of the learner's statistics."""
         other = TabularLockLearner(*self.visits.shape, self.prior_actions)
-        other.visits, other.advances, other.reward_sum = self.visits.copy(), self.advances.copy(), self.reward_sum.copy()
+        other.visits, other.advances = self.visits.copy(), self.advances.copy()
+        other.reward_sum = self.reward_sum.copy()
         return other
 
     def add(self, batch: LockBatch, count: int | None = None) -> None:
@@ -337,7 +338,8 @@ def lock_table_markdown(rows: list[dict]) -> str:
         for method in ("direct", "explore"):
             mean = row[f"{method}_mean_episodes"]
             prefix = ">= " if row[f"{method}_solved"] < row["seeds"] else ""
-            cells += [f"{row[f'{method}_p_success']:.3g}", f"{prefix}{mean:.1f}", f"{row[f'{method}_solved']}/{row['seeds']}"]
+            cells += [f"{row[f'{method}_p_success']:.3g}", f"{prefix}{mean:.1f}",
+                      f"{row[f'{method}_solved']}/{row['seeds']}"]
         ratio_prefix = ">= " if row["direct_solved"] < row["seeds"] and row["explore_solved"] == row["seeds"] else ""
         cells.append(f"{ratio_prefix}{row['direct_mean_episodes'] / max(row['explore_mean_episodes'], 1.0):.1f}")
         lines.append("| " + " | ".join(cells) + " |")

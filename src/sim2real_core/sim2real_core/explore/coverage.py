@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import gymnasium as gym
-from ..figures import plt, save_figure
 import numpy as np
 
+from ..figures import plt, save_figure
 from ..policy.safety import SafetyLayer, load_safety_limits
 from .dispatch import DispatchConfig, Dispatcher, TorqueSource
 

@@ -286,7 +286,8 @@ def optimise(fun: Callable[[np.ndarray], float], x0: np.ndarray, bounds, optimiz
             scipy.optimize.minimize(wrapped, best["x"], method="L-BFGS-B", bounds=bounds, callback=record,
                                     options={"maxfun": max_evaluations, "eps": step, "maxiter": max_evaluations})
         elif optimizer == "nelder-mead":
-            simplex = [best["x"]] + [np.clip(best["x"] + simplex_scale * (hi - lo) * e, lo, hi) for e in np.eye(len(lo))]
+            simplex = [best["x"]] + [np.clip(best["x"] + simplex_scale * (hi - lo) * e, lo, hi)
+                                     for e in np.eye(len(lo))]
             scipy.optimize.minimize(wrapped, best["x"], method="Nelder-Mead", bounds=bounds, callback=record,
                                     options={"maxfev": max_evaluations, "initial_simplex": np.array(simplex),
                                              "xatol": 1e-4, "fatol": 1e-6})

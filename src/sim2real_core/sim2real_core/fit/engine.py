@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+
 import mujoco
 import mujoco.batch
 import numpy as np

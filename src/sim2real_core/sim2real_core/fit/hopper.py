@@ -36,7 +36,8 @@ def hopper_model_path() -> Path:
 
 def hopper_system() -> System:
     """The Hopper-v5 model with its observation layout."""
-    return System("hopper", mujoco.MjModel.from_xml_path(str(hopper_model_path())), FRAME_SKIP, qpos_index=(1, 2, 3, 4, 5), qvel_index=(0, 1, 2, 3, 4, 5))
+    return System("hopper", mujoco.MjModel.from_xml_path(str(hopper_model_path())), FRAME_SKIP,
+                  qpos_index=(1, 2, 3, 4, 5), qvel_index=(0, 1, 2, 3, 4, 5))
 
 
 def hopper_space() -> ParameterSpace:

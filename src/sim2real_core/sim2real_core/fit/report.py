@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..figures import plt, save_figure
 import numpy as np
 from scipy.stats import truncnorm
 
+from ..figures import plt, save_figure
 from .dropo import FitResult
 from .engine import BatchPredictor
 from .transitions import Transitions
@@ -109,7 +109,8 @@ def _summary(result: FitResult, truth: dict, rmse: np.ndarray, path: Path) -> Pa
     for i, p in enumerate(dist.space):
         t = truth.get(p.name)
         idn = ident.get(p.name)
-        idn_text = "" if idn is None else ("yes" if idn["identifiable"] else f"NO (posterior/prior std {idn['ratio']:.2f})")
+        idn_text = "" if idn is None else (
+            "yes" if idn["identifiable"] else f"NO (posterior/prior std {idn['ratio']:.2f})")
         lines.append(f"| {p.name} | {p.unit} | [{p.low:g}, {p.high:g}] | {dist.mean[i]:.4g} | {dist.std[i]:.3g} | "
                      f"{'' if t is None else f'{t:.4g}'} | {idn_text} |")
     if truth:

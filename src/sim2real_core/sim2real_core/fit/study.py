@@ -13,10 +13,10 @@ import os
 import time
 from pathlib import Path
 
-from ..figures import plt, save_figure
 import numpy as np
 
 from ..config import save_yaml
+from ..figures import plt, save_figure
 from ..sim.parameters import ParameterSpace
 from .dropo import DropoConfig
 from .engine import BatchPredictor
@@ -133,7 +133,8 @@ def _markdown(results: dict, names, path: Path) -> None:
     lines += [f"| {r['transitions']} | {r['mean_error']:.4f} | {', '.join(f'{e:.4f}' for e in r['errors'])} |"
               for r in results["consistency"]]
     col = results["collapse"]
-    lines += ["", "![consistency](consistency.png)", "", f"## 2. DROPO vs E-DROPO std ({col['transitions']} transitions)",
+    lines += ["", "![consistency](consistency.png)", "",
+              f"## 2. DROPO vs E-DROPO std ({col['transitions']} transitions)",
               "", "| parameter | DROPO std | E-DROPO std |", "|---|---|---|"]
     lines += [f"| {n} | {col['dropo_std'][n]:.4g} | {col['edropo_std'][n]:.4g} |" for n in names]
     lines += ["", "![std](std.png)", "", "## 3. Partial coverage: foot-floor friction", "",
@@ -143,6 +144,7 @@ def _markdown(results: dict, names, path: Path) -> None:
         ident = c["dropo_identifiability"]["foot_friction"]
         ci = c["sysid_confidence_95"]["foot_friction"]
         lines.append(f"| {label} | {c['transitions']} | {c['dropo_mean']['foot_friction']:.3f} | "
-                     f"{'yes' if ident['identifiable'] else 'NO'} ({ident['ratio']:.2f}) | [{ci[0]:.3g}, {ci[1]:.3g}] |")
+                     f"{'yes' if ident['identifiable'] else 'NO'} ({ident['ratio']:.2f}) | "
+                     f"[{ci[0]:.3g}, {ci[1]:.3g}] |")
     lines.append(f"\nTrue foot friction: {FRICTION_TRUTH}.\n")
     path.write_text("\n".join(lines))

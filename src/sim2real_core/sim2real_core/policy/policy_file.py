@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import yaml
 from safetensors import SafetensorError
-
-from ..kinematics import SerialChain
 from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
+
+from ..kinematics import SerialChain
 
 FORMAT = "sim2real_policy"
 FORMAT_VERSION = 1
@@ -160,7 +160,8 @@ class PolicySpec:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"network.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.obs_size < 1 or any(int(h) < 1 for h in self.hidden):
-            raise ValueError(f"observation.size and network.hidden must be positive, got {self.obs_size}, {self.hidden}")
+            raise ValueError(f"observation.size and network.hidden must be positive, got {self.obs_size}, "
+                             f"{self.hidden}")
         if self.features and self.layout != "joint_state_v1":
             raise ValueError("observation.features need the joint_state_v1 layout")
         features = self.feature_map()

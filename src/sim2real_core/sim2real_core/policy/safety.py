@@ -91,7 +91,8 @@ class SafetyLimits:
         return len(self.torque)
 
 
-def load_safety_limits(robot: str | Path = DEFAULT_ROBOT, safety: str | Path | None = None, **overrides) -> SafetyLimits:
+def load_safety_limits(robot: str | Path = DEFAULT_ROBOT, safety: str | Path | None = None,
+                       **overrides) -> SafetyLimits:
     """The safety limits of a robot: its file's limits plus the safety-layer settings.
 
     Args:
@@ -116,7 +117,8 @@ def load_safety_limits(robot: str | Path = DEFAULT_ROBOT, safety: str | Path | N
                           envelope_damping=guard["damping"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{safety_path}: needs safety.{{torque_rate_limit, soft_limit_margin, guard_stiffness, "
-                          f"guard_damping, watchdog_periods, velocity_envelope: {{fraction, damping}}}} (missing or malformed {exc})") from exc
+                          f"guard_damping, watchdog_periods, velocity_envelope: {{fraction, damping}}}} "
+                          f"(missing or malformed {exc})") from exc
     values.update(overrides)
     try:
         return SafetyLimits(**values)

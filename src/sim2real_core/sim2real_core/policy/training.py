@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..figures import plt, save_figure
-
 from .policy_file import Policy, load_policy, save_policy
 from .ppo import PPOConfig, TrainResult, load_checkpoint, save_checkpoint, train_ppo
 from .tasks import TaskSetup
@@ -56,8 +55,8 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
         earlier = load_policy(folder).spec
         if earlier.action != task.head or earlier.features != task.feature_mapping():
             raise ValueError(f"cannot fine-tune from {folder}: its action head {earlier.action} and features "
-                             f"{earlier.features} differ from task {task.name}'s ({task.head}, {task.feature_mapping()});"
-                             f" train it again")
+                             f"{earlier.features} differ from task {task.name}'s ({task.head}, "
+                             f"{task.feature_mapping()}); train it again")
         warm = load_checkpoint(folder / CHECKPOINT if start.is_dir() else start)
     began = time.perf_counter()
     result = train_ppo(task.wrapped, steps, config, progress=progress, description=f"train {task.name}", start=warm)

@@ -103,8 +103,8 @@ class Distribution:
             std = np.asarray(std, dtype=float).reshape(-1)
             bad = ~((std >= 0) & np.isfinite(std))
             if bad.any() or std.shape != (space.dim,):
-                raise ConfigError(f"std must be {space.dim} finite values >= 0, got "
-                                  f"{dict(zip(np.asarray(space.names)[bad].tolist(), std[bad].tolist())) or std.tolist()}")
+                offending = dict(zip(np.asarray(space.names)[bad].tolist(), std[bad].tolist()))
+                raise ConfigError(f"std must be {space.dim} finite values >= 0, got {offending or std.tolist()}")
             covariance = np.diag(std ** 2)
         return cls(space, "gaussian", mean, covariance=covariance, truncation_sigma=truncation_sigma,
                    method=method, **info)

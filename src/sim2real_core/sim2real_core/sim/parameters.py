@@ -168,7 +168,8 @@ class ParameterSpace:
         if bad.any():
             row, col = np.argwhere(bad)[0]
             p = self.parameters[col]
-            raise ValueError(f"parameter {p.name}={rows[row, col]} [{p.unit}] is outside its bounds [{p.low}, {p.high}]")
+            raise ValueError(f"parameter {p.name}={rows[row, col]} [{p.unit}] is outside its bounds "
+                             f"[{p.low}, {p.high}]")
         return vector
 
     def clip(self, vector: np.ndarray) -> np.ndarray:

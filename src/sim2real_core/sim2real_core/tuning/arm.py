@@ -444,7 +444,8 @@ def comparison_markdown(result: dict, plot: str | None = None) -> str:
              f"base policy ({result['base']})" + (
                  "; each candidate after the first starts from the best candidate so far, so the tuned policy's "
                  "lineage can be several fine-tunings long" if s["warm_start"] == "best" else "") + (
-                 ". The more-training control is the base fine-tuned in the nominal sim for as many steps as the tuned policy's "
+                 ". The more-training control is the base fine-tuned in the nominal sim for as many steps as the "
+                 "tuned policy's "
                  "lineage added to the base." if CONTROL in [row["approach"] for row in result["rows"]] else "."),
              "", "| approach | target episodes used | sim PPO steps spent | policy's total PPO steps | "
              "held-out success [95% Wilson] | held-out mean return [95% BCa] |", "|---|---|---|---|---|---|"]
@@ -484,7 +485,8 @@ def plot_comparison(result: dict, path: str | os.PathLike) -> Path:
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(index, [e["target_return"] for e in evaluations], "o", label="candidate (tuning episodes)")
     ax.step(index, [e["best_return"] for e in evaluations], where="post", label="best so far")
-    styles = {BASE: ("grey", ":"), CONTROL: ("tab:purple", ":"), SELECTED: ("tab:brown", ":"), DROPO: ("tab:red", "--"), TUNED: ("tab:green", "-.")}
+    styles = {BASE: ("grey", ":"), CONTROL: ("tab:purple", ":"), SELECTED: ("tab:brown", ":"),
+              DROPO: ("tab:red", "--"), TUNED: ("tab:green", "-.")}
     for row in result["rows"]:
         h = row["heldout"]
         colour, style = styles[row["approach"]]

@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sim2real arm-tuning`."""
     parser.add_argument("--base", required=True, help="base policy folder (trained by `sim2real train`)")
     parser.add_argument("--dropo", required=True,
-                        help="DROPO distribution YAML (the base is fine-tuned on it) or a DROPO-fine-tuned policy folder")
+                        help="DROPO distribution YAML (the base is fine-tuned on it) or a DROPO-fine-tuned policy "
+                             "folder")
     parser.add_argument("--out", required=True, help="output folder (arm_tuning.md, .json, .png, policies)")
     parser.add_argument("--reality", default=DEFAULT_REALITY, help=f"reality-proxy profile (default {DEFAULT_REALITY})")
     parser.add_argument("--budget", type=int, default=16,

@@ -5,8 +5,15 @@ import argparse
 import json
 from pathlib import Path
 
-from .study import (accuracy_table_markdown, accuracy_vs_performance_study, lqr_cmaes_study, lqr_study, mdp_study,
-                    plot_study, study_table_markdown)
+from .study import (
+    accuracy_table_markdown,
+    accuracy_vs_performance_study,
+    lqr_cmaes_study,
+    lqr_study,
+    mdp_study,
+    plot_study,
+    study_table_markdown,
+)
 
 HELP = "tune sim parameters for real return (3-state MDP, LQR; sensitivity gradient and CMA-ES): tables + plots"
 

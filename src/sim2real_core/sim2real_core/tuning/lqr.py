@@ -33,7 +33,8 @@ class LQRProblem:
     sigma0: np.ndarray
 
     def __post_init__(self):
-        arrays = {name: np.asarray(getattr(self, name), dtype=float) for name in ("A_real", "B_real", "Q", "R", "sigma0")}
+        arrays = {name: np.asarray(getattr(self, name), dtype=float)
+                  for name in ("A_real", "B_real", "Q", "R", "sigma0")}
         n, m = arrays["B_real"].shape
         expected = {"A_real": (n, n), "B_real": (n, m), "Q": (n, n), "R": (m, m), "sigma0": (n, n)}
         for name, shape in expected.items():
@@ -148,7 +149,8 @@ class LQRSimTuning:
         return float(value.detach()), grad.numpy()
 
     def random_start(self, rng: np.random.Generator, scale: float = 0.3, max_tries: int = 1000) -> np.ndarray:
-        """A randomised start: the real (A, B) plus N(0, scale²) noise, redrawn until its gain stabilises the real system."""
+        """A randomised start: the real (A, B) plus N(0, scale²) noise, redrawn until its gain stabilises the
+        real system."""
         truth = self.pack(self.problem.A_real, self.problem.B_real)
         for _ in range(max_tries):
             theta = truth + scale * rng.normal(size=truth.shape)

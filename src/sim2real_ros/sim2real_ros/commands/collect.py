@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("policies", nargs="*", help="exploration policy folders (e.g. out/explore); none only with "
                                                    "--random-action-prob 1 (random torques alone)")
     parser.add_argument("--bag", required=True, help="bag folder to write (must not exist)")
-    parser.add_argument("--reality", default=DEFAULT_REALITY, help=f"reality profile in config/reality (default {DEFAULT_REALITY})")
+    parser.add_argument("--reality", default=DEFAULT_REALITY,
+                        help=f"reality profile in config/reality (default {DEFAULT_REALITY})")
     parser.add_argument("--episodes", type=int, default=16, help="episodes (default 16)")
     parser.add_argument("--episode-steps", type=int, default=300, help="control periods per episode (default 300)")
     parser.add_argument("--random-action-prob", type=float, default=0.3,

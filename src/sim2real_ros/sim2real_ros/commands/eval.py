@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=["sim", "reality", "franka"], default="sim",
                         help="sim: nominal simulator parameters; reality: the reality proxy (default sim); franka "
                              "(--over-ros only): the reality proxy behind the franka_ros2 emulation at 1 kHz")
-    parser.add_argument("--reality", default=DEFAULT_REALITY, help=f"reality profile in config/reality (default {DEFAULT_REALITY})")
+    parser.add_argument("--reality", default=DEFAULT_REALITY,
+                        help=f"reality profile in config/reality (default {DEFAULT_REALITY})")
     parser.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the first episode (default 1000)")
     parser.add_argument("--over-ros", action="store_true",
