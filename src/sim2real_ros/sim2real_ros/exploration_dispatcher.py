@@ -19,27 +19,7 @@ Boundaries go to /sim2real/episode as std_msgs/String JSON, e.g.
 (both with "extra_inputs": [x, y, z] when the episode's reach target was drawn, see extra_inputs_box).
 Progress goes to /diagnostics. When every episode has ended the node exits with code 0.
 
-Parameters:
-    policies (string[]): exploration policy folders/sidecars, or a folder of policy folders (explore-train
-        output). May be empty only with random_action_prob 1 (random-torque collection).
-    robot (string, default fr3): robot file in config/robots (joint order, limits, control period).
-    target (string, default sim): sim | hardware.
-    episodes, episode_steps, random_action_prob, random_torque_fraction, seed: see explore.dispatch.DispatchConfig.
-    reset_service (string, default /sim_bridge/reset_world): the bridge's reset (target sim).
-    reset_retry_period (double, default 2.0): seconds between attempts while the reset service is missing or fails.
-    reset_timeout (double, default 10.0): seconds before an unanswered reset call is abandoned and retried.
-    arm_prefix, robot_type (string): franka_ros2's joint naming `<arm_prefix>_<robot_type>_jointN`.
-    watchdog_periods (int, default from config/policy/safety.yaml): target hardware: control periods
-        without a fresh state before the torque is zeroed and the episode ends with fault "watchdog" (or
-        "reflex" when the robot side reports one on /diagnostics); the next episode waits for the operator.
-    extra_inputs_box (string, default ''): TASK.BOX of config/tasks (e.g. fr3_reach.target) from which the
-        policies' extra inputs (the reach target) are drawn per episode; '': the policies' defaults.
-    wait_for_subscribers (int, default 0): no episode starts while fewer readers of the episode topic have
-        matched this node (set 1 with a transition logger, so no boundary is published before it listens).
-    wait_for_state_subscribers (int, default 0): nor while fewer transition loggers report (matched_publishers
-        on /diagnostics) a state reader matched to the arm's stream (set 1 with a logger: discovery matches
-        each reader and writer pair on its own, and a lockstep episode's states it misses are lost for good).
-    diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
+Parameters: PARAMETERS below (`ros2 param describe /exploration_dispatcher NAME`), all read-only.
 """
 from __future__ import annotations
 
@@ -49,7 +29,6 @@ from enum import Enum
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -62,8 +41,10 @@ from sim2real_core.explore.dispatch import DispatchConfig, Dispatcher, load_expl
 from sim2real_core.policy.policy_file import PolicyFileError
 from sim2real_core.policy.safety import SafetyLayer, load_safety_limits
 from sim2real_core.policy.serving import PeriodGate, robot_joints_and_period
+from sim2real_core.robot import DEFAULT_ROBOT
 
 from . import contract
+from .descriptors import Param, declare
 from .messages import (
     MessageError,
     command_msg,
@@ -91,30 +72,54 @@ class Phase(Enum):
     STOPPING = "stopping"  # ramping the torque to zero after the last step
     DONE = "done"
 
+_DISPATCH = DispatchConfig()
+PARAMETERS = (
+    Param("policies", Parameter.Type.STRING_ARRAY, "exploration policy folders or sidecars, or a folder of policy "
+          "folders (explore-train output); empty only with random_action_prob 1 (random torques alone)"),
+    Param("robot", DEFAULT_ROBOT, "robot file in config/robots (joint order, limits, control period)"),
+    Param("target", "sim", "sim: episodes begin after the bridge's reset; hardware: when an operator calls "
+          "~/start_episode"),
+    Param("episodes", _DISPATCH.episodes, "episodes to run", "", 1, 2**31 - 1),
+    Param("episode_steps", _DISPATCH.episode_steps, "control periods per episode", "", 1, 2**31 - 1),
+    Param("random_action_prob", _DISPATCH.random_action_prob, "per-period probability of a random torque "
+          "instead of the policy's", "", 0.0, 1.0),
+    Param("random_torque_fraction", _DISPATCH.random_torque_fraction, "random torques are uniform in [-f, f] "
+          "times the torque limits", "", 0.0, 1.0),
+    Param("seed", _DISPATCH.seed, "seed of the policy draws and random torques"),
+    Param("reset_service", f"/{contract.SIM_BRIDGE_NAME}/{contract.RESET_WORLD.removeprefix('~/')}",
+          "the bridge's reset service (target sim)"),
+    Param("reset_retry_period", 2.0, "time between attempts while the reset service is missing or fails", "s",
+          1e-3, 3600.0),
+    Param("reset_timeout", 10.0, "time before an unanswered reset call is abandoned and retried", "s", 1e-3, 3600.0),
+    Param("arm_prefix", "", "franka_ros2 arm_prefix of the joint names <arm_prefix>_<robot_type>_jointN ('': none)"),
+    Param("robot_type", "", "franka_ros2 robot_type of the joint names ('': the robot file's)"),
+    Param("watchdog_periods", 0, "target hardware: control periods without a fresh state before the torque is "
+          "zeroed and the episode ends in fault watchdog (0: config/policy/safety.yaml's)", "", 0, 1000),
+    Param("wait_for_subscribers", 0, "no episode starts while fewer readers of the episode topic have matched "
+          "(1 with a transition logger)", "", 0, 1000),
+    Param("wait_for_state_subscribers", 0, "nor while fewer transition loggers report a state reader matched to "
+          "the arm's stream on /diagnostics (1 with a logger)", "", 0, 1000),
+    Param("extra_inputs_box", "", "TASK.BOX of config/tasks (e.g. fr3_reach.target) from which the policies' "
+          "extra inputs are drawn per episode ('': the policies' defaults)"),
+    Param("diagnostics_period", 1.0, "time between /diagnostics messages", "s", 1e-3, 3600.0),
+)
+
 
 class ExplorationDispatcher(Node):
     """Runs the exploration episodes on the target (see the module docstring)."""
 
     def __init__(self):
         super().__init__("exploration_dispatcher")
-        fixed = ParameterDescriptor(read_only=True)
-        defaults = DispatchConfig()
-        paths = self.declare_parameter("policies", Parameter.Type.STRING_ARRAY, fixed).value or []
-        robot = self.declare_parameter("robot", "fr3", fixed).value
-        self.target = self.declare_parameter("target", "sim", fixed).value
-        config = {name: self.declare_parameter(name, getattr(defaults, name), fixed).value
-                  for name in ("episodes", "episode_steps", "random_action_prob", "random_torque_fraction", "seed")}
-        reset_service = self.declare_parameter("reset_service", "/sim_bridge/reset_world", fixed).value
-        retry = self.declare_parameter("reset_retry_period", 2.0, fixed).value
-        reset_timeout = self.declare_parameter("reset_timeout", 10.0, fixed).value
-        arm_prefix = self.declare_parameter("arm_prefix", "", fixed).value
-        robot_type = self.declare_parameter("robot_type", "", fixed).value
-        watchdog = self.declare_parameter("watchdog_periods", 0, fixed).value
-        self.wait_for_subscribers = self.declare_parameter("wait_for_subscribers", 0, fixed).value
-        self.wait_for_state_subscribers = self.declare_parameter("wait_for_state_subscribers", 0, fixed).value
+        p = declare(self, PARAMETERS)
+        paths, robot, self.target = p["policies"] or [], p["robot"], p["target"]
+        config = {name: p[name] for name in ("episodes", "episode_steps", "random_action_prob",
+                                             "random_torque_fraction", "seed")}
+        reset_service, retry, reset_timeout = p["reset_service"], p["reset_retry_period"], p["reset_timeout"]
+        arm_prefix, robot_type, watchdog = p["arm_prefix"], p["robot_type"], p["watchdog_periods"]
+        self.wait_for_subscribers = p["wait_for_subscribers"]
+        self.wait_for_state_subscribers = p["wait_for_state_subscribers"]
         self._recorders: dict[str, dict[str, int]] = {}  # logger diagnostics name -> matched publishers per topic
-        extra_box = self.declare_parameter("extra_inputs_box", "", fixed).value
-        diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, fixed).value
+        extra_box, diagnostics_period = p["extra_inputs_box"], p["diagnostics_period"]
         if self.target not in TARGETS:
             raise ValueError(f"parameter target must be one of {TARGETS}, got {self.target!r}")
         for name, value in (("reset_retry_period", retry), ("reset_timeout", reset_timeout),

@@ -6,14 +6,8 @@ parameters to the fitted means through its ~/set_parameters service (rcl_interfa
 response says what was fitted, or why not. Progress (state, iteration, objective, evaluations) is published
 on /diagnostics while fitting and every `diagnostics_period` seconds.
 
-Parameters (settable at run time; the next ~/fit uses them):
-    data_path (dataset .npz or .npy directory), method (dropo|edropo|sysid|uniform), space (parameter space
-    name or path; default fr3_reach), parameters (comma-separated subset; '' = every model parameter),
-    system ('' = from the space), output_path (YAML), report_dir ('' = none), samples, transitions, budget,
-    alpha, epsilon (the start of the learned ε, or its value), learn_epsilon (default true: a fixed ε pushes
-    every std to its cap on real data), seed, threads, apply_to (node name, default sim_bridge; '' = do not
-    apply), apply_timeout (s),
-    diagnostics_period (s, read-only).
+Parameters: PARAMETERS below (`ros2 param describe /odr_fitter NAME`); all but diagnostics_period are
+settable at run time, and the next ~/fit uses them.
 """
 from __future__ import annotations
 
@@ -22,7 +16,6 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
@@ -35,28 +28,39 @@ from sim2real_core.fit.files import fit_file, physics_overrides
 from sim2real_core.fit.methods import EDROPO_ALPHA
 
 from . import contract
+from .descriptors import Param, declare
 from .messages import diagnostic_array, diagnostic_status
 from .node_main import run_node
 
 _DROPO = DropoConfig()
-DEFAULTS = {"data_path": "", "method": "dropo", "space": "fr3_reach", "parameters": "", "system": "",
-            "output_path": "", "report_dir": "", "samples": _DROPO.samples, "transitions": _DROPO.transitions,
-            "budget": _DROPO.max_evaluations, "alpha": EDROPO_ALPHA, "epsilon": _DROPO.epsilon,
-            "learn_epsilon": True, "seed": 0, "threads": 0, "apply_to": contract.SIM_BRIDGE_NAME,
-            "apply_timeout": 10.0}
-
+PARAMETERS = tuple(Param(*entry, read_only=False) for entry in (
+    ("data_path", "", "dataset to fit (.npz, or a directory of .npy files)"),
+    ("method", "dropo", "dropo | edropo | sysid | uniform"),
+    ("space", "fr3_reach", "parameter space name in config/parameter_spaces, or a path"),
+    ("parameters", "", "comma-separated subset of the space ('': every model parameter)"),
+    ("system", "", "simulated system ('': the space's)"),
+    ("output_path", "", "distribution YAML to write"),
+    ("report_dir", "", "folder for the fit report ('': none)"),
+    ("samples", _DROPO.samples, "parameter samples per transition (DROPO, E-DROPO)", "", 2, 4096),
+    ("transitions", _DROPO.transitions, "transitions per objective evaluation (0: all)", "", 0, 2**31 - 1),
+    ("budget", _DROPO.max_evaluations, "objective evaluations the optimiser may use", "", 1, 2**31 - 1),
+    ("alpha", EDROPO_ALPHA, "E-DROPO's entropy weight", "", 0.0, float("inf")),
+    ("epsilon", _DROPO.epsilon, "variance added to the predicted-state covariance (the start of the learned "
+                                "epsilon, or its value)", "scaled state units", 0.0, float("inf")),
+    ("learn_epsilon", True, "optimise epsilon too (a fixed epsilon pushes every std to its cap on real data)"),
+    ("seed", 0, "random seed of the fit"),
+    ("threads", 0, "simulation threads (0: one per core)", "", 0, 1024),
+    ("apply_to", contract.SIM_BRIDGE_NAME, "node whose physics.<name> parameters get the fitted means "
+                                           "('': do not apply)"),
+    ("apply_timeout", 10.0, "how long to wait for that node's ~/set_parameters", "s", 0.0, float("inf")),
+)) + (Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", "s", 1e-3, 3600.0),)
 
 class OdrFitterNode(Node):
     """ROS 2 wrapper of sim2real_core.fit.files.fit_file (see the module docstring)."""
 
     def __init__(self):
         super().__init__("odr_fitter")
-        for name, default in DEFAULTS.items():
-            self.declare_parameter(name, default)
-        period = self.declare_parameter("diagnostics_period", 1.0,
-                                        ParameterDescriptor(read_only=True)).value
-        if not period > 0:
-            raise ValueError(f"parameter diagnostics_period must be > 0 s, got {period}")
+        period = declare(self, PARAMETERS)["diagnostics_period"]
         self._status = {"state": "idle", "iteration": 0, "objective": "", "evaluations": 0, "message": ""}
         self._lock = threading.Lock()
         self._busy = threading.Lock()

@@ -100,7 +100,8 @@ class PolicyServer(Node):
             "[s] a state stamp older than this on the node's clock is not fresh", True, 0.001, 1.0)).value
         self.max_ahead = self.declare_parameter("max_state_ahead", 0.005, described(
             "[s] a stamp further ahead of this node's clock is not fresh", True, 0.0, 1.0)).value
-        extra = self.declare_parameter("extra_inputs", Parameter.Type.DOUBLE_ARRAY).value
+        extra = self.declare_parameter("extra_inputs", Parameter.Type.DOUBLE_ARRAY, described(
+            "the policy's extra inputs, e.g. a reach target [m] (unset: the policy's defaults)")).value
         diagnostics_period = self.declare_parameter("diagnostics_period", 1.0, described(
             "[s] period of /diagnostics", True, 0.01, 60.0)).value
         self.publish_on_state = self.declare_parameter("publish_on_state", True, described(

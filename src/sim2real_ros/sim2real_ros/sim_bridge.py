@@ -13,13 +13,9 @@ Clocking:
 Paused: no steps (realtime), commands dropped and counted (lockstep); ~/step_simulation still steps.
 Commands of the wrong length or with non-finite values are dropped and counted on /diagnostics.
 
-Parameters (read-only unless noted):
-    profile (sim|reality), task (reach|push), clocking (realtime|lockstep), rate (Hz, 0: robot control rate),
-    watchdog_period (s), seed, reality (reality file, profile reality), diagnostics_period (s),
-    publish_episode_events (bool), frame_id (puck pose frame);
-    settable at run time, profile sim only, each validated against its bounds:
-    distribution (distribution YAML, drawn at every reset; '' for none),
-    physics.<name> for every parameter of the task's space, e.g. physics.link3_mass_scale.
+Parameters: PARAMETERS below, read-only (`ros2 param describe /sim_bridge NAME`); settable at run time, profile
+sim only, each validated against its bounds: distribution (distribution YAML, drawn at every reset; '' for none),
+and physics.<name> for every parameter of the task's space, e.g. physics.link3_mass_scale.
 The reality profile declares no physics parameters and refuses every physics or distribution change.
 """
 from __future__ import annotations
@@ -42,6 +38,7 @@ from sim2real_core.sim.bridge import BridgeConfig, SimBridge
 from sim2real_core.sim.reality import DEFAULT_REALITY
 
 from . import contract
+from .descriptors import Param, declare
 from .messages import (
     clock_msg,
     diagnostic_array,
@@ -56,26 +53,34 @@ from .node_main import run_node
 PHYSICS = "physics."
 MAX_CATCH_UP = 10  # realtime: at most this many periods per timer tick, then the bridge falls behind
 
+PARAMETERS = tuple(Param(*entry, dynamic_typing=True) for entry in (
+    ("profile", "sim", "sim: the nominal model (physics settable); reality: a reality proxy"),
+    ("task", "reach", "reach | push (with the puck)"),
+    ("clocking", "realtime", "realtime: paced by the wall clock; lockstep: each command advances one period"),
+    ("rate", 0.0, "control rate (0: the robot's)", "Hz"),
+    ("watchdog_period", 0.05, "realtime: zero torque once the newest command is older than this", "s"),
+    ("seed", 0, "seed of resets, randomisation and noise"),
+    ("reality", DEFAULT_REALITY, "reality profile in config/reality, or a path (profile reality)"),
+    ("diagnostics_period", 1.0, "time between /diagnostics messages", "s"),
+    ("publish_episode_events", True, "publish a boundary on /sim2real/episode at every reset"),
+    ("frame_id", "world", "frame of the puck pose"),
+))
+
 
 class SimBridgeNode(Node):
     """ROS 2 wrapper of sim2real_core.sim.bridge.SimBridge (see the module docstring)."""
 
     def __init__(self):
         super().__init__(contract.SIM_BRIDGE_NAME, allow_undeclared_parameters=True)
-        fixed = ParameterDescriptor(read_only=True, dynamic_typing=True)  # 100 or 100.0 alike; checked below
-        get = lambda name, default: self.declare_parameter(name, default, fixed).value  # noqa: E731
-        config = BridgeConfig(profile=get("profile", "sim"), task=get("task", "reach"),
-                              clocking=get("clocking", "realtime"), rate=float(get("rate", 0.0)),
-                              watchdog_period=float(get("watchdog_period", 0.05)), seed=get("seed", 0),
-                              reality=get("reality", DEFAULT_REALITY))
-        diagnostics_period = get("diagnostics_period", 1.0)
-        self.publish_events = get("publish_episode_events", True)
-        self.frame_id = get("frame_id", "world")
+        p = declare(self, PARAMETERS)
+        config = BridgeConfig(profile=p["profile"], task=p["task"], clocking=p["clocking"], rate=float(p["rate"]),
+                              watchdog_period=float(p["watchdog_period"]), seed=p["seed"], reality=p["reality"])
+        diagnostics_period = p["diagnostics_period"]
+        self.publish_events, self.frame_id = p["publish_episode_events"], p["frame_id"]
         if not diagnostics_period > 0:
             raise ValueError(f"parameter diagnostics_period must be > 0 s, got {diagnostics_period}")
         self.bridge = SimBridge(config, start_time=time.time())
-        self._declared = {"profile", "task", "clocking", "rate", "watchdog_period", "seed", "reality",
-                          "diagnostics_period", "publish_episode_events", "frame_id", "use_sim_time"}
+        self._declared = {*p, "use_sim_time"}
         if self.bridge.space is not None:
             self._declare_physics()
         self.add_on_set_parameters_callback(self._on_set_parameters)

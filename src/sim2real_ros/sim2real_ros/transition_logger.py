@@ -4,17 +4,7 @@ Subscriptions are raw (`raw=True`): the CDR bytes go to a writer thread (sim2rea
 callbacks never touch the disk. The receive time stamped by the middleware is the log time; the source
 timestamp is the MCAP publish time.
 
-Parameters:
-    output: bag directory (default bags/transitions_<UTC time>); an existing path gets a _2, _3... suffix.
-    topics: topics to record (default joint states, effort commands, episode events, /diagnostics, the puck
-        pose of the push task).
-    topic_types: "TOPIC=pkg/msg/Type" entries for topics whose type is not discovered from the graph.
-    autostart: start recording at launch (else wait for ~/start).
-    max_file_size [bytes], max_file_duration [s]: split storage files (0: never).
-    chunk_size [bytes], flush_period [s]: MCAP chunking; at most flush_period of data is lost on SIGKILL.
-    compression: MCAP chunk compression none | lz4 | zstd (none: a truncated last chunk is partly salvageable).
-    queue_depth: subscription history depth (absorbs bursts while the executor is busy).
-    discovery_period [s]: how often the graph is checked for topics whose type is still unknown.
+Parameters: PARAMETERS below (`ros2 param describe /transition_logger NAME`).
 Services (std_srvs/Trigger): ~/start, ~/stop, ~/split.
 """
 from __future__ import annotations
@@ -34,6 +24,7 @@ from std_srvs.srv import Trigger
 from sim2real_core.data.bagio import COMPRESSION, BagError
 from sim2real_core.data.recorder import Recorder
 from sim2real_ros import contract
+from sim2real_ros.descriptors import Param, declare
 from sim2real_ros.messages import diagnostic_array, diagnostic_status
 from sim2real_ros.node_main import run_node
 
@@ -82,26 +73,29 @@ def offered_qos(profile: QoSProfile) -> Qos:
                QosLiveliness(int(profile.liveliness)), _qos_time(profile.liveliness_lease_duration),
                profile.avoid_ros_namespace_conventions)
 
+PARAMETERS = (
+    Param("output", "", "bag directory ('': bags/transitions_<UTC time>); an existing path gets a _2, _3... suffix"),
+    Param("topics", DEFAULT_TOPICS, "topics to record (default: joint states, effort commands, episode events, "
+                                    "/diagnostics, the push task's puck pose)"),
+    Param("topic_types", [""], "TOPIC=pkg/msg/Type entries for topics whose type is not discovered from the graph"),
+    Param("autostart", True, "start recording at launch (else wait for ~/start)"),
+    Param("max_file_size", 0, "split storage files at this size (0: never)", "bytes"),
+    Param("max_file_duration", 0.0, "split storage files after this long (0: never)", "s"),
+    Param("chunk_size", 1 << 20, "MCAP chunk size", "bytes"),
+    Param("flush_period", 1.0, "at most this much data is lost on SIGKILL", "s"),
+    Param("compression", "none", "MCAP chunk compression none | lz4 | zstd (none: a truncated last chunk is "
+                                 "partly salvageable)"),
+    Param("queue_depth", 1000, "subscription history depth (absorbs bursts while the executor is busy)"),
+    Param("discovery_period", 0.5, "how often the graph is checked for topics whose type is still unknown", "s"),
+)
+
 
 class TransitionLogger(Node):
     """Record the configured topics to MCAP bags; start/stop/split by service; finalize on shutdown."""
 
     def __init__(self):
         super().__init__("transition_logger")
-        self.declare_parameter("output", "")
-        self.declare_parameter("topics", DEFAULT_TOPICS)
-        self.declare_parameter("topic_types", [""])
-        self.declare_parameter("autostart", True)
-        self.declare_parameter("max_file_size", 0)
-        self.declare_parameter("max_file_duration", 0.0)
-        self.declare_parameter("chunk_size", 1 << 20)
-        self.declare_parameter("flush_period", 1.0)
-        self.declare_parameter("compression", "none")
-        self.declare_parameter("queue_depth", 1000)
-        self.declare_parameter("discovery_period", 0.5)
-        p = {name: self.get_parameter(name).value for name in (
-            "output", "topics", "topic_types", "autostart", "max_file_size", "max_file_duration", "chunk_size",
-            "flush_period", "compression", "queue_depth", "discovery_period")}
+        p = declare(self, PARAMETERS)
         for name in ("max_file_size", "max_file_duration", "flush_period"):
             if p[name] < 0:
                 raise ValueError(f"parameter {name} must be >= 0, got {p[name]}")

@@ -16,6 +16,7 @@ import pytest
 import rclpy
 import yaml
 from rclpy.node import Node
+from rclpy.parameter_client import AsyncParameterClient
 
 from sim2real_core.runner import node_command
 from sim2real_core.stack import NodeSpec
@@ -86,6 +87,22 @@ def spin_until(node: Node, condition: Callable[[], bool], timeout: float) -> boo
             return True
         rclpy.spin_once(node, timeout_sec=0.02)
     return condition()
+
+
+ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
+
+
+def parameter_descriptions(node: Node, target: str, timeout: float = 60.0) -> dict[str, str]:
+    """`target` node's own parameters (not rclpy's built-ins) -> their descriptions, read over its parameter
+    services as `ros2 param describe` does."""
+    client = AsyncParameterClient(node, target)
+    assert client.wait_for_services(timeout_sec=timeout), f"{target}: parameter services did not come up"
+    listed = client.list_parameters()
+    rclpy.spin_until_future_complete(node, listed, timeout_sec=timeout)
+    names = [n for n in listed.result().result.names if n not in ROS_BUILTIN_PARAMETERS]
+    described = client.describe_parameters(names)
+    rclpy.spin_until_future_complete(node, described, timeout_sec=timeout)
+    return {d.name: d.description for d in described.result().descriptors}
 
 
 class StackProcess:
