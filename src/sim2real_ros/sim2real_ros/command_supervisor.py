@@ -35,7 +35,7 @@ from sim2real_core.policy.supervision import (
     MAX_COMMAND_TIMEOUT,
     CommandSupervisor,
 )
-from sim2real_core.robot import load_robot
+from sim2real_core.robot import DEFAULT_ROBOT, load_robot
 
 from . import contract
 from .descriptors import described
@@ -49,7 +49,7 @@ class CommandSupervisorNode(Node):
     def __init__(self):
         super().__init__("command_supervisor")
 
-        robot = self.declare_parameter("robot", "fr3", described("robot file in config/robots", True)).value
+        robot = self.declare_parameter("robot", DEFAULT_ROBOT, described("robot file in config/robots", True)).value
         timeout = self.declare_parameter("command_timeout", 0.0, described(
             "[s] silence after a nonzero command that sends zero torque (0: 2 control periods)", True,
             0.0, MAX_COMMAND_TIMEOUT)).value

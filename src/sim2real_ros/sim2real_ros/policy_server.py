@@ -59,6 +59,7 @@ from sim2real_core.policy.serving import (
     load_servable_policy,
     robot_joints_and_period,
 )
+from sim2real_core.robot import DEFAULT_ROBOT
 
 from . import contract
 from .descriptors import described
@@ -86,7 +87,7 @@ class PolicyServer(Node):
     def __init__(self):
         super().__init__("policy_server")
         path = self.declare_parameter("policy_path", "", described("policy folder or its policy.yaml")).value
-        robot = self.declare_parameter("robot", "fr3", described("robot file in config/robots", True)).value
+        robot = self.declare_parameter("robot", DEFAULT_ROBOT, described("robot file in config/robots", True)).value
         arm_prefix = self.declare_parameter("arm_prefix", "", described("franka_ros2 arm_prefix ('' for none)",
                                                                         True)).value
         robot_type = self.declare_parameter("robot_type", "", described("fr3 | fr3v2 ('': the robot file's)",

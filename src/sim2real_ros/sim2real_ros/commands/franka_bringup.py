@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from sim2real_core.franka_ros2 import bringup_sequence, controller_parameters
-from sim2real_core.robot import arm_joint_names, load_robot
+from sim2real_core.robot import DEFAULT_ROBOT, arm_joint_names, load_robot
 
 HELP = "print the franka_ros2 bring-up sequence (launch, spawner, collision and load settings, recovery)"
 DEFAULT_FILE = "config/franka/sim2real_controllers.yaml"
@@ -15,7 +15,8 @@ DEFAULT_FILE = "config/franka/sim2real_controllers.yaml"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sim2real franka-bringup`."""
-    parser.add_argument("--robot", default="fr3", help="robot file in config/robots (default fr3)")
+    parser.add_argument("--robot", default=DEFAULT_ROBOT,
+                        help=f"robot file in config/robots (default {DEFAULT_ROBOT})")
     parser.add_argument("--robot-type", default="", help="franka.launch.py robot_type (fr3, fr3v2; default: fr3)")
     parser.add_argument("--arm-prefix", default="", help="franka.launch.py arm_prefix (e.g. left)")
     parser.add_argument("--namespace", default="", help="franka.launch.py namespace")

@@ -6,6 +6,7 @@ import argparse
 from sim2real_core.data.convert import COMMANDS_TOPIC, EPISODES_TOPIC, PUCK_TOPIC, bag_to_dataset
 from sim2real_core.data.dataset import save_dataset
 from sim2real_core.data.summary import format_summary, summarize_dataset
+from sim2real_core.robot import DEFAULT_ROBOT
 
 HELP = "convert a rosbag2 recording (MCAP or sqlite3) into a D4RL-style transition dataset (.npz)"
 
@@ -16,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output .npz file")
     parser.add_argument("--control-period", type=float,
                         help="seconds between s and s' (default: control_period in config/robots/ROBOT.yaml)")
-    parser.add_argument("--robot", default="fr3", help="robot in config/robots (joint names, defaults)")
+    parser.add_argument("--robot", default=DEFAULT_ROBOT, help="robot in config/robots (joint names, defaults)")
     parser.add_argument("--joint-states-topic",
                         help="JointState topic (default: /franka/joint_states, else /joint_states)")
     parser.add_argument("--commands-topic", default=COMMANDS_TOPIC, help=f"effort commands (default {COMMANDS_TOPIC})")
