@@ -1,11 +1,11 @@
-"""Batched next-state prediction on mujoco.batch, and the DROPO Gaussian log-likelihood.
+"""Batched next-state prediction, and the DROPO Gaussian log-likelihood.
 
 A `System` says how a dataset's observations and actions map onto a MuJoCo model: the observation is
 qpos[qpos_index], qvel[qvel_index], then qpos[object_qpos_index], qvel[object_qvel_index] (free objects such as
 a puck: position + quaternion, then velocity; other qpos entries take qpos0, e.g. Hopper's root x), and an
-action is held on the actuators (ctrl) for `frame_skip` physics steps. `BatchPredictor.predict` resets one
-simulation per (state, action sequence, parameter vector) row, writes per-simulation parameters with
-`ModelBinding.apply_batch`, steps them all on mujoco.batch's thread pool and returns the predicted
+action is held on the actuators (ctrl) for `frame_skip` physics steps. `BatchPredictor.predict` steps one
+simulation per (state, action sequence, parameter vector) row on the simulator's own batched kernel
+(sim.batch.BatchSimulator: per-simulation parameters, mujoco.batch's thread pool) and returns the predicted
 observations. `reference_predict` does the same with a loop over one MjData, to check the engine.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ import copy
 from dataclasses import dataclass
 
 import mujoco
-import mujoco.batch
 import numpy as np
 
 from ..config import ConfigError
+from ..sim.batch import BatchSimulator
 from ..sim.parameters import EFFECT_KINDS, ModelBinding, ParameterSpace
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -104,7 +104,7 @@ def model_space(space: ParameterSpace) -> ParameterSpace:
 
 
 class BatchPredictor:
-    """Predict next observations for many (state, actions, parameters) rows on mujoco.batch.
+    """Predict next observations for many (state, actions, parameters) rows on the batched simulator.
 
     Args:
       system: the model and observation layout.
@@ -116,18 +116,18 @@ class BatchPredictor:
     def __init__(self, system: System, space: ParameterSpace, nthread: int = 0, max_nsim: int = 16384):
         self.system = system
         self.space = model_space(space)
-        self.binding = ModelBinding(space, system.model)
         self.nthread = nthread
         self.max_nsim = max_nsim
-        self._batches: dict[int, mujoco.batch.Batch] = {}
+        self._simulators: dict[int, BatchSimulator] = {}
         self.steps = 0  # physics steps taken, for throughput accounting
 
-    def _batch(self, nsim: int) -> mujoco.batch.Batch:
-        if nsim not in self._batches:
-            if len(self._batches) >= 4:
-                self._batches.pop(next(iter(self._batches)))
-            self._batches[nsim] = mujoco.batch.Batch(self.system.model, nsim, self.nthread)
-        return self._batches[nsim]
+    def _simulator(self, nsim: int) -> BatchSimulator:
+        if nsim not in self._simulators:
+            if len(self._simulators) >= 4:
+                self._simulators.pop(next(iter(self._simulators)))
+            self._simulators[nsim] = BatchSimulator(self.system.model, self.space, nsim,
+                                                    nstep=self.system.frame_skip, nthread=self.nthread)
+        return self._simulators[nsim]
 
     def predict(self, observations: np.ndarray, actions: np.ndarray, params: np.ndarray) -> np.ndarray:
         """Next observations after each row's action sequence.
@@ -155,18 +155,14 @@ class BatchPredictor:
         return out
 
     def _predict_chunk(self, observations, actions, params) -> np.ndarray:
-        batch = self._batch(observations.shape[0])
-        batch.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
-        self.binding.apply_batch(batch, params)
-        qpos0, qvel0 = self.system.state(observations)
-        qpos, qvel, ctrl = batch.bind("qpos"), batch.bind("qvel"), batch.bind("ctrl")
-        qpos[:] = qpos0
-        qvel[:] = qvel0
+        sim = self._simulator(observations.shape[0])
+        sim.set_parameters(params)
+        sim.reset()  # time, activations and warm starts of the previous call do not carry over
+        sim.set_state(*self.system.state(observations))
         for j in range(actions.shape[1]):
-            ctrl[:] = self.system.ctrl(actions[:, j])
-            batch.step(nstep=self.system.frame_skip)
+            sim.step(self.system.ctrl(actions[:, j]), noise=False)
         self.steps += observations.shape[0] * actions.shape[1] * self.system.frame_skip
-        return self.system.observe(qpos, qvel)
+        return self.system.observe(*sim.state())
 
 
 def reference_predict(system: System, space: ParameterSpace, observations: np.ndarray, actions: np.ndarray,

@@ -9,10 +9,10 @@ import importlib.util
 from pathlib import Path
 
 import mujoco
-import mujoco.batch
 import numpy as np
 
-from ..sim.parameters import ModelBinding, ParameterSpace, load_parameter_space
+from ..sim.batch import BatchSimulator
+from ..sim.parameters import ParameterSpace, load_parameter_space
 from .engine import System
 from .transitions import Transitions
 
@@ -65,20 +65,18 @@ def generate_hopper_data(masses, episodes: int = 20, steps: int = 500, seed: int
     space = space or hopper_space()
     truth = space.vector(masses) if isinstance(masses, dict) else space.validate(np.asarray(masses, dtype=float))
     rng = np.random.default_rng(seed)
-    batch = mujoco.batch.Batch(system.model, episodes, 0)
-    ModelBinding(space, system.model).apply_batch(batch, np.repeat(truth[None, :], episodes, axis=0))
-    qpos, qvel, ctrl = batch.bind("qpos"), batch.bind("qvel"), batch.bind("ctrl")
+    sim = BatchSimulator(system.model, space, episodes, nstep=system.frame_skip)
+    sim.set_parameters(truth)
     model = system.model
-    qpos[:] = model.qpos0 + rng.uniform(-reset_noise, reset_noise, (episodes, model.nq))
+    qpos = model.qpos0 + rng.uniform(-reset_noise, reset_noise, (episodes, model.nq))
     qpos[:, 1] += lift
-    qvel[:] = rng.uniform(-reset_noise, reset_noise, (episodes, model.nv))
+    sim.set_state(qpos, rng.uniform(-reset_noise, reset_noise, (episodes, model.nv)))
     obs = np.empty((episodes, steps + 1, system.state_dim))
     actions = rng.uniform(-1.0, 1.0, (episodes, steps, model.nu))
-    obs[:, 0] = system.observe(qpos, qvel)
+    obs[:, 0] = system.observe(*sim.state())
     for t in range(steps):
-        ctrl[:] = actions[:, t] + action_noise * rng.standard_normal(actions[:, t].shape)
-        batch.step(nstep=system.frame_skip)
-        obs[:, t + 1] = system.observe(qpos, qvel)
+        sim.step(actions[:, t] + action_noise * rng.standard_normal(actions[:, t].shape), noise=False)
+        obs[:, t + 1] = system.observe(*sim.state())
     ends = np.zeros((episodes, steps), dtype=bool)
     ends[:, -1] = True
     return Transitions(obs[:, :-1].reshape(-1, system.state_dim), actions.reshape(-1, model.nu),
