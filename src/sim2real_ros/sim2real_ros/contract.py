@@ -23,8 +23,7 @@ SIM_BRIDGE_NAME = "sim_bridge"
 CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # The joint-state stream's writers and readers: a reliable writer keeps only its history for a
 # reader that stalls, so 1000 samples (1 s at franka_ros2's 1 kHz) survive a stall of the recorder, which misses
-# no state of a lockstep simulation stepping at several kHz (clean-clone quick demos kept 278 of 630 states with
-# KEEP_LAST 10, 429 with 100).
+# no state of a lockstep simulation stepping at several kHz (README: why some settings are what they are).
 STATE_STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 # Readers that command from the stream (policy server, exploration dispatcher): a starved reader that queued
 # the writers' 1000 samples would act a full second behind a 1 kHz stream, on states the watchdog refuses as

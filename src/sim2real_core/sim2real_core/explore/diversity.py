@@ -280,8 +280,8 @@ def train_exploration_policies(task: TaskSetup, out: str | os.PathLike, config: 
     policy i of K") and out/exploration.json (settings, bonus switch-on steps, returns, discriminator losses,
     and the `distinguishability` of the finished policies' states).
     """
-    # Networks this small run fastest on one thread; more threads oversubscribe a busy machine (16x slower
-    # measured on 2 shared cores). Restored afterwards.
+    # Networks this small run fastest on one thread; more threads oversubscribe a busy machine (README: why
+    # some settings are what they are). Restored afterwards.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
