@@ -1,16 +1,24 @@
-"""Where the workspace's YAML configuration lives, and loading it with clear errors.
+"""Where the workspace's YAML configuration lives, loading it with clear errors, and option models.
 
 Defaults live in `config/` at the workspace root (robots, parameter spaces, stacks, distributions).
 An installed workspace finds them under `share/sim2real_core/config`; `SIM2REAL_CONFIG` overrides both.
+
+An `OptionModel` (pydantic) holds a group of settings with each default, range and description defined once;
+command-line options (`add_model_arguments`) and ROS node parameters (sim2real_ros.descriptors) are generated
+from it, and `validate_options` turns its validation errors into a ConfigError naming each field.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import annotated_types
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 CONFIG_ENV = "SIM2REAL_CONFIG"
 
@@ -75,3 +83,76 @@ def save_yaml(path: str | os.PathLike, data: dict[str, Any]) -> Path:
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     os.replace(tmp, path)
     return path
+
+
+class OptionModel(BaseModel):
+    """A group of settings: unknown names are errors, values are immutable and validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Options = TypeVar("Options", bound=OptionModel)
+
+
+def validate_options(model: type[Options], values: dict[str, Any], where: str) -> Options:
+    """`model` from `values`; ConfigError listing every field that is unknown or invalid, prefixed by `where`."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: " + "; ".join(_problem(e) for e in exc.errors())) from None
+
+
+def _problem(error: dict) -> str:
+    """One pydantic error as `field.path: message (got value)`; a check of the whole entry names no field."""
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    shown = "" if isinstance(error.get("input"), dict) else f" (got {error.get('input')!r})"
+    return f"{'.'.join(str(p) for p in error['loc'])}: {message}{shown}"
+
+
+def option_bounds(model: type[OptionModel], name: str) -> tuple[float | None, float | None]:
+    """(lowest, highest) value a numeric field allows (None where unbounded); strict bounds count as bounds."""
+    low = high = None
+    for rule in model.model_fields[name].metadata:
+        if isinstance(rule, (annotated_types.Ge, annotated_types.Gt)):
+            low = getattr(rule, "ge", getattr(rule, "gt", None))
+        elif isinstance(rule, (annotated_types.Le, annotated_types.Lt)):
+            high = getattr(rule, "le", getattr(rule, "lt", None))
+    return low, high
+
+
+def option_choices(model: type[OptionModel], name: str) -> tuple | None:
+    """The values a Literal field allows, else None."""
+    annotation = model.model_fields[name].annotation
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, model: type[OptionModel]) -> None:
+    """One `--name` option per field of `model` (`--flag/--no-flag` for booleans), help from its description."""
+    for name, field in model.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        text = f"{field.description} (default {field.default})"
+        if field.annotation is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=text)
+            continue
+        choices = option_choices(model, name)
+        kind = type(choices[0]) if choices else field.annotation
+        parser.add_argument(flag, type=kind, choices=choices, default=field.default, help=text)
+
+
+def model_from_arguments(model: type[Options], args: argparse.Namespace) -> Options:
+    """`model` from the options `add_model_arguments` added (validated: ConfigError naming the option)."""
+    return validate_options(model, {name: getattr(args, name) for name in model.model_fields}, "options")
+
+
+def load_config(path: str | os.PathLike, model: type[Options], section: str | None = None) -> Options:
+    """A configuration file as its model: the YAML mapping (or its `section`), validated; ConfigError naming the
+    file and every bad field otherwise."""
+    path = Path(path)
+    body = load_yaml(path)
+    if section is not None:
+        body = body.get(section)
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: expected a {section!r} mapping")
+    return validate_options(model, body, f"{path}" + (f": {section}" if section else ""))

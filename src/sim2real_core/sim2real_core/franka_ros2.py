@@ -10,16 +10,16 @@ with the spawner's `--param-file`, so none of those settings is lost.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import yaml
+from annotated_types import Len
+from pydantic import Field, model_validator
 
-from .config import ConfigError, config_path, load_yaml
+from .config import OptionModel, config_path, load_config
 
 EFFORT_CONTROLLER = "effort_controller"
 EFFORT_CONTROLLER_TYPE = "effort_controllers/JointGroupEffortController"
-COLLISION_KEYS = ("lower_torque_thresholds", "upper_torque_thresholds", "lower_force_thresholds",
-                  "upper_force_thresholds")
 
 
 def controller_parameters(joint_names: Sequence[str]) -> dict[str, Any]:
@@ -28,37 +28,60 @@ def controller_parameters(joint_names: Sequence[str]) -> dict[str, Any]:
                                                              "joints": list(joint_names)}}}}
 
 
-def load_robot_settings(path: str | Path | None = None) -> dict[str, Any]:
+Torques = Annotated[tuple[float, ...], Len(7, 7)]  # [Nm] per joint
+Wrench = Annotated[tuple[float, ...], Len(6, 6)]  # [N, N, N, Nm, Nm, Nm] at the end effector
+
+
+class CollisionBehavior(OptionModel):
+    """Collision thresholds (franka_msgs/srv/SetFullCollisionBehavior): contact above `lower` is reported,
+    above `upper` it stops the arm in a reflex."""
+
+    lower_torque_thresholds: Torques
+    upper_torque_thresholds: Torques
+    lower_force_thresholds: Wrench
+    upper_force_thresholds: Wrench
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        for what in ("torque", "force"):
+            lower, upper = getattr(self, f"lower_{what}_thresholds"), getattr(self, f"upper_{what}_thresholds")
+            if any(lo > hi for lo, hi in zip(lower, upper)):
+                raise ValueError(f"{what} thresholds need lower <= upper, got {list(lower)} and {list(upper)}")
+        return self
+
+
+class Load(OptionModel):
+    """The mounted load beyond the Franka Hand (franka_msgs/srv/SetLoad)."""
+
+    mass: float = Field(ge=0.0)  # [kg]
+    center_of_mass: Annotated[tuple[float, ...], Len(3, 3)]  # [m] in the flange frame
+    load_inertia: Annotated[tuple[float, ...], Len(9, 9)]  # [kg*m^2] column-major 3x3
+
+
+class RobotSettings(OptionModel):
+    """config/franka/robot_settings.yaml: what sim2real sets on a real FR3 before commanding it."""
+
+    collision_behavior: CollisionBehavior
+    load: Load
+
+
+def load_robot_settings(path: str | Path | None = None) -> RobotSettings:
     """config/franka/robot_settings.yaml (collision thresholds and load), checked."""
-    path = Path(path) if path is not None else config_path("franka", "robot_settings.yaml")
-    data = load_yaml(path)
-    try:
-        collision, load = data["collision_behavior"], data["load"]
-        sizes = {k: len(collision[k]) for k in COLLISION_KEYS}
-        ok = sizes == dict(zip(COLLISION_KEYS, (7, 7, 6, 6))) and len(load["center_of_mass"]) == 3 \
-            and len(load["load_inertia"]) == 9 and float(load["mass"]) >= 0
-        ok = ok and all(lo <= hi for pre in ("torque", "force") for lo, hi in zip(
-            collision[f"lower_{pre}_thresholds"], collision[f"upper_{pre}_thresholds"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: needs collision_behavior.{{{', '.join(COLLISION_KEYS)}}} and load.{{mass, "
-                          f"center_of_mass, load_inertia}} ({exc})") from None
-    if not ok:
-        raise ConfigError(f"{path}: thresholds need 7 (torque) and 6 (force) values with lower <= upper, the load "
-                          "a mass >= 0, 3 centre-of-mass and 9 inertia values")
-    return data
+    return load_config(Path(path) if path is not None else config_path("franka", "robot_settings.yaml"),
+                       RobotSettings)
 
 
 def bringup_sequence(joint_names: Sequence[str], robot_type: str, arm_prefix: str = "", namespace: str = "",
                      robot_ip: str = "<robot-ip>", controllers_file: str = "config/franka/sim2real_controllers.yaml",
-                     settings: dict[str, Any] | None = None) -> str:
+                     settings: RobotSettings | None = None) -> str:
     """The commands, in order, that bring a real FR3 up under franka_ros2 for sim2real, as shell text."""
     settings = settings or load_robot_settings()
     ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
     base = f"{ns}/{arm_prefix}" if arm_prefix else ns  # franka_ros2 puts its servers under the arm prefix
-    collision = settings["collision_behavior"]
+    collision = settings.collision_behavior.model_dump(mode="json")
     full = {f"{bound}_{what}_thresholds_{mode}": [float(v) for v in collision[f"{bound}_{what}_thresholds"]]
             for bound in ("lower", "upper") for what in ("torque", "force") for mode in ("acceleration", "nominal")}
-    load = {k: settings["load"][k] for k in ("mass", "center_of_mass", "load_inertia")}
+    load = settings.load.model_dump(mode="json")
     flow = lambda value: yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()  # noqa: E731
     launch_args = " ".join(f"{k}:={v}" for k, v in (("robot_type", robot_type), ("arm_prefix", arm_prefix),
                                                     ("namespace", namespace.strip("/")), ("robot_ip", robot_ip))

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field, FiniteFloat, NonNegativeFloat, PositiveFloat, model_validator
 
-from .config import ConfigError, load_yaml, named_file
+from .config import OptionModel, load_config, named_file
 from .kinematics import SerialChain
 
 DEFAULT_ROBOT = "fr3"  # config/robots/NAME.yaml of the arm every tool and node drives unless told
@@ -81,45 +82,88 @@ def robot_file(name_or_path: str | os.PathLike) -> Path:
     return named_file("robots", name_or_path)
 
 
+FiniteList = tuple[FiniteFloat, ...]
+
+
+class EnvelopeFile(OptionModel):
+    """robot.velocity_envelope: the constants of libfranka's position-dependent velocity bounds."""
+
+    a: FiniteList
+    k: FiniteList
+    q_lower: FiniteList
+    q_upper: FiniteList
+    tolerance: NonNegativeFloat
+
+
+class PositionLimits(OptionModel):
+    """robot.position_limits [rad]."""
+
+    lower: FiniteList
+    upper: FiniteList
+
+
+class KinematicsFile(OptionModel):
+    """robot.kinematics: modified DH rows (a [m], d [m], alpha [rad]), the flange row and the tool point."""
+
+    dh: tuple[tuple[FiniteFloat, FiniteFloat, FiniteFloat], ...]
+    flange: tuple[FiniteFloat, FiniteFloat, FiniteFloat] = (0.0, 0.0, 0.0)
+    tool: tuple[FiniteFloat, FiniteFloat, FiniteFloat] = (0.0, 0.0, 0.0)
+
+
+class RobotFile(OptionModel):
+    """config/robots/NAME.yaml `robot`: every per-joint list has one value per joint name."""
+
+    name: str = ""
+    joint_names: tuple[str, ...] = Field(min_length=1)
+    torque_limits: FiniteList = Field(description="|torque| limits [N*m], torques without gravity")
+    velocity_limits: FiniteList = Field(description="|velocity| limits [rad/s]")
+    velocity_envelope: EnvelopeFile | None = None
+    position_limits: PositionLimits
+    control_period: PositiveFloat = Field(description="policy and dataset control period [s]")
+    physics_timestep: PositiveFloat = Field(description="MuJoCo physics timestep [s]")
+    model: str = Field(description="MJCF file in sim2real_core/models")
+    home_keyframe: str
+    home: FiniteList = Field(description="home joint positions [rad]")
+    ee_site: str
+    kinematics: KinematicsFile | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        n = len(self.joint_names)
+        per_joint = {"torque_limits": self.torque_limits, "velocity_limits": self.velocity_limits,
+                     "position_limits.lower": self.position_limits.lower,
+                     "position_limits.upper": self.position_limits.upper, "home": self.home}
+        if self.velocity_envelope is not None:
+            per_joint.update({f"velocity_envelope.{k}": getattr(self.velocity_envelope, k)
+                              for k in ("a", "k", "q_lower", "q_upper")})
+        for key, values in per_joint.items():
+            if len(values) != n:
+                raise ValueError(f"{key} needs {n} values (one per joint), got {list(values)}")
+        if self.kinematics is not None and len(self.kinematics.dh) != n:
+            raise ValueError(f"kinematics.dh needs {n} rows, got {len(self.kinematics.dh)}")
+        ratio = self.control_period / self.physics_timestep
+        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+            raise ValueError(f"control_period {self.control_period} must be a positive whole multiple of "
+                             f"physics_timestep {self.physics_timestep}")
+        return self
+
+
 def load_robot(name_or_path: str | os.PathLike = DEFAULT_ROBOT) -> RobotSpec:
     """Load and check a robot file (every array must have one value per joint)."""
     path = robot_file(name_or_path)
-    body = load_yaml(path).get("robot")
-    if not isinstance(body, dict):
-        raise ConfigError(f"{path}: expected a 'robot' mapping")
-    try:
-        names = tuple(str(n) for n in body["joint_names"])
-        arrays = {key: np.asarray(value, dtype=float) for key, value in (
-            ("torque_limits", body["torque_limits"]), ("velocity_limits", body["velocity_limits"]),
-            ("position_lower", body["position_limits"]["lower"]),
-            ("position_upper", body["position_limits"]["upper"]), ("home", body["home"]))}
-        spec = RobotSpec(name=str(body.get("name", path.stem)), joint_names=names,
-                         control_period=float(body["control_period"]),
-                         physics_timestep=float(body["physics_timestep"]), model=str(body["model"]),
-                         home_keyframe=str(body["home_keyframe"]), ee_site=str(body["ee_site"]),
-                         kinematics=SerialChain.from_mapping(body["kinematics"]) if "kinematics" in body else None,
-                         velocity_envelope=_envelope(body["velocity_envelope"], arrays["velocity_limits"])
-                         if "velocity_envelope" in body else None, **arrays)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: robot entry {exc} is missing or malformed") from None
-    for key, value in arrays.items():
-        if value.shape != (len(names),) or not np.all(np.isfinite(value)):
-            raise ConfigError(f"{path}: robot.{key} needs {len(names)} finite values, got {value.tolist()}")
-    if spec.kinematics is not None and spec.kinematics.dof != len(names):
-        raise ConfigError(f"{path}: robot.kinematics.dh needs {len(names)} rows, got {spec.kinematics.dof}")
-    ratio = spec.control_period / spec.physics_timestep
-    if spec.physics_timestep <= 0 or abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
-        raise ConfigError(f"{path}: control_period {spec.control_period} must be a positive whole multiple of "
-                          f"physics_timestep {spec.physics_timestep}")
-    return spec
-
-
-def _envelope(body: dict, v_max: np.ndarray) -> VelocityEnvelope:
-    values = {key: np.asarray(body[key], dtype=float) for key in ("a", "k", "q_lower", "q_upper")}
-    for key, value in values.items():
-        if value.shape != v_max.shape or not np.all(np.isfinite(value)):
-            raise ValueError(f"velocity_envelope.{key} needs {len(v_max)} finite values, got {body[key]}")
-    return VelocityEnvelope(v_max=v_max, tolerance=float(body["tolerance"]), **values)
+    body = load_config(path, RobotFile, "robot")
+    v_max = np.array(body.velocity_limits)
+    envelope = body.velocity_envelope
+    return RobotSpec(
+        name=body.name or path.stem, joint_names=body.joint_names, torque_limits=np.array(body.torque_limits),
+        velocity_limits=v_max, position_lower=np.array(body.position_limits.lower),
+        position_upper=np.array(body.position_limits.upper), control_period=body.control_period,
+        physics_timestep=body.physics_timestep, model=body.model, home_keyframe=body.home_keyframe,
+        home=np.array(body.home), ee_site=body.ee_site,
+        kinematics=SerialChain.from_mapping(body.kinematics.model_dump()) if body.kinematics else None,
+        velocity_envelope=None if envelope is None else VelocityEnvelope(
+            v_max=v_max, a=np.array(envelope.a), k=np.array(envelope.k), q_lower=np.array(envelope.q_lower),
+            q_upper=np.array(envelope.q_upper), tolerance=envelope.tolerance))
 
 
 JOINT_NAME = re.compile(r"^(?:(?P<prefix>.+)_)?(?P<type>[A-Za-z0-9]+)_joint(?P<index>\d+)$")

@@ -68,3 +68,34 @@ def test_study_quick(tmp_path):
     ci = flight["sysid_confidence_95"]["foot_friction"]
     assert ci[1] - ci[0] > 1.0  # SysID's interval is wide where the data says nothing
     assert (tmp_path / "study.md").exists() and (tmp_path / "consistency.png").exists()
+
+
+def test_every_fit_option_is_a_command_line_option_and_reaches_the_method_config():
+    import argparse
+
+    from sim2real_core.config import ConfigError, model_from_arguments
+    from sim2real_core.fit.commands.fit import add_arguments
+    from sim2real_core.fit.dropo import DropoConfig
+    from sim2real_core.fit.options import FitOptions
+    from sim2real_core.fit.sysid import SysIdConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = {option for action in parser._actions for option in action.option_strings}
+    assert {"--" + name.replace("_", "-") for name in FitOptions.model_fields} <= flags
+    args = parser.parse_args(["d.npz", "--space", "hopper", "--out", "f.yaml", "--no-learn-epsilon", "--samples",
+                              "8", "--optimizer", "cmaes", "--alpha", "0.5", "--init-std", "0.1",
+                              "--sysid-transitions", "0", "--no-warm-start"])
+    options = model_from_arguments(FitOptions, args)
+    edropo = options.method_config("edropo")
+    assert isinstance(edropo, DropoConfig)
+    assert (edropo.learn_epsilon, edropo.samples, edropo.optimizer, edropo.entropy_weight, edropo.init_std,
+            edropo.warm_start) == (False, 8, "cmaes", 0.5, 0.1, False)
+    assert options.method_config("dropo").entropy_weight == 0.0
+    sysid = options.method_config("sysid")
+    assert isinstance(sysid, SysIdConfig) and sysid.transitions == 0
+    assert FitOptions().method_config("dropo").learn_epsilon  # learned epsilon unless told otherwise
+    with pytest.raises(ConfigError, match=r"samples: Input should be greater than or equal to 2 \(got 1\)"):
+        model_from_arguments(FitOptions, parser.parse_args(["d", "--space", "s", "--out", "o", "--samples", "1"]))
+    with pytest.raises(SystemExit):  # argparse refuses an unknown optimiser by name
+        parser.parse_args(["d", "--space", "s", "--out", "o", "--optimizer", "adam"])

@@ -67,9 +67,17 @@ def test_the_bringup_sequence_names_a_prefixed_arm_and_every_franka_service_fiel
 
 def test_robot_settings_are_checked(tmp_path):
     settings = load_robot_settings()
-    assert len(settings["collision_behavior"]["upper_torque_thresholds"]) == 7
+    assert len(settings.collision_behavior.upper_torque_thresholds) == 7
     bad = tmp_path / "settings.yaml"
-    settings["collision_behavior"]["lower_force_thresholds"] = [50.0] * 6  # above the upper ones
-    bad.write_text(yaml.safe_dump(settings))
-    with pytest.raises(ConfigError, match="lower <= upper"):
+    content = settings.model_dump(mode="json")
+    content["collision_behavior"]["lower_force_thresholds"] = [50.0] * 6  # above the upper ones
+    bad.write_text(yaml.safe_dump(content))
+    with pytest.raises(ConfigError, match="force thresholds need lower <= upper"):
+        load_robot_settings(bad)
+    content = settings.model_dump(mode="json")
+    content["load"].update(mass=-1.0, center_of_mass=[0.0, 0.0])
+    content["load"]["inertia"] = [0.0] * 9
+    bad.write_text(yaml.safe_dump(content))
+    with pytest.raises(ConfigError, match=r"settings.yaml: load.mass: Input should be greater than or equal to 0 .*"
+                                          r"load.center_of_mass: .*at least 3 items.*load.inertia: Extra inputs"):
         load_robot_settings(bad)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sim2real_core.config import ConfigError
-from sim2real_core.robot import load_robot
+from sim2real_core.robot import load_robot, robot_file
 from sim2real_core.sim.models import load_model, model_path
 
 
@@ -52,7 +52,12 @@ def test_model_lookup_errors_are_clear(tmp_path):
 def test_robot_file_errors_name_the_file_and_key(tmp_path):
     bad = tmp_path / "r.yaml"
     bad.write_text("robot: {joint_names: [a, b], torque_limits: [1]}\n")
-    with pytest.raises(ConfigError, match=f"{bad}: robot entry"):
+    with pytest.raises(ConfigError, match=rf"{bad}: robot: velocity_limits: Field required"):
+        load_robot(bad)
+    body = robot_file("fr3").read_text()
+    bad.write_text(body.replace("torque_limits: [87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0]",
+                                "torque_limits: [87.0, 87.0, 87.0, 87.0, 12.0, 12.0]"))
+    with pytest.raises(ConfigError, match=rf"{bad}: robot: torque_limits needs 7 values \(one per joint\), got \[87.0"):
         load_robot(bad)
 
 

@@ -56,10 +56,13 @@ def test_bad_reality_files_are_rejected_naming_the_problem(tmp_path):
     with pytest.raises(ConfigError, match="link3_mass_scale=9.0"):
         load_reality(bad)
     bad.write_text("reality: {parameter_space: fr3_push, unmodelled: {drag: [1, 2]}}\n")
-    with pytest.raises(ConfigError, match="unmodelled.drag needs 7"):
+    with pytest.raises(ConfigError, match=r"r.yaml: reality: unmodelled.drag: Tuple should have at least 7 items"):
         load_reality(bad)
     bad.write_text("reality: {parameter_space: fr3_push, truth: {nope: 1}}\n")
     with pytest.raises(ConfigError, match="unknown parameters"):
+        load_reality(bad)
+    bad.write_text("reality: {parameter_space: fr3_push, unmodelled: {latency: 0.001}}\n")  # a misspelt effect
+    with pytest.raises(ConfigError, match=r"unmodelled.latency: Extra inputs are not permitted"):
         load_reality(bad)
 
 

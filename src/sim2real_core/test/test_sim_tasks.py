@@ -45,7 +45,7 @@ def test_reach_success_when_the_end_effector_is_at_the_target():
     env = tasks.FR3ReachEnv(episode_steps=3)
     _, info = env.reset(seed=0, options={"target": [0.3069, 0.0, 0.4869]})  # home pose TCP (start noise moves it)
     assert info["distance"] < 0.1
-    env.config = tasks.TaskConfig(**{**env.config.__dict__, "start_noise": 0.0})
+    env.config = env.config.model_copy(update={"start_noise": 0.0})
     obs, info = env.reset(seed=0, options={"target": [0.3069, 0.0, 0.4869]})
     assert info["is_success"] and info["distance"] < 0.005 and np.allclose(obs[14:], [0.3069, 0.0, 0.4869])
     _, info = env.reset(seed=0, options={"target": [0.5, 0.2, 0.3]})
@@ -83,6 +83,11 @@ def test_bad_options_and_task_files_are_rejected(tmp_path):
         tasks.FR3ReachEnv(distribution=Distribution.fixed(load_parameter_space("fr3_reach")), reality="fr3_default")
     bad = tmp_path / "t.yaml"
     bad.write_text("task: {parameter_space: fr3_reach, episode_steps: 10, keyframe: home, success_radius: 0.1, "
-                   "reward: {}, target_low: [0, 0, 0], target_high: [1, 1]}\n")
-    with pytest.raises(ConfigError, match="target_low/target_high"):
+                   "reward: {}, boxes: {target: {low: [0, 0, 0], high: [1, 1]}}}\n")
+    with pytest.raises(ConfigError, match=r"t.yaml: task: boxes.target: a box needs low and high of "
+                                          r"equal size"):
+        tasks.load_task(bad)
+    bad.write_text("task: {parameter_space: fr3_reach, episode_steps: 0, keyframe: home, success_radius: 0.1, "
+                   "reward: {}, target_low: [0, 0, 0]}\n")
+    with pytest.raises(ConfigError, match=r"episode_steps: Input should be greater than 0 .*target_low: Extra"):
         tasks.load_task(bad)

@@ -7,6 +7,10 @@ from typing import Any, Iterable
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from sim2real_core.config import OptionModel, option_bounds, option_choices
+
+INT64_MAX = 2**63 - 1
+
 
 def described(description: str, read_only: bool = False, low: float | None = None,
               high: float | None = None) -> ParameterDescriptor:
@@ -43,3 +47,21 @@ class Param:
 def declare(node: Node, parameters: Iterable[Param]) -> dict[str, Any]:
     """Declare every parameter on `node` with its descriptor; return name -> value (file overrides applied)."""
     return {p.name: node.declare_parameter(p.name, p.default, p.descriptor()).value for p in parameters}
+
+
+def option_parameters(model: type[OptionModel], read_only: bool = False) -> tuple[Param, ...]:
+    """One parameter per field of an option model (sim2real_core.config): its default, description, allowed
+    values and range, so the node and the command line offer the same settings."""
+    parameters = []
+    for name, field in model.model_fields.items():
+        low, high = option_bounds(model, name)
+        choices = option_choices(model, name)
+        text = field.description + (f" (one of {' | '.join(choices)})" if choices else "")
+        if field.annotation is int and (low is not None or high is not None):
+            low, high = int(-INT64_MAX if low is None else low), int(INT64_MAX if high is None else high)
+        elif field.annotation is float and (low is not None or high is not None):
+            low, high = float("-inf" if low is None else low), float("inf" if high is None else high)
+        else:
+            low = high = None
+        parameters.append(Param(name, field.default, text, low=low, high=high, read_only=read_only))
+    return tuple(parameters)

@@ -6,8 +6,9 @@ parameters to the fitted means through its ~/set_parameters service (rcl_interfa
 response says what was fitted, or why not. Progress (state, iteration, objective, evaluations) is published
 on /diagnostics while fitting and every `diagnostics_period` seconds.
 
-Parameters: PARAMETERS below (`ros2 param describe /odr_fitter NAME`); all but diagnostics_period are
-settable at run time, and the next ~/fit uses them.
+Parameters: PARAMETERS below (`ros2 param describe /odr_fitter NAME`): the node's own, then every field of
+sim2real_core.fit.options.FitOptions (the options of `sim2real fit`). All but diagnostics_period are settable
+at run time, and the next ~/fit uses them.
 """
 from __future__ import annotations
 
@@ -22,38 +23,29 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
-from sim2real_core.config import ConfigError
-from sim2real_core.fit.dropo import DropoConfig
+from sim2real_core.config import ConfigError, validate_options
 from sim2real_core.fit.files import fit_file, physics_overrides
-from sim2real_core.fit.methods import EDROPO_ALPHA
+from sim2real_core.fit.methods import METHODS
+from sim2real_core.fit.options import FitOptions
 
 from . import contract
-from .descriptors import Param, declare
+from .descriptors import Param, declare, option_parameters
 from .messages import diagnostic_array, diagnostic_status
 from .node_main import run_node
 
-_DROPO = DropoConfig()
 PARAMETERS = tuple(Param(*entry, read_only=False) for entry in (
     ("data_path", "", "dataset to fit (.npz, or a directory of .npy files)"),
-    ("method", "dropo", "dropo | edropo | sysid | uniform"),
+    ("method", "dropo", f"fitting method (one of {' | '.join(METHODS)})"),
     ("space", "fr3_reach", "parameter space name in config/parameter_spaces, or a path"),
     ("parameters", "", "comma-separated subset of the space ('': every model parameter)"),
     ("system", "", "simulated system ('': the space's)"),
     ("output_path", "", "distribution YAML to write"),
     ("report_dir", "", "folder for the fit report ('': none)"),
-    ("samples", _DROPO.samples, "parameter samples per transition (DROPO, E-DROPO)", "", 2, 4096),
-    ("transitions", _DROPO.transitions, "transitions per objective evaluation (0: all)", "", 0, 2**31 - 1),
-    ("budget", _DROPO.max_evaluations, "objective evaluations the optimiser may use", "", 1, 2**31 - 1),
-    ("alpha", EDROPO_ALPHA, "E-DROPO's entropy weight", "", 0.0, float("inf")),
-    ("epsilon", _DROPO.epsilon, "variance added to the predicted-state covariance (the start of the learned "
-                                "epsilon, or its value)", "scaled state units", 0.0, float("inf")),
-    ("learn_epsilon", True, "optimise epsilon too (a fixed epsilon pushes every std to its cap on real data)"),
-    ("seed", 0, "random seed of the fit"),
-    ("threads", 0, "simulation threads (0: one per core)", "", 0, 1024),
     ("apply_to", contract.SIM_BRIDGE_NAME, "node whose physics.<name> parameters get the fitted means "
                                            "('': do not apply)"),
     ("apply_timeout", 10.0, "how long to wait for that node's ~/set_parameters", "s", 0.0, float("inf")),
-)) + (Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", "s", 1e-3, 3600.0),)
+)) + option_parameters(FitOptions) + (
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", "s", 1e-3, 3600.0),)
 
 class OdrFitterNode(Node):
     """ROS 2 wrapper of sim2real_core.fit.files.fit_file (see the module docstring)."""
@@ -113,12 +105,10 @@ class OdrFitterNode(Node):
 
         parameters = [n.strip() for n in self._param("parameters").split(",") if n.strip()] or None
         try:
-            done = fit_file(data_path, method, self._param("space"), out, system=self._param("system") or None,
-                            parameters=parameters, samples=self._param("samples"),
-                            transitions=self._param("transitions"), alpha=self._param("alpha"),
-                            epsilon=self._param("epsilon"), learn_epsilon=self._param("learn_epsilon"),
-                            budget=self._param("budget"), seed=self._param("seed"), threads=self._param("threads"),
-                            progress=progress)
+            options = validate_options(FitOptions, {name: self._param(name) for name in FitOptions.model_fields},
+                                       "parameters")
+            done = fit_file(data_path, method, self._param("space"), out, options,
+                            system=self._param("system") or None, parameters=parameters, progress=progress)
             if self._param("report_dir"):
                 from sim2real_core.fit.report import write_report
                 write_report(done.result, done.data, done.predictor, self._param("report_dir"))

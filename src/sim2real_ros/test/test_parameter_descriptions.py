@@ -3,6 +3,7 @@ running nodes."""
 from test_franka_stack import hold_policy
 
 from conftest import parameter_descriptions
+from sim2real_core.fit.options import FitOptions
 
 
 def test_every_parameter_of_every_node_is_described(up_stack, launch_node, ros_node, tmp_path):
@@ -20,3 +21,4 @@ def test_every_parameter_of_every_node_is_described(up_stack, launch_node, ros_n
     undescribed = {node: [name for name, text in described.items() if not text] for node, described in found.items()}
     assert undescribed == {node: [] for node in nodes}
     assert "[s]" in found["/odr_fitter"]["apply_timeout"] and "[Hz]" in found["/sim_bridge"]["rate"]
+    assert set(FitOptions.model_fields) <= set(found["/odr_fitter"])  # every option of `sim2real fit`

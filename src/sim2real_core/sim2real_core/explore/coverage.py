@@ -137,7 +137,8 @@ def compare_coverage(exploration: Sequence[TorqueSource], task_policy: TorqueSou
     """
     probe = env_fn()
     robot = probe.unwrapped.sim.robot
-    region = probe.unwrapped.config.boxes.get("target")  # the reach target box; None for other tasks
+    box = probe.unwrapped.config.boxes.get("target")  # the reach target box; None for other tasks
+    region = box.bounds if box is not None else None
     probe.close()
     targets = region if config.random_targets and region is not None else None
     schemes = {

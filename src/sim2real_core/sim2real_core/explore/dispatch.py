@@ -272,8 +272,7 @@ def task_box(spec: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     boxes = load_task(task).boxes
     if box not in boxes:
         raise ValueError(f"task {task} has no box {box!r}; it has {sorted(boxes)}")
-    low, high = boxes[box]
-    return tuple(float(v) for v in low), tuple(float(v) for v in high)
+    return boxes[box].low, boxes[box].high
 
 
 def load_exploration_policies(paths: Sequence[str | os.PathLike], joint_names: Sequence[str]) -> list[Policy]:

@@ -10,10 +10,10 @@ from typing import Callable
 
 from ..config import ConfigError
 from ..sim.parameters import MODEL_KINDS, ParameterSpace, load_parameter_space
-from .dropo import DropoConfig, FitResult
+from .dropo import FitResult
 from .engine import BatchPredictor
-from .methods import EDROPO_ALPHA, METHODS, fit
-from .sysid import SysIdConfig
+from .methods import METHODS, fit
+from .options import FitOptions
 from .systems import space_system, system_for, system_of
 from .transitions import Transitions, from_dataset
 
@@ -37,18 +37,14 @@ def fit_space(space: str | os.PathLike, parameters: list[str] | None = None) -> 
 
 
 def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike, out: str | os.PathLike | None,
-             system: str | None = None, parameters: list[str] | None = None, samples: int | None = None,
-             transitions: int | None = None, epsilon: float | None = None, learn_epsilon: bool = True,
-             horizon: int = 1, alpha: float = EDROPO_ALPHA, covariance: str = "diag", optimizer: str | None = None,
-             budget: int | None = None, seed: int = 0, threads: int = 0,
+             options: FitOptions = FitOptions(), system: str | None = None, parameters: list[str] | None = None,
              progress: Callable[[dict], None] | None = None) -> FileFit:
-    """Load a dataset (sim2real_core.data.load_dataset), fit `method`, write the distribution YAML to `out`.
+    """Load a dataset (sim2real_core.data.load_dataset), fit `method` with `options`, write the distribution
+    YAML to `out`.
 
     The system is `system`, else the space file's `model:` (else the dataset metadata's `robot`) for the
-    dataset's state layout (systems.system_of: FR3 data with the puck is fr3_push). Settings left
-    None take DropoConfig's defaults; SysID uses 5x the transitions of a DROPO evaluation. ε is learned by
-    default (`epsilon` is then its start): a fixed ε pushes every std to its cap on data the simulator cannot
-    reproduce exactly, e.g. any real arm's.
+    dataset's state layout (systems.system_of: FR3 data with the puck is fr3_push); `parameters` is the subset
+    of the space to fit (default: every model parameter).
     """
     from ..data.dataset import load_dataset
 
@@ -65,18 +61,9 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
                               "'robot'")
         name = system_of(model, dataset.metadata.get("state_layout"))
     sim = system_for(name)
-    defaults = DropoConfig()
-    transitions = defaults.transitions if transitions is None else transitions
-    if method == "sysid":
-        config = SysIdConfig(horizon=horizon, transitions=5 * transitions, seed=seed)
-    else:
-        config = DropoConfig(samples=samples or defaults.samples, epsilon=epsilon or defaults.epsilon,
-                             learn_epsilon=learn_epsilon, horizon=horizon, transitions=transitions,
-                             covariance=covariance, entropy_weight=alpha if method == "edropo" else 0.0,
-                             optimizer=optimizer or defaults.optimizer,
-                             max_evaluations=defaults.max_evaluations if budget is None else budget, seed=seed)
-    predictor = BatchPredictor(sim, fitted, nthread=threads)
-    result = fit(method, sim, fitted, data, config=config, progress=progress, predictor=predictor)
+    predictor = BatchPredictor(sim, fitted, nthread=options.threads)
+    result = fit(method, sim, fitted, data, config=options.method_config(method), progress=progress,
+                 predictor=predictor)
     path = result.distribution.save(out) if out else None
     return FileFit(result, data, predictor, path)
 

@@ -113,7 +113,7 @@ class ReachJudge:
 
     def target(self, rng: np.random.Generator) -> np.ndarray:
         """A target position [m] drawn uniformly from the task's box."""
-        low, high = self.config.boxes["target"]
+        low, high = self.config.boxes["target"].bounds
         return rng.uniform(low, high)
 
     def distance(self, q: np.ndarray, target: np.ndarray) -> float:

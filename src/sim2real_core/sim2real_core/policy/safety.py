@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from ..config import ConfigError, config_path, load_yaml
+from ..config import ConfigError, OptionModel, config_path, load_config
 from ..robot import DEFAULT_ROBOT, VelocityEnvelope, load_robot
 
 COUNTERS = ("periods", "clipped", "rate_limited", "joint_limit", "velocity_envelope", "nan", "watchdog_zero",
@@ -91,34 +92,45 @@ class SafetyLimits:
         return len(self.torque)
 
 
+class EnvelopeGuard(OptionModel):
+    """The velocity-envelope guard of robots whose file gives an envelope."""
+
+    fraction: float = Field(gt=0.0, le=1.0, description="each joint is kept within this fraction of its bound")
+    damping: tuple[NonNegativeFloat, ...] = Field(description="damping of the excess velocity per joint [N*m*s/rad]")
+
+
+class SafetySettings(OptionModel):
+    """config/policy/safety.yaml `safety`: the safety layer's settings (the limits come from the robot file)."""
+
+    torque_rate_limit: PositiveFloat = Field(description="per-joint torque rate limit [N*m/s]")
+    soft_limit_margin: NonNegativeFloat = Field(description="soft limits sit this far inside the hard ones [rad]")
+    guard_stiffness: tuple[NonNegativeFloat, ...] = Field(description="push-back past a soft limit [N*m/rad]")
+    guard_damping: tuple[NonNegativeFloat, ...] = Field(description="outward damping past it [N*m*s/rad]")
+    velocity_envelope: EnvelopeGuard
+    watchdog_periods: PositiveInt = Field(description="periods without a fresh state before zero torque")
+    watchdog_latch_periods: PositiveInt = Field(description="periods without one before a latched fault")
+
+
 def load_safety_limits(robot: str | Path = DEFAULT_ROBOT, safety: str | Path | None = None,
                        **overrides) -> SafetyLimits:
     """The safety limits of a robot: its file's limits plus the safety-layer settings.
 
     Args:
         robot: robot name in config/robots or a path to a robot YAML (torque and position limits).
-        safety: safety settings YAML (default config/policy/safety.yaml, mapping ``safety``: torque_rate_limit,
-            soft_limit_margin, guard_stiffness, guard_damping, watchdog_periods, velocity_envelope).
+        safety: safety settings YAML (default config/policy/safety.yaml, mapping ``safety``: SafetySettings).
         overrides: SafetyLimits fields replacing the files' values (e.g. ``watchdog_periods=2``).
     """
     spec = load_robot(robot)
     safety_path = Path(safety) if safety is not None else config_path("policy", "safety.yaml")
-    torque, lower, upper = spec.torque_limits, spec.position_lower, spec.position_upper
-    try:
-        settings = load_yaml(safety_path)["safety"]
-        margin = float(settings["soft_limit_margin"])
-        values = dict(torque=torque, rate=settings["torque_rate_limit"], lower=lower + margin, upper=upper - margin,
-                      guard_stiffness=settings["guard_stiffness"], guard_damping=settings["guard_damping"],
-                      watchdog_periods=int(settings["watchdog_periods"]),
-                      watchdog_latch_periods=int(settings.get("watchdog_latch_periods", settings["watchdog_periods"])))
-        if spec.velocity_envelope is not None:
-            guard = settings["velocity_envelope"]
-            values.update(envelope=spec.velocity_envelope, envelope_fraction=float(guard["fraction"]),
-                          envelope_damping=guard["damping"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{safety_path}: needs safety.{{torque_rate_limit, soft_limit_margin, guard_stiffness, "
-                          f"guard_damping, watchdog_periods, velocity_envelope: {{fraction, damping}}}} "
-                          f"(missing or malformed {exc})") from exc
+    settings = load_config(safety_path, SafetySettings, "safety")
+    margin = settings.soft_limit_margin
+    values = dict(torque=spec.torque_limits, rate=settings.torque_rate_limit, lower=spec.position_lower + margin,
+                  upper=spec.position_upper - margin, guard_stiffness=settings.guard_stiffness,
+                  guard_damping=settings.guard_damping, watchdog_periods=settings.watchdog_periods,
+                  watchdog_latch_periods=settings.watchdog_latch_periods)
+    if spec.velocity_envelope is not None:
+        values.update(envelope=spec.velocity_envelope, envelope_fraction=settings.velocity_envelope.fraction,
+                      envelope_damping=settings.velocity_envelope.damping)
     values.update(overrides)
     try:
         return SafetyLimits(**values)

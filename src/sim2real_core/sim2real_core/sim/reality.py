@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import mujoco
 import numpy as np
+from annotated_types import Len
+from pydantic import Field, FiniteFloat, NonNegativeFloat, PositiveFloat
 
-from ..config import ConfigError, load_yaml, named_file
+from ..config import ConfigError, OptionModel, load_config, named_file
 from ..robot import DEFAULT_ROBOT
 from .parameters import ParameterSpace, load_parameter_space
 from .simulator import Simulator
@@ -52,34 +55,41 @@ def reality_file(name_or_path: str | os.PathLike) -> Path:
     return named_file("reality", name_or_path)
 
 
+JointValues = Annotated[tuple[FiniteFloat, ...], Len(7, 7)]
+
+
+class Unmodelled(OptionModel):
+    """Effects outside every parameter space (defaults: none)."""
+
+    command_latency: NonNegativeFloat = Field(0.0, description="delay of a command within its period [s]")
+    stribeck_torque: JointValues = Field((0.0,) * 7, description="breakaway friction near zero speed [N*m]")
+    stribeck_velocity: PositiveFloat = Field(0.1, description="Stribeck velocity [rad/s]")
+    drag: JointValues = Field((0.0,) * 7, description="velocity-squared friction [N*m*s^2/rad^2]")
+    position_bias: JointValues = Field((0.0,) * 7, description="encoder offsets [rad]")
+
+
+class RealityFile(OptionModel):
+    """config/reality/NAME.yaml `reality`: the hidden truth (parameters not named are nominal)."""
+
+    robot: str = DEFAULT_ROBOT
+    parameter_space: str
+    truth: dict[str, float] = Field(default_factory=dict)
+    unmodelled: Unmodelled = Unmodelled()
+
+
 def load_reality(name_or_path: str | os.PathLike = DEFAULT_REALITY) -> RealityProfile:
     """Read and check a reality file."""
     path = reality_file(name_or_path)
-    body = load_yaml(path).get("reality")
-    if not isinstance(body, dict):
-        raise ConfigError(f"{path}: expected a 'reality' mapping")
+    body = load_config(path, RealityFile, "reality")
+    space = load_parameter_space(body.parameter_space)
     try:
-        space = load_parameter_space(body["parameter_space"])
-        truth = space.validate(space.vector(body.get("truth") or {}, fill_nominal=True))
-        extra = body.get("unmodelled") or {}
-        profile = RealityProfile(
-            robot=str(body.get("robot", DEFAULT_ROBOT)), space=space, truth=truth,
-            command_latency=float(extra.get("command_latency", 0.0)),
-            stribeck_torque=np.asarray(extra.get("stribeck_torque", [0.0] * 7), dtype=float),
-            stribeck_velocity=float(extra.get("stribeck_velocity", 0.1)),
-            drag=np.asarray(extra.get("drag", [0.0] * 7), dtype=float),
-            position_bias=np.asarray(extra.get("position_bias", [0.0] * 7), dtype=float))
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise ConfigError(f"{path}: {exc}") from None
-        raise ConfigError(f"{path}: malformed reality entry ({exc})") from None
-    for name in ("stribeck_torque", "drag", "position_bias"):
-        value = getattr(profile, name)
-        if value.shape != (7,) or not np.all(np.isfinite(value)):
-            raise ConfigError(f"{path}: unmodelled.{name} needs 7 finite values, got {value.tolist()}")
-    if profile.command_latency < 0 or profile.stribeck_velocity <= 0:
-        raise ConfigError(f"{path}: command_latency must be >= 0 and stribeck_velocity > 0")
-    return profile
+        truth = space.validate(space.vector(body.truth, fill_nominal=True))
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"{path}: reality.truth: {exc}") from None
+    extra = body.unmodelled
+    return RealityProfile(robot=body.robot, space=space, truth=truth, command_latency=extra.command_latency,
+                          stribeck_torque=np.array(extra.stribeck_torque), stribeck_velocity=extra.stribeck_velocity,
+                          drag=np.array(extra.drag), position_bias=np.array(extra.position_bias))
 
 
 class RealityProxy(Simulator):

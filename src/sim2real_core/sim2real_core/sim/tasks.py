@@ -29,13 +29,13 @@ truncated after episode_steps.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
-from ..config import ConfigError, load_yaml, named_file
+from ..config import OptionModel, load_config, named_file
 from ..robot import load_robot
 from .distributions import Distribution
 from .models import load_model
@@ -46,44 +46,43 @@ REACH_ID = "sim2real/FR3Reach-v0"
 PUSH_ID = "sim2real/FR3Push-v0"
 
 
-@dataclass(frozen=True)
-class TaskConfig:
-    """A task file's content (see config/tasks/*.yaml); boxes are [low, high] in the world frame."""
+class Box(OptionModel):
+    """An axis-aligned box [low, high] in the world frame [m]."""
 
-    name: str
-    parameter_space: str
-    episode_steps: int
-    keyframe: str
-    start_noise: float
-    success_radius: float
-    reward: dict[str, float]
-    boxes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    remove_bodies: tuple[str, ...] = ()
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if len(self.low) != len(self.high) or any(lo > hi for lo, hi in zip(self.low, self.high)):
+            raise ValueError(f"a box needs low and high of equal size with low <= high, got {list(self.low)} and "
+                             f"{list(self.high)}")
+        return self
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) as arrays."""
+        return np.array(self.low), np.array(self.high)
+
+
+class TaskConfig(OptionModel):
+    """A task file's `task` mapping (config/tasks/NAME.yaml); `name` is the file's stem."""
+
+    name: str = ""
+    parameter_space: str = Field(description="what a randomization distribution for this task ranges over")
+    episode_steps: PositiveInt = Field(description="control periods per episode")
+    keyframe: str = Field(description="start pose: a keyframe of the model")
+    start_noise: NonNegativeFloat = Field(0.0, description="uniform joint offset at the start [rad]")
+    success_radius: PositiveFloat = Field(description="success within this distance [m]")
+    reward: dict[str, float] = Field(description="weight of each reward term")
+    boxes: dict[str, Box] = Field(default_factory=dict, description="boxes drawn from at every reset")
+    remove_bodies: tuple[str, ...] = Field((), description="model bodies the task simulates without")
 
 
 def load_task(name_or_path: str | os.PathLike) -> TaskConfig:
     """Read config/tasks/NAME.yaml (or a path)."""
     path = named_file("tasks", name_or_path)
-    body = load_yaml(path).get("task")
-    if not isinstance(body, dict):
-        raise ConfigError(f"{path}: expected a 'task' mapping")
-    try:
-        boxes = {}
-        for key in list(body):
-            if key.endswith("_low"):
-                stem = key[:-4]
-                low, high = np.asarray(body[key], dtype=float), np.asarray(body[f"{stem}_high"], dtype=float)
-                if low.shape != high.shape or np.any(low > high):
-                    raise ValueError(f"{stem}_low/{stem}_high must have equal sizes with low <= high")
-                boxes[stem] = (low, high)
-        return TaskConfig(name=path.stem, parameter_space=str(body["parameter_space"]),
-                          episode_steps=int(body["episode_steps"]), keyframe=str(body["keyframe"]),
-                          start_noise=float(body.get("start_noise", 0.0)),
-                          success_radius=float(body["success_radius"]),
-                          reward={k: float(v) for k, v in dict(body["reward"]).items()}, boxes=boxes,
-                          remove_bodies=tuple(str(b) for b in body.get("remove_bodies", ())))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: malformed task entry ({exc})") from None
+    return load_config(path, TaskConfig, "task").model_copy(update={"name": path.stem})
 
 
 class FR3TaskEnv(gym.Env):
@@ -195,7 +194,7 @@ class FR3TaskEnv(gym.Env):
         return False
 
     def _box(self, name: str, options: dict[str, Any]) -> np.ndarray:
-        low, high = self.config.boxes[name]
+        low, high = self.config.boxes[name].bounds
         if name in options:
             value = np.asarray(options[name], dtype=float)
             if value.shape != low.shape:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..dropo import OPTIMIZERS, DropoConfig
-from ..methods import EDROPO_ALPHA, METHODS
+from ...config import add_model_arguments, model_from_arguments
+from ..methods import METHODS
+from ..options import FitOptions
 from ..systems import SYSTEMS
 
 HELP = "fit a simulator parameter distribution (DROPO, E-DROPO, SysID or uniform) to a transition dataset"
@@ -21,23 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model and observation layout (default: the space's 'model', else the dataset's robot)")
     parser.add_argument("--parameters", help="comma-separated subset of the space to fit (default: every "
                         "parameter that writes the model; noise and delay effects are left out)")
-    defaults = DropoConfig()
-    parser.add_argument("--samples", type=int, default=defaults.samples, help="K parameter samples per transition")
-    parser.add_argument("--transitions", type=int, default=defaults.transitions,
-                        help="transitions per sampled-objective evaluation (0: all; SysID uses 5x)")
-    parser.add_argument("--epsilon", type=float, default=defaults.epsilon, help="variance added to the predicted "
-                        "next-state covariance, in state units scaled by the spread of s'-s (the start of the "
-                        "learned epsilon, or with --fixed-epsilon its value)")
-    parser.add_argument("--fixed-epsilon", action="store_true",
-                        help="keep epsilon fixed instead of fitting it with the distribution (the default learns it)")
-    parser.add_argument("--horizon", type=int, default=1, help="lambda: control periods per prediction")
-    parser.add_argument("--alpha", type=float, default=EDROPO_ALPHA, help="E-DROPO entropy weight")
-    parser.add_argument("--covariance", choices=("diag", "full"), default="diag", help="Gaussian family")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help="DROPO optimiser")
-    parser.add_argument("--budget", type=int, default=defaults.max_evaluations,
-                        help="sampled-objective evaluations (the linearised search's polish, or the whole search)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of subsamples and common random numbers")
-    parser.add_argument("--threads", type=int, default=0, help="simulation threads (0: all CPUs)")
+    add_model_arguments(parser, FitOptions)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -54,12 +39,10 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix(objective=f"{row['objective']:.5g}", evals=row["evaluations"])
 
     parameters = [n.strip() for n in args.parameters.split(",") if n.strip()] if args.parameters else None
+    options = model_from_arguments(FitOptions, args)
     try:
-        done = fit_file(args.data, args.method, args.space, args.out, system=args.system, parameters=parameters,
-                        samples=args.samples, transitions=args.transitions, epsilon=args.epsilon,
-                        learn_epsilon=not args.fixed_epsilon, horizon=args.horizon, alpha=args.alpha,
-                        covariance=args.covariance, optimizer=args.optimizer, budget=args.budget, seed=args.seed,
-                        threads=args.threads, progress=progress)
+        done = fit_file(args.data, args.method, args.space, args.out, options, system=args.system,
+                        parameters=parameters, progress=progress)
     finally:
         bar.close()
     dist = done.result.distribution

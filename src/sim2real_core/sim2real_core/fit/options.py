@@ -1,0 +1,59 @@
+"""Every setting of a fit, each default defined once: `sim2real fit` options and the odr_fitter node's
+parameters are generated from `FitOptions`, and it makes the method's configuration."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..config import OptionModel
+from .dropo import OPTIMIZERS, DropoConfig
+from .methods import EDROPO_ALPHA
+from .sysid import SysIdConfig
+
+
+class FitOptions(OptionModel):
+    """Settings of a DROPO, E-DROPO, SysID or uniform fit."""
+
+    samples: int = Field(DropoConfig.samples, ge=2, le=100_000,
+                         description="K parameter samples per transition (DROPO, E-DROPO)")
+    transitions: int = Field(DropoConfig.transitions, ge=0,
+                             description="transitions per sampled-objective evaluation (0: all)")
+    epsilon: float = Field(DropoConfig.epsilon, gt=0.0,
+                           description="variance added to the predicted next-state covariance, in state units "
+                                       "scaled by the spread of s'-s (the start of the learned epsilon, or its value)")
+    learn_epsilon: bool = Field(True, description="fit epsilon with the distribution (a fixed epsilon pushes "
+                                                  "every std to its cap on data the simulator cannot reproduce)")
+    epsilon_per_dimension: bool = Field(DropoConfig.epsilon_per_dimension,
+                                        description="with learn_epsilon, one epsilon per state dimension")
+    horizon: int = Field(DropoConfig.horizon, ge=1, le=1000, description="lambda: control periods per prediction")
+    alpha: float = Field(EDROPO_ALPHA, ge=0.0, description="E-DROPO's entropy weight")
+    covariance: Literal["diag", "full"] = Field(DropoConfig.covariance, description="Gaussian family")
+    optimizer: Literal[OPTIMIZERS] = Field(DropoConfig.optimizer, description="DROPO optimiser")
+    budget: int = Field(DropoConfig.max_evaluations, ge=0, description="sampled-objective evaluations (the "
+                        "linearized search's polish, or the whole search)")
+    linearizations: int = Field(DropoConfig.linearizations, ge=1, description="re-linearisations (linearized)")
+    linearized_transitions: int = Field(DropoConfig.linearized_transitions, ge=0,
+                                        description="transitions in the linearised objective (0: all)")
+    warm_start: bool = Field(DropoConfig.warm_start, description="start the mean from a quick SysID estimate")
+    init_std: float = Field(DropoConfig.init_std, gt=0.0, le=1.0, description="initial std in bound units")
+    truncation_sigma: float = Field(DropoConfig.truncation_sigma, gt=0.0,
+                                    description="parameter samples are truncated at this many std")
+    sysid_transitions: int = Field(SysIdConfig.transitions, ge=0, description="transitions SysID uses (0: all)")
+    sysid_iterations: int = Field(SysIdConfig.max_iterations, ge=1,
+                                  description="SysID's least-squares iterations")
+    seed: int = Field(0, ge=0, description="seed of subsamples and common random numbers")
+    threads: int = Field(0, ge=0, le=1024, description="simulation threads (0: all CPUs)")
+
+    def method_config(self, method: str) -> DropoConfig | SysIdConfig:
+        """The configuration of `method` (dropo, edropo, sysid, uniform) with these settings."""
+        if method == "sysid":
+            return SysIdConfig(horizon=self.horizon, transitions=self.sysid_transitions,
+                               max_iterations=self.sysid_iterations, seed=self.seed)
+        return DropoConfig(samples=self.samples, epsilon=self.epsilon, learn_epsilon=self.learn_epsilon,
+                           epsilon_per_dimension=self.epsilon_per_dimension,
+                           horizon=self.horizon, transitions=self.transitions, covariance=self.covariance,
+                           entropy_weight=self.alpha if method == "edropo" else 0.0, optimizer=self.optimizer,
+                           max_evaluations=self.budget, linearizations=self.linearizations,
+                           linearized_transitions=self.linearized_transitions, warm_start=self.warm_start,
+                           init_std=self.init_std, truncation_sigma=self.truncation_sigma, seed=self.seed)
