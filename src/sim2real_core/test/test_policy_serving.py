@@ -35,10 +35,12 @@ def test_runner_filters_policy_torque_and_measures_latency(tmp_path):
     np.testing.assert_array_equal(runner.command(0.0, 0.0), np.zeros(7))  # no state yet: zero, watchdog unarmed
     q = np.array([0.3, -0.785, 0.3, -2.356, 0.3, 1.571, 0.785])  # within the soft joint limits
     t = 1.0
-    for period in range(SETTLE_PERIODS + 5):  # a stream still coming up: zero torque, gaps are no fault
-        if period != 4:
+    expected = {3: 4, 4: 4, 5: 0, 6: 1, 9: 3, 10: 4}
+    for period in range(SETTLE_PERIODS + 7):  # a stream still coming up: zero torque, gaps are no fault
+        if period not in (4, 5, 9):  # 2 periods missed (the watchdog's limit) restart the count, 1 does not
             runner.state(q, np.zeros(7), stamp=t, received=10.0 + t)
         np.testing.assert_array_equal(runner.command(t, 10.0 + t), np.zeros(7))
+        assert runner.settled == expected.get(period, runner.settled), period
         t += PERIOD
     assert runner.safety.fault is None and runner.settled == SETTLE_PERIODS
     runner.state(q, np.zeros(7), stamp=t, received=10.0 + t)

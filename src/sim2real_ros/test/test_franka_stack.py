@@ -59,6 +59,26 @@ class Probe:
     def nonzero_since(self, since: float) -> int:
         return sum(1 for t, c in self.commands if t >= since and np.any(c))
 
+    def commanding(self, namespace: str = "", count: int = 20, timeout: float = 90.0) -> bool:
+        """Wait until `count` nonzero commands reach the controller's topic in a row of serving. A stack that
+        latched zero torque while coming up (the supervisor or the server starved past its latch on two loaded
+        cores: the right reaction) is reset as an operator would, and the count starts again."""
+        deadline, since = time.monotonic() + timeout, 0.0
+        while time.monotonic() < deadline:
+            if spin_until(self.node, lambda: self.nonzero_since(since) > count, 0.5):
+                return True
+            latched = {"command_supervisor": "reset", "policy_server": "reset_fault"}
+            for node, service in latched.items():
+                if "latched" in self.status.get(node, ("", {}))[0]:
+                    client = self.node.create_client(Trigger, f"{namespace}/{node}/{service}")
+                    if client.wait_for_service(timeout_sec=5.0):
+                        future = client.call_async(Trigger.Request())
+                        spin_until(self.node, future.done, 5.0)
+                    self.node.destroy_client(client)
+                    self.status.pop(node)
+                    since = time.monotonic()
+        return False
+
     def value(self, node: str, key: str, default=""):
         return self.status.get(node, ("", {}))[1].get(key, default)
 
@@ -79,11 +99,15 @@ def serve(up_stack, tmp_path, namespace="", arm_prefix=""):
 
     Its logger records /diagnostics only: recording the 1 kHz states too takes half a core of this 2-core
     machine, which the 1 kHz robot side and the policy server need (`make bench` measures the full stack).
+    The server accepts states up to a second old (its most lenient setting): on 2 loaded cores the Python 1 kHz
+    emulation's states arrive more than the default 100 ms late now and then, which latches the watchdog
+    before the test has begun. What these tests check (the supervisor's zero torque, reflexes, names) does not
+    depend on that threshold (test_policy_serving covers the freshness check).
     """
     policy = hold_policy(tmp_path / "hold")
     return up_stack("real", "--namespace", namespace, "--set", f"policy_server.policy_path:={policy}",
                     f"transition_logger.output:={tmp_path / 'bag'}", "transition_logger.topics:=[/diagnostics]",
-                    f"policy_server.arm_prefix:={arm_prefix}")
+                    f"policy_server.arm_prefix:={arm_prefix}", "policy_server.max_state_age:=1.0")
 
 
 @pytest.mark.parametrize("stop", ["SIGKILL", "SIGSTOP", "SIGINT"])
@@ -92,8 +116,7 @@ def test_a_dead_hung_or_stopped_policy_server_leaves_zero_torque(up_stack, ros_n
     probe = Probe(ros_node)
     assert spin_until(ros_node, lambda: probe.value("franka_proxy", "robot_mode") == "idle", 60.0), robot.output()
     real = serve(up_stack, tmp_path)
-    assert spin_until(ros_node, lambda: probe.nonzero_since(0.0) > 20, 90.0), (
-        {k: v[0] for k, v in probe.status.items()}, real.output())
+    assert probe.commanding(), ({k: v[0] for k, v in probe.status.items()}, real.output())
     # Rates and delays are measured by bench/bench_franka.py; here each node's own counters must show the
     # robot side streaming and the policy commanding.
     assert int(probe.value("franka_proxy", "published_states", 0)) > 0
@@ -169,7 +192,7 @@ def test_a_left_arm_serves_an_fr3_policy_and_a_second_arm_on_its_topic_is_refuse
     probe = Probe(ros_node, namespace="/left")
     assert spin_until(ros_node, lambda: probe.value("franka_proxy", "robot_mode") == "idle", 60.0), robot.output()
     serve(up_stack, tmp_path, namespace="/left", arm_prefix="left")
-    assert spin_until(ros_node, lambda: probe.nonzero_since(0.0) > 20, 90.0), (probe.status, robot.output())
+    assert probe.commanding("/left"), (probe.status, robot.output())
     assert probe.value("franka_proxy", "arm") == "left_fr3"
     assert spin_until(ros_node, lambda: probe.value("policy_server", "serving") == "True", 10.0)
     assert probe.value("policy_server", "fault") == "none"

@@ -175,7 +175,8 @@ class PolicyRunner:
         self.configure(policy, extra)
         self._state: JointState | None = None
         self._fresh = False
-        self.settled = 0  # consecutive fresh periods since the stream (re)started
+        self.settled = 0  # fresh periods since the stream (re)started
+        self._missed = 0  # consecutive periods without a fresh state while settling
 
     def configure(self, policy: Policy, extra: np.ndarray | None) -> None:
         """Check, then switch to, a policy (loaded and validated) and extra inputs (None: its defaults).
@@ -197,14 +198,19 @@ class PolicyRunner:
     def command(self, now: float, monotonic: float, elapsed: float | None = None) -> np.ndarray:
         """The safe torque command for this period; `now` on the stamps' clock, `monotonic` for compute time.
 
-        Until the state stream has delivered SETTLE_PERIODS fresh periods in a row, zero torque is held and a
-        gap only restarts the count (a stream that is still coming up is not a fault); from then on the
-        safety layer's watchdog latches on `watchdog_periods` periods without a fresh state.
+        Until the state stream has delivered SETTLE_PERIODS fresh periods, zero torque is held; a gap that would
+        trip the watchdog (`watchdog_periods` periods without a fresh state) restarts the count, a shorter one
+        does not (a stream that is still coming up is not a fault, and one the watchdog tolerates is settled).
+        From then on the safety layer's watchdog acts on `watchdog_periods` periods without a fresh state.
         `elapsed`: seconds since the previous command (the rate limit's time base), when known.
         """
         fresh, self._fresh = self._fresh, False
         if self._state is None or self.settled < SETTLE_PERIODS:
-            self.settled = self.settled + 1 if fresh else 0
+            self._missed = 0 if fresh else self._missed + 1
+            if fresh:
+                self.settled += 1
+            elif self._missed >= self.safety.limits.watchdog_periods:
+                self.settled = 0
             return np.zeros(self.safety.limits.size)
         state = self._state
         with np.errstate(all="ignore"):  # non-finite states and outputs are the safety layer's business
