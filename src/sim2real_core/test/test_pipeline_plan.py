@@ -32,3 +32,21 @@ def test_resuming_keeps_earlier_stages_and_drops_the_rerun_ones(tmp_path):
     assert run.results == {"fit": {"dropo": "a"}} and run.timings == {"fit": 1.0}
     with pytest.raises(FileNotFoundError, match="results.json from an earlier run is missing"):
         DemoRun(out=tmp_path / "empty", plan=run.plan).resume("fit")
+
+
+def test_a_bad_plan_names_the_file_and_the_field(tmp_path):
+    import yaml
+
+    from sim2real_core.config import ConfigError, config_path
+
+    body = yaml.safe_load(config_path("pipeline", "demo.yaml").read_text())
+    body["demo"]["distributions"].append("guided")
+    body["demo"]["budgets"]["fast"] = {}
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(ConfigError, match=r"demo.yaml: demo: budgets.fast.\[key\]: Input should be 'full' or 'quick'"):
+        load_plan(path=path)
+    del body["demo"]["budgets"]["fast"]
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(ConfigError, match=r"distributions \['guided'\] are neither none/uniform/oracle nor a fit"):
+        load_plan(path=path)

@@ -6,9 +6,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
-from ..config import ConfigError, config_path, load_yaml
+from pydantic import Field, model_validator
+
+from ..config import ConfigError, OptionModel, config_path, load_config
 
 PLAN_FILE = ("pipeline", "demo.yaml")
 STAGES = ("pretrain", "collect", "dataset", "fit", "train", "deploy", "adapt", "report")
@@ -40,6 +42,27 @@ class DemoPlan:
         return tuple(s for s in STAGES if s not in OPTIONAL_STAGES or OPTIONAL_STAGES[s] in self.budget)
 
 
+class DemoFile(OptionModel):
+    """config/pipeline/demo.yaml `demo`: what the demo compares, and the stages' budgets per size."""
+
+    task: str
+    reality: str = Field(description="reality profile in config/reality (the proxy's hidden truth)")
+    fit_space: str = Field(description="the task's parameter space (config/parameter_spaces)")
+    fit_parameters: Literal["model"] | tuple[str, ...] = Field(
+        description="the fitted parameters: `model` for every model-field parameter of fit_space, or names")
+    methods: tuple[str, ...] = Field(min_length=1, description="fitting methods")
+    distributions: tuple[str, ...] = Field(min_length=1, description="training distributions compared")
+    budgets: dict[Literal["full", "quick"], dict[str, dict[str, Any]]]
+    progressive: dict[Literal["full", "quick"], dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_distributions(self):
+        unknown = [d for d in self.distributions if d not in ("none", "uniform", "oracle", *self.methods)]
+        if unknown:
+            raise ValueError(f"distributions {unknown} are neither none/uniform/oracle nor a fit method")
+        return self
+
+
 def load_plan(quick: bool = False, reality: str | None = None, path: str | os.PathLike | None = None,
               progressive: bool = False, robot_side: str = ROBOT_SIDES[0]) -> DemoPlan:
     """Read the demo plan; `reality` replaces the plan's reality profile (e.g. a hidden proxy); `progressive`
@@ -47,32 +70,25 @@ def load_plan(quick: bool = False, reality: str | None = None, path: str | os.Pa
     if robot_side not in ROBOT_SIDES:
         raise ValueError(f"robot side must be one of {ROBOT_SIDES}, got {robot_side!r}")
     path = Path(path) if path else config_path(*PLAN_FILE)
-    body = load_yaml(path).get("demo")
+    body = load_config(path, DemoFile, "demo")
     name = "quick" if quick else "full"
-    try:
-        budget = dict(body["budgets"][name])
-        if progressive:
-            budget["progressive"] = dict(body["progressive"][name])
-        methods = tuple(body["methods"])
-        distributions = tuple(body["distributions"])
-        plan = DemoPlan(task=str(body["task"]), reality=str(reality or body["reality"]),
-                        fit_space=str(body["fit_space"]), fit_parameters=_fit_parameters(body),
-                        methods=methods, distributions=distributions,
-                        budget_name=name, budget=dict(budget), robot_side=robot_side)
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: malformed demo plan, missing {exc}") from None
-    unknown = [d for d in distributions if d not in ("none", "uniform", "oracle", *methods)]
-    if unknown:
-        raise ConfigError(f"{path}: distributions {unknown} are neither none/uniform/oracle nor a fit method")
-    return plan
+    if name not in body.budgets or (progressive and name not in body.progressive):
+        raise ConfigError(f"{path}: demo.budgets{' and demo.progressive' if progressive else ''} need a {name!r} "
+                          "entry")
+    budget = dict(body.budgets[name])
+    if progressive:
+        budget["progressive"] = dict(body.progressive[name])
+    return DemoPlan(task=body.task, reality=reality or body.reality, fit_space=body.fit_space,
+                    fit_parameters=_fit_parameters(body), methods=body.methods, distributions=body.distributions,
+                    budget_name=name, budget=budget, robot_side=robot_side)
 
 
-def _fit_parameters(body: dict) -> tuple[str, ...]:
-    """The plan's fit_parameters: a list of names, or `model` for every model-field parameter of fit_space."""
+def _fit_parameters(body: DemoFile) -> tuple[str, ...]:
+    """The plan's fit_parameters: names, or `model` for every model-field parameter of fit_space."""
     from ..fit.files import fit_space  # MuJoCo: not on the import path of the command line's start
 
-    chosen = body["fit_parameters"]
-    return fit_space(body["fit_space"], None if chosen == "model" else list(chosen)).names
+    chosen = body.fit_parameters
+    return fit_space(body.fit_space, None if chosen == "model" else list(chosen)).names
 
 
 @dataclass
