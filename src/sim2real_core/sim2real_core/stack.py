@@ -1,31 +1,29 @@
-"""Stack definitions: which nodes run together, with their ROS parameters.
+"""Stacks: which nodes run together (a flat launch file) with their ROS parameters (a parameter file).
 
-A stack file `config/stacks/NAME.yaml` is read by both `sim2real up` and the `launch/*.launch.py`
-files, so the two cannot drift. Shape::
-
-    stack:
-      description: MuJoCo FR3 behind the franka_ros2 topics
-      nodes:
-        - {name: sim_bridge, package: sim2real_ros, executable: sim_bridge}
-        - {name: policy_server, package: sim2real_ros, executable: policy_server,
-           respawn: true, remappings: {/effort_controller/commands: /cmd}}
-    sim_bridge:
-      ros__parameters: {profile: sim}
+`launch/NAME.launch.py` lists the stack's nodes as `launch_ros.actions.Node(...)` entries, as ros2_control_demos
+does, and `config/stacks/NAME.yaml` holds their parameters keyed by node (`/**/NODE: ros__parameters: ...`).
+`ros2 launch sim2real_ros NAME.launch.py` runs them on a ROS workstation; `sim2real up NAME` reads the same
+launch file without launch_ros (its Node entries' literal arguments, parsed, never executed), so the two cannot
+drift. A Node with `on_exit=Shutdown()` is required: the stack stops when it exits.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import ConfigError, config_path, load_yaml, named_file
+from .config import ConfigError, config_path, load_yaml
 
-NODE_KEYS = {"name", "package", "executable", "respawn", "respawn_delay", "required", "remappings"}
+LAUNCH_SUFFIX = ".launch.py"
+NODE_KEYWORDS = {"package", "executable", "name", "namespace", "parameters", "remappings", "respawn",
+                 "respawn_delay", "on_exit", "output"}
 
 
 @dataclass(frozen=True)
@@ -69,57 +67,113 @@ class Stack:
     source: Path
 
 
+def launch_dir() -> Path:
+    """The launch files: the source tree's `launch/`, else the installed share/sim2real_ros/launch."""
+    source_tree = Path(__file__).resolve().parents[3] / "launch"
+    if source_tree.is_dir():
+        return source_tree
+    for prefix in [*os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep), sys.prefix]:
+        installed = Path(prefix) / "share" / "sim2real_ros" / "launch"
+        if prefix and installed.is_dir():
+            return installed
+    raise ConfigError("cannot find the sim2real launch files: run from the workspace or with its install/setup.sh "
+                      "sourced")
+
+
 def stack_file(name_or_path: str | os.PathLike) -> Path:
-    """Resolve a stack name (`sim`) or a path to a stack YAML file."""
-    return named_file("stacks", name_or_path)
+    """A stack name (`sim`) -> launch/sim.launch.py; a path to a launch file is returned unchanged."""
+    path = Path(name_or_path)
+    return path if path.name.endswith(LAUNCH_SUFFIX) else launch_dir() / f"{name_or_path}{LAUNCH_SUFFIX}"
+
+
+def parameter_file(name: str) -> str:
+    """config/stacks/NAME.yaml: the parameters of stack NAME, keyed by node."""
+    return str(config_path("stacks", f"{name}.yaml"))
 
 
 def available_stacks() -> list[str]:
-    """Names of the stacks in config/stacks."""
-    return sorted(p.stem for p in config_path("stacks").glob("*.yaml"))
+    """Names of the stacks (the launch files)."""
+    return sorted(p.name.removesuffix(LAUNCH_SUFFIX) for p in launch_dir().glob(f"*{LAUNCH_SUFFIX}"))
 
 
 def load_stack(name_or_path: str | os.PathLike) -> Stack:
-    """Load and validate a stack definition."""
+    """A stack from its launch file's Node entries and the parameter file it declares."""
     path = stack_file(name_or_path)
     if not path.is_file():
         known = ", ".join(available_stacks()) or "none"
         raise ConfigError(f"no stack {str(name_or_path)!r} ({path} does not exist); known stacks: {known}")
-    data = load_yaml(path)
-    header = data.get("stack")
-    if not isinstance(header, dict) or not isinstance(header.get("nodes"), list) or not header["nodes"]:
-        raise ConfigError(f"{path}: expected a 'stack' mapping with a non-empty 'nodes' list")
-    nodes = []
-    for index, entry in enumerate(header["nodes"]):
-        where = f"{path}: stack.nodes[{index}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where} must be a mapping, got {entry!r}")
-        unknown = set(entry) - NODE_KEYS
-        if unknown:
-            raise ConfigError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(NODE_KEYS)}")
-        for key in ("name", "package", "executable"):
-            if not isinstance(entry.get(key), str) or not entry[key]:
-                raise ConfigError(f"{where} needs a non-empty string '{key}'")
-        params = data.get(entry["name"], {}) or {}
-        if not isinstance(params, dict) or not isinstance(params.get("ros__parameters", {}), dict):
-            raise ConfigError(f"{path}: '{entry['name']}' must map to {{ros__parameters: {{...}}}}")
-        nodes.append(
-            NodeSpec(
-                name=entry["name"],
-                package=entry["package"],
-                executable=entry["executable"],
-                parameters=dict(params.get("ros__parameters", {}) or {}),
-                remappings={str(k): str(v) for k, v in (entry.get("remappings") or {}).items()},
-                respawn=bool(entry.get("respawn", False)),
-                respawn_delay=float(entry.get("respawn_delay", 1.0)),
-                required=bool(entry.get("required", False)),
-            )
-        )
+    tree = ast.parse(path.read_text(), str(path))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    entries = [_node_entry(path, call) for call in calls if call.func.id == "Node"]
+    if not entries:
+        raise ConfigError(f"{path}: no Node(...) entries")
+    parameters = _node_parameters(path, calls)
+    nodes = tuple(NodeSpec(parameters=parameters.pop(e["name"], {}), **e) for e in entries)
     names = [n.name for n in nodes]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ConfigError(f"{path}: node names must be unique, repeated: {duplicated}")
-    return Stack(name=path.stem, description=str(header.get("description", "")), nodes=tuple(nodes), source=path)
+    if parameters:
+        raise ConfigError(f"{path}: its parameter file names nodes {sorted(parameters)} that the stack does not "
+                          f"have ({names})")
+    return Stack(name=path.name.removesuffix(LAUNCH_SUFFIX), description=(ast.get_docstring(tree) or "").split("\n")[0],
+                 nodes=nodes, source=path)
+
+
+def _literal(path: Path, node: ast.AST, what: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise ConfigError(f"{path}:{node.lineno}: {what} must be a literal for `sim2real up` to read it") from None
+
+
+def _node_entry(path: Path, call: ast.Call) -> dict[str, Any]:
+    """The NodeSpec fields of one Node(...) call."""
+    keywords = {k.arg: k.value for k in call.keywords}
+    where = f"{path}:{call.lineno}: Node"
+    unknown = set(keywords) - NODE_KEYWORDS
+    if call.args or unknown:
+        raise ConfigError(f"{where} takes keyword arguments {sorted(NODE_KEYWORDS)} only, got {sorted(unknown)}")
+    entry = {}
+    for key in ("package", "executable", "name"):
+        if key not in keywords or not isinstance(value := _literal(path, keywords[key], key), str) or not value:
+            raise ConfigError(f"{where} needs a non-empty string {key}")
+        entry[key] = value
+    remappings = _literal(path, keywords["remappings"], "remappings") if "remappings" in keywords else []
+    if not all(isinstance(r, tuple) and len(r) == 2 for r in remappings):
+        raise ConfigError(f"{where}: remappings must be a list of (from, to) pairs")
+    entry["remappings"] = {str(a): str(b) for a, b in remappings}
+    entry["respawn"] = bool(_literal(path, keywords["respawn"], "respawn")) if "respawn" in keywords else False
+    if "respawn_delay" in keywords:
+        entry["respawn_delay"] = float(_literal(path, keywords["respawn_delay"], "respawn_delay"))
+    on_exit = keywords.get("on_exit")
+    entry["required"] = isinstance(on_exit, ast.Call) and getattr(on_exit.func, "id", "") == "Shutdown"
+    if on_exit is not None and not entry["required"]:
+        raise ConfigError(f"{where}: on_exit may only be Shutdown() (a required node)")
+    return entry
+
+
+def _node_parameters(path: Path, calls: list[ast.Call]) -> dict[str, dict[str, Any]]:
+    """{node: parameters} from the file that the launch file's `parameters` argument defaults to:
+    `parameter_file("NAME")` (config/stacks/NAME.yaml) or a literal path."""
+    declared = [c for c in calls if c.func.id == "DeclareLaunchArgument" and c.args
+                and isinstance(c.args[0], ast.Constant) and c.args[0].value == "parameters"]
+    if not declared:
+        return {}
+    default = next((k.value for k in declared[0].keywords if k.arg == "default_value"), None)
+    if isinstance(default, ast.Call) and getattr(default.func, "id", "") == "parameter_file":
+        file = Path(parameter_file(_literal(path, default.args[0], "parameter_file's argument")))
+    elif default is not None and isinstance(value := _literal(path, default, "the parameters default"), str):
+        file = (path.parent / value) if not Path(value).is_absolute() else Path(value)
+    else:
+        raise ConfigError(f"{path}: the parameters argument needs a default: parameter_file(NAME) or a path")
+    out = {}
+    for key, body in load_yaml(file).items():
+        node = str(key).removeprefix("/**/").lstrip("/")
+        if not isinstance(body, dict) or not isinstance(body.get("ros__parameters", {}), dict):
+            raise ConfigError(f"{file}: '{key}' must map to {{ros__parameters: {{...}}}}")
+        out[node] = dict(body.get("ros__parameters") or {})
+    return out
 
 
 def in_namespace(stack: Stack, namespace: str) -> Stack:

@@ -7,11 +7,10 @@ import threading
 import time
 
 import pytest
-import yaml
 
 from sim2real_core.config import ConfigError
 from sim2real_core.runner import StackRunner, resolve_executable
-from sim2real_core.stack import load_stack
+from sim2real_core.stack import NodeSpec, Stack
 
 PROGRAMS = {
     # prints its node name, then waits for SIGINT and exits 0
@@ -54,10 +53,8 @@ def prefix(tmp_path, monkeypatch):
 
 
 def stack(tmp_path, nodes):
-    path = tmp_path / "stack.yaml"
-    path.write_text(yaml.safe_dump({"stack": {"nodes": [dict(package="pkg", **n) for n in nodes]},
-                                    "a": {"ros__parameters": {"x": 1}}}))
-    return load_stack(path)
+    specs = tuple(NodeSpec(package="pkg", parameters={"x": 1} if n["name"] == "a" else {}, **n) for n in nodes)
+    return Stack(name="test", description="", nodes=specs, source=tmp_path / "test.launch.py")
 
 
 def wait_for(out, text, timeout=10.0):

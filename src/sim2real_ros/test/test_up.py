@@ -17,14 +17,17 @@ from sim2real_core.data.bagio import BagReader
 JOINT_STATES = "/franka/joint_states"
 
 
-def write_stack(path, bridge_params, bag):
-    path.write_text(yaml.safe_dump({
-        "stack": {"description": "bridge + logger", "nodes": [
-            {"name": "sim_bridge", "package": "sim2real_ros", "executable": "sim_bridge"},
-            {"name": "transition_logger", "package": "sim2real_ros", "executable": "transition_logger"}]},
-        "sim_bridge": {"ros__parameters": bridge_params},
-        "transition_logger": {"ros__parameters": {"output": str(bag), "topics": [JOINT_STATES]}},
-    }))
+def write_stack(folder, bridge_params, bag):
+    """A flat launch file of the bridge and the logger, with its parameter file."""
+    (folder / "bridge_logger.yaml").write_text(yaml.safe_dump({
+        "/**/sim_bridge": {"ros__parameters": bridge_params},
+        "/**/transition_logger": {"ros__parameters": {"output": str(bag), "topics": [JOINT_STATES]}}}))
+    path = folder / "bridge_logger.launch.py"
+    path.write_text('"""bridge + logger"""\n\n\ndef generate_launch_description():\n    return LaunchDescription([\n'
+                    '        DeclareLaunchArgument("parameters", default_value="bridge_logger.yaml"),\n'
+                    '        Node(package="sim2real_ros", executable="sim_bridge", name="sim_bridge"),\n'
+                    '        Node(package="sim2real_ros", executable="transition_logger", name="transition_logger"),\n'
+                    "    ])\n")
     return path
 
 
@@ -63,7 +66,7 @@ def test_two_node_stack_exchanges_messages_and_stops_cleanly_on_ctrl_c(tmp_path,
                 written["count"] = int({v.key: v.value for v in status.values}.get("written", 0))
 
     ros_node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 100)
-    up = Up(write_stack(tmp_path / "stack.yaml", {"clocking": "realtime"}, bag))
+    up = Up(write_stack(tmp_path, {"clocking": "realtime"}, bag))
     assert up.wait_for("[sim_bridge]", "[transition_logger] [INFO]"), "".join(up.lines)
     assert up.wait_for(f"recording {JOINT_STATES}"), "".join(up.lines)
     assert spin_until(ros_node, lambda: written["count"] > 60, 60.0), "".join(up.lines)
@@ -76,7 +79,7 @@ def test_two_node_stack_exchanges_messages_and_stops_cleanly_on_ctrl_c(tmp_path,
 
 
 def test_crashing_node_is_reported_with_its_exit_code(tmp_path):
-    up = Up(write_stack(tmp_path / "stack.yaml", {"profile": "no_such_profile"}, tmp_path / "bag"))
+    up = Up(write_stack(tmp_path, {"profile": "no_such_profile"}, tmp_path / "bag"))
     assert up.wait_for("sim_bridge died with exit code 2"), "".join(up.lines)
     code, output = up.interrupt()
     assert "no_such_profile" in output

@@ -1,6 +1,5 @@
-"""The workspace holds together: stacks name installed executables, launch files name existing stacks,
+"""The workspace holds together: every launch file (stack) names installed executables and is installed,
 declared executables have a main()."""
-import ast
 import importlib
 import re
 from pathlib import Path
@@ -19,28 +18,16 @@ def test_every_stack_node_resolves_to_an_installed_executable(name):
         assert resolve_executable(node.package, node.executable).is_file()
 
 
-def launch_stack_names():
-    names = {}
-    for path in sorted((REPO / "launch").glob("*.launch.py")):
-        calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
-                 and getattr(n.func, "id", "") == "stack_launch_description"]
-        assert len(calls) == 1, f"{path.name} must call stack_launch_description once"
-        names[path.name] = calls[0].args[0].value
-    return names
-
-
-def test_launch_files_start_existing_stacks():
-    names = launch_stack_names()
-    assert {"sim.launch.py", "real.launch.py", "collect.launch.py"} <= set(names)
-    for launch_file, stack in names.items():
-        assert stack in available_stacks(), f"{launch_file} names unknown stack {stack!r}"
+def test_launch_files_are_the_stacks_and_name_installed_executables():
+    assert {p.name for p in (REPO / "launch").glob("*.launch.py")} == {f"{n}.launch.py" for n in available_stacks()}
+    assert {"sim", "real", "collect", "collect_real", "franka_proxy"} <= set(available_stacks())
 
 
 def test_launch_files_are_installed_with_the_package():
     for prefix in __import__("os").environ["AMENT_PREFIX_PATH"].split(":"):
         share = Path(prefix) / "share" / "sim2real_ros" / "launch"
         if share.is_dir():
-            assert {p.name for p in share.glob("*.launch.py")} == set(launch_stack_names())
+            assert {p.name for p in share.glob("*.launch.py")} == {f"{n}.launch.py" for n in available_stacks()}
             return
     pytest.fail("share/sim2real_ros/launch is not installed: run make build")
 

@@ -6,12 +6,12 @@ import argparse
 from sim2real_core.runner import StackRunner
 from sim2real_core.stack import apply_overrides, available_stacks, in_namespace, load_stack, parse_overrides
 
-HELP = "start the nodes of config/stacks/STACK.yaml as processes; Ctrl-C stops them all"
+HELP = "start the nodes of launch/STACK.launch.py as processes (ros2 launch stand-in); Ctrl-C stops them all"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sim2real up`."""
-    parser.add_argument("stack", nargs="?", help="stack name in config/stacks, or a path to a stack YAML")
+    parser.add_argument("stack", nargs="?", help="stack name (launch/NAME.launch.py), or a path to a flat launch file")
     parser.add_argument("--list", action="store_true", help="list the known stacks and exit")
     parser.add_argument("--respawn", choices=["yes", "no"], help="override every node's respawn flag")
     parser.add_argument("--set", nargs="+", default=[], metavar="NODE.PARAM:=VALUE",
