@@ -10,6 +10,7 @@ from it, and `validate_options` turns its validation errors into a ConfigError n
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import typing
@@ -112,13 +113,19 @@ def _problem(error: dict) -> str:
 
 
 def option_bounds(model: type[OptionModel], name: str) -> tuple[float | None, float | None]:
-    """(lowest, highest) value a numeric field allows (None where unbounded); strict bounds count as bounds."""
+    """(lowest, highest) value a numeric field allows, inclusive (None where unbounded): a strict bound becomes
+    the next integer, or the next float, inside it."""
     low = high = None
+    integer = model.model_fields[name].annotation is int
     for rule in model.model_fields[name].metadata:
-        if isinstance(rule, (annotated_types.Ge, annotated_types.Gt)):
-            low = getattr(rule, "ge", getattr(rule, "gt", None))
-        elif isinstance(rule, (annotated_types.Le, annotated_types.Lt)):
-            high = getattr(rule, "le", getattr(rule, "lt", None))
+        if isinstance(rule, annotated_types.Ge):
+            low = rule.ge
+        elif isinstance(rule, annotated_types.Gt):
+            low = rule.gt + 1 if integer else math.nextafter(rule.gt, math.inf)
+        elif isinstance(rule, annotated_types.Le):
+            high = rule.le
+        elif isinstance(rule, annotated_types.Lt):
+            high = rule.lt - 1 if integer else math.nextafter(rule.lt, -math.inf)
     return low, high
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Sequence
 
 import yaml
 from annotated_types import Len
-from pydantic import Field, model_validator
+from pydantic import Field, FiniteFloat, model_validator
 
 from .config import OptionModel, config_path, load_config
 
@@ -28,8 +28,8 @@ def controller_parameters(joint_names: Sequence[str]) -> dict[str, Any]:
                                                              "joints": list(joint_names)}}}}
 
 
-Torques = Annotated[tuple[float, ...], Len(7, 7)]  # [Nm] per joint
-Wrench = Annotated[tuple[float, ...], Len(6, 6)]  # [N, N, N, Nm, Nm, Nm] at the end effector
+Torques = Annotated[tuple[FiniteFloat, ...], Len(7, 7)]  # [Nm] per joint
+Wrench = Annotated[tuple[FiniteFloat, ...], Len(6, 6)]  # [N, N, N, Nm, Nm, Nm] at the end effector
 
 
 class CollisionBehavior(OptionModel):
@@ -53,9 +53,9 @@ class CollisionBehavior(OptionModel):
 class Load(OptionModel):
     """The mounted load beyond the Franka Hand (franka_msgs/srv/SetLoad)."""
 
-    mass: float = Field(ge=0.0)  # [kg]
-    center_of_mass: Annotated[tuple[float, ...], Len(3, 3)]  # [m] in the flange frame
-    load_inertia: Annotated[tuple[float, ...], Len(9, 9)]  # [kg*m^2] column-major 3x3
+    mass: FiniteFloat = Field(ge=0.0)  # [kg]
+    center_of_mass: Annotated[tuple[FiniteFloat, ...], Len(3, 3)]  # [m] in the flange frame
+    load_inertia: Annotated[tuple[FiniteFloat, ...], Len(9, 9)]  # [kg*m^2] column-major 3x3
 
 
 class RobotSettings(OptionModel):

@@ -107,15 +107,17 @@ def load_stack(name_or_path: str | os.PathLike) -> Stack:
     entries = [_node_entry(path, call) for call in calls if call.func.id == "Node"]
     if not entries:
         raise ConfigError(f"{path}: no Node(...) entries")
-    parameters = _node_parameters(path, calls)
-    nodes = tuple(NodeSpec(parameters=parameters.pop(e["name"], {}), **e) for e in entries)
-    names = [n.name for n in nodes]
+    names = [e["name"] for e in entries]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ConfigError(f"{path}: node names must be unique, repeated: {duplicated}")
-    if parameters:
-        raise ConfigError(f"{path}: its parameter file names nodes {sorted(parameters)} that the stack does not "
-                          f"have ({names})")
+    shared, parameters = _node_parameters(path, calls)
+    takers = [e["name"] for e in entries if e.pop("takes_parameters")]
+    if set(parameters) - set(takers):
+        raise ConfigError(f"{path}: its parameter file names nodes {sorted(set(parameters) - set(takers))} that no "
+                          f"Node(..., parameters=[parameters]) of the stack has ({takers})")
+    nodes = tuple(NodeSpec(parameters={**shared, **parameters.get(e["name"], {})} if e["name"] in takers else {}, **e)
+                  for e in entries)
     return Stack(name=path.name.removesuffix(LAUNCH_SUFFIX), description=(ast.get_docstring(tree) or "").split("\n")[0],
                  nodes=nodes, source=path)
 
@@ -143,9 +145,17 @@ def _node_entry(path: Path, call: ast.Call) -> dict[str, Any]:
     if not all(isinstance(r, tuple) and len(r) == 2 for r in remappings):
         raise ConfigError(f"{where}: remappings must be a list of (from, to) pairs")
     entry["remappings"] = {str(a): str(b) for a, b in remappings}
-    entry["respawn"] = bool(_literal(path, keywords["respawn"], "respawn")) if "respawn" in keywords else False
+    entry["respawn"] = _literal(path, keywords["respawn"], "respawn") if "respawn" in keywords else False
+    if not isinstance(entry["respawn"], bool):
+        raise ConfigError(f"{where}: respawn must be True or False")
     if "respawn_delay" in keywords:
         entry["respawn_delay"] = float(_literal(path, keywords["respawn_delay"], "respawn_delay"))
+    for key in ("namespace", "parameters"):  # what `sim2real up` applies itself: the launch arguments only
+        value = keywords.get(key)
+        expected = "namespace" if key == "namespace" else "[parameters]"
+        if value is not None and ast.unparse(value) != expected:
+            raise ConfigError(f"{where}: {key} must be {expected} (the launch argument), got {ast.unparse(value)}")
+    entry["takes_parameters"] = "parameters" in keywords
     on_exit = keywords.get("on_exit")
     entry["required"] = isinstance(on_exit, ast.Call) and getattr(on_exit.func, "id", "") == "Shutdown"
     if on_exit is not None and not entry["required"]:
@@ -153,27 +163,36 @@ def _node_entry(path: Path, call: ast.Call) -> dict[str, Any]:
     return entry
 
 
-def _node_parameters(path: Path, calls: list[ast.Call]) -> dict[str, dict[str, Any]]:
-    """{node: parameters} from the file that the launch file's `parameters` argument defaults to:
-    `parameter_file("NAME")` (config/stacks/NAME.yaml) or a literal path."""
+def _node_parameters(path: Path, calls: list[ast.Call]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(parameters of every node, {node: its parameters}) from the file that the launch file's `parameters`
+    argument defaults to: `parameter_file("NAME")` (config/stacks/NAME.yaml) or an absolute path. Keys are
+    `/**` (every node) and `/**/NODE` (that node in any namespace), merged per parameter as rcl does."""
     declared = [c for c in calls if c.func.id == "DeclareLaunchArgument" and c.args
                 and isinstance(c.args[0], ast.Constant) and c.args[0].value == "parameters"]
     if not declared:
-        return {}
+        return {}, {}
     default = next((k.value for k in declared[0].keywords if k.arg == "default_value"), None)
     if isinstance(default, ast.Call) and getattr(default.func, "id", "") == "parameter_file":
         file = Path(parameter_file(_literal(path, default.args[0], "parameter_file's argument")))
-    elif default is not None and isinstance(value := _literal(path, default, "the parameters default"), str):
-        file = (path.parent / value) if not Path(value).is_absolute() else Path(value)
+    elif default is not None and isinstance(value := _literal(path, default, "the parameters default"), str) \
+            and Path(value).is_absolute():  # ros2 launch would read a relative path from its working directory
+        file = Path(value)
     else:
-        raise ConfigError(f"{path}: the parameters argument needs a default: parameter_file(NAME) or a path")
-    out = {}
+        raise ConfigError(f"{path}: the parameters argument needs a default: parameter_file(NAME) or an absolute "
+                          "path")
+    shared: dict[str, Any] = {}
+    per_node: dict[str, dict[str, Any]] = {}
     for key, body in load_yaml(file).items():
-        node = str(key).removeprefix("/**/").lstrip("/")
         if not isinstance(body, dict) or not isinstance(body.get("ros__parameters", {}), dict):
             raise ConfigError(f"{file}: '{key}' must map to {{ros__parameters: {{...}}}}")
-        out[node] = dict(body.get("ros__parameters") or {})
-    return out
+        values = dict(body.get("ros__parameters") or {})
+        if key == "/**":
+            shared.update(values)
+        elif re.fullmatch(r"/\*\*/[A-Za-z_][A-Za-z0-9_]*", str(key)):
+            per_node.setdefault(str(key)[4:], {}).update(values)
+        else:
+            raise ConfigError(f"{file}: key {key!r}: `sim2real up` reads /** and /**/NODE keys (any namespace)")
+    return shared, per_node
 
 
 def in_namespace(stack: Stack, namespace: str) -> Stack:

@@ -99,3 +99,15 @@ def test_every_fit_option_is_a_command_line_option_and_reaches_the_method_config
         model_from_arguments(FitOptions, parser.parse_args(["d", "--space", "s", "--out", "o", "--samples", "1"]))
     with pytest.raises(SystemExit):  # argparse refuses an unknown optimiser by name
         parser.parse_args(["d", "--space", "s", "--out", "o", "--optimizer", "adam"])
+
+
+def test_strict_bounds_become_the_nearest_inclusive_bounds():
+    import math
+
+    from sim2real_core.config import option_bounds
+    from sim2real_core.fit.options import FitOptions
+
+    low, high = option_bounds(FitOptions, "epsilon")  # gt=0: the smallest positive float
+    assert low == math.nextafter(0.0, 1.0) and high is None
+    assert option_bounds(FitOptions, "init_std") == (math.nextafter(0.0, 1.0), 1.0)
+    assert option_bounds(FitOptions, "samples") == (2, 100_000)

@@ -75,6 +75,11 @@ def test_robot_settings_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="force thresholds need lower <= upper"):
         load_robot_settings(bad)
     content = settings.model_dump(mode="json")
+    content["collision_behavior"]["lower_torque_thresholds"][0] = float("nan")
+    bad.write_text(yaml.safe_dump(content))
+    with pytest.raises(ConfigError, match=r"lower_torque_thresholds.0: Input should be a finite number"):
+        load_robot_settings(bad)
+    content = settings.model_dump(mode="json")
     content["load"].update(mass=-1.0, center_of_mass=[0.0, 0.0])
     content["load"]["inertia"] = [0.0] * 9
     bad.write_text(yaml.safe_dump(content))

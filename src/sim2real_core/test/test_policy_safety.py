@@ -1,9 +1,11 @@
 """The safety layer: NaN guard, torque clipping, rate limit, joint-limit guard, watchdog, counters."""
 import numpy as np
 import pytest
+import yaml
 
 from sim2real_core.config import ConfigError
 from sim2real_core.policy.safety import SafetyLayer, SafetyLimits, load_safety_limits
+from sim2real_core.robot import robot_file
 
 N = 7
 TORQUE = np.array([87, 87, 87, 87, 12, 12, 12], dtype=float)
@@ -145,3 +147,17 @@ def test_the_velocity_envelope_guard_brakes_a_joint_racing_towards_its_limit():
     for _ in range(10):
         out = fresh.filter(pushing, home, same_speed_mid_range)
     assert out[3] == -20.0 and fresh.counters["velocity_envelope"] == 0  # far from the limit: untouched
+
+
+def test_the_envelope_guard_is_needed_only_for_robots_with_an_envelope(tmp_path):
+    path = tmp_path / "safety.yaml"
+    path.write_text("safety: {torque_rate_limit: 1000, soft_limit_margin: 0.1, guard_stiffness: [100, 100, 100, 100, "
+                    "20, 20, 20], guard_damping: [10, 10, 10, 10, 2, 2, 2], watchdog_periods: 3}\n")
+    with pytest.raises(ConfigError, match="safety.velocity_envelope is needed: robot fr3 has a velocity envelope"):
+        load_safety_limits("fr3", safety=path)
+    robot = tmp_path / "no_envelope.yaml"
+    body = yaml.safe_load(robot_file("fr3").read_text())
+    del body["robot"]["velocity_envelope"]
+    robot.write_text(yaml.safe_dump(body))
+    limits = load_safety_limits(robot, safety=path)
+    assert limits.envelope is None and limits.watchdog_latch_periods == 3  # the latch defaults to the watchdog

@@ -1,6 +1,7 @@
 """Parameter descriptors, so `ros2 param describe` shows every node parameter's meaning, unit and range."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -14,12 +15,15 @@ INT64_MAX = 2**63 - 1
 
 def described(description: str, read_only: bool = False, low: float | None = None,
               high: float | None = None) -> ParameterDescriptor:
-    """A parameter descriptor with a description and, when given, a range (integer if both bounds are)."""
+    """A parameter descriptor with a description and, when given, a range (integer if both bounds are; a missing
+    bound of a float range is infinite)."""
     descriptor = ParameterDescriptor(description=description, read_only=read_only)
     if isinstance(low, int) and isinstance(high, int):
         descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
-    elif low is not None:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+    elif low is not None or high is not None:
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=-math.inf if low is None else float(low), to_value=math.inf if high is None else float(high),
+            step=0.0)]
     return descriptor
 
 

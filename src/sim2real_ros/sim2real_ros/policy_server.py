@@ -27,8 +27,9 @@ Parameters (each with a description and range: `ros2 param describe /policy_serv
     extra_inputs (double[], default: the policy's defaults): the policy's extra inputs, e.g. a reach target;
         settable at run time (validated against the policy's extra inputs).
     diagnostics_period (double, default 1.0): seconds between /diagnostics messages.
-Until SETTLE_PERIODS fresh periods have arrived in a row the server publishes nothing (a stream that is
-still coming up is not a fault, and an effort controller applies nothing before its first command). A second
+Until SETTLE_PERIODS fresh periods have arrived, without a gap the watchdog would act on, the server publishes
+nothing (a stream that is still coming up is not a fault, and an effort controller applies nothing before its
+first command). A second
 publisher on its command topic or a second joint-state source latches zero torque, and so does a reflex
 reported by the robot side on /diagnostics (franka_proxy). On shutdown
 (Ctrl-C, SIGTERM, SIGHUP) it publishes zero torque.

@@ -24,9 +24,11 @@ def write_stack(folder, bridge_params, bag):
         "/**/transition_logger": {"ros__parameters": {"output": str(bag), "topics": [JOINT_STATES]}}}))
     path = folder / "bridge_logger.launch.py"
     path.write_text('"""bridge + logger"""\n\n\ndef generate_launch_description():\n    return LaunchDescription([\n'
-                    '        DeclareLaunchArgument("parameters", default_value="bridge_logger.yaml"),\n'
-                    '        Node(package="sim2real_ros", executable="sim_bridge", name="sim_bridge"),\n'
-                    '        Node(package="sim2real_ros", executable="transition_logger", name="transition_logger"),\n'
+                    f'        DeclareLaunchArgument("parameters", default_value="{folder}/bridge_logger.yaml"),\n'
+                    '        Node(package="sim2real_ros", executable="sim_bridge", name="sim_bridge", '
+                    'parameters=[parameters]),\n'
+                    '        Node(package="sim2real_ros", executable="transition_logger", name="transition_logger", '
+                    'parameters=[parameters]),\n'
                     "    ])\n")
     return path
 

@@ -18,7 +18,8 @@ class FitOptions(OptionModel):
     samples: int = Field(DropoConfig.samples, ge=2, le=100_000,
                          description="K parameter samples per transition (DROPO, E-DROPO)")
     transitions: int = Field(DropoConfig.transitions, ge=0,
-                             description="transitions per sampled-objective evaluation (0: all)")
+                             description="transitions per sampled-objective evaluation of DROPO and E-DROPO "
+                                         "(0: all; SysID: sysid_transitions)")
     epsilon: float = Field(DropoConfig.epsilon, gt=0.0,
                            description="variance added to the predicted next-state covariance, in state units "
                                        "scaled by the spread of s'-s (the start of the learned epsilon, or its value)")

@@ -106,9 +106,11 @@ class SafetySettings(OptionModel):
     soft_limit_margin: NonNegativeFloat = Field(description="soft limits sit this far inside the hard ones [rad]")
     guard_stiffness: tuple[NonNegativeFloat, ...] = Field(description="push-back past a soft limit [N*m/rad]")
     guard_damping: tuple[NonNegativeFloat, ...] = Field(description="outward damping past it [N*m*s/rad]")
-    velocity_envelope: EnvelopeGuard
+    velocity_envelope: EnvelopeGuard | None = Field(None, description="needed for robots whose file gives an "
+                                                                     "envelope")
     watchdog_periods: PositiveInt = Field(description="periods without a fresh state before zero torque")
-    watchdog_latch_periods: PositiveInt = Field(description="periods without one before a latched fault")
+    watchdog_latch_periods: PositiveInt | None = Field(None, description="periods without one before a latched "
+                                                                         "fault (default: watchdog_periods)")
 
 
 def load_safety_limits(robot: str | Path = DEFAULT_ROBOT, safety: str | Path | None = None,
@@ -129,6 +131,9 @@ def load_safety_limits(robot: str | Path = DEFAULT_ROBOT, safety: str | Path | N
                   guard_damping=settings.guard_damping, watchdog_periods=settings.watchdog_periods,
                   watchdog_latch_periods=settings.watchdog_latch_periods)
     if spec.velocity_envelope is not None:
+        if settings.velocity_envelope is None:
+            raise ConfigError(f"{safety_path}: safety.velocity_envelope is needed: robot {spec.name} has a "
+                              "velocity envelope")
         values.update(envelope=spec.velocity_envelope, envelope_fraction=settings.velocity_envelope.fraction,
                       envelope_damping=settings.velocity_envelope.damping)
     values.update(overrides)
