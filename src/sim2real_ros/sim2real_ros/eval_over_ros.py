@@ -168,6 +168,8 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
         rclpy.init()
         probe = _Probe(joints, robot.name)
         try:
+            # Episodes start once the server serves: a reader that DDS matches late would miss the first one.
+            probe.spin_until(lambda: probe.server.get("serving") == "True", "policy_server serving")
             distances, successes, faults = [], [], []
             for target_position in targets:
                 distance, fault = _episode(probe, judge, target_position, processes, folder, period)
