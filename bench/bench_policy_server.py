@@ -1,10 +1,7 @@
-"""policy_server at 1 kHz over real DDS (latency, missed periods), and PPO training vs raw environment speed.
+"""policy_server at 1 kHz over real DDS (latency, missed periods).
 
-Prints:
-  - commands/s received vs states/s sent at a 1 kHz target, latency p50/p99/max (state stamp -> command
-    publish, measured by the node), missed-period rate, safety counters;
-  - raw vector-environment steps/s (random actions) vs PPO training steps/s on the same environments,
-    and their ratio (the cost of learning per environment step).
+Prints commands/s received vs states/s sent at a 1 kHz target, latency p50/p99/max (state stamp -> command
+publish, measured by the node), missed-period rate, safety counters. (Training speed: bench_training.py.)
 """
 from __future__ import annotations
 
@@ -15,7 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import rclpy
 import yaml
@@ -24,9 +20,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
-from sim2real_core.policy.ppo import PPOConfig, train_ppo
 from sim2real_core.policy.serving import robot_joints_and_period
-from sim2real_core.policy.tasks import make_task, ppo_defaults
 from sim2real_core.runner import resolve_executable
 from sim2real_core.stack import NodeSpec
 from sim2real_ros import contract
@@ -34,7 +28,6 @@ from sim2real_ros.messages import diagnostic_values, joint_state_msg
 
 RATE_HZ = 1000.0
 SECONDS = 10.0
-TRAIN_STEPS = 16_384
 
 
 def serving_policy(folder: Path, joints: list[str]) -> Path:
@@ -111,29 +104,9 @@ def bench_server() -> None:
           f"rate-limited {d.get('rate_limited')}, clipped {d.get('clipped')}")
 
 
-def bench_training(task_name: str = "reach") -> None:
-    task = make_task(task_name)
-    config = PPOConfig(**{**ppo_defaults(task_name), "seed": 0})
-    envs = gym.vector.SyncVectorEnv([task.wrapped] * config.num_envs)
-    envs.reset(seed=0)
-    actions = np.random.default_rng(0).uniform(-1, 1, (256, *envs.action_space.shape)).astype(np.float32)
-    start = time.perf_counter()
-    for i in range(TRAIN_STEPS // config.num_envs):
-        envs.step(actions[i % len(actions)])
-    raw = TRAIN_STEPS / (time.perf_counter() - start)
-    envs.close()
-    start = time.perf_counter()
-    result = train_ppo(task.wrapped, TRAIN_STEPS, config, progress=False)
-    trained = result.steps / (time.perf_counter() - start)
-    print(f"   {task.name} (action head + safety layer): raw vector env {raw:.0f} steps/s, PPO training "
-          f"{trained:.0f} steps/s (training/raw = {trained / raw:.2f}) on {config.num_envs} envs, "
-          f"{result.steps} steps")
-
-
 def main() -> None:
-    """Run both measurements and print them."""
+    """Run the measurement and print it."""
     bench_server()
-    bench_training()
 
 
 if __name__ == "__main__":

@@ -41,6 +41,11 @@ class PPOConfig:
     init_log_std: float = -0.5
     obs_clip: float = 10.0
     seed: int = 0
+    # "adaptive": after every minibatch the learning rate is divided by 1.5 when the KL divergence between the
+    # rollout's and the updated policy exceeds 2 * desired_kl, multiplied by 1.5 below desired_kl / 2, within
+    # [1e-5, 1e-2] (the rule of rsl_rl's PPO, rsl_rl/algorithms/ppo.py); large batches then learn at full speed.
+    learning_rate_schedule: str = "fixed"
+    desired_kl: float = 0.01
 
     def __post_init__(self):
         for name in ("num_envs", "rollout_steps", "epochs", "minibatch_size"):
@@ -48,6 +53,8 @@ class PPOConfig:
                 raise ValueError(f"PPO {name} must be >= 1, got {getattr(self, name)}")
         if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1 and self.clip > 0 and self.learning_rate > 0):
             raise ValueError(f"PPO needs 0<gamma<=1, 0<=gae_lambda<=1, clip>0, learning_rate>0: {self}")
+        if self.learning_rate_schedule not in ("fixed", "adaptive") or not self.desired_kl > 0:
+            raise ValueError(f"PPO learning_rate_schedule must be 'fixed' or 'adaptive' and desired_kl > 0: {self}")
 
 
 class RunningMeanStd:
@@ -178,16 +185,18 @@ def load_checkpoint(path: str | os.PathLike) -> TrainResult:
     return TrainResult(model, stats[0], stats[1], steps)
 
 
-def train_ppo(env_fn: Callable[[], gym.Env], steps: int, config: PPOConfig = PPOConfig(),
+def train_ppo(envs: gym.vector.VectorEnv | Callable[[], gym.Env], steps: int, config: PPOConfig = PPOConfig(),
               progress: bool = True, description: str = "ppo", start: TrainResult | None = None) -> TrainResult:
-    """Train a Gaussian policy with PPO on `config.num_envs` copies of `env_fn()`.
+    """Train a Gaussian policy with PPO on a vector environment.
 
     Actions are sampled unbounded and clipped to [-1, 1] before reaching the environments, whose action
-    space must be Box(-1, 1) (wrap them with an action head, see `tasks.HeadWrapper`). Episodes that end by
+    space must be Box(-1, 1) (an action head in front, see `tasks.TaskSetup.vector`). Episodes that end by
     truncation bootstrap from the critic's value of the final observation.
 
     Args:
-        env_fn: creates one environment (randomization is the environment's business, per episode).
+        envs: `config.num_envs` environments with same-step autoreset (e.g. `TaskSetup.vector`; the caller
+            closes them), or a function creating one environment, run as a SyncVectorEnv of `config.num_envs`.
+            Randomization is the environments' business, per episode.
         steps: total environment steps (rounded up to whole rollouts).
         config: hyperparameters and seed.
         progress: show a tqdm progress bar.
@@ -196,14 +205,21 @@ def train_ppo(env_fn: Callable[[], gym.Env], steps: int, config: PPOConfig = PPO
     """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    envs = gym.vector.SyncVectorEnv([env_fn] * config.num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    owned = not isinstance(envs, gym.vector.VectorEnv)
+    if owned:
+        envs = gym.vector.SyncVectorEnv([envs] * config.num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    if envs.num_envs != config.num_envs:
+        raise ValueError(f"PPO config has num_envs={config.num_envs}, the vector environment {envs.num_envs}")
+    if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+        raise ValueError(f"PPO needs same-step autoreset, the environment has {envs.metadata.get('autoreset_mode')}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small networks: intra-op threads only add contention with the simulators
     try:
         return _train(envs, steps, config, rng, progress, description, start)
     finally:
         torch.set_num_threads(threads)
-        envs.close()
+        if owned:
+            envs.close()
 
 
 def _train(envs, steps, config: PPOConfig, rng, progress, description, start) -> TrainResult:
@@ -281,6 +297,19 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description, start) ->
     return result
 
 
+def adapt_learning_rate(optimizer: torch.optim.Optimizer, dist: torch.distributions.Normal, actions: torch.Tensor,
+                        old_logp: torch.Tensor, desired_kl: float) -> None:
+    """The adaptive schedule (see PPOConfig.learning_rate_schedule), from the KL estimate E[r - 1 - log r]."""
+    with torch.no_grad():
+        log_ratio = dist.log_prob(actions).sum(-1) - old_logp
+        kl = float((log_ratio.exp() - 1.0 - log_ratio).mean())
+    for group in optimizer.param_groups:
+        if kl > 2.0 * desired_kl:
+            group["lr"] = max(1e-5, group["lr"] / 1.5)
+        elif kl < desired_kl / 2.0:
+            group["lr"] = min(1e-2, group["lr"] * 1.5)
+
+
 def _update(model, optimizer, config, rng, obs, act, logp, rew, val, done, last_value) -> None:
     horizon = rew.shape[0]
     advantages = np.zeros_like(rew)
@@ -301,6 +330,8 @@ def _update(model, optimizer, config, rng, obs, act, logp, rew, val, done, last_
         for start in range(0, size, config.minibatch_size):
             idx = torch.as_tensor(order[start:start + config.minibatch_size])
             dist = model.distribution(b_obs[idx])
+            if config.learning_rate_schedule == "adaptive":
+                adapt_learning_rate(optimizer, dist, b_act[idx], b_logp[idx], config.desired_kl)
             new_logp = dist.log_prob(b_act[idx]).sum(-1)
             ratio = (new_logp - b_logp[idx]).exp()
             adv = b_adv[idx]

@@ -222,15 +222,15 @@ class SafetyLayer:
             self._previous = np.zeros(self.limits.size)
             return self._previous.copy()
         if guard:
-            command = self._guard_joint_limits(command, q, dq)
+            command, acted = guard_joint_limits(self.limits, command, q, dq)
+            self.counters["joint_limit"] += int(acted)
             if self.limits.envelope is not None:
-                command = self._guard_velocity_envelope(command, q, dq)
-        limit = self.limits.torque
-        clipped = np.minimum(np.maximum(command, -limit), limit)
+                command, acted = guard_velocity_envelope(self.limits, command, q, dq)
+                self.counters["velocity_envelope"] += int(acted)
+        step = self._step if elapsed is None else self.limits.rate * min(max(elapsed, 0.0), self.period)
+        clipped, limited = limit_torque(self.limits, command, self._previous, step)
         if (clipped != command).any():
             self.counters["clipped"] += 1
-        step = self._step if elapsed is None else self.limits.rate * min(max(elapsed, 0.0), self.period)
-        limited = np.minimum(np.maximum(clipped, self._previous - step), self._previous + step)
         if (limited != clipped).any():
             self.counters["rate_limited"] += 1
         self._previous = limited
@@ -242,35 +242,85 @@ class SafetyLayer:
             self.fault = reason
             self.counters[reason] = self.counters.get(reason, 0) + 1
 
-    def _guard_joint_limits(self, command: np.ndarray, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
-        over = q > self.limits.upper
-        under = q < self.limits.lower
-        if not (over.any() or under.any()):
-            return command
-        self.counters["joint_limit"] += 1
-        k, d = self.limits.guard_stiffness, self.limits.guard_damping
-        guarded = command.copy()
-        # Past the upper limit: no positive torque, a spring back, damping of outward motion.
-        guarded[over] = np.minimum(command[over], 0.0) - k[over] * (q[over] - self.limits.upper[over]) \
-            - d[over] * np.maximum(dq[over], 0.0)
-        guarded[under] = np.maximum(command[under], 0.0) + k[under] * (self.limits.lower[under] - q[under]) \
-            - d[under] * np.minimum(dq[under], 0.0)
-        return guarded
-
-    def _guard_velocity_envelope(self, command: np.ndarray, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
-        lower, upper = self.limits.envelope.limits(q)
-        fraction = self.limits.envelope_fraction
-        fast_up, fast_down = dq > fraction * upper, dq < fraction * lower
-        if not (fast_up.any() or fast_down.any()):
-            return command
-        self.counters["velocity_envelope"] += 1
-        d = self.limits.envelope_damping
-        guarded = command.copy()
-        guarded[fast_up] = np.minimum(command[fast_up], 0.0) - d[fast_up] * (dq[fast_up] - fraction * upper[fast_up])
-        guarded[fast_down] = np.maximum(command[fast_down], 0.0) \
-            - d[fast_down] * (dq[fast_down] - fraction * lower[fast_down])
-        return guarded
-
     def diagnostics(self) -> dict[str, object]:
         """Counters and fault state as a flat mapping for /diagnostics."""
         return {"fault": self.fault or "none", **self.counters}
+
+
+def guard_joint_limits(limits: SafetyLimits, command: np.ndarray, q: np.ndarray,
+                       dq: np.ndarray) -> tuple[np.ndarray, np.ndarray | bool]:
+    """Past a soft limit, no torque driving further out, a spring back and damping of outward motion.
+
+    Arrays are (..., n) for one arm or many; returns the guarded command and whether the guard acted (per arm).
+    """
+    over, under = q > limits.upper, q < limits.lower
+    outside = (over | under).any(axis=-1)
+    if not outside.any():
+        return command, outside
+    k, d = limits.guard_stiffness, limits.guard_damping
+    pull_down = np.minimum(command, 0.0) - k * (q - limits.upper) - d * np.maximum(dq, 0.0)
+    push_up = np.maximum(command, 0.0) + k * (limits.lower - q) - d * np.minimum(dq, 0.0)
+    return np.where(over, pull_down, np.where(under, push_up, command)), outside
+
+
+def guard_velocity_envelope(limits: SafetyLimits, command: np.ndarray, q: np.ndarray,
+                            dq: np.ndarray) -> tuple[np.ndarray, np.ndarray | bool]:
+    """A joint faster than `envelope_fraction` of its bound loses the torque driving it faster and is damped back.
+
+    Arrays are (..., n); returns the guarded command and whether the guard acted (per arm).
+    """
+    lower, upper = limits.envelope.limits(q)
+    fraction, d = limits.envelope_fraction, limits.envelope_damping
+    fast_up, fast_down = dq > fraction * upper, dq < fraction * lower
+    fast = (fast_up | fast_down).any(axis=-1)
+    if not fast.any():
+        return command, fast
+    slow_down = np.minimum(command, 0.0) - d * (dq - fraction * upper)
+    slow_up = np.maximum(command, 0.0) - d * (dq - fraction * lower)
+    return np.where(fast_up, slow_down, np.where(fast_down, slow_up, command)), fast
+
+
+def limit_torque(limits: SafetyLimits, command: np.ndarray, previous: np.ndarray,
+                 step: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """(clipped to the torque limits, then rate limited to within `step` of `previous`); arrays (..., n)."""
+    clipped = np.minimum(np.maximum(command, -limits.torque), limits.torque)
+    return clipped, np.minimum(np.maximum(clipped, previous - step), previous + step)
+
+
+class VectorSafetyLayer:
+    """The safety layer of many arms stepped together (training's batched environments).
+
+    Per arm, as `SafetyLayer.filter` with a fresh state every period: joint-limit and velocity-envelope
+    guards, torque clip, rate limit. A non-finite state or command gives that arm zero torque and is
+    reported, so its episode ends as a latched fault ends a real one.
+
+    Args:
+        limits: the arm's limits.
+        period: control period in seconds.
+        num: number of arms.
+    """
+
+    def __init__(self, limits: SafetyLimits, period: float, num: int):
+        if not (period > 0 and np.isfinite(period)):
+            raise ValueError(f"period must be a positive number of seconds, got {period}")
+        self.limits = limits
+        self._step = limits.rate * period
+        self.previous = np.zeros((num, limits.size))
+
+    def reset(self, ids: np.ndarray | slice = slice(None)) -> None:
+        """Start these arms' rate limiting from zero torque (at their episodes' start)."""
+        self.previous[ids] = 0.0
+
+    def filter(self, torque: np.ndarray, q: np.ndarray, dq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(num, n) torques, positions, velocities -> (safe torques, which arms faulted on a non-finite value)."""
+        finite = np.isfinite(torque).all(axis=-1) & np.isfinite(q).all(axis=-1) & np.isfinite(dq).all(axis=-1)
+        if not finite.all():
+            keep = finite[:, None]
+            torque, q, dq = (np.where(keep, x, 0.0) for x in (torque, q, dq))
+        command, _ = guard_joint_limits(self.limits, torque, q, dq)
+        if self.limits.envelope is not None:
+            command, _ = guard_velocity_envelope(self.limits, command, q, dq)
+        _, limited = limit_torque(self.limits, command, self.previous, self._step)
+        limited[~finite] = 0.0
+        self.previous = limited
+        return limited.copy(), ~finite

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import ConfigError, config_path, load_yaml
 from ..sim.reality import DEFAULT_REALITY
 from .policy_file import ActionHead, EndEffectorFeatures, PolicySpec
-from .safety import SafetyLayer, SafetyLimits, load_safety_limits
+from .safety import SafetyLayer, SafetyLimits, VectorSafetyLayer, load_safety_limits
 
 
 class HeadWrapper(gym.Wrapper):
@@ -68,6 +68,49 @@ class FeatureWrapper(gym.ObservationWrapper):
         return self.features(observation)
 
 
+class VectorActionMap:
+    """`HeadWrapper` for N arms inside a batched environment (`sim.vector_tasks.ActionMap`): Box(-1, 1) actions
+    -> torque through the `ActionHead`, then a `VectorSafetyLayer` when `safety` is given."""
+
+    def __init__(self, head: ActionHead, safety: SafetyLimits | None, period: float, num: int):
+        self.head = head
+        self.safety = None if safety is None else VectorSafetyLayer(safety, period, num)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (head.size,), dtype=np.float32)
+
+    def reset(self, ids: np.ndarray) -> None:
+        """These arms start an episode: their rate limits start from zero torque."""
+        if self.safety is not None:
+            self.safety.reset(ids)
+
+    def __call__(self, actions: np.ndarray, q: np.ndarray, dq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, m) actions -> (safe torques, arms faulted on a non-finite value)."""
+        torque = self.head.torque(actions, q, dq)
+        if self.safety is None:
+            return torque, ~np.isfinite(torque).all(axis=1)
+        return self.safety.filter(torque, q, dq)
+
+
+class VectorFeatureWrapper(gym.vector.VectorWrapper):
+    """`FeatureWrapper` for a vector environment (its observations and the ended episodes' final ones)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, features: EndEffectorFeatures):
+        super().__init__(env)
+        self.features = features
+        size = env.single_observation_space.shape[0] + features.size
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), dtype=np.float64)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, env.num_envs)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return self.features(obs), info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        if "final_obs" in info:
+            info = {**info, "final_obs": self.features(np.stack(info["final_obs"]))}
+        return self.features(obs), reward, terminated, truncated, info
+
+
 @dataclass(frozen=True)
 class TaskSetup:
     """Everything the trainer and the policy file need to know about one task."""
@@ -82,6 +125,17 @@ class TaskSetup:
     safety: SafetyLimits | None = None  # the arm's limits, applied every control period
     control_period: float = 0.0
     features: EndEffectorFeatures | None = None  # appended to the observation before the network
+    # N environments batched on one simulator, actions through an action map: make_vector(N, action_map)
+    make_vector: Callable[[int, "VectorActionMap"], gym.vector.VectorEnv] | None = None
+
+    def vector(self, num_envs: int, batched: bool = True) -> gym.vector.VectorEnv:
+        """`num_envs` environments as training sees them (Box(-1, 1) actions, the task's features): batched on
+        one simulator where the task can be, else (or with batched=False) a SyncVectorEnv of `wrapped()`."""
+        if batched and self.make_vector is not None:
+            action_map = VectorActionMap(self.head, self.safety, self.control_period, num_envs)
+            envs = self.make_vector(num_envs, action_map)
+            return envs if self.features is None else VectorFeatureWrapper(envs, self.features)
+        return gym.vector.SyncVectorEnv([self.wrapped] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
     def wrapped(self) -> gym.Env:
         """A fresh environment behind the action head and safety layer (Box(-1, 1) actions), whose
@@ -208,12 +262,17 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
                               f"robot file of {robot.name}")
         features = EndEffectorFeatures(robot.kinematics, extra, list(entry["features"].get("ee_offsets") or []))
     kwargs = {"distribution": dist} if reality is None else {"reality": reality}
+
+    def make_vector(num_envs: int, action_map: VectorActionMap) -> gym.vector.VectorEnv:
+        return gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", distribution=dist,
+                            action_map=action_map)
+
     return TaskSetup(name=name, make_env=lambda: gym.make(env_id, **kwargs), layout="joint_state_v1", head=head,
                      joint_names=list(robot.joint_names), extra_inputs=[dict(e) for e in extra],
                      provenance={"task": name, "env_id": env_id,
                                  "control_period": robot.control_period, **provenance},
                      safety=load_safety_limits(robot.name), control_period=robot.control_period,
-                     features=features)
+                     features=features, make_vector=make_vector if reality is None else None)
 
 
 def ppo_defaults(name: str) -> dict[str, Any]:

@@ -59,7 +59,11 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
                              f"{task.feature_mapping()}); train it again")
         warm = load_checkpoint(folder / CHECKPOINT if start.is_dir() else start)
     began = time.perf_counter()
-    result = train_ppo(task.wrapped, steps, config, progress=progress, description=f"train {task.name}", start=warm)
+    envs = task.vector(config.num_envs)
+    try:
+        result = train_ppo(envs, steps, config, progress=progress, description=f"train {task.name}", start=warm)
+    finally:
+        envs.close()
     seconds = time.perf_counter() - began
     training = {"algorithm": "ppo", "steps": result.steps, "seed": config.seed,
                 **({"warm_start": str(start), "warm_start_steps": warm.steps} if warm is not None else {}),

@@ -38,12 +38,13 @@ class BatchSimulator:
       gravity_compensation: False removes the model's gravcomp (an uncompensated arm).
       nthread: worker threads (0: all CPUs).
       seed: seed of the noise generator.
+      kinematics: keep positions, sites and bodies current after every step (what `site_positions` reads).
     """
 
     def __init__(self, model: str | mujoco.MjModel, space: ParameterSpace | str | None, nsim: int,
                  control_period: float | None = None, nstep: int | None = None,
                  joints: Sequence[str] | None = None, gravity_compensation: bool = True, nthread: int = 0,
-                 seed: int | None = None):
+                 seed: int | None = None, kinematics: bool = False):
         if nsim < 1:
             raise ValueError(f"nsim must be >= 1, got {nsim}")
         self.nominal_model = copy.copy(load_model(model))
@@ -77,6 +78,9 @@ class BatchSimulator:
         self.ctrl_low[~limited], self.ctrl_high[~limited] = -np.inf, np.inf
         self._qpos, self._qvel = self.batch.bind("qpos"), self.batch.bind("qvel")
         self._ctrl, self._warm = self.batch.bind("ctrl"), self.batch.bind("qacc_warmstart")
+        self._stage = mujoco.mjtStage.mjSTAGE_POS if kinematics else mujoco.mjtStage.mjSTAGE_NONE
+        # bound only when asked for: a bound output is copied out after every call
+        self._site_xpos = self.batch.bind("site_xpos") if kinematics else None
         self._delay = np.zeros(self.nsim, dtype=int)
         self._action_std = np.zeros(self.nsim)
         self._noise_std = np.zeros((self.nsim, self._qidx.size + self._vidx.size))
@@ -95,14 +99,23 @@ class BatchSimulator:
         """Largest action delay (control periods) among the simulations."""
         return int(self._delay.max())
 
-    def set_parameters(self, matrix: np.ndarray) -> None:
-        """One parameter vector per simulation, (nsim, dim); a single (dim,) vector is used by all."""
+    def set_parameters(self, matrix: np.ndarray, ids: np.ndarray | None = None) -> None:
+        """One parameter vector per simulation, (nsim, dim); a single (dim,) vector is used by all.
+
+        ids: set only these simulations, from (len(ids), dim) rows; the others keep theirs.
+        """
         if self.space is None:
             raise ValueError("this batch has no parameter space")
-        matrix = np.asarray(matrix, dtype=float)
-        if matrix.ndim == 1:
-            matrix = np.broadcast_to(matrix, (self.nsim, matrix.size))
-        self.binding.apply_batch(self.batch, matrix)
+        rows = np.asarray(matrix, dtype=float)
+        if ids is not None:
+            ids = np.asarray(ids, dtype=int)
+            matrix = self.parameters.copy()
+            matrix[ids] = rows
+        elif rows.ndim == 1:
+            matrix = np.broadcast_to(rows, (self.nsim, rows.size))
+        else:
+            matrix = rows
+        self.binding.apply_batch(self.batch, matrix, ids)
         self.parameters = np.array(matrix)
         kinds = {p.kind: i for i, p in enumerate(self.space)}
         column = lambda kind: matrix[:, kinds[kind]] if kind in kinds else np.zeros(self.nsim)  # noqa: E731
@@ -112,35 +125,45 @@ class BatchSimulator:
         self._noise_std = np.concatenate([np.repeat(column("position_noise_std")[:, None], nq, axis=1),
                                           np.repeat(column("velocity_noise_std")[:, None], nv, axis=1)], axis=1)
 
-    def reset(self, keyframe: int | str = -1) -> np.ndarray:
-        """Reset every simulation to a keyframe (name or index; -1: model defaults); returns observations."""
+    def reset(self, keyframe: int | str = -1, ids: np.ndarray | None = None) -> np.ndarray:
+        """Reset simulations (all, or `ids`) to a keyframe (name or index; -1: model defaults).
+
+        Returns every simulation's noise-free observation.
+        """
         if isinstance(keyframe, str):
             key = mujoco.mj_name2id(self.nominal_model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
             if key < 0:
                 raise ValueError(f"the model has no keyframe named {keyframe!r}")
             keyframe = key
-        self.batch.reset(keyframe=keyframe)
+        self.batch.reset(ids=ids, keyframe=keyframe)
         return self.observation(noise=False)
 
-    def set_state(self, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None) -> None:
+    def forward(self, ids: np.ndarray | None = None) -> None:
+        """Recompute derived quantities (site positions, ...) from the state, after writing it."""
+        self.batch.forward(ids=ids)
+
+    def set_state(self, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None,
+                  ids: np.ndarray | None = None) -> None:
         """Write states: full (nq,)/(nsim, nq) and (nv,)/(nsim, nv) vectors, or the observed joints' values.
 
         Values of the observed joints' width write only those joints (the rest keep their state, e.g. the
-        keyframe's after reset()). Solver warm starts are cleared so that results do not depend on history.
+        keyframe's after reset()). ids: write only these simulations (rows (len(ids), ...)). Solver warm starts
+        are cleared so that results do not depend on history.
         """
+        rows = slice(None) if ids is None else np.asarray(ids, dtype=int)
         for name, values, target, index in (("qpos", qpos, self._qpos, self._qidx),
                                             ("qvel", qvel, self._qvel, self._vidx)):
             if values is None:
                 continue
             values = np.asarray(values, dtype=float)
             if values.shape[-1] == target.shape[1]:
-                target[:] = values
+                target[rows] = values
             elif values.shape[-1] == index.size:
-                target[:, index] = values
+                target[(slice(None), index) if ids is None else np.ix_(rows, index)] = values
             else:
                 raise ValueError(f"{name} needs {index.size} joint values or {target.shape[1]} model values per "
                                  f"simulation, got shape {values.shape}")
-        self._warm[:] = 0
+        self._warm[rows] = 0
 
     def set_observation_state(self, observations: np.ndarray) -> None:
         """Write (nsim, obs_dim) observations (joint positions then velocities) as the observed joints' state."""
@@ -178,7 +201,7 @@ class BatchSimulator:
         if noise and self._action_std.any():
             applied = applied + self.rng.standard_normal(applied.shape) * self._action_std[:, None]
         self._ctrl[:, self._act] = np.clip(applied, self.ctrl_low, self.ctrl_high)
-        self.batch.step(nstep=self.nstep)
+        self.batch.step(nstep=self.nstep, stage=self._stage)
         return self.observation(noise=noise)
 
     def observation(self, noise: bool = True) -> np.ndarray:
@@ -187,6 +210,16 @@ class BatchSimulator:
         if noise and self._noise_std.any():
             obs += self.rng.standard_normal(obs.shape) * self._noise_std
         return obs
+
+    def joint_velocities(self) -> np.ndarray:
+        """Noise-free velocities of the observed joints, (nsim, n)."""
+        return self._qvel[:, self._vidx].copy()
+
+    def site_positions(self, site: str) -> np.ndarray:
+        """World positions (nsim, 3) of a site at the state of the last step, reset or forward()."""
+        if self._site_xpos is None:
+            raise ValueError("site positions need a BatchSimulator made with kinematics=True")
+        return self._site_xpos[:, self.nominal_model.site(site).id].copy()
 
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the full (qpos, qvel), (nsim, nq) and (nsim, nv)."""

@@ -262,8 +262,12 @@ class ModelBinding:
         if self._writes_mass:
             mujoco.mj_setConst(model, mujoco.MjData(model))  # constants that follow masses (invweight0, ...)
 
-    def apply_batch(self, batch, matrix: np.ndarray) -> None:
-        """Write one parameter vector per simulation into a mujoco.batch.Batch, (nsim, dim)."""
+    def apply_batch(self, batch, matrix: np.ndarray, changed: np.ndarray | None = None) -> None:
+        """Write one parameter vector per simulation into a mujoco.batch.Batch, (nsim, dim).
+
+        changed: the simulations whose rows differ from what the batch holds (None: all); only their derived
+        constants are recomputed.
+        """
         matrix = self.space.validate(np.atleast_2d(matrix))
         if matrix.shape[0] != batch.nsim:
             raise ValueError(f"expected {batch.nsim} parameter rows (one per simulation), got {matrix.shape[0]}")
@@ -283,7 +287,7 @@ class ModelBinding:
                 friction[:, 0] = column
                 batch.geom(p.element).friction = friction
         if self._writes_mass:
-            batch.set_const()
+            batch.set_const(changed)
 
     def effects(self, vector: np.ndarray) -> dict[str, float]:
         """The simulator-side effects (noise, delay) of a vector; kinds absent from the space are 0."""

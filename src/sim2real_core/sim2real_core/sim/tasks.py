@@ -3,6 +3,8 @@
 Registered ids (importing this module registers them):
   sim2real/FR3Reach-v0  end effector to a target point   (config/tasks/fr3_reach.yaml)
   sim2real/FR3Push-v0   puck to a goal on the table       (config/tasks/fr3_push.yaml)
+`gym.make(id)` is one environment on `Simulator` (also on the reality proxy); `gym.make_vec(id, num_envs=N)`
+is N of them batched on `BatchSimulator` (`sim.vector_tasks`), what training uses.
 
 Both act with joint torques WITHOUT gravity (the simulator compensates gravity at nominal masses), the
 franka_hardware effort semantics, so a trained policy serves unchanged on /effort_controller/commands.
@@ -85,6 +87,22 @@ def load_task(name_or_path: str | os.PathLike) -> TaskConfig:
     return load_config(path, TaskConfig, "task").model_copy(update={"name": path.stem})
 
 
+def task_reward(weights: dict[str, float], distance, scaled_torque: np.ndarray, dq: np.ndarray, success,
+                shaping=0.0):
+    """The FR3 tasks' reward per control period, for one environment or many (arrays (...) and (..., n)).
+
+    -distance - mean squared torque / limit - squared joint speed + success bonus - shaping, each weighted by
+    the task file's `reward` (the velocity-limit penalty is added where a reflex ends the episode).
+    """
+    return (-weights["distance"] * distance - weights["torque"] * np.mean(scaled_torque ** 2, axis=-1)
+            - weights["velocity"] * np.sum(dq ** 2, axis=-1) + weights["success"] * success - shaping)
+
+
+def puck_lost(puck: np.ndarray):
+    """Whether the puck (position (..., 3) [m]) left the table: the push episode fails."""
+    return (puck[..., 2] < -0.05) | np.any(np.abs(puck[..., :2]) > 1.0, axis=-1)
+
+
 class FR3TaskEnv(gym.Env):
     """Common part of the FR3 tasks: simulator, per-episode randomization, torque actions, velocity reflex.
 
@@ -165,14 +183,12 @@ class FR3TaskEnv(gym.Env):
         self._steps += 1
         obs = self._observe(joint_obs)
         info = self._info()
-        w = self.config.reward
         dq = self.sim.data.qvel[self.sim.dof_index]
-        scaled = torque * self._inv_limits
-        reward = (-w["distance"] * info["distance"] - w["torque"] * float(scaled @ scaled) / scaled.size
-                  - w["velocity"] * float(dq @ dq) + w["success"] * info["is_success"] - self._shaping())
+        reward = float(task_reward(self.config.reward, info["distance"], torque * self._inv_limits, dq,
+                                   info["is_success"], self._shaping()))
         terminated = bool(np.any(np.abs(dq) > self._vel_limits))
         if terminated:
-            reward -= w["velocity_limit"]
+            reward -= self.config.reward["velocity_limit"]
             info["velocity_limit"] = True
         terminated = terminated or self._failed()
         return obs, reward, terminated, self._steps >= self.episode_steps, info
@@ -254,10 +270,10 @@ class FR3PushEnv(FR3TaskEnv):
         return self.config.reward["reach"] * float(np.linalg.norm(self.sim.site_position() - self._puck()))
 
     def _failed(self):
-        puck = self._puck()
-        return bool(puck[2] < -0.05 or np.any(np.abs(puck[:2]) > 1.0))
+        return bool(puck_lost(self._puck()))
 
 
 for _id, _cls in ((REACH_ID, FR3ReachEnv), (PUSH_ID, FR3PushEnv)):
     if _id not in gym.registry:
-        gym.register(id=_id, entry_point=f"{__name__}:{_cls.__name__}")
+        gym.register(id=_id, entry_point=f"{__name__}:{_cls.__name__}",
+                     vector_entry_point=f"{__package__}.vector_tasks:{_cls.__name__.replace('Env', 'VectorEnv')}")
