@@ -15,10 +15,10 @@ from sim2real_core.sim.distributions import load_distribution
 def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run([sys.executable, shutil.which("sim2real"), "demo", "--quick", "--progressive",
-                             "--out", str(out)],
+                             "--seeds", "2", "--out", str(out)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    plan = load_plan(quick=True, progressive=True)
+    plan = load_plan(quick=True, progressive=True, seeds=2)
     results = json.loads((out / "results.json").read_text())
     assert set(results["timings_s"]) == set(STAGES) == set(plan.stages)
 
@@ -39,9 +39,16 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
         assert ros["over_ros"] and ros["episodes"] == plan.stage("evaluate")["episodes"]
         assert int(ros["server"]["periods"]) > 0, f"{name}: the policy server published nothing"
 
-    # every policy was fine-tuned from the one base policy, for the same number of steps
+    # every policy was fine-tuned from its seed's base policy, for the same number of steps; every seed scored
     base_steps = results["base"]["steps"]
-    assert {entry["steps"] - base_steps for entry in results["train"].values()} == {plan.stage("train")["steps"]}
+    assert [entry["path"] for entry in results["base"]["seeds"]] == [str(out / "policies" / "base" / "policy.yaml"),
+                                                                     str(out / "policies" / "seed1" / "base" /
+                                                                         "policy.yaml")]
+    for name, entry in results["train"].items():
+        assert [seed["steps"] - base_steps for seed in entry["seeds"]] == [plan.stage("train")["steps"]] * 2
+        assert (out / "policies" / "seed1" / name / "policy.safetensors").exists()
+        seeds = results["deploy"][name]["in_process_seeds"]
+        assert [len(seed["returns"]) for seed in seeds] == [plan.stage("evaluate")["episodes"]] * 2
 
     # progressive transfer stayed within its target budget and scored each step
     adapt = results["adapt"]
@@ -49,7 +56,7 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
     assert len(adapt["stages"]) == 3
 
     report = (out / "report.md").read_text()
-    assert "## Progressive transfer" in report
+    assert "## Progressive transfer" in report and "## Across seeds" in report
     for name in plan.distributions:
         assert f"| {name} |" in report
     for figure in ("gap.png", "fitted_marginals.png", "learning_curves.png", "coverage.png", "combination_lock.png"):

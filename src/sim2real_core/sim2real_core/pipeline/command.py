@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="proxy: collect and deploy on the 100 Hz reality proxy (default); franka: on its "
                              "franka_ros2 emulation at 1 kHz, through the hardware stacks (collect_real, the command "
                              "supervisor)")
+    parser.add_argument("--seeds", type=int, help="PPO seeds per row (default: the budget's train.seeds); the report "
+                                                   "gives means with 95%% intervals across seeds and episodes")
     parser.add_argument("--from", dest="start", default=STAGES[0], choices=STAGES,
                         help="start at this stage, reusing the earlier stages' results in --out")
 
@@ -31,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from .demo import run_demo  # torch and MuJoCo load only when the demo runs
 
     result = run_demo(args.out, quick=args.quick, reality=args.reality, start=args.start,
-                      progressive=args.progressive, robot_side=args.robot_side)
+                      progressive=args.progressive, robot_side=args.robot_side, seeds=args.seeds)
     print(f"report: {result.results['report']}")
     return 0

@@ -9,9 +9,11 @@ Stages (each writes into the output folder, so a failed run leaves everything it
   3. dataset  - bag -> transitions: dataset.npz
   4. fit      - DROPO, E-DROPO, SysID and uniform distributions: fits/METHOD.yaml
   5. train    - the base policy fine-tuned under each training distribution (none, uniform, each fit, oracle)
-                for the same number of steps: policies/NAME/
-  6. deploy   - each policy served by policy_server to the reality proxy over DDS (robot side `franka`: to the
-                franka emulation, behind the command supervisor): evaluation/NAME.json
+                for the same number of steps: policies/NAME/; with --seeds N, seeds 1..N-1 again from their own
+                base policies: policies/seedK/NAME/
+  6. deploy   - each (seed 0) policy served by policy_server to the reality proxy over DDS (robot side `franka`:
+                to the franka emulation, behind the command supervisor): evaluation/NAME.json; every seed's
+                policy evaluated in process on the same proxy
   7. adapt    - only with --progressive: progressive transfer's last step, the fitted-DR policy fine-tuned on
                 the target itself for a budget of target episodes: policies/adapted/
   8. report   - report.md with its PNG figures
@@ -32,8 +34,9 @@ from .plan import ROBOT_SIDES, STAGES, DemoRun, load_plan
 
 def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = None, start: str = STAGES[0],
              log: Callable[[str], None] = print, progressive: bool = False,
-             robot_side: str = ROBOT_SIDES[0]) -> DemoRun:
-    """Run the stages into `out` from `start` on (earlier stages' results are read from out/results.json).
+             robot_side: str = ROBOT_SIDES[0], seeds: int | None = None) -> DemoRun:
+    """Run the stages into `out` from `start` on (earlier stages' results are read from out/results.json);
+    `seeds`: PPO seeds per row (default: the budget's).
 
     Returns the run; its results are also in out/results.json and the report in out/report.md.
     """
@@ -41,7 +44,8 @@ def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = 
         raise ValueError(f"unknown stage {start!r}; stages: {', '.join(STAGES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = DemoRun(out=out, plan=load_plan(quick, reality, progressive=progressive, robot_side=robot_side), log=log)
+    run = DemoRun(out=out, plan=load_plan(quick, reality, progressive=progressive, robot_side=robot_side, seeds=seeds),
+                  log=log)
     if start not in run.plan.stages:
         raise ValueError(f"stage {start!r} is not part of this plan (stages: {', '.join(run.plan.stages)})")
     if start != run.plan.stages[0]:

@@ -31,6 +31,7 @@ class DemoPlan:
     budget_name: str
     budget: dict[str, dict[str, Any]]
     robot_side: str = ROBOT_SIDES[0]
+    seeds: int = 1  # PPO seeds per row: seed k's base policy and every row's fine-tuning from it
 
     def stage(self, name: str) -> dict[str, Any]:
         """The budget of one stage."""
@@ -64,9 +65,10 @@ class DemoFile(OptionModel):
 
 
 def load_plan(quick: bool = False, reality: str | None = None, path: str | os.PathLike | None = None,
-              progressive: bool = False, robot_side: str = ROBOT_SIDES[0]) -> DemoPlan:
+              progressive: bool = False, robot_side: str = ROBOT_SIDES[0], seeds: int | None = None) -> DemoPlan:
     """Read the demo plan; `reality` replaces the plan's reality profile (e.g. a hidden proxy); `progressive`
-    adds the plan's `progressive` budget (the adapt stage); `robot_side` is one of ROBOT_SIDES."""
+    adds the plan's `progressive` budget (the adapt stage); `robot_side` is one of ROBOT_SIDES; `seeds`
+    replaces the budget's train.seeds (PPO seeds per row, default 1)."""
     if robot_side not in ROBOT_SIDES:
         raise ValueError(f"robot side must be one of {ROBOT_SIDES}, got {robot_side!r}")
     path = Path(path) if path else config_path(*PLAN_FILE)
@@ -78,9 +80,12 @@ def load_plan(quick: bool = False, reality: str | None = None, path: str | os.Pa
     budget = dict(body.budgets[name])
     if progressive:
         budget["progressive"] = dict(body.progressive[name])
+    seeds = int(dict(budget.get("train") or {}).get("seeds", 1) if seeds is None else seeds)
+    if seeds < 1:
+        raise ConfigError(f"the demo needs at least one seed per row, got {seeds}")
     return DemoPlan(task=body.task, reality=reality or body.reality, fit_space=body.fit_space,
                     fit_parameters=_fit_parameters(body), methods=body.methods, distributions=body.distributions,
-                    budget_name=name, budget=budget, robot_side=robot_side)
+                    budget_name=name, budget=budget, robot_side=robot_side, seeds=seeds)
 
 
 def _fit_parameters(body: DemoFile) -> tuple[str, ...]:
@@ -118,6 +123,6 @@ class DemoRun:
         path = self.out / "results.json"
         path.write_text(json.dumps({"plan": {"task": self.plan.task, "reality": self.plan.reality,
                                              "budget": self.plan.budget_name, "fit_space": self.plan.fit_space,
-                                             "robot_side": self.plan.robot_side},
+                                             "robot_side": self.plan.robot_side, "seeds": self.plan.seeds},
                                     "timings_s": self.timings, **self.results}, indent=2, default=str))
         return path

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from ..figures import plt, save_figure
+from ..policy.seed_statistics import seed_difference, seed_estimate
 from ..sim.distributions import Distribution, load_distribution
 from ..sim.reality import load_reality
 from .plan import DemoRun
@@ -35,16 +36,70 @@ def gap_table(run: DemoRun) -> str:
     return "\n".join(lines)
 
 
+def _seed_episodes(run: DemoRun, key: str) -> dict[str, list[list[float]]]:
+    """Per row, per seed, the in-process episode values (`returns` or `successes`)."""
+    rows = {}
+    for name, result in run.results.get("deploy", {}).items():
+        seeds = result.get("in_process_seeds") or []
+        if seeds and all(entry.get(key) is not None for entry in seeds):
+            rows[name] = [[float(v) for v in entry[key]] for entry in seeds]
+    return rows
+
+
+def seeds_table(run: DemoRun) -> str:
+    """Markdown: per row, success and return in process over every seed, with hierarchical 95 % intervals."""
+    successes, returns = _seed_episodes(run, "successes"), _seed_episodes(run, "returns")
+    lines = ["| training distribution | seeds | success | 95% CI | per seed | mean return | 95% CI |",
+             "|---|---|---|---|---|---|---|"]
+    for name, per_seed in returns.items():
+        ret = seed_estimate(per_seed)
+        cells = ["n/a"] * 3
+        if name in successes:
+            success = seed_estimate(successes[name])
+            cells = [f"{success.mean:.2f}", _interval(success.interval),
+                     " ".join(f"{v:.2f}" for v in success.per_seed)]
+        lines.append(f"| {name} | {len(per_seed)} | {' | '.join(cells)} | {ret.mean:.1f} | {_interval(ret.interval)} |")
+    return "\n".join(lines)
+
+
+def significance_table(run: DemoRun) -> str:
+    """Markdown: every pair of rows, the difference in success paired by seed, and whether its interval excludes 0."""
+    successes = _seed_episodes(run, "successes")
+    names = list(successes)
+    lines = ["| a | b | success a - b | 95% CI | significant |", "|---|---|---|---|---|"]
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diff = seed_difference(successes[a], successes[b])
+            lines.append(f"| {a} | {b} | {diff.mean:+.2f} | {_interval(diff.interval)} | "
+                         f"{'yes' if diff.significant else 'no'} |")
+    return "\n".join(lines)
+
+
+def seeds_section(run: DemoRun) -> list[str]:
+    """The report's across-seeds section (only when the rows were trained with more than one seed)."""
+    if run.plan.seeds < 2 or not _seed_episodes(run, "returns"):
+        return []
+    return ["## Across seeds\n",
+            f"Every row trained with {run.plan.seeds} PPO seeds (seed k of every row fine-tuned from seed k's base "
+            "policy) and evaluated in process on the same proxy episodes. Intervals: hierarchical bootstrap over "
+            "seeds, then episodes within each seed (`sim2real_core.policy.seed_statistics`).\n", seeds_table(run), "",
+            "Differences in success between rows, paired by seed; significant where the 95 % interval excludes 0 "
+            "(no correction for the number of comparisons; with few seeds most intervals are wide).\n",
+            significance_table(run), ""]
+
+
 def training_note(run: DemoRun) -> str:
     """How the compared policies were trained and evaluated (one paragraph)."""
     base, trained = run.results.get("base", {}), run.results.get("train", {})
     steps = next(iter(trained.values()), {}).get("steps", 0) - base.get("steps", 0)
     evaluate = run.plan.stage("evaluate")
+    seeds = (f" This table is seed 0 of {run.plan.seeds}; the section 'Across seeds' gives every seed."
+             if run.plan.seeds > 1 else " One PPO seed per row: a difference between rows may be seed noise.")
     return (f"Every row starts from the same base policy, trained {base.get('steps', '?')} PPO steps on the nominal "
             f"simulator, then fine-tuned {steps} steps under its training distribution (`none` keeps training on "
             f"the nominal simulator), so the rows differ only in the distribution. Over ROS: "
             f"{evaluate.get('episodes')} episodes served by `policy_server` in real time; in process: "
-            f"{evaluate.get('in_process_episodes', evaluate.get('episodes'))} episodes on the same proxy.")
+            f"{evaluate.get('in_process_episodes', evaluate.get('episodes'))} episodes on the same proxy." + seeds)
 
 
 def robot_side_note(run: DemoRun) -> str:
@@ -144,19 +199,31 @@ def plot_marginals(run: DemoRun, path: Path) -> Path | None:
 
 
 def plot_learning_curves(run: DemoRun, path: Path) -> Path | None:
-    """Mean episode return against environment steps: the base policy, then each fine-tuning from it."""
+    """Mean episode return against environment steps: the base policy, then each fine-tuning from it; with several
+    seeds, the mean over seeds and a band from the lowest to the highest seed."""
     runs = {"base (nominal)": run.results.get("base"), **run.results.get("train", {})}
     runs = {name: entry for name, entry in runs.items() if entry}
     if not runs:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, entry in runs.items():
-        curve = json.loads((Path(entry["path"]).parent / "curve.json").read_text())["return"]
-        if curve:
-            steps, values = zip(*curve)
-            ax.plot(steps, values, label=name, **({"color": "black"} if name.startswith("base") else {}))
+        curves = []
+        for seed_entry in entry.get("seeds", [entry]):
+            curve = json.loads((Path(seed_entry["path"]).parent / "curve.json").read_text())["return"]
+            if curve:
+                curves.append(np.array(curve, dtype=float))
+        if not curves:
+            continue
+        style = {"color": "black"} if name.startswith("base") else {}
+        grid = np.linspace(max(c[0, 0] for c in curves), min(c[-1, 0] for c in curves), 100)
+        values = np.array([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
+        line, = ax.plot(grid, values.mean(axis=0), label=name, **style)
+        if len(curves) > 1:
+            ax.fill_between(grid, values.min(axis=0), values.max(axis=0), alpha=0.2, color=line.get_color())
+    seeds = max(len(entry.get("seeds", [entry])) for entry in runs.values())
     ax.set(xlabel="environment steps", ylabel="mean episode return (training distribution)",
-           title=f"{run.plan.task}: PPO, nominal base then fine-tuning")
+           title=f"{run.plan.task}: PPO, nominal base then fine-tuning"
+                 + (f" ({seeds} seeds: mean, band min-max)" if seeds > 1 else ""))
     ax.legend(fontsize=8)
     save_figure(fig, path, dpi=100)
     return path
@@ -220,7 +287,7 @@ def write_report(run: DemoRun) -> Path:
         "outside the simulator family (command latency, Stribeck and drag friction, encoder offsets, noise). "
         + robot_side_note(run) + "\n",
         "## The sim-to-real gap, and closing it\n", training_note(run), "", gap_table(run), "",
-        image(gap, "success per training distribution"),
+        image(gap, "success per training distribution"), *seeds_section(run),
         *(["## Progressive transfer: nominal sim -> fitted DR -> target\n", progressive_table(run), ""]
           if "adapt" in run.results else []),
         "## Parameter recovery (fit vs hidden truth)\n",

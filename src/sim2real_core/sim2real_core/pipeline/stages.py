@@ -11,6 +11,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from ..config import ConfigError
 from ..data.convert import bag_to_dataset
 from ..data.dataset import load_dataset, save_dataset
@@ -42,19 +44,26 @@ def _explore(task_name: str, policies: int, steps: int, out: str) -> dict:
     return {"policies": [str(p) for p in result.policy_paths], "summary": result.summary}
 
 
+def policy_folder(run: DemoRun, name: str, seed: int) -> Path:
+    """Where the policy of row `name` (or `base`) trained with `seed` goes: policies/NAME, policies/seedK/NAME."""
+    return run.out / "policies" / (name if seed == 0 else f"seed{seed}/{name}")
+
+
 def pretrain(run: DemoRun) -> None:
     """Learn in simulation before the target is touched, side by side in two processes: the exploration policies
-    (diversity bonus, under uniform randomization) and the base policy on the nominal simulator, from which
-    every training distribution is fine-tuned in `train`."""
+    (diversity bonus, under uniform randomization) and, per seed, the base policy on the nominal simulator, from
+    which every training distribution is fine-tuned in `train`."""
     explore_budget, train_budget = run.plan.stage("explore"), run.plan.stage("train")
     with _process_pool(2) as pool:
-        base = pool.submit(_train_one, run.plan.task, "none", int(train_budget["base_steps"]),
-                           str(run.out / "policies" / "base"), None)
         explore = pool.submit(_explore, run.plan.task, int(explore_budget["policies"]), int(explore_budget["steps"]),
                               str(run.out / "explore"))
-        run.results["explore"], run.results["base"] = explore.result(), base.result()
-    run.log(f"   base policy (nominal sim): {run.results['base']['steps']} steps in "
-            f"{run.results['base']['seconds']:.0f} s; {len(run.results['explore']['policies'])} exploration policies")
+        bases = [pool.submit(_train_one, run.plan.task, "none", int(train_budget["base_steps"]),
+                             str(policy_folder(run, "base", seed)), None, seed) for seed in range(run.plan.seeds)]
+        run.results["explore"] = explore.result()
+        seeds = [base.result() for base in bases]
+    run.results["base"] = {**seeds[0], "seeds": seeds}
+    run.log(f"   base policy (nominal sim), {run.plan.seeds} seed(s): {seeds[0]['steps']} steps in "
+            f"{seeds[0]['seconds']:.0f} s each; {len(run.results['explore']['policies'])} exploration policies")
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
@@ -140,23 +149,27 @@ def fit(run: DemoRun) -> None:
     run.results["fit"] = fits
 
 
-def _train_one(task_name: str, choice: str, steps: int, out: str, start: str | None) -> dict:
-    """Train one policy, from scratch or fine-tuned from the policy folder `start` (a process-pool worker)."""
+def _train_one(task_name: str, choice: str, steps: int, out: str, start: str | None, seed: int = 0) -> dict:
+    """Train one policy with PPO seed `seed`, from scratch or fine-tuned from the policy folder `start` (a
+    process-pool worker)."""
     from ..policy.ppo import PPOConfig
     from ..policy.tasks import make_task, ppo_defaults
     from ..policy.training import train_policy
 
-    outcome = train_policy(make_task(task_name, choice), steps, out, PPOConfig(**ppo_defaults(task_name)),
-                           progress=False, start=start)
+    outcome = train_policy(make_task(task_name, choice), steps, out,
+                           PPOConfig(**{**ppo_defaults(task_name), "seed": seed}), progress=False, start=start)
     return {"path": str(outcome.policy_path), "steps": outcome.result.steps, "seconds": round(outcome.seconds, 1),
             "steps_per_second": round(outcome.steps_per_second, 1)}
 
 
 def train(run: DemoRun) -> None:
-    """Fine-tune the base policy under each training distribution for the same number of steps (`none` goes on
-    under the nominal sim), as many at once as there are CPUs."""
+    """Fine-tune each seed's base policy under each training distribution for the same number of steps (`none`
+    goes on under the nominal sim), as many at once as there are CPUs."""
     steps = int(run.plan.stage("train")["steps"])
-    base = str(Path(run.results["base"]["path"]).parent)
+    bases = [str(Path(entry["path"]).parent) for entry in run.results["base"].get("seeds", [run.results["base"]])]
+    if len(bases) < run.plan.seeds:
+        raise ValueError(f"{run.plan.seeds} seeds asked for, but the pretrain stage trained {len(bases)} base "
+                         "policies: run from --from pretrain")
     choices = {}
     for name in run.plan.distributions:
         if name in run.plan.methods:
@@ -165,13 +178,15 @@ def train(run: DemoRun) -> None:
             choices[name] = f"oracle:{run.plan.reality}"
         else:
             choices[name] = name
-    with _process_pool(len(choices)) as pool:
-        futures = {name: pool.submit(_train_one, run.plan.task, choice, steps, str(run.out / "policies" / name), base)
+    with _process_pool(len(choices) * run.plan.seeds) as pool:
+        futures = {name: [pool.submit(_train_one, run.plan.task, choice, steps, str(policy_folder(run, name, seed)),
+                                      bases[seed], seed) for seed in range(run.plan.seeds)]
                    for name, choice in choices.items()}
-        trained = {name: future.result() for name, future in futures.items()}
-    for name, entry in trained.items():
-        run.log(f"   {name}: fine-tuned {steps} steps in {entry['seconds']:.0f} s")
-    run.results["train"] = trained
+        trained = {name: [future.result() for future in seeds] for name, seeds in futures.items()}
+    for name, seeds in trained.items():
+        run.log(f"   {name}: fine-tuned {steps} steps in {seeds[0]['seconds']:.0f} s"
+                + (f" (seed 0; {len(seeds)} seeds)" if len(seeds) > 1 else ""))
+    run.results["train"] = {name: {**seeds[0], "seeds": seeds} for name, seeds in trained.items()}
 
 
 def _evaluate_over_ros(run: DemoRun, name: str, policy: str, episodes: int, domain_id: int) -> dict:
@@ -214,11 +229,16 @@ def deploy(run: DemoRun) -> None:
         target = make_task(run.plan.task, "none", reality=run.plan.reality)
         evaluations = {}
         for name, entry in trained.items():
-            in_process = evaluate(load_policy(entry["path"]), target.make_env, local_episodes, seed=1000,
-                                  safety=target.safety, period=target.control_period)
-            evaluations[name] = {"over_ros": over_ros[name].result(), "in_process": in_process.summary()}
+            seeds = [evaluate(load_policy(seed_entry["path"]), target.make_env, local_episodes, seed=1000,
+                              safety=target.safety, period=target.control_period)
+                     for seed_entry in entry.get("seeds", [entry])]
+            in_process = seeds[0]
+            evaluations[name] = {"over_ros": over_ros[name].result(), "in_process": in_process.summary(),
+                                 "in_process_seeds": [{"returns": r.returns, "successes": r.successes} for r in seeds]}
             run.log(f"   {name}: success over ROS {evaluations[name]['over_ros']['success_rate']:.2f}, "
-                    f"in process {in_process.success_rate:.2f} (mean return {in_process.mean_return:.1f})")
+                    f"in process {in_process.success_rate:.2f} (mean return {in_process.mean_return:.1f})"
+                    + (f"; over {len(seeds)} seeds {np.mean([r.success_rate for r in seeds]):.2f}"
+                       if len(seeds) > 1 else ""))
     run.results["deploy"] = evaluations
 
 
