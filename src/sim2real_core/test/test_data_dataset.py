@@ -84,3 +84,22 @@ def test_pickled_arrays_and_unreadable_files_are_refused(tmp_path):
         load_dataset(tmp_path / "empty")
     with pytest.raises(DatasetError, match="end in .npz"):
         save_dataset(tmp_path / "d.txt", TransitionDataset(**_arrays()))
+
+
+def test_the_dropo_repositorys_file_names_load(tmp_path):
+    """datasets/hopper10000/ of github.com/gabrieletiboni/dropo: hoppermass_n10000_{observations,
+    nextobservations,actions}.npy, and no terminals file."""
+    arrays = _arrays(n=6)
+    names = {"observations": "observations", "next_observations": "nextobservations", "actions": "actions"}
+    for name, suffix in names.items():
+        np.save(tmp_path / f"hoppermass_n6_{suffix}.npy", arrays[name])
+    data = load_dataset(tmp_path)
+    for name in names:
+        assert np.array_equal(getattr(data, name), arrays[name])
+    assert not data.terminals.any() and "absent" in data.metadata["terminals"]
+    np.save(tmp_path / "hopper_n6_terminals.npy", arrays["terminals"])  # a second dataset's file beside it
+    with pytest.raises(DatasetError, match=r"several datasets \(\['hopper_n6', 'hoppermass_n6'\]\)"):
+        load_dataset(tmp_path)
+    np.save(tmp_path / "observations.npy", arrays["observations"])
+    with pytest.raises(DatasetError, match="hoppermass_n6_observations.npy and observations.npy both hold"):
+        load_dataset(tmp_path)

@@ -1,7 +1,9 @@
 """Transition datasets (D4RL style): arrays in memory, `.npz` files, and D4RL/DROPO directories of `.npy` files.
 
 Required arrays: `observations` (N, S), `next_observations` (N, S), `actions` (N, A), `terminals` (N,).
-`timeouts` (N,) is optional on import (zeros when absent, noted in metadata). Extra per-transition arrays
+`terminals` and `timeouts` (N,) are optional on import (zeros when absent, noted in metadata). In a directory,
+`NAME.npy` (D4RL) and `PREFIX_observations / _nextobservations / _actions / _terminals .npy` (the DROPO
+repository's datasets, e.g. datasets/hopper10000/hoppermass_n10000_*.npy) both load. Extra per-transition arrays
 (e.g. `timestamps`, `episodes` written by `bag_to_dataset`) are kept in `extras`. Metadata is stored as a
 JSON string entry `metadata`, so files load with `allow_pickle=False`.
 """
@@ -17,6 +19,9 @@ from typing import Any
 import numpy as np
 
 REQUIRED = ("observations", "next_observations", "actions", "terminals")
+# file-name suffixes of the DROPO repository's datasets (PREFIX_SUFFIX.npy) -> array names
+DROPO_SUFFIXES = {"observations": "observations", "nextobservations": "next_observations", "actions": "actions",
+                  "terminals": "terminals", "timeouts": "timeouts"}
 FLAGS = ("terminals", "timeouts")
 FORMAT = "sim2real.transitions"
 FORMAT_VERSION = 1
@@ -160,13 +165,16 @@ def load_dataset(path: str | os.PathLike) -> TransitionDataset:
             raise DatasetError(f"{path}: metadata entry is not a JSON string ({exc})") from exc
         if not isinstance(metadata, dict):
             raise DatasetError(f"{path}: metadata entry must be a JSON object")
-    missing = [name for name in REQUIRED if name not in arrays]
+    missing = [name for name in REQUIRED if name not in arrays and name != "terminals"]
     if missing:
         raise DatasetError(f"{path}: missing arrays {missing} (has {sorted(arrays)})")
     n = np.asarray(arrays["observations"]).shape[0] if np.asarray(arrays["observations"]).ndim else 0
-    if "timeouts" not in arrays:
-        arrays["timeouts"] = np.zeros(n, dtype=bool)
-        metadata.setdefault("timeouts", "absent in source (all false)")
+    # DROPO's hopper10000 directory has no terminals file; episode breaks are then found where a transition's
+    # next observation is not the following one's observation (fit.transitions).
+    for name in ("terminals", "timeouts"):
+        if name not in arrays:
+            arrays[name] = np.zeros(n, dtype=bool)
+            metadata.setdefault(name, "absent in source (all false)")
     # Keep per-transition extras with the right length; D4RL files carry others (rewards, infos/*) we ignore.
     known = set(REQUIRED) | {"timeouts"}
     extras = {k: v for k, v in arrays.items() if k not in known and v.ndim >= 1 and v.shape[0] == n}
@@ -186,13 +194,32 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise DatasetError(f"{path}: cannot read as .npz without pickles ({exc})") from exc
 
 
+def _array_name(stem: str) -> tuple[str, str | None]:
+    """(array name, DROPO file prefix or None) of an .npy file stem: `observations.npy` (D4RL) or
+    `PREFIX_nextobservations.npy` (the DROPO repository's datasets, e.g. hoppermass_n10000_observations.npy)."""
+    prefix, _, suffix = stem.rpartition("_")
+    if stem not in (*REQUIRED, "timeouts") and prefix and suffix in DROPO_SUFFIXES:
+        return DROPO_SUFFIXES[suffix], prefix
+    return stem, None
+
+
 def _load_npy_dir(path: Path) -> dict[str, np.ndarray]:
-    arrays = {}
+    arrays, sources, prefixes = {}, {}, set()
     for file in sorted(path.glob("*.npy")):
+        name, prefix = _array_name(file.stem)
+        if name in sources:
+            raise DatasetError(f"{path}: {sources[name].name} and {file.name} both hold {name}; keep one dataset "
+                               "per directory")
+        if prefix is not None:
+            prefixes.add(prefix)
         try:
-            arrays[file.stem] = np.load(file, allow_pickle=False)
+            arrays[name] = np.load(file, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
             raise DatasetError(f"{file}: cannot read as .npy without pickles ({exc})") from exc
+        sources[name] = file
+    if len(prefixes) > 1:
+        raise DatasetError(f"{path}: DROPO-named files of several datasets ({sorted(prefixes)}); keep one dataset "
+                           "per directory")
     meta = path / "metadata.json"
     if meta.exists():
         arrays["metadata"] = np.array(meta.read_text())
