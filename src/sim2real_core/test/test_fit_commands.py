@@ -5,7 +5,9 @@ import sys
 import numpy as np
 import pytest
 
-from sim2real_core.data.dataset import TransitionDataset, save_dataset
+from sim2real_core.config import ConfigError
+from sim2real_core.data.dataset import TransitionDataset, load_dataset, save_dataset
+from sim2real_core.fit.files import fit_file
 from sim2real_core.fit.hopper import generate_hopper_data
 from sim2real_core.fit.study import run_study
 from sim2real_core.sim.distributions import load_distribution
@@ -111,3 +113,27 @@ def test_strict_bounds_become_the_nearest_inclusive_bounds():
     assert low == math.nextafter(0.0, 1.0) and high is None
     assert option_bounds(FitOptions, "init_std") == (math.nextafter(0.0, 1.0), 1.0)
     assert option_bounds(FitOptions, "samples") == (2, 100_000)
+
+
+def test_data_the_system_cannot_have_produced_is_refused_before_fitting(dataset_path, tmp_path):
+    data = load_dataset(dataset_path)
+
+    def saved(name, **changes):
+        fields = {"observations": data.observations, "actions": data.actions,
+                  "next_observations": data.next_observations, "terminals": data.terminals,
+                  "timeouts": data.timeouts, "metadata": dict(data.metadata)}
+        fields.update(changes)
+        return save_dataset(tmp_path / f"{name}.npz", TransitionDataset(**fields))
+
+    too_strong = data.actions.copy()
+    too_strong[17, 2] = 3.0  # hopper.xml's actuators take ctrl in [-1, 1]
+    proc = _sim2real("fit", str(saved("strong", actions=too_strong)), "--space", "hopper", "--out",
+                     str(tmp_path / "x.yaml"), "--quiet")
+    assert proc.returncode == 2 and "action column 2 is 3 at row 17, beyond the model's actuator range" in proc.stderr
+    assert not (tmp_path / "x.yaml").exists()
+    with pytest.raises(ConfigError, match="control period of 0.01 s, but system 'hopper' steps 0.008 s"):
+        fit_file(saved("period", metadata={**data.metadata, "control_period": 0.01}), "dropo", "hopper", None)
+    few = {name: getattr(data, name)[:3] for name in ("observations", "actions", "next_observations", "terminals",
+                                                      "timeouts")}
+    with pytest.raises(ConfigError, match="3 transitions for 4 fitted parameters"):
+        fit_file(saved("few", **few), "dropo", "hopper", None)

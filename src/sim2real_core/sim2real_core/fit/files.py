@@ -8,10 +8,12 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from ..config import ConfigError
 from ..sim.parameters import MODEL_KINDS, ParameterSpace, load_parameter_space
 from .dropo import FitResult
-from .engine import BatchPredictor
+from .engine import BatchPredictor, System
 from .methods import METHODS, fit
 from .options import FitOptions
 from .systems import space_system, system_for, system_of
@@ -61,11 +63,42 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
                               "'robot'")
         name = system_of(model, dataset.metadata.get("state_layout"))
     sim = system_for(name)
+    check_data(sim, data, fitted, dataset.metadata, where=str(data_path))
     predictor = BatchPredictor(sim, fitted, nthread=options.threads)
     result = fit(method, sim, fitted, data, config=options.method_config(method), progress=progress,
                  predictor=predictor)
     path = result.distribution.save(out) if out else None
     return FileFit(result, data, predictor, path)
+
+
+def check_data(system: System, data: Transitions, space: ParameterSpace, metadata: dict,
+               where: str = "data") -> None:
+    """Refuse data the system cannot have produced, naming the check: a state or action size or layout that
+    does not fit, actions beyond the model's actuator ranges, a control period (metadata `control_period`)
+    other than the system's, fewer transitions than fitted parameters."""
+    try:
+        system.check(data.state_dim, data.action_dim, metadata.get("state_layout"))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    model = system.model
+    actuators = list(range(model.nu)) if system.actuators is None else list(system.actuators)
+    low, high = model.actuator_ctrlrange[actuators, 0], model.actuator_ctrlrange[actuators, 1]
+    limited = model.actuator_ctrllimited[actuators].astype(bool)
+    tolerance = 1e-6 * np.maximum(np.abs(low), np.abs(high))
+    beyond = limited & ((data.actions < low - tolerance) | (data.actions > high + tolerance))
+    if beyond.any():
+        row, column = np.argwhere(beyond)[0]
+        raise ConfigError(f"{where}: action column {column} is {data.actions[row, column]:.6g} at row {row}, beyond "
+                          f"the model's actuator range [{low[column]:.6g}, {high[column]:.6g}] "
+                          f"({int(beyond.any(axis=1).sum())} rows); the system cannot reproduce such data")
+    period = system.frame_skip * model.opt.timestep
+    recorded = metadata.get("control_period")
+    if recorded is not None and abs(float(recorded) - period) > 1e-6 * period:
+        raise ConfigError(f"{where}: recorded at a control period of {float(recorded)} s, but system "
+                          f"{system.name!r} steps {period} s per transition; convert the recording at {period} s")
+    if len(data) < space.dim:
+        raise ConfigError(f"{where}: {len(data)} transitions for {space.dim} fitted parameters; at least one "
+                          "transition per parameter is needed")
 
 
 def physics_overrides(result: FitResult, prefix: str = "physics.") -> dict[str, float]:

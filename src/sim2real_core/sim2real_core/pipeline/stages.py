@@ -124,7 +124,7 @@ def fit(run: DemoRun) -> None:
     """Fit every method of the plan to the dataset; write fits/METHOD.yaml."""
     from ..fit.dropo import DropoConfig
     from ..fit.engine import BatchPredictor
-    from ..fit.files import fit_space
+    from ..fit.files import check_data, fit_space
     from ..fit.fr3 import fr3_system
     from ..fit.methods import EDROPO_ALPHA
     from ..fit.methods import fit as fit_method
@@ -133,9 +133,11 @@ def fit(run: DemoRun) -> None:
 
     budget = run.plan.stage("fit")
     dropo = DropoConfig(**budget.get("dropo", {}))
-    data = from_dataset(load_dataset(run.out / "dataset.npz"))
+    dataset_file = load_dataset(run.out / "dataset.npz")
+    data = from_dataset(dataset_file)
     space = fit_space(run.plan.fit_space, list(run.plan.fit_parameters))
     system = fr3_system()
+    check_data(system, data, space, dataset_file.metadata, where=str(run.out / "dataset.npz"))
     predictor = BatchPredictor(system, space)  # shared: its batches are reused across the methods
     configs = {"dropo": dropo, "edropo": replace(dropo, entropy_weight=budget.get("edropo_alpha", EDROPO_ALPHA)),
                "sysid": SysIdConfig(**budget.get("sysid", {})), "uniform": dropo}
