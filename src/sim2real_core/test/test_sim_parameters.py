@@ -105,3 +105,46 @@ def test_apply_batch_matches_apply_per_simulation():
             assert np.allclose(getattr(per_sim, field), getattr(single, field)), field
     with pytest.raises(ValueError, match="3 parameter rows"):
         binding.apply_batch(batch, matrix[:2])
+
+
+def test_the_three_mass_conventions_write_what_they_say():
+    nominal = mujoco.MjModel.from_xml_string(MJCF)
+    mass, inertia = nominal.body_mass[1], nominal.body_inertia[1].copy()
+    for kind, value, scale_inertia in (("body_mass", 3.0, False), ("body_mass_inertia", 3.0, True),
+                                       ("body_mass_scale", 1.5, True)):
+        space = ParameterSpace.from_list([{"name": "m", "nominal": value, "bounds": [0.1, 10], "kind": kind,
+                                           "element": "arm"}])
+        model = mujoco.MjModel.from_xml_string(MJCF)
+        ModelBinding(space, nominal).apply(model, [value])
+        assert model.body_mass[1] == pytest.approx(1.5 * mass), kind
+        assert np.allclose(model.body_inertia[1], inertia * (1.5 if scale_inertia else 1.0)), kind
+        batch = mujoco.batch.Batch(nominal, 2, nthread=1)
+        ModelBinding(space, nominal).apply_batch(batch, np.array([[value], [value]]))
+        assert np.allclose(batch.get_model(1).body_inertia, model.body_inertia), kind
+
+
+def test_the_hopper_space_changes_masses_as_gymnasium_users_and_dropo_do():
+    """gymnasium's hopper.xml with model.body_mass alone changed (random-envs' set_task), stepped as gymnasium's
+    MujocoEnv.do_simulation does (ctrl, then mj_step frame_skip times), moves as the hopper space's simulation
+    with those masses: the benchmark's data is inside the family. (mj_setConst after the change, as MuJoCo asks
+    and the binding does; set_task skips it, which moves the state by about 1e-7 per step.)"""
+    from sim2real_core.fit.hopper import FRAME_SKIP, hopper_model_path, hopper_space, hopper_system
+    from sim2real_core.sim.batch import BatchSimulator
+
+    masses = [4.2, 3.3, 2.2, 4.6]
+    model = mujoco.MjModel.from_xml_path(str(hopper_model_path()))
+    for name, value in zip(("torso", "thigh", "leg", "foot"), masses):
+        model.body_mass[model.body(name).id] = value
+    data = mujoco.MjData(model)
+    mujoco.mj_setConst(model, data)
+    data.qpos[1] += 0.1
+    system = hopper_system()
+    sim = BatchSimulator(system.model, hopper_space(), 1, nstep=FRAME_SKIP)
+    sim.set_parameters(np.array(masses))
+    sim.set_state(data.qpos.copy(), data.qvel.copy())
+    for action in np.random.default_rng(0).uniform(-1, 1, (60, 3)):
+        data.ctrl[:] = action
+        mujoco.mj_step(model, data, nstep=FRAME_SKIP)
+        sim.step(action, noise=False)
+        qpos, qvel = sim.state()
+        assert np.allclose(qpos[0], data.qpos, atol=1e-9) and np.allclose(qvel[0], data.qvel, atol=1e-9)

@@ -9,6 +9,7 @@ import numpy as np
 from scipy.stats import truncnorm
 
 from ..figures import plt, save_figure
+from ..sim.parameters import MASS_KINDS
 from .dropo import FitResult
 from .engine import BatchPredictor
 from .transitions import Transitions
@@ -95,6 +96,15 @@ def _plot_prediction(dist, data: Transitions, predictor: BatchPredictor, path: P
     return rmse
 
 
+def mass_conventions(space) -> list[str]:
+    """One line per mass kind a space uses: which parameters, and what the kind changes (MASS_KINDS)."""
+    kinds = {}
+    for p in space:
+        if p.kind in MASS_KINDS:
+            kinds.setdefault(p.kind, []).append(p.name)
+    return [f"{', '.join(names)}: `{kind}`, {MASS_KINDS[kind]}" for kind, names in kinds.items()]
+
+
 def _summary(result: FitResult, truth: dict, rmse: np.ndarray, path: Path) -> Path:
     dist = result.distribution
     ident = dist.provenance.get("identifiability") or {}
@@ -113,6 +123,9 @@ def _summary(result: FitResult, truth: dict, rmse: np.ndarray, path: Path) -> Pa
             "yes" if idn["identifiable"] else f"NO (posterior/prior std {idn['ratio']:.2f})")
         lines.append(f"| {p.name} | {p.unit} | [{p.low:g}, {p.high:g}] | {dist.mean[i]:.4g} | {dist.std[i]:.3g} | "
                      f"{'' if t is None else f'{t:.4g}'} | {idn_text} |")
+    conventions = mass_conventions(dist.space)
+    if conventions:
+        lines += ["", "Mass convention: " + "; ".join(conventions)]
     if truth:
         err = np.array([dist.mean[i] - truth[p.name] for i, p in enumerate(dist.space) if p.name in truth])
         lines += ["", f"Error norm of the mean against the truth: {np.linalg.norm(err):.4g}"]

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from ..figures import plt, save_figure
+from ..fit.report import mass_conventions
 from ..policy.seed_statistics import seed_difference, seed_estimate
 from ..sim.distributions import Distribution, load_distribution
 from ..sim.reality import load_reality
@@ -162,7 +163,8 @@ def recovery_table(run: DemoRun) -> str:
     nominal_error = np.linalg.norm((space.nominal - truth) / width)
     lines.append(f"| error of the mean (bound-normalised L2; nominal: {nominal_error:.3f}) | | | | "
                  + " | ".join(errors) + " |")
-    return "\n".join(lines)
+    conventions = mass_conventions(space)
+    return "\n".join(lines + ([""] + [f"Mass convention: {line}." for line in conventions] if conventions else []))
 
 
 def plot_marginals(run: DemoRun, path: Path) -> Path | None:

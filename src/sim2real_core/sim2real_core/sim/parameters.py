@@ -9,8 +9,8 @@ A parameter space is data (`config/parameter_spaces/NAME.yaml`)::
          kind: dof_damping, element: fr3_joint1}
       - {name: action_delay, unit: control periods, nominal: 0, bounds: [0, 3], kind: action_delay, integer: true}
 
-Kinds that write MuJoCo model fields: body_mass, body_mass_scale (mass and inertia scale together; a body
-with gravity compensation, MJCF gravcomp, keeps compensating its NOMINAL weight, as a real arm's controller
+Kinds that write MuJoCo model fields: the three mass conventions of MASS_KINDS (a body with gravity
+compensation, MJCF gravcomp, keeps compensating its NOMINAL weight under each, as a real arm's controller
 compensates with its nominal model), dof_damping, dof_frictionloss, dof_armature, geom_friction (sliding
 coefficient). Kinds the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise),
 action_noise_std, action_delay (whole control periods).
@@ -26,9 +26,13 @@ import numpy as np
 
 from ..config import ConfigError, load_yaml, named_file
 
+MASS_KINDS = {
+    "body_mass": "the body's mass alone [kg], inertia unchanged (MuJoCo's body_mass; DROPO's convention)",
+    "body_mass_inertia": "the body's mass [kg], its inertia scaled by the same ratio (the same shape, denser)",
+    "body_mass_scale": "a scale of the body's mass and inertia together (1 = nominal)",
+}
 MODEL_KINDS = {
-    "body_mass": mujoco.mjtObj.mjOBJ_BODY,
-    "body_mass_scale": mujoco.mjtObj.mjOBJ_BODY,
+    **dict.fromkeys(MASS_KINDS, mujoco.mjtObj.mjOBJ_BODY),
     "dof_damping": mujoco.mjtObj.mjOBJ_JOINT,
     "dof_frictionloss": mujoco.mjtObj.mjOBJ_JOINT,
     "dof_armature": mujoco.mjtObj.mjOBJ_JOINT,
@@ -242,17 +246,18 @@ class ModelBinding:
         self._inertia = nominal_model.body_inertia.copy()
         self._friction = nominal_model.geom_friction.copy()
         self._gravcomp = nominal_model.body_gravcomp.copy()
-        self._writes_mass = any(p.kind in ("body_mass", "body_mass_scale") for _, p, _ in self._targets)
+        self._writes_mass = any(p.kind in MASS_KINDS for _, p, _ in self._targets)
 
     def apply(self, model: mujoco.MjModel, vector: np.ndarray) -> None:
         """Write the vector's model parameters into `model` (a copy of the nominal model)."""
         vector = self.space.validate(vector)
         for i, p, obj in self._targets:
             value = vector[i]
-            if p.kind in ("body_mass", "body_mass_scale"):
+            if p.kind in MASS_KINDS:
                 scale = value if p.kind == "body_mass_scale" else value / self._mass[obj]
                 model.body_mass[obj] = self._mass[obj] * scale
-                model.body_inertia[obj] = self._inertia[obj] * scale
+                if p.kind != "body_mass":
+                    model.body_inertia[obj] = self._inertia[obj] * scale
                 if self._gravcomp[obj]:
                     model.body_gravcomp[obj] = self._gravcomp[obj] / scale
             elif p.kind in _JOINT_FIELDS:
@@ -273,11 +278,12 @@ class ModelBinding:
             raise ValueError(f"expected {batch.nsim} parameter rows (one per simulation), got {matrix.shape[0]}")
         for i, p, obj in self._targets:
             column = matrix[:, i]
-            if p.kind in ("body_mass", "body_mass_scale"):
+            if p.kind in MASS_KINDS:
                 scale = column if p.kind == "body_mass_scale" else column / self._mass[obj]
                 view = batch.body(p.element)
                 view.mass = (self._mass[obj] * scale)[:, None]
-                view.inertia = self._inertia[obj][None, :] * scale[:, None]
+                if p.kind != "body_mass":
+                    view.inertia = self._inertia[obj][None, :] * scale[:, None]
                 if self._gravcomp[obj]:
                     batch.expand("body_gravcomp")[:, obj] = self._gravcomp[obj] / scale
             elif p.kind in _JOINT_FIELDS:
