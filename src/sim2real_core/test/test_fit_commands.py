@@ -38,7 +38,9 @@ def test_fit_command_writes_distribution_and_report(dataset_path, tmp_path, meth
     assert proc.returncode == 0, proc.stderr
     dist = load_distribution(out)
     assert dist.method == method
-    assert dist.provenance["transitions"] == 240
+    assert dist.provenance["transitions"] == 160  # 1 of the 3 episodes held out for validation
+    assert dist.provenance["validation"]["transitions"] == 80
+    assert "| fit |" in (tmp_path / "report" / "summary.md").read_text()
     if method != "uniform":
         assert np.linalg.norm(dist.mean - TRUTH) < 0.1
     if method == "dropo":  # epsilon is learned by default, from its start value

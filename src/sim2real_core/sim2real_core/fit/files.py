@@ -5,29 +5,33 @@ Shared by the `sim2real fit` command and the odr_fitter node.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from ..config import ConfigError
 from ..sim.parameters import MODEL_KINDS, ParameterSpace, load_parameter_space
-from .dropo import FitResult
+from .dropo import FitResult, state_scale
 from .engine import BatchPredictor, System
 from .methods import METHODS, fit
 from .options import FitOptions
 from .systems import space_system, system_for, system_of
 from .transitions import Transitions, from_dataset
+from .validation import Validation, fit_warnings, split_episodes, validate_fit
 
 
 @dataclass
 class FileFit:
-    """What fit_file produced: the result, the data and the predictor (for a report), the YAML path."""
+    """What fit_file produced: the result, the data it was fitted on and the predictor (for a report), the YAML
+    path, the held-out validation (None when nothing was held out) and the reasons to distrust the fit."""
 
     result: FitResult
     data: Transitions
     predictor: BatchPredictor
     path: os.PathLike | None
+    validation: Validation | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def fit_space(space: str | os.PathLike, parameters: list[str] | None = None) -> ParameterSpace:
@@ -41,8 +45,9 @@ def fit_space(space: str | os.PathLike, parameters: list[str] | None = None) -> 
 def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike, out: str | os.PathLike | None,
              options: FitOptions = FitOptions(), system: str | None = None, parameters: list[str] | None = None,
              progress: Callable[[dict], None] | None = None) -> FileFit:
-    """Load a dataset (sim2real_core.data.load_dataset), fit `method` with `options`, write the distribution
-    YAML to `out`.
+    """Load a dataset (sim2real_core.data.load_dataset), hold out `options.holdout` of its episodes, fit `method`
+    with `options` on the rest, validate the fit on the held-out episodes (fit.validation), write the
+    distribution YAML (validation and warnings in its provenance) to `out`.
 
     The system is `system`, else the space file's `model:` (else the dataset metadata's `robot`) for the
     dataset's state layout (systems.system_of: FR3 data with the puck is fr3_push); `parameters` is the subset
@@ -65,10 +70,18 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
     sim = system_for(name)
     check_data(sim, data, fitted, dataset.metadata, where=str(data_path))
     predictor = BatchPredictor(sim, fitted, nthread=options.threads)
-    result = fit(method, sim, fitted, data, config=options.method_config(method), progress=progress,
+    fit_data, held_out = split_episodes(data, options.holdout, options.seed)
+    result = fit(method, sim, fitted, fit_data, config=options.method_config(method), progress=progress,
                  predictor=predictor)
-    path = result.distribution.save(out) if out else None
-    return FileFit(result, data, predictor, path)
+    dist = result.distribution
+    validation = None if held_out is None else validate_fit(predictor, dist, held_out, state_scale(fit_data),
+                                                            seed=options.seed)
+    warnings = fit_warnings(dist, validation)
+    if validation is not None:
+        dist.provenance["validation"] = validation.to_dict()
+    dist.provenance["warnings"] = warnings
+    path = dist.save(out) if out else None
+    return FileFit(result, fit_data, predictor, path, validation, warnings)
 
 
 def check_data(system: System, data: Transitions, space: ParameterSpace, metadata: dict,

@@ -43,7 +43,9 @@ class FitOptions(OptionModel):
     sysid_transitions: int = Field(SysIdConfig.transitions, ge=0, description="transitions SysID uses (0: all)")
     sysid_iterations: int = Field(SysIdConfig.max_iterations, ge=1,
                                   description="SysID's least-squares iterations")
-    seed: int = Field(0, ge=0, description="seed of subsamples and common random numbers")
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="fraction of the episodes held out of the fit and "
+                                                             "used to validate it (0: none)")
+    seed: int = Field(0, ge=0, description="seed of subsamples, common random numbers and the held-out episodes")
     threads: int = Field(0, ge=0, le=1024, description="simulation threads (0: all CPUs)")
 
     def method_config(self, method: str) -> DropoConfig | SysIdConfig:

@@ -123,6 +123,21 @@ def _summary(result: FitResult, truth: dict, rmse: np.ndarray, path: Path) -> Pa
             "yes" if idn["identifiable"] else f"NO (posterior/prior std {idn['ratio']:.2f})")
         lines.append(f"| {p.name} | {p.unit} | [{p.low:g}, {p.high:g}] | {dist.mean[i]:.4g} | {dist.std[i]:.3g} | "
                      f"{'' if t is None else f'{t:.4g}'} | {idn_text} |")
+    validation = dist.provenance.get("validation")
+    if validation:
+        horizons = sorted(next(iter(validation["error"].values())), key=int)
+        lines += ["", f"Held-out validation on {validation['episodes']} episodes ({validation['transitions']} "
+                  "transitions the fit never saw): open-loop prediction error in units of the s'-s spread, and "
+                  "one-step log-likelihood.", "",
+                  "| parameters | " + " | ".join(f"{h} periods" for h in horizons) + " | log-likelihood |",
+                  "|---|" + "---|" * (len(horizons) + 1)]
+        lines += [f"| {name} | " + " | ".join(f"{row[h]:.3g}" for h in horizons)
+                  + f" | {validation['loglik'][name]:.4g} |" for name, row in validation["error"].items()]
+        lines += ["", f"Residuals / noise model: {validation['residual_ratio']:.2f} (about 1 when calibrated); share "
+                  f"of the residuals predictable from (s, a): {validation['residual_structure']:.2f} (about 0 when "
+                  "they are noise)."]
+    if dist.provenance.get("warnings"):
+        lines += ["", "**Warnings**", ""] + [f"- {w}" for w in dist.provenance["warnings"]]
     conventions = mass_conventions(dist.space)
     if conventions:
         lines += ["", "Mass convention: " + "; ".join(conventions)]

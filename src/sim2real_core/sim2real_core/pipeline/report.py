@@ -167,6 +167,39 @@ def recovery_table(run: DemoRun) -> str:
     return "\n".join(lines + ([""] + [f"Mass convention: {line}." for line in conventions] if conventions else []))
 
 
+def fitted_transitions(run: DemoRun, data: dict) -> str:
+    """How many transitions the fits used, and how many the dataset has."""
+    used = {entry.get("transitions") for entry in run.results.get("fit", {}).values()} - {None}
+    total = data.get("transitions", "?")
+    return f"{used.pop()} of the dataset's {total}" if len(used) == 1 else str(total)
+
+
+def validation_table(run: DemoRun) -> str:
+    """Markdown: each fit's held-out prediction error and likelihood against nominal and the box centre, the
+    misspecification checks, and every warning."""
+    fits = {m: entry for m, entry in run.results.get("fit", {}).items() if entry.get("validation")}
+    if not fits:
+        return "(no held-out episodes: nothing validated)"
+    first = next(iter(fits.values()))["validation"]
+    horizons = sorted(first["error"]["fit"], key=int)
+    lines = [f"On {first['episodes']} episodes ({first['transitions']} transitions) the fits never saw: open-loop "
+             "prediction error in units of the data's s'-s spread, one-step log-likelihood, and two checks of the "
+             "one-step residuals (standardised by the fit's noise model: about 1 when calibrated; share predictable "
+             "from (s, a): about 0 when they are noise).", "",
+             "| parameters | " + " | ".join(f"error {h} periods" for h in horizons)
+             + " | log-likelihood | residuals / noise model | residuals predictable |",
+             "|---|" + "---|" * (len(horizons) + 3)]
+    rows = {**{m: (entry["validation"], "fit") for m, entry in fits.items()},
+            "nominal": (first, "nominal"), "box centre": (first, "box centre")}
+    for name, (validation, key) in rows.items():
+        checks = (f"{validation['residual_ratio']:.2f} | {validation['residual_structure']:.2f}" if key == "fit"
+                  else " | ")
+        lines.append(f"| {name} | " + " | ".join(f"{validation['error'][key][h]:.3g}" for h in horizons)
+                     + f" | {validation['loglik'][key]:.4g} | {checks} |")
+    warnings = [f"- {m}: {w}" for m, entry in fits.items() for w in entry.get("warnings", [])]
+    return "\n".join(lines + ["", "Warnings:" if warnings else "No warnings.", *warnings])
+
+
 def plot_marginals(run: DemoRun, path: Path) -> Path | None:
     """Fitted marginals of every parameter against its bounds and the truth."""
     fits = fitted(run)
@@ -293,8 +326,9 @@ def write_report(run: DemoRun) -> Path:
         *(["## Progressive transfer: nominal sim -> fitted DR -> target\n", progressive_table(run), ""]
           if "adapt" in run.results else []),
         "## Parameter recovery (fit vs hidden truth)\n",
-        f"Fitted on {data.get('transitions', '?')} transitions collected on the proxy by exploration policies.\n",
+        f"Fitted on {fitted_transitions(run, data)} transitions collected on the proxy by exploration policies.\n",
         recovery_table(run), "", image(marginals, "fitted marginals"),
+        "### Held-out validation\n", validation_table(run), "",
         "## Learning curves\n", image(curves, "learning curves"),
         "## Exploration\n", image(coverage, "exploration coverage"),
         "### Combination lock (Wagenmaker et al. 2024): target episodes to solve\n", lock_table_markdown(lock_rows), "",

@@ -121,15 +121,18 @@ def dataset(run: DemoRun) -> None:
 
 
 def fit(run: DemoRun) -> None:
-    """Fit every method of the plan to the dataset; write fits/METHOD.yaml."""
-    from ..fit.dropo import DropoConfig
+    """Fit every method of the plan to the dataset, less the held-out episodes (fit budget `holdout`, default
+    FitOptions'); validate each fit on them; write fits/METHOD.yaml."""
+    from ..fit.dropo import DropoConfig, state_scale
     from ..fit.engine import BatchPredictor
     from ..fit.files import check_data, fit_space
     from ..fit.fr3 import fr3_system
     from ..fit.methods import EDROPO_ALPHA
     from ..fit.methods import fit as fit_method
+    from ..fit.options import FitOptions
     from ..fit.sysid import SysIdConfig
     from ..fit.transitions import from_dataset
+    from ..fit.validation import fit_warnings, split_episodes, validate_fit
 
     budget = run.plan.stage("fit")
     dropo = DropoConfig(**budget.get("dropo", {}))
@@ -138,16 +141,26 @@ def fit(run: DemoRun) -> None:
     space = fit_space(run.plan.fit_space, list(run.plan.fit_parameters))
     system = fr3_system()
     check_data(system, data, space, dataset_file.metadata, where=str(run.out / "dataset.npz"))
+    fit_data, held_out = split_episodes(data, float(budget.get("holdout", FitOptions().holdout)), dropo.seed)
     predictor = BatchPredictor(system, space)  # shared: its batches are reused across the methods
     configs = {"dropo": dropo, "edropo": replace(dropo, entropy_weight=budget.get("edropo_alpha", EDROPO_ALPHA)),
                "sysid": SysIdConfig(**budget.get("sysid", {})), "uniform": dropo}
     fits = {}
     for method in run.plan.methods:
-        result = fit_method(method, system, space, data, config=configs[method], predictor=predictor)
-        path = result.distribution.save(run.out / "fits" / f"{method}.yaml")
-        fits[method] = {"path": str(path), "objective": result.distribution.objective.get("value"),
-                        "seconds": result.distribution.provenance.get("seconds")}
-        run.log(f"   {method}: objective {fits[method]['objective']:.4g} in {fits[method]['seconds']} s")
+        result = fit_method(method, system, space, fit_data, config=configs[method], predictor=predictor)
+        dist = result.distribution
+        validation = None if held_out is None else validate_fit(predictor, dist, held_out, state_scale(fit_data),
+                                                                seed=dropo.seed)
+        dist.provenance["warnings"] = fit_warnings(dist, validation)
+        if validation is not None:
+            dist.provenance["validation"] = validation.to_dict()
+        path = dist.save(run.out / "fits" / f"{method}.yaml")
+        fits[method] = {"path": str(path), "objective": dist.objective.get("value"),
+                        "seconds": dist.provenance.get("seconds"), "transitions": len(fit_data),
+                        "validation": None if validation is None else validation.to_dict(),
+                        "warnings": dist.provenance["warnings"]}
+        run.log(f"   {method}: objective {fits[method]['objective']:.4g} in {fits[method]['seconds']} s, "
+                f"{len(dist.provenance['warnings'])} warnings")
     run.results["fit"] = fits
 
 

@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         note = "" if ident.get(p.name, {}).get("identifiable", True) else "  (not identifiable from this data)"
         print(f"{p.name:24s} mean {dist.mean[i]:.6g} std {dist.std[i]:.3g} [{p.unit}]{note}")
     print(f"{dist.objective['name']} = {dist.objective['value']:.6g}; wrote {done.path}")
+    for line in done.validation.lines() if done.validation is not None else [f"WARNING: {w}" for w in done.warnings]:
+        print(line)
     if args.report:
         from ..report import write_report
         print(f"report: {write_report(done.result, done.data, done.predictor, args.report)}")
