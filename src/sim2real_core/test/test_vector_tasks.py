@@ -135,3 +135,25 @@ def test_ppo_on_the_batched_environments_learns_as_on_the_single_ones():
         means.append(np.mean([value for _, value in result.curve[2:]]))
     assert -100.0 < means[0] < -50.0
     assert abs(means[1] - means[0]) < 12.0, means
+
+
+def test_noise_follows_the_seed_and_an_autoreset_keeps_the_other_observations():
+    space = load_parameter_space("fr3_reach")
+    noisy = {name: 0.5 * (space.low[i] + space.high[i]) for i, name in enumerate(space.names) if "noise" in name}
+    runs = []
+    for _ in range(2):
+        env = gym.make_vec(tasks.REACH_ID, num_envs=2, vectorization_mode="vector_entry_point")
+        obs, _ = env.reset(seed=7, options={"parameters": noisy})
+        push = np.zeros((2, 7), dtype=np.float32)
+        push[0] = env.single_action_space.high  # the first arm trips a reflex and restarts; the second goes on
+        steps, restarted = [obs], False
+        for _ in range(6):
+            obs, _, terminated, _, _ = env.step(push)
+            steps.append(obs)
+            restarted |= bool(terminated[0])
+            assert not terminated[1]
+            assert np.array_equal(env.unwrapped._obs, obs)  # what the action head reads next is what was returned
+        assert restarted
+        runs.append(np.array(steps))
+        env.close()
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -117,7 +117,8 @@ class OdrFitterNode(Node):
             return False, f"fit failed: {exc}"
         summary = (f"{method}: wrote {done.path} in {time.monotonic() - start:.1f} s; "
                    + ", ".join(f"{n}={v:.4g}" for n, v in zip(done.result.distribution.space.names,
-                                                                done.result.distribution.mean)))
+                                                                done.result.distribution.mean))
+                   + f"; {len(done.warnings)} warnings" + "".join(f"; WARNING: {w}" for w in done.warnings))
         target = self._param("apply_to")
         if target:
             ok, why = self._apply(target, physics_overrides(done.result))

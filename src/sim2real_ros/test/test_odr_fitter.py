@@ -69,8 +69,9 @@ def test_fit_service_applies_means_to_bridge(launch_node, ros_node, reach_datase
 
     reply = _call(ros_node, fit, Trigger.Request(), 240)
     assert reply.success, reply.message + fitter.output()
-    assert "applied to sim_bridge" in reply.message
+    assert "applied to sim_bridge" in reply.message and "; 0 warnings" in reply.message  # in-family data
     dist = load_distribution(out)
+    assert dist.provenance["validation"]["transitions"] == 60  # 2 of the 10 runs held out
     assert dist.method == "sysid" and dist.space.names == ("joint1_damping", "joint4_damping")
     np.testing.assert_allclose(dist.mean, [2.0, 1.5], atol=0.05)
 

@@ -35,6 +35,8 @@ AT_BOUND = 0.02  # a mean within this fraction of its range from a bound is "at 
 CORRELATED = 0.9
 MISSPECIFIED = 3.0
 STRUCTURED = 0.3
+WORSE = 1.05  # a fit's held-out error above this multiple of nominal's is worse than nominal
+EXACT = 1e-6  # residual RMS [s'-s spreads] below which a fit reproduces the data
 
 
 @dataclass
@@ -148,7 +150,10 @@ def validate_fit(predictor: BatchPredictor, distribution: Distribution, held_out
             variance = predicted.var(axis=1, ddof=1) + epsilon
             residual_ratio = float(np.mean((target / scale - predicted.mean(axis=1)) ** 2 / variance))
     at_mean = predictor.predict(start, actions, np.repeat(distribution.mean[None, :], m, axis=0))
-    structure = residual_structure((target - at_mean) / scale, np.hstack([start / scale, actions[:, 0]]))
+    residuals = (target - at_mean) / scale
+    # residuals at round-off level (a fit that reproduces the data) have no structure worth a warning
+    structure = (residual_structure(residuals, np.hstack([start / scale, actions[:, 0]]))
+                 if np.sqrt(np.mean(residuals ** 2)) > EXACT else float("nan"))
     result = Validation(episodes=int(episode_ids(held_out)[-1]) + 1, transitions=len(held_out), error=error,
                         loglik=loglik, residual_ratio=residual_ratio, residual_structure=structure)
     result.warnings = fit_warnings(distribution, result)
@@ -178,7 +183,7 @@ def fit_warnings(distribution: Distribution, validation: Validation | None = Non
     if validation is not None:
         for horizon, value in validation.error["fit"].items():
             nominal = validation.error["nominal"].get(horizon)
-            if nominal is not None and value > nominal:
+            if nominal is not None and value > WORSE * nominal + EXACT:
                 warnings.append(f"the fit predicts held-out episodes worse than the nominal model over {horizon} "
                                 f"periods ({value:.3g} against {nominal:.3g})")
         if validation.residual_ratio > MISSPECIFIED:

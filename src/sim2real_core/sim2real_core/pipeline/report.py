@@ -76,12 +76,17 @@ def significance_table(run: DemoRun) -> str:
     return "\n".join(lines)
 
 
+def trained_seeds(run: DemoRun) -> int:
+    """How many PPO seeds the run's rows were trained with (from its results, whatever the command line said)."""
+    return min((len(entry.get("seeds", [entry])) for entry in run.results.get("train", {}).values()), default=1)
+
+
 def seeds_section(run: DemoRun) -> list[str]:
     """The report's across-seeds section (only when the rows were trained with more than one seed)."""
-    if run.plan.seeds < 2 or not _seed_episodes(run, "returns"):
+    if trained_seeds(run) < 2 or not _seed_episodes(run, "returns"):
         return []
     return ["## Across seeds\n",
-            f"Every row trained with {run.plan.seeds} PPO seeds (seed k of every row fine-tuned from seed k's base "
+            f"Every row trained with {trained_seeds(run)} PPO seeds (seed k of every row fine-tuned from seed k's base "
             "policy) and evaluated in process on the same proxy episodes. Intervals: hierarchical bootstrap over "
             "seeds, then episodes within each seed (`sim2real_core.policy.seed_statistics`).\n", seeds_table(run), "",
             "Differences in success between rows, paired by seed; significant where the 95 % interval excludes 0 "
@@ -94,8 +99,8 @@ def training_note(run: DemoRun) -> str:
     base, trained = run.results.get("base", {}), run.results.get("train", {})
     steps = next(iter(trained.values()), {}).get("steps", 0) - base.get("steps", 0)
     evaluate = run.plan.stage("evaluate")
-    seeds = (f" This table is seed 0 of {run.plan.seeds}; the section 'Across seeds' gives every seed."
-             if run.plan.seeds > 1 else " One PPO seed per row: a difference between rows may be seed noise.")
+    seeds = (f" This table is seed 0 of {trained_seeds(run)}; the section 'Across seeds' gives every seed."
+             if trained_seeds(run) > 1 else " One PPO seed per row: a difference between rows may be seed noise.")
     return (f"Every row starts from the same base policy, trained {base.get('steps', '?')} PPO steps on the nominal "
             f"simulator, then fine-tuned {steps} steps under its training distribution (`none` keeps training on "
             f"the nominal simulator), so the rows differ only in the distribution. Over ROS: "

@@ -172,7 +172,8 @@ def _train_one(task_name: str, choice: str, steps: int, out: str, start: str | N
     from ..policy.training import train_policy
 
     outcome = train_policy(make_task(task_name, choice), steps, out,
-                           PPOConfig(**{**ppo_defaults(task_name), "seed": seed}), progress=False, start=start)
+                           PPOConfig(**{**ppo_defaults(task_name), "seed": seed}), progress=False, start=start,
+                           threads=1)  # one simulation thread per worker: the pool has a worker per CPU
     return {"path": str(outcome.policy_path), "steps": outcome.result.steps, "seconds": round(outcome.seconds, 1),
             "steps_per_second": round(outcome.steps_per_second, 1)}
 

@@ -125,15 +125,16 @@ class TaskSetup:
     safety: SafetyLimits | None = None  # the arm's limits, applied every control period
     control_period: float = 0.0
     features: EndEffectorFeatures | None = None  # appended to the observation before the network
-    # N environments batched on one simulator, actions through an action map: make_vector(N, action_map)
-    make_vector: Callable[[int, "VectorActionMap"], gym.vector.VectorEnv] | None = None
+    # N environments batched on one simulator, actions through an action map: make_vector(N, action_map, nthread)
+    make_vector: Callable[[int, "VectorActionMap", int], gym.vector.VectorEnv] | None = None
 
-    def vector(self, num_envs: int, batched: bool = True) -> gym.vector.VectorEnv:
+    def vector(self, num_envs: int, batched: bool = True, nthread: int = 0) -> gym.vector.VectorEnv:
         """`num_envs` environments as training sees them (Box(-1, 1) actions, the task's features): batched on
-        one simulator where the task can be, else (or with batched=False) a SyncVectorEnv of `wrapped()`."""
+        one simulator where the task can be (stepped on `nthread` threads, 0: all CPUs), else (or with
+        batched=False) a SyncVectorEnv of `wrapped()`."""
         if batched and self.make_vector is not None:
             action_map = VectorActionMap(self.head, self.safety, self.control_period, num_envs)
-            envs = self.make_vector(num_envs, action_map)
+            envs = self.make_vector(num_envs, action_map, nthread)
             return envs if self.features is None else VectorFeatureWrapper(envs, self.features)
         return gym.vector.SyncVectorEnv([self.wrapped] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
@@ -263,9 +264,9 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
         features = EndEffectorFeatures(robot.kinematics, extra, list(entry["features"].get("ee_offsets") or []))
     kwargs = {"distribution": dist} if reality is None else {"reality": reality}
 
-    def make_vector(num_envs: int, action_map: VectorActionMap) -> gym.vector.VectorEnv:
+    def make_vector(num_envs: int, action_map: VectorActionMap, nthread: int) -> gym.vector.VectorEnv:
         return gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", distribution=dist,
-                            action_map=action_map)
+                            action_map=action_map, nthread=nthread)
 
     return TaskSetup(name=name, make_env=lambda: gym.make(env_id, **kwargs), layout="joint_state_v1", head=head,
                      joint_names=list(robot.joint_names), extra_inputs=[dict(e) for e in extra],

@@ -37,10 +37,11 @@ class TrainOutcome:
 
 
 def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PPOConfig = PPOConfig(),
-                 progress: bool = True, start: str | os.PathLike | None = None) -> TrainOutcome:
+                 progress: bool = True, start: str | os.PathLike | None = None, threads: int = 0) -> TrainOutcome:
     """Train `task` with PPO for `steps` environment steps; write policy, checkpoint, curve.json and curve.png.
 
     Args:
+        threads: simulation threads of batched environments (0: all CPUs; 1 where trainings run side by side).
         start: a folder of an earlier `train_policy` (or its checkpoint file) to fine-tune from. Its policy must
             have the task's action head and observation features: fine-tuning keeps the network, so a head or
             features changed since it was trained would change what its outputs mean.
@@ -59,7 +60,7 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
                              f"{task.feature_mapping()}); train it again")
         warm = load_checkpoint(folder / CHECKPOINT if start.is_dir() else start)
     began = time.perf_counter()
-    envs = task.vector(config.num_envs)
+    envs = task.vector(config.num_envs, nthread=threads)
     try:
         result = train_ppo(envs, steps, config, progress=progress, description=f"train {task.name}", start=warm)
     finally:

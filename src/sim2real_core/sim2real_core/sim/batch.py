@@ -102,7 +102,8 @@ class BatchSimulator:
     def set_parameters(self, matrix: np.ndarray, ids: np.ndarray | None = None) -> None:
         """One parameter vector per simulation, (nsim, dim); a single (dim,) vector is used by all.
 
-        ids: set only these simulations, from (len(ids), dim) rows; the others keep theirs.
+        ids: set only these simulations (sorted, without repeats), from (len(ids), dim) rows; the others keep
+          theirs.
         """
         if self.space is None:
             raise ValueError("this batch has no parameter space")
@@ -126,7 +127,8 @@ class BatchSimulator:
                                           np.repeat(column("velocity_noise_std")[:, None], nv, axis=1)], axis=1)
 
     def reset(self, keyframe: int | str = -1, ids: np.ndarray | None = None) -> np.ndarray:
-        """Reset simulations (all, or `ids`) to a keyframe (name or index; -1: model defaults).
+        """Reset simulations (all, or `ids`: sorted, without repeats) to a keyframe (name or index; -1: model
+        defaults).
 
         Returns every simulation's noise-free observation.
         """

@@ -14,7 +14,7 @@ state: the training action head and safety layer for N arms (`policy.tasks.Vecto
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -50,7 +50,7 @@ class FR3VectorEnv(gym.vector.VectorEnv):
       seed: seed of the first reset (later resets continue the stream unless given a seed).
       task: task file name or path; default: the class's.
       action_map: turns actions into torques (default: actions are torques, clipped to the limits).
-      nthread: mujoco.batch worker threads (0: all CPUs).
+      nthread: mujoco.batch worker threads (0: all CPUs; 1 where several trainings share the CPUs).
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
@@ -94,12 +94,18 @@ class FR3VectorEnv(gym.vector.VectorEnv):
         """Start every environment's episode.
 
         options (as the single environment's, each for all environments or one row per environment):
-        ``parameters`` overrides the draw; task keys fix the layout (reach: ``target``; push: ``puck``, ``goal``).
+        ``parameters`` (vectors, or {name: value} with the rest nominal) overrides the draw; task keys fix the
+        layout (reach: ``target``; push: ``puck``, ``goal``).
         """
         if seed is None and self._seed is not None:
             seed, self._seed = self._seed, None
         super().reset(seed=seed)
-        rows = {key: np.atleast_2d(np.asarray(value, dtype=float)) for key, value in (options or {}).items()}
+        if seed is not None:  # the simulator's noise follows the episode seed, as the single environment's does
+            self.sim.rng = np.random.default_rng(int(self.np_random.integers(2**63)))
+        options = dict(options or {})
+        if isinstance(options.get("parameters"), Mapping):
+            options["parameters"] = self.sim.space.vector(options["parameters"], fill_nominal=True)
+        rows = {key: np.atleast_2d(np.asarray(value, dtype=float)) for key, value in options.items()}
         self._options = {key: np.broadcast_to(value, (self.num_envs, value.shape[1])) for key, value in rows.items()}
         try:
             self._start_episodes(np.arange(self.num_envs))
@@ -164,7 +170,7 @@ class FR3VectorEnv(gym.vector.VectorEnv):
         self._steps[ids] = 0
         if self.action_map is not None:
             self.action_map.reset(ids)
-        self._obs = self._observe(self.sim.observation())
+        self._obs[ids] = self._observe(self.sim.observation())[ids]
 
     # -- task hooks (arrays over the N environments) ---------------------------------------------
     def _setup(self, model) -> None:
