@@ -96,13 +96,24 @@ def parameter_descriptions(node: Node, target: str, timeout: float = 60.0) -> di
     """`target` node's own parameters (not rclpy's built-ins) -> their descriptions, read over its parameter
     services as `ros2 param describe` does."""
     client = AsyncParameterClient(node, target)
+    deadline = time.monotonic() + timeout
     assert client.wait_for_services(timeout_sec=timeout), f"{target}: parameter services did not come up"
-    listed = client.list_parameters()
-    rclpy.spin_until_future_complete(node, listed, timeout_sec=timeout)
-    names = [n for n in listed.result().result.names if n not in ROS_BUILTIN_PARAMETERS]
-    described = client.describe_parameters(names)
-    rclpy.spin_until_future_complete(node, described, timeout_sec=timeout)
-    return {d.name: d.description for d in described.result().descriptors}
+    listed = _answered(node, client.list_parameters, deadline, f"{target}: list_parameters")
+    names = [n for n in listed.result.names if n not in ROS_BUILTIN_PARAMETERS]
+    described = _answered(node, lambda: client.describe_parameters(names), deadline, f"{target}: describe_parameters")
+    return {d.name: d.description for d in described.descriptors}
+
+
+def _answered(node: Node, send, deadline: float, what: str):
+    """The response to a service request, sent again every 5 s until `deadline`: a server that has discovered
+    the client's request writer but not yet its response reader drops the response (DDS discovery is per
+    endpoint), so one request can go unanswered on a loaded machine."""
+    while time.monotonic() < deadline:
+        future = send()
+        rclpy.spin_until_future_complete(node, future, timeout_sec=min(5.0, max(0.1, deadline - time.monotonic())))
+        if future.done():
+            return future.result()
+    raise AssertionError(f"{what}: no answer before the deadline")
 
 
 class StackProcess:
