@@ -25,6 +25,7 @@ from sim2real_core.stack import apply_overrides, load_stack
 
 from . import contract
 from .messages import diagnostic_values, episode_event, matched_publishers
+from .service_calls import RESEND_AFTER, answered
 from .spawned import check_running, spawn_node, stop_nodes
 
 ROBOT_STACK = "franka_proxy"
@@ -129,11 +130,15 @@ class _Operator:
                 raise RuntimeError(f"collection on the franka emulation: timed out waiting for {what}")
             rclpy.spin_once(self.node, timeout_sec=0.01)
 
-    def call(self, client, what: str, processes: dict, folder: Path) -> Trigger.Response:
+    def call(self, client, what: str, processes: dict, folder: Path, repeatable: bool = True) -> Trigger.Response:
+        """The answer to a Trigger request; sent again while unanswered where serving it twice is harmless."""
         self.spin_until(client.service_is_ready, f"service {client.srv_name}", processes, folder)
-        future = client.call_async(Trigger.Request())
-        self.spin_until(future.done, what, processes, folder)
-        return future.result()
+
+        def spin_once():
+            check_running(processes, folder)
+            rclpy.spin_once(self.node, timeout_sec=0.01)
+        return answered(lambda: client.call_async(Trigger.Request()), spin_once, TIMEOUT,
+                        f"collection on the franka emulation: {what}", RESEND_AFTER if repeatable else TIMEOUT)
 
     def run_episode(self, number: int, last: bool, processes: dict, folder: Path, timeout: float) -> dict:
         """Recover, release the latch, reset the arm, start episode `number` and wait for its end event (after
@@ -142,7 +147,8 @@ class _Operator:
         self.call(self.reset_supervisor, "the supervisor's reset", processes, folder)
         self.call(self.reset_world, "the arm's start pose", processes, folder)
         deadline = time.monotonic() + TIMEOUT
-        while not (started := self.call(self.start_episode, "start_episode", processes, folder)).success:
+        while not (started := self.call(self.start_episode, "start_episode", processes, folder,
+                                          repeatable=False)).success:
             if time.monotonic() > deadline:  # the dispatcher refuses until its recorder and the arm are there
                 raise RuntimeError(f"{DISPATCHER} did not start episode {number}: {started.message}")
             retry = time.monotonic() + 0.2

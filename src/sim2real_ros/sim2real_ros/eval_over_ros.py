@@ -32,6 +32,7 @@ from sim2real_core.stack import NodeSpec
 
 from . import contract
 from .messages import diagnostic_values, episode_event, joint_state_arrays, stamp_to_seconds
+from .service_calls import answered
 from .spawned import check_running, spawn_node, stop_nodes
 
 TIMEOUT = 30.0
@@ -119,10 +120,10 @@ class _Probe:
             rclpy.spin_once(self.node, timeout_sec=0.01)
 
     def call(self, client, request, what: str):
+        """The answer to `request` (every request of the evaluation may be served twice)."""
         self.spin_until(lambda: client.service_is_ready(), f"service {client.srv_name}")
-        future = client.call_async(request)
-        self.spin_until(future.done, what)
-        return future.result()
+        return answered(lambda: client.call_async(request), lambda: rclpy.spin_once(self.node, timeout_sec=0.01),
+                        TIMEOUT, f"over-ROS evaluation: {what}")
 
 
 def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 0,

@@ -20,6 +20,7 @@ from rclpy.parameter_client import AsyncParameterClient
 
 from sim2real_core.runner import node_command
 from sim2real_core.stack import NodeSpec
+from sim2real_ros.service_calls import answered
 
 
 class NodeProcessHandle:
@@ -98,22 +99,16 @@ def parameter_descriptions(node: Node, target: str, timeout: float = 60.0) -> di
     client = AsyncParameterClient(node, target)
     deadline = time.monotonic() + timeout
     assert client.wait_for_services(timeout_sec=timeout), f"{target}: parameter services did not come up"
-    listed = _answered(node, client.list_parameters, deadline, f"{target}: list_parameters")
+    listed = answered_on(node, client.list_parameters, deadline - time.monotonic(), f"{target}: list_parameters")
     names = [n for n in listed.result.names if n not in ROS_BUILTIN_PARAMETERS]
-    described = _answered(node, lambda: client.describe_parameters(names), deadline, f"{target}: describe_parameters")
+    described = answered_on(node, lambda: client.describe_parameters(names), deadline - time.monotonic(),
+                            f"{target}: describe_parameters")
     return {d.name: d.description for d in described.descriptors}
 
 
-def _answered(node: Node, send, deadline: float, what: str):
-    """The response to a service request, sent again every 5 s until `deadline`: a server that has discovered
-    the client's request writer but not yet its response reader drops the response (DDS discovery is per
-    endpoint), so one request can go unanswered on a loaded machine."""
-    while time.monotonic() < deadline:
-        future = send()
-        rclpy.spin_until_future_complete(node, future, timeout_sec=min(5.0, max(0.1, deadline - time.monotonic())))
-        if future.done():
-            return future.result()
-    raise AssertionError(f"{what}: no answer before the deadline")
+def answered_on(node: Node, send, timeout: float, what: str):
+    """The answer to a repeatable request, spinning `node` and sending it again while unanswered."""
+    return answered(send, lambda: rclpy.spin_once(node, timeout_sec=0.02), timeout, what)
 
 
 class StackProcess:

@@ -12,7 +12,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from conftest import spin_until
+from conftest import answered_on, spin_until
 from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
 from sim2real_ros import contract
 from sim2real_ros.messages import command_msg, diagnostic_values, joint_state_arrays, stamp_to_seconds
@@ -80,8 +80,7 @@ class Probe:
             if "latched" in message and (unless is None or unless not in message):
                 client = self.node.create_client(Trigger, f"{namespace}/{node}/{service}")
                 if client.wait_for_service(timeout_sec=5.0):
-                    future = client.call_async(Trigger.Request())
-                    spin_until(self.node, future.done, 5.0)
+                    answered_on(self.node, lambda: client.call_async(Trigger.Request()), 15.0, f"{node}/{service}")
                 self.node.destroy_client(client)
                 self.status.pop(node)
                 reset = True

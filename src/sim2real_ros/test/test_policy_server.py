@@ -11,7 +11,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from conftest import spin_until
+from conftest import answered_on, spin_until
 from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
 from sim2real_ros import contract
 from sim2real_ros.messages import diagnostic_values, joint_state_msg
@@ -112,9 +112,8 @@ def set_policy_path(node, value: str, name="policy_path"):
     param = ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
                          if name == "policy_path" else
                          ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=value))
-    future = client.call_async(SetParameters.Request(parameters=[param]))
-    assert spin_until(node, future.done, 10.0)
-    return future.result().results[0]
+    request = SetParameters.Request(parameters=[param])
+    return answered_on(node, lambda: client.call_async(request), 20.0, "policy_server set_parameters").results[0]
 
 
 def test_hot_reload_swaps_valid_policies_and_keeps_the_old_one_on_failure(launch_node, ros_node, tmp_path):

@@ -13,7 +13,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
-from conftest import spin_until
+from conftest import answered_on, spin_until
 from sim2real_core.robot import load_robot
 from sim2real_core.sim.distributions import Distribution
 from sim2real_core.sim.parameters import load_parameter_space
@@ -65,9 +65,7 @@ class Probe:
     def call(self, srv_type, name, request, timeout=10.0):
         client = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-        future = client.call_async(request)
-        assert spin_until(self.node, future.done, timeout), f"no answer from {name}"
-        return future.result()
+        return answered_on(self.node, lambda: client.call_async(request), timeout, name)
 
     def set_parameter(self, name, value):
         kind = {float: ParameterType.PARAMETER_DOUBLE, int: ParameterType.PARAMETER_INTEGER,
