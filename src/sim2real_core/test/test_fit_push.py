@@ -5,7 +5,9 @@ MuJoCo (vertical velocity, tilt and their rates change chaotically with the para
 objective rough, so this is not a claim for every truth. Measured on this data (8 strikes x 50 periods, seeds
 0-3) at (0.5, 0.7), (0.3, 0.3), (0.8, 0.5), (0.15, 0.9): DROPO with its defaults found (0.500, 0.700),
 (0.409, 0.300), (0.800, 0.500), (0.150, 0.900); SysID on all transitions (0.503, 0.696), (0.325, 0.370),
-(0.790, 0.428), (0.158, 0.876).
+(0.790, 0.428), (0.158, 0.876). The chaos makes the data differ between CPUs, and so the fit of a subset: SysID
+on the default 80 % of the episodes found (0.547, 0.542) on an AMD EPYC and passed elsewhere, so the CLI test
+fits all transitions (--holdout 0).
 """
 import subprocess
 import sys
@@ -96,7 +98,8 @@ def test_fit_command_picks_the_push_system_from_the_layout(data, tmp_path):
     out = tmp_path / "puck.yaml"
     proc = subprocess.run([sys.executable, "-m", "sim2real_ros.cli", "fit", str(path), "--method", "sysid",
                            "--space", "fr3_push", "--parameters", "puck_mass,puck_friction", "--transitions", "40",
-                           "--threads", "2", "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+                           "--threads", "2", "--holdout", "0", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     dist = load_distribution(out)
     assert list(dist.space.names) == PUCK and dist.provenance["system"] == "fr3_push"

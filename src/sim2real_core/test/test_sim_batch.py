@@ -62,3 +62,73 @@ def test_batch_runs_the_hopper_with_actuator_controls():
         batch.set_state(qpos=np.zeros((3, 5)))
     with pytest.raises(ValueError, match=r"actions need shape \(3, 3\)"):
         batch.step(np.zeros((2, 3)))
+
+
+def test_batch_equals_single_over_many_steps_with_stribeck_friction_and_partial_parameter_updates():
+    """Stribeck friction is updated every physics step in both kernels; re-parameterising some simulations
+    restores the others' dry friction."""
+    space = load_parameter_space("fr3_reach")
+    rng = np.random.default_rng(3)
+    params = Distribution.uniform(space).sample(rng, 4)
+    for kind in ("position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"):
+        params[:, space.index(kind)] = 0.0
+    assert np.all(params[:, [space.index(f"joint{j}_stribeck") for j in range(1, 8)]] > 0)
+    batch = BatchSimulator("fr3", space, 4, control_period=0.01, joints=JOINTS, nthread=1)
+    batch.set_parameters(params)
+    batch.reset("home")
+    singles = [Simulator(space, seed=0) for _ in range(4)]
+    for sim, row in zip(singles, params):
+        sim.set_parameters(row)
+    torques = rng.uniform(-6, 6, (30, 4, 7))
+    for t, command in enumerate(torques):
+        if t == 15:  # new parameters for simulations 1 and 3 only
+            params[[1, 3]] = Distribution.uniform(space).sample(rng, 2)
+            params[[1, 3], space.index("action_delay")] = 0.0
+            for kind in ("position_noise_std", "velocity_noise_std", "action_noise_std"):
+                params[[1, 3], space.index(kind)] = 0.0
+            batch.set_parameters(params[[1, 3]], ids=np.array([1, 3]))
+            for i in (1, 3):
+                singles[i].set_parameters(params[i])
+        predicted = batch.step(command)
+        for i, sim in enumerate(singles):
+            np.testing.assert_allclose(sim.step(command[i]), predicted[i], rtol=0, atol=1e-9)
+
+
+def _joint7_sim(**values):
+    """The nominal arm with joint 7's friction set, noise-free."""
+    sim = Simulator("fr3_reach", seed=0)
+    sim.set_parameters({"joint7_damping": 0.0, "joint7_frictionloss": 0.2, "joint7_stribeck": 0.0,
+                        "stribeck_velocity": 0.05, "joint7_drag": 0.0, **values})
+    return sim
+
+
+def test_stribeck_friction_holds_a_joint_below_breakaway_and_fades_with_speed():
+    push = lambda tau: np.array([0, 0, 0, 0, 0, 0, tau])  # noqa: E731
+
+    def speed(sim, tau, qvel=None, periods=10):
+        sim.reset(qvel=qvel)
+        for _ in range(periods):
+            obs = sim.step(push(tau))
+        return obs[13]
+
+    # 0.5 N*m moves a joint with 0.2 N*m dry friction; at rest, 0.5 N*m of breakaway friction on top acts as
+    # 0.7 N*m of dry friction (MuJoCo's soft friction constraint lets the joint creep by the same amount)
+    free = speed(_joint7_sim(), 0.5)
+    held = speed(_joint7_sim(joint7_stribeck=0.5), 0.5)
+    assert free > 0.2 and abs(held) < free / 20
+    assert held == pytest.approx(speed(_joint7_sim(joint7_frictionloss=0.7), 0.5), rel=1e-6)
+    assert speed(_joint7_sim(joint7_stribeck=0.5), 1.0) > 0.2  # above the breakaway torque it moves
+    # far above the Stribeck velocity only the dry friction is left
+    spinning = np.array([0, 0, 0, 0, 0, 0, 3.0])
+    fast, fast_stribeck = (speed(_joint7_sim(joint7_stribeck=s), 0.0, spinning, periods=2) for s in (0.0, 0.5))
+    assert fast_stribeck == pytest.approx(fast, abs=1e-3)
+
+
+def test_drag_grows_with_the_square_of_speed():
+    def lost(drag, start):
+        sim = _joint7_sim(joint7_drag=drag, joint7_frictionloss=0.0)
+        sim.reset(qvel=np.array([0, 0, 0, 0, 0, 0, start]))
+        return start - sim.step(np.zeros(7))[13]
+
+    slow, fast = lost(0.3, 1.0) - lost(0.0, 1.0), lost(0.3, 2.0) - lost(0.0, 2.0)
+    assert slow > 0 and fast / slow == pytest.approx(4.0, rel=0.15)

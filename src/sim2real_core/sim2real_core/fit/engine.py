@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..sim.batch import BatchSimulator
-from ..sim.parameters import EFFECT_KINDS, ModelBinding, ParameterSpace
+from ..sim.parameters import EFFECT_KINDS, ModelBinding, ParameterSpace, StribeckFriction
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -169,6 +169,7 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
                       params: np.ndarray) -> np.ndarray:
     """The same prediction as BatchPredictor.predict with a Python loop over one MjData (slow; for checks)."""
     binding = ModelBinding(space, system.model)
+    stribeck = StribeckFriction(space, system.model)
     data = mujoco.MjData(system.model)
     actions = np.asarray(actions, dtype=float)
     if actions.ndim == 2:
@@ -177,12 +178,16 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
     for i, (obs, seq, xi) in enumerate(zip(observations, actions, params)):
         model = copy.deepcopy(system.model)
         binding.apply(model, xi)
+        coulomb = model.dof_frictionloss[stribeck.dofs].copy()
         mujoco.mj_resetData(model, data)
         qpos, qvel = system.state(obs[None, :])
         data.qpos[:], data.qvel[:] = qpos[0], qvel[0]
         for a in seq:
             data.ctrl[:] = system.ctrl(a[None, :])[0]
             for _ in range(system.frame_skip):
+                model.dof_frictionloss[stribeck.dofs] = StribeckFriction.level(
+                    coulomb[None], stribeck.breakaway(xi), stribeck.velocity(xi), data.qvel[stribeck.dofs][None])[0] \
+                    if stribeck.columns.size else coulomb
                 mujoco.mj_step(model, data)
         out[i] = system.observe(data.qpos[None, :], data.qvel[None, :])[0]
     return out

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import ConfigError
-from ..sim.parameters import MODEL_KINDS, ParameterSpace, load_parameter_space
+from ..sim.parameters import DYNAMICS_KINDS, ParameterSpace, load_parameter_space
 from .dropo import FitResult, state_scale
 from .engine import BatchPredictor, System
 from .methods import METHODS, fit
@@ -35,11 +35,11 @@ class FileFit:
 
 
 def fit_space(space: str | os.PathLike, parameters: list[str] | None = None) -> ParameterSpace:
-    """The space to fit: the named parameters, or every parameter that writes the model (no noise/delay)."""
+    """The space to fit: the named parameters, or every deterministic dynamics parameter (no noise/delay)."""
     full = load_parameter_space(space)
     if parameters:
         return full.subset(parameters)
-    return full.subset([p.name for p in full if p.kind in MODEL_KINDS])
+    return full.subset([p.name for p in full if p.kind in DYNAMICS_KINDS])
 
 
 def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike, out: str | os.PathLike | None,

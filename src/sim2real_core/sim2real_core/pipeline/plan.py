@@ -50,7 +50,8 @@ class DemoFile(OptionModel):
     reality: str = Field(description="reality profile in config/reality (the proxy's hidden truth)")
     fit_space: str = Field(description="the task's parameter space (config/parameter_spaces)")
     fit_parameters: Literal["model"] | tuple[str, ...] = Field(
-        description="the fitted parameters: `model` for every model-field parameter of fit_space, or names")
+        description="the fitted parameters: `model` for every dynamics parameter of fit_space (not noise or "
+                    "delay), or names")
     methods: tuple[str, ...] = Field(min_length=1, description="fitting methods")
     distributions: tuple[str, ...] = Field(min_length=1, description="training distributions compared")
     budgets: dict[Literal["full", "quick"], dict[str, dict[str, Any]]]
@@ -89,7 +90,7 @@ def load_plan(quick: bool = False, reality: str | None = None, path: str | os.Pa
 
 
 def _fit_parameters(body: DemoFile) -> tuple[str, ...]:
-    """The plan's fit_parameters: names, or `model` for every model-field parameter of fit_space."""
+    """The plan's fit_parameters: names, or `model` for every dynamics parameter of fit_space."""
     from ..fit.files import fit_space  # MuJoCo: not on the import path of the command line's start
 
     chosen = body.fit_parameters

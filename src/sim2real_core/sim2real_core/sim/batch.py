@@ -7,7 +7,8 @@ Actions go to the actuators' ctrl. For the FR3 model that is the joint torque wi
 compensation at nominal masses is part of the model); for other models (gymnasium Hopper) it is their
 actuator input, and models without gravcomp bodies simply have no compensation. The parameter space's
 effects are applied per simulation: action delay (from the caller's past actions), action noise and
-sensor noise on the returned observation.
+sensor noise on the returned observation; Stribeck friction (sim.parameters.StribeckFriction) before every physics
+step, as the single Simulator does.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .models import load_model
-from .parameters import ModelBinding, ParameterSpace
+from .parameters import ModelBinding, ParameterSpace, StribeckFriction
 from .simulator import joint_actuators, joint_indices, resolve_space
 
 
@@ -62,6 +63,8 @@ class BatchSimulator:
         self.nsim = int(nsim)
         self.space = resolve_space(space)
         self.binding = ModelBinding(self.space, self.nominal_model) if self.space is not None else None
+        self.stribeck = StribeckFriction(self.space, self.nominal_model) if self.space is not None else None
+        self._coulomb = self._breakaway = self._stribeck_velocity = None  # set with Stribeck parameters only
         self.batch = mujoco.batch.Batch(self.nominal_model, self.nsim, nthread=nthread)
         self.rng = np.random.default_rng(seed)
         m = self.nominal_model
@@ -116,7 +119,16 @@ class BatchSimulator:
             matrix = np.broadcast_to(rows, (self.nsim, rows.size))
         else:
             matrix = rows
+        dofs = self.stribeck.dofs
+        if self._coulomb is not None:  # the Coulomb levels under the last physics step's Stribeck friction
+            self.batch.expand("dof_frictionloss")[:, dofs] = self._coulomb
         self.binding.apply_batch(self.batch, matrix, ids)
+        if self.stribeck.active(matrix):
+            self._coulomb = self.batch.expand("dof_frictionloss")[:, dofs].copy()
+            self._breakaway = self.stribeck.breakaway(matrix)
+            self._stribeck_velocity = self.stribeck.velocity(matrix)
+        else:
+            self._coulomb = None
         self.parameters = np.array(matrix)
         kinds = {p.kind: i for i, p in enumerate(self.space)}
         column = lambda kind: matrix[:, kinds[kind]] if kind in kinds else np.zeros(self.nsim)  # noqa: E731
@@ -203,7 +215,14 @@ class BatchSimulator:
         if noise and self._action_std.any():
             applied = applied + self.rng.standard_normal(applied.shape) * self._action_std[:, None]
         self._ctrl[:, self._act] = np.clip(applied, self.ctrl_low, self.ctrl_high)
-        self.batch.step(nstep=self.nstep, stage=self._stage)
+        if self._coulomb is None:
+            self.batch.step(nstep=self.nstep, stage=self._stage)
+            return self.observation(noise=noise)
+        frictionloss, dofs = self.batch.expand("dof_frictionloss"), self.stribeck.dofs
+        for k in range(self.nstep):
+            frictionloss[:, dofs] = StribeckFriction.level(self._coulomb, self._breakaway, self._stribeck_velocity,
+                                                           self._qvel[:, dofs])
+            self.batch.step(nstep=1, stage=self._stage if k == self.nstep - 1 else mujoco.mjtStage.mjSTAGE_NONE)
         return self.observation(noise=noise)
 
     def observation(self, noise: bool = True) -> np.ndarray:

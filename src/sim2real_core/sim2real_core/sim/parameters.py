@@ -11,9 +11,13 @@ A parameter space is data (`config/parameter_spaces/NAME.yaml`)::
 
 Kinds that write MuJoCo model fields: the three mass conventions of MASS_KINDS (a body with gravity
 compensation, MJCF gravcomp, keeps compensating its NOMINAL weight under each, as a real arm's controller
-compensates with its nominal model), dof_damping, dof_frictionloss, dof_armature, geom_friction (sliding
-coefficient). Kinds the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise),
-action_noise_std, action_delay (whole control periods).
+compensates with its nominal model), dof_damping (viscous), dof_frictionloss (dry, Coulomb), dof_drag
+(velocity-squared friction, MuJoCo's dof_dampingpoly), dof_armature, geom_friction (sliding coefficient).
+Stribeck friction (STRIBECK_KINDS: dof_stribeck per joint, one stribeck_velocity) is a joint's breakaway
+friction above its Coulomb level near rest, which the simulators apply every physics step (StribeckFriction).
+These kinds are deterministic dynamics, fitted from transitions (DYNAMICS_KINDS). Kinds the simulator applies
+around MuJoCo: position_noise_std and velocity_noise_std (sensor noise), action_noise_std, action_delay (whole
+control periods).
 """
 from __future__ import annotations
 
@@ -36,8 +40,11 @@ MODEL_KINDS = {
     "dof_damping": mujoco.mjtObj.mjOBJ_JOINT,
     "dof_frictionloss": mujoco.mjtObj.mjOBJ_JOINT,
     "dof_armature": mujoco.mjtObj.mjOBJ_JOINT,
+    "dof_drag": mujoco.mjtObj.mjOBJ_JOINT,
     "geom_friction": mujoco.mjtObj.mjOBJ_GEOM,
 }
+STRIBECK_KINDS = {"dof_stribeck": mujoco.mjtObj.mjOBJ_JOINT, "stribeck_velocity": None}
+DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS}
 EFFECT_KINDS = {"position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"}
 BOUND_TOLERANCE = 1e-9  # relative to a parameter's range
 _JOINT_FIELDS = {"dof_damping": "damping", "dof_frictionloss": "frictionloss", "dof_armature": "armature"}
@@ -58,10 +65,10 @@ class Parameter:
     description: str = ""
 
     def __post_init__(self):
-        if self.kind not in MODEL_KINDS and self.kind not in EFFECT_KINDS:
+        if self.kind not in DYNAMICS_KINDS and self.kind not in EFFECT_KINDS:
             raise ConfigError(f"parameter {self.name!r}: unknown kind {self.kind!r}; "
-                              f"expected one of {sorted(MODEL_KINDS) + sorted(EFFECT_KINDS)}")
-        if self.kind in MODEL_KINDS and not self.element:
+                              f"expected one of {sorted(DYNAMICS_KINDS) + sorted(EFFECT_KINDS)}")
+        if DYNAMICS_KINDS.get(self.kind) is not None and not self.element:
             raise ConfigError(f"parameter {self.name!r} of kind {self.kind} needs an 'element' (MuJoCo name)")
         if not (np.isfinite(self.low) and np.isfinite(self.high) and self.low < self.high):
             raise ConfigError(f"parameter {self.name!r}: bounds must be finite with low < high, "
@@ -262,6 +269,8 @@ class ModelBinding:
                     model.body_gravcomp[obj] = self._gravcomp[obj] / scale
             elif p.kind in _JOINT_FIELDS:
                 getattr(model, p.kind)[model.jnt_dofadr[obj]] = value
+            elif p.kind == "dof_drag":
+                model.dof_dampingpoly[model.jnt_dofadr[obj], 0] = value
             elif p.kind == "geom_friction":
                 model.geom_friction[obj, 0] = value
         if self._writes_mass:
@@ -288,6 +297,8 @@ class ModelBinding:
                     batch.expand("body_gravcomp")[:, obj] = self._gravcomp[obj] / scale
             elif p.kind in _JOINT_FIELDS:
                 setattr(batch.joint(p.element), _JOINT_FIELDS[p.kind], column[:, None])
+            elif p.kind == "dof_drag":
+                batch.expand("dof_dampingpoly")[:, batch.model.jnt_dofadr[obj], 0] = column
             elif p.kind == "geom_friction":
                 friction = np.repeat(self._friction[obj][None, :], batch.nsim, axis=0)
                 friction[:, 0] = column
@@ -302,3 +313,52 @@ class ModelBinding:
             if p.kind in EFFECT_KINDS:
                 values[p.kind] = float(round(v)) if p.integer else float(v)
         return values
+
+
+class StribeckFriction:
+    """A joint's breakaway friction above its Coulomb level near rest (Stribeck effect).
+
+    Joint j's dry friction at speed v is ``frictionloss_j + stribeck_j * exp(-(v / stribeck_velocity)^2)``, set
+    as MuJoCo's frictionloss before every physics step from the velocity at its start. MuJoCo's friction
+    constraint then holds a joint at rest below its breakaway torque, with no stiff explicit force.
+
+    Args:
+      space: the parameter space (its dof_stribeck and stribeck_velocity parameters).
+      model: the nominal model (joint names -> dof addresses).
+    """
+
+    def __init__(self, space: ParameterSpace, model: mujoco.MjModel):
+        kinds = [p.kind for p in space]
+        self.columns = np.array([i for i, kind in enumerate(kinds) if kind == "dof_stribeck"], dtype=int)
+        joints = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, space.parameters[i].element)
+                  for i in self.columns]
+        missing = [space.parameters[i].name for i, joint in zip(self.columns, joints) if joint < 0]
+        if missing:
+            raise ConfigError(f"parameters {missing}: the model has no such joint")
+        self.dofs = np.array([model.jnt_dofadr[joint] for joint in joints], dtype=int)
+        if self.columns.size and "stribeck_velocity" not in kinds:
+            raise ConfigError(f"parameter space {space.name!r}: dof_stribeck parameters need a parameter of kind "
+                              f"stribeck_velocity")
+        self.velocity_column = kinds.index("stribeck_velocity") if "stribeck_velocity" in kinds else None
+        if self.velocity_column is not None and space.parameters[self.velocity_column].low <= 0:
+            raise ConfigError(f"parameter {space.parameters[self.velocity_column].name!r}: a Stribeck velocity "
+                              f"needs a positive lower bound")
+
+    def breakaway(self, matrix: np.ndarray) -> np.ndarray:
+        """Breakaway friction above Coulomb [N*m], (n, joints), of (n, dim) parameter rows."""
+        return np.atleast_2d(matrix)[:, self.columns]
+
+    def active(self, matrix: np.ndarray) -> bool:
+        """Whether any row has breakaway friction (else the physics steps need no update)."""
+        return bool(self.columns.size) and bool(np.any(self.breakaway(matrix) > 0))
+
+    def velocity(self, matrix: np.ndarray) -> np.ndarray:
+        """Stribeck velocity [rad/s] of each row, (n,)."""
+        return np.atleast_2d(matrix)[:, self.velocity_column]
+
+    @staticmethod
+    def level(coulomb: np.ndarray, breakaway: np.ndarray, stribeck_velocity: np.ndarray,
+              velocity: np.ndarray) -> np.ndarray:
+        """Dry friction [N*m] at joint velocities (n, joints), for rows of (n, joints) Coulomb and breakaway
+        friction and (n,) Stribeck velocities."""
+        return coulomb + breakaway * np.exp(-np.square(velocity / stribeck_velocity[:, None]))

@@ -1,9 +1,9 @@
 """The reality proxy: the arm with hidden true parameters and effects outside the simulator family.
 
 The truth lives in `config/reality/NAME.yaml`, read only here (by the sim bridge's `reality` profile):
-in-family parameter values (heavier links, more damping and friction than nominal, noise) and unmodelled
-effects no parameter space contains: a sub-period command latency, Stribeck plus velocity-squared joint
-friction applied per physics step as qfrc_applied, and constant encoder offsets.
+in-family parameter values (heavier links; more damping, dry, Stribeck and velocity-squared friction than
+nominal; noise) and unmodelled effects no parameter space contains: a sub-period command latency and constant
+encoder offsets.
 """
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import mujoco
 import numpy as np
 from annotated_types import Len
-from pydantic import Field, FiniteFloat, NonNegativeFloat, PositiveFloat
+from pydantic import Field, FiniteFloat, NonNegativeFloat
 
 from ..config import ConfigError, OptionModel, load_config, named_file
 from ..robot import DEFAULT_ROBOT
@@ -34,9 +33,6 @@ class RealityProfile:
       space: parameter space the truth is expressed in.
       truth: true parameter vector (in `space` order).
       command_latency: delay of a command within its control period [s].
-      stribeck_torque: per-joint breakaway friction near zero speed [N*m].
-      stribeck_velocity: Stribeck velocity [rad/s].
-      drag: per-joint velocity-squared friction [N*m*s^2/rad^2].
       position_bias: per-joint encoder offsets [rad].
     """
 
@@ -44,9 +40,6 @@ class RealityProfile:
     space: ParameterSpace
     truth: np.ndarray
     command_latency: float
-    stribeck_torque: np.ndarray
-    stribeck_velocity: float
-    drag: np.ndarray
     position_bias: np.ndarray
 
 
@@ -62,9 +55,6 @@ class Unmodelled(OptionModel):
     """Effects outside every parameter space (defaults: none)."""
 
     command_latency: NonNegativeFloat = Field(0.0, description="delay of a command within its period [s]")
-    stribeck_torque: JointValues = Field((0.0,) * 7, description="breakaway friction near zero speed [N*m]")
-    stribeck_velocity: PositiveFloat = Field(0.1, description="Stribeck velocity [rad/s]")
-    drag: JointValues = Field((0.0,) * 7, description="velocity-squared friction [N*m*s^2/rad^2]")
     position_bias: JointValues = Field((0.0,) * 7, description="encoder offsets [rad]")
 
 
@@ -88,8 +78,7 @@ def load_reality(name_or_path: str | os.PathLike = DEFAULT_REALITY) -> RealityPr
         raise ConfigError(f"{path}: reality.truth: {exc}") from None
     extra = body.unmodelled
     return RealityProfile(robot=body.robot, space=space, truth=truth, command_latency=extra.command_latency,
-                          stribeck_torque=np.array(extra.stribeck_torque), stribeck_velocity=extra.stribeck_velocity,
-                          drag=np.array(extra.drag), position_bias=np.array(extra.position_bias))
+                          position_bias=np.array(extra.position_bias))
 
 
 class RealityProxy(Simulator):
@@ -113,18 +102,11 @@ class RealityProxy(Simulator):
         self.set_parameters(self.profile.truth)
         self.reset()
 
-    def friction(self, velocity: np.ndarray) -> np.ndarray:
-        """Unmodelled joint friction torque [N*m] at joint velocities [rad/s] (opposes motion)."""
-        p = self.profile
-        hump = p.stribeck_torque * np.exp(-(velocity / p.stribeck_velocity) ** 2) * np.tanh(velocity / 1e-3)
-        return -(hump + p.drag * velocity * np.abs(velocity))
-
     def _advance(self, previous: np.ndarray, applied: np.ndarray) -> None:
-        model, data, dadr = self.model, self.data, self.dof_index
         for k in range(self.nsub):
-            data.ctrl[self._act] = previous if k < self._latency_steps else applied
-            data.qfrc_applied[dadr] = self.friction(data.qvel[dadr]) + self.joint_load
-            mujoco.mj_step(model, data)
+            self.data.ctrl[self._act] = previous if k < self._latency_steps else applied
+            self.data.qfrc_applied[self.dof_index] = self.joint_load
+            self._physics_step()
 
     def _measure(self) -> np.ndarray:
         obs = super()._measure()

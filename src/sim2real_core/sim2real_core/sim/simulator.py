@@ -3,7 +3,8 @@
 Commands are joint torques WITHOUT gravity (franka_hardware effort semantics): the model compensates
 gravity with its nominal masses (see ModelBinding), so mass errors act as they do on a real arm.
 Around MuJoCo the simulator applies the parameter space's effects: whole-period action delay, Gaussian
-action noise and Gaussian sensor noise on the joint-state observation.
+action noise and Gaussian sensor noise on the joint-state observation; and before every physics step, the
+Stribeck friction of the parameters (sim.parameters.StribeckFriction).
 
 Observation layout "joint_state_v1" (14 values):
 
@@ -27,7 +28,7 @@ from ..config import ConfigError
 from ..robot import DEFAULT_ROBOT, RobotSpec, load_robot
 from .distributions import Distribution
 from .models import load_model
-from .parameters import ModelBinding, ParameterSpace, load_parameter_space
+from .parameters import ModelBinding, ParameterSpace, StribeckFriction, load_parameter_space
 
 OBSERVATION_LAYOUT = "joint_state_v1"
 
@@ -99,6 +100,8 @@ class Simulator:
         self.nsub = int(round(ratio))
         self.space = resolve_space(space)
         self.binding = ModelBinding(self.space, self.nominal_model) if self.space is not None else None
+        self.stribeck = StribeckFriction(self.space, self.nominal_model) if self.space is not None else None
+        self._coulomb = self._breakaway = self._stribeck_velocity = None  # set with Stribeck parameters only
         self.qpos_index, self.dof_index = joint_indices(self.model, self.robot.joint_names)
         self._act = joint_actuators(self.model, self.robot.joint_names)
         self._limits = self.robot.torque_limits
@@ -126,7 +129,15 @@ class Simulator:
         vector = (self.space.vector(values, fill_nominal=True) if isinstance(values, Mapping)
                   else np.asarray(values, dtype=float))
         vector = self.space.validate(vector)
+        if self._coulomb is not None:  # the Coulomb levels under the last physics step's Stribeck friction
+            self.model.dof_frictionloss[self.stribeck.dofs] = self._coulomb
         self.binding.apply(self.model, vector)
+        if self.stribeck.active(vector):
+            self._coulomb = self.model.dof_frictionloss[self.stribeck.dofs].copy()
+            self._breakaway = self.stribeck.breakaway(vector)[0]
+            self._stribeck_velocity = self.stribeck.velocity(vector)
+        else:
+            self._coulomb = None
         self.parameters = vector.copy()
         self.effects = self.binding.effects(vector)
         self._reset_queue()
@@ -221,7 +232,19 @@ class Simulator:
     def _advance(self, previous: np.ndarray, applied: np.ndarray) -> None:
         """Run the physics substeps of one control period with `applied` torques."""
         self.data.ctrl[self._act] = applied
-        mujoco.mj_step(self.model, self.data, nstep=self.nsub)
+        if self._coulomb is None:
+            mujoco.mj_step(self.model, self.data, nstep=self.nsub)
+            return
+        for _ in range(self.nsub):
+            self._physics_step()
+
+    def _physics_step(self) -> None:
+        """One physics step, with the Stribeck friction of the velocity at its start."""
+        if self._coulomb is not None:
+            velocity = self.data.qvel[self.stribeck.dofs][None, :]
+            self.model.dof_frictionloss[self.stribeck.dofs] = StribeckFriction.level(
+                self._coulomb[None, :], self._breakaway[None, :], self._stribeck_velocity, velocity)[0]
+        mujoco.mj_step(self.model, self.data)
 
     def _reset_queue(self) -> None:
         delay = int(self.effects["action_delay"])
