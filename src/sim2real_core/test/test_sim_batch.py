@@ -64,15 +64,16 @@ def test_batch_runs_the_hopper_with_actuator_controls():
         batch.step(np.zeros((2, 3)))
 
 
-def test_batch_equals_single_over_many_steps_with_stribeck_friction_and_partial_parameter_updates():
-    """Stribeck friction is updated every physics step in both kernels; re-parameterising some simulations
-    restores the others' dry friction."""
+def test_batch_equals_single_over_many_steps_with_stribeck_friction_latency_and_partial_parameter_updates():
+    """Stribeck friction is updated every physics step and the previous command holds during the latency in both
+    kernels; re-parameterising some simulations restores the others' dry friction."""
     space = load_parameter_space("fr3_reach")
     rng = np.random.default_rng(3)
     params = Distribution.uniform(space).sample(rng, 4)
     for kind in ("position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"):
         params[:, space.index(kind)] = 0.0
     assert np.all(params[:, [space.index(f"joint{j}_stribeck") for j in range(1, 8)]] > 0)
+    assert np.all(params[:, space.index("command_latency")] % 0.001 > 0)  # fractions of a physics step
     batch = BatchSimulator("fr3", space, 4, control_period=0.01, joints=JOINTS, nthread=1)
     batch.set_parameters(params)
     batch.reset("home")
@@ -80,6 +81,7 @@ def test_batch_equals_single_over_many_steps_with_stribeck_friction_and_partial_
     for sim, row in zip(singles, params):
         sim.set_parameters(row)
     torques = rng.uniform(-6, 6, (30, 4, 7))
+    last = np.zeros((4, 7))
     for t, command in enumerate(torques):
         if t == 15:  # new parameters for simulations 1 and 3 only
             params[[1, 3]] = Distribution.uniform(space).sample(rng, 2)
@@ -89,7 +91,8 @@ def test_batch_equals_single_over_many_steps_with_stribeck_friction_and_partial_
             batch.set_parameters(params[[1, 3]], ids=np.array([1, 3]))
             for i in (1, 3):
                 singles[i].set_parameters(params[i])
-        predicted = batch.step(command)
+        predicted = batch.step(command, past_actions=last[:, None, :])
+        last = command
         for i, sim in enumerate(singles):
             np.testing.assert_allclose(sim.step(command[i]), predicted[i], rtol=0, atol=1e-9)
 

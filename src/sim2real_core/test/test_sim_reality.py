@@ -22,8 +22,8 @@ def test_reality_and_nominal_trajectories_differ_for_the_same_torques(profile):
     gap = np.abs(real[:, :7] - nominal[:, :7]).max()
     noise = 0.001  # far above the proxy's position noise (0.2 mrad) and encoder offsets (0.6 mrad)
     assert gap > 50 * noise
-    # the truth is in-family plus unmodelled latency and encoder offsets: the simulator at the true parameters
-    # comes much closer, but not all the way
+    # the truth is in-family plus unmodelled encoder offsets: the simulator at the true parameters comes much
+    # closer, but not all the way
     at_truth = Simulator("fr3_push")
     at_truth.set_parameters(load_reality(profile).truth)
     residual = np.abs(real[:, :7] - rollout(at_truth, torques)[:, :7]).max()
@@ -32,10 +32,11 @@ def test_reality_and_nominal_trajectories_differ_for_the_same_torques(profile):
 
 @pytest.mark.parametrize("profile", ["fr3_default", "fr3_harsh", "fr3_mild"])
 def test_without_its_unmodelled_effects_the_proxy_is_the_simulator_at_the_truth(profile):
-    """Every friction effect of the proxies (dry, viscous, Stribeck, velocity-squared) is in the family."""
+    """Every friction effect of the proxies (dry, viscous, Stribeck, velocity-squared) and their command latency
+    are in the family."""
     torques = np.random.default_rng(1).uniform(-1, 1, (100, 7)) * [8, 8, 8, 8, 1.5, 1.5, 1.5]
     truth = load_reality(profile)
-    in_family = RealityProxy(replace(truth, command_latency=0.0, position_bias=np.zeros(7)))
+    in_family = RealityProxy(replace(truth, position_bias=np.zeros(7)))
     at_truth = Simulator("fr3_push")
     at_truth.set_parameters(truth.truth)
     assert np.array_equal(rollout(in_family, torques), rollout(at_truth, torques))
@@ -46,10 +47,10 @@ def test_latency_holds_the_previous_command():
     push = np.array([0, 0, 0, 0, 0, 0, 5.0])
     speeds = []
     for latency in (0.0, 0.005):
-        delayed = RealityProxy(replace(load_reality("fr3_default"), command_latency=latency))
+        delayed = RealityProxy("fr3_default")
         delayed.set_parameters({**delayed.space.as_dict(delayed.parameters), "velocity_noise_std": 0.0,
                                 "action_noise_std": 0.0, "joint7_frictionloss": 0.0, "joint7_damping": 0.0,
-                                "joint7_stribeck": 0.0, "joint7_drag": 0.0})
+                                "joint7_stribeck": 0.0, "joint7_drag": 0.0, "command_latency": latency})
         delayed.reset(seed=0)
         speeds.append([delayed.step(push)[13], delayed.step(push)[13]])
     (v1, v2), (d1, d2) = speeds

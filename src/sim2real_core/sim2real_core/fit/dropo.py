@@ -151,13 +151,14 @@ class DropoObjective:
         if config.transitions and starts.size > config.transitions:
             starts = np.sort(rng.choice(starts, config.transitions, replace=False))
         self.starts = starts
-        self.obs, self.actions, self.target = data.windows(starts, config.horizon)
+        self.obs, self.actions, self.target, self.previous = data.windows(starts, config.horizon)
         self.z = crn_draws(config.samples, self.dim, config.truncation_sigma, config.seed + 1)
         t = config.truncation_sigma  # the same draws as uniforms within the ±t truncation (for the diagonal case)
         self._crn_uniform = (ndtr(self.z) - ndtr(-t)) / (ndtr(t) - ndtr(-t))
         self.k = self.z.shape[0]
         self._obs_rep = np.repeat(self.obs, self.k, axis=0)
         self._act_rep = np.repeat(self.actions, self.k, axis=0)
+        self._previous_rep = np.repeat(self.previous, self.k, axis=0)
         self.evaluations = 0
         self.tril = np.tril_indices(self.dim, -1)
         # learned log ε entries of φ: none, one, or one per state dimension
@@ -227,7 +228,8 @@ class DropoObjective:
         """Per-transition log-likelihoods (B,) under K given parameter samples (K, dim), the same K for all."""
         if xi.shape != (self.k, self.dim):
             raise ValueError(f"expected ({self.k}, {self.dim}) parameter samples, got {xi.shape}")
-        pred = self.predictor.predict(self._obs_rep, self._act_rep, np.tile(xi, (len(self.starts), 1)))
+        pred = self.predictor.predict(self._obs_rep, self._act_rep, np.tile(xi, (len(self.starts), 1)),
+                                      self._previous_rep)
         pred = pred.reshape(len(self.starts), self.k, -1) / self.scale
         return gaussian_loglik(pred, self.target / self.scale, epsilon)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..sim.batch import BatchSimulator
-from ..sim.parameters import EFFECT_KINDS, ModelBinding, ParameterSpace, StribeckFriction
+from ..sim.parameters import EFFECT_KINDS, ModelBinding, ParameterSpace, StribeckFriction, held_share, latency_steps
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -129,13 +129,15 @@ class BatchPredictor:
                                                     nstep=self.system.frame_skip, nthread=self.nthread)
         return self._simulators[nsim]
 
-    def predict(self, observations: np.ndarray, actions: np.ndarray, params: np.ndarray) -> np.ndarray:
+    def predict(self, observations: np.ndarray, actions: np.ndarray, params: np.ndarray,
+                previous: np.ndarray | None = None) -> np.ndarray:
         """Next observations after each row's action sequence.
 
         Args:
           observations: (M, S) start states.
           actions: (M, A) one action each, or (M, h, A) sequences of h control periods.
           params: (M, dim) parameter vectors within bounds.
+          previous: (M, A) the action before each sequence, which a command latency still applies (None: zeros).
         Returns:
           (M, S) predicted observations.
         """
@@ -145,28 +147,30 @@ class BatchPredictor:
             actions = actions[:, None, :]
         params = np.asarray(params, dtype=float)
         m = observations.shape[0]
-        if actions.shape[0] != m or params.shape != (m, self.space.dim):
-            raise ValueError(f"expected {m} action rows and ({m}, {self.space.dim}) parameters, "
-                             f"got {actions.shape} and {params.shape}")
+        previous = np.zeros_like(actions[:, 0]) if previous is None else np.asarray(previous, dtype=float)
+        if actions.shape[0] != m or params.shape != (m, self.space.dim) or previous.shape != actions[:, 0].shape:
+            raise ValueError(f"expected {m} action rows, ({m}, {self.space.dim}) parameters and {m} previous "
+                             f"actions, got {actions.shape}, {params.shape} and {previous.shape}")
         out = np.empty_like(observations)
         for start in range(0, m, self.max_nsim):
             rows = slice(start, min(start + self.max_nsim, m))
-            out[rows] = self._predict_chunk(observations[rows], actions[rows], params[rows])
+            out[rows] = self._predict_chunk(observations[rows], actions[rows], params[rows], previous[rows])
         return out
 
-    def _predict_chunk(self, observations, actions, params) -> np.ndarray:
+    def _predict_chunk(self, observations, actions, params, previous) -> np.ndarray:
         sim = self._simulator(observations.shape[0])
         sim.set_parameters(params)
         sim.reset()  # time, activations and warm starts of the previous call do not carry over
         sim.set_state(*self.system.state(observations))
         for j in range(actions.shape[1]):
-            sim.step(self.system.ctrl(actions[:, j]), noise=False)
+            before = previous if j == 0 else actions[:, j - 1]
+            sim.step(self.system.ctrl(actions[:, j]), past_actions=self.system.ctrl(before)[:, None, :], noise=False)
         self.steps += observations.shape[0] * actions.shape[1] * self.system.frame_skip
         return self.system.observe(*sim.state())
 
 
 def reference_predict(system: System, space: ParameterSpace, observations: np.ndarray, actions: np.ndarray,
-                      params: np.ndarray) -> np.ndarray:
+                      params: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
     """The same prediction as BatchPredictor.predict with a Python loop over one MjData (slow; for checks)."""
     binding = ModelBinding(space, system.model)
     stribeck = StribeckFriction(space, system.model)
@@ -174,17 +178,22 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
     actions = np.asarray(actions, dtype=float)
     if actions.ndim == 2:
         actions = actions[:, None, :]
+    previous = np.zeros_like(actions[:, 0]) if previous is None else np.asarray(previous, dtype=float)
     out = np.empty((len(observations), system.state_dim))
-    for i, (obs, seq, xi) in enumerate(zip(observations, actions, params)):
+    for i, (obs, seq, xi, before) in enumerate(zip(observations, actions, params, previous)):
         model = copy.deepcopy(system.model)
         binding.apply(model, xi)
         coulomb = model.dof_frictionloss[stribeck.dofs].copy()
+        latency = latency_steps(space, xi, model.opt.timestep, system.frame_skip)
         mujoco.mj_resetData(model, data)
         qpos, qvel = system.state(obs[None, :])
         data.qpos[:], data.qvel[:] = qpos[0], qvel[0]
         for a in seq:
-            data.ctrl[:] = system.ctrl(a[None, :])[0]
-            for _ in range(system.frame_skip):
+            held_ctrl, ctrl = system.ctrl(before[None, :])[0], system.ctrl(a[None, :])[0]
+            before = a
+            for k in range(system.frame_skip):
+                held = held_share(latency, k)[0]
+                data.ctrl[:] = held * held_ctrl + (1.0 - held) * ctrl
                 model.dof_frictionloss[stribeck.dofs] = StribeckFriction.level(
                     coulomb[None], stribeck.breakaway(xi), stribeck.velocity(xi), data.qvel[stribeck.dofs][None])[0] \
                     if stribeck.columns.size else coulomb

@@ -25,6 +25,8 @@ class Transitions:
         ends: (N,) bool; episode ends (terminal or timeout). A row whose next_observation differs from the
             following row's observation is also treated as an end.
         metadata: free-form information carried into the distribution's provenance.
+        previous_actions: (N, A) the action of the period before each row (what a command latency still
+            applies); default: the previous row's action within a trajectory, zeros at its start.
     """
 
     observations: np.ndarray
@@ -32,6 +34,7 @@ class Transitions:
     next_observations: np.ndarray
     ends: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    previous_actions: np.ndarray | None = None
 
     def __post_init__(self):
         self.observations = _matrix("observations", self.observations)
@@ -52,6 +55,15 @@ class Transitions:
         ends[-1] = True
         gaps = np.any(np.abs(self.next_observations[:-1] - self.observations[1:]) > 1e-9, axis=1)
         self.ends = ends | np.append(gaps, True)
+        if self.previous_actions is None:
+            previous = np.zeros_like(self.actions)
+            previous[1:] = np.where(self.ends[:-1, None], 0.0, self.actions[:-1])
+            self.previous_actions = previous
+        else:
+            self.previous_actions = _matrix("previous_actions", self.previous_actions)
+            if self.previous_actions.shape != self.actions.shape:
+                raise TransitionError(f"previous_actions has shape {self.previous_actions.shape} but actions has "
+                                      f"{self.actions.shape}; they must agree")
 
     def __len__(self) -> int:
         return self.observations.shape[0]
@@ -79,17 +91,18 @@ class Transitions:
         ok = blocked[starts + horizon - 1] - blocked[starts] == 0
         return starts[ok]
 
-    def windows(self, starts: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(s_t, [a_t..a_{t+h-1}], s'_{t+h-1}) for each start: (M, S), (M, h, A), (M, S)."""
+    def windows(self, starts: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(s_t, [a_t..a_{t+h-1}], s'_{t+h-1}, a_{t-1}) for each start: (M, S), (M, h, A), (M, S), (M, A)."""
         starts = np.asarray(starts, dtype=int)
         idx = starts[:, None] + np.arange(horizon)[None, :]
-        return self.observations[starts], self.actions[idx], self.next_observations[idx[:, -1]]
+        return (self.observations[starts], self.actions[idx], self.next_observations[idx[:, -1]],
+                self.previous_actions[starts])
 
     def subset(self, rows: np.ndarray) -> "Transitions":
         """The transitions at `rows` (kept in order; trajectory breaks are recomputed)."""
         rows = np.asarray(rows, dtype=int)
         return Transitions(self.observations[rows], self.actions[rows], self.next_observations[rows],
-                           self.ends[rows], dict(self.metadata))
+                           self.ends[rows], dict(self.metadata), self.previous_actions[rows])
 
 
 def from_dataset(dataset) -> Transitions:

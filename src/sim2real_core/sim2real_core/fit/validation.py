@@ -132,11 +132,11 @@ def validate_fit(predictor: BatchPredictor, distribution: Distribution, held_out
         windows = _windows(held_out, horizon, rng)
         if windows is None:
             continue
-        start, actions, target = windows
+        start, actions, target, previous = windows
         for name, point in points.items():
-            predicted = predictor.predict(start, actions, np.repeat(point[None, :], len(start), axis=0))
+            predicted = predictor.predict(start, actions, np.repeat(point[None, :], len(start), axis=0), previous)
             error[name][horizon] = float(np.sqrt(np.mean(((predicted - target) / scale) ** 2)))
-    start, actions, target = _windows(held_out, 1, rng)
+    start, actions, target, previous = _windows(held_out, 1, rng)
     m = len(start)
     samples = distribution.sample(rng, SAMPLES)
     candidates = {"fit": samples, **{name: np.repeat(points[name][None, :], SAMPLES, axis=0)
@@ -144,12 +144,13 @@ def validate_fit(predictor: BatchPredictor, distribution: Distribution, held_out
     loglik, residual_ratio = {}, float("nan")
     for name, params in candidates.items():
         predicted = predictor.predict(np.repeat(start, SAMPLES, axis=0), np.repeat(actions, SAMPLES, axis=0),
-                                      np.tile(params, (m, 1))).reshape(m, SAMPLES, -1) / scale
+                                      np.tile(params, (m, 1)), np.repeat(previous, SAMPLES, axis=0)
+                                      ).reshape(m, SAMPLES, -1) / scale
         loglik[name] = float(np.mean(gaussian_loglik(predicted, target / scale, epsilon)))
         if name == "fit":
             variance = predicted.var(axis=1, ddof=1) + epsilon
             residual_ratio = float(np.mean((target / scale - predicted.mean(axis=1)) ** 2 / variance))
-    at_mean = predictor.predict(start, actions, np.repeat(distribution.mean[None, :], m, axis=0))
+    at_mean = predictor.predict(start, actions, np.repeat(distribution.mean[None, :], m, axis=0), previous)
     residuals = (target - at_mean) / scale
     # residuals at round-off level (a fit that reproduces the data) have no structure worth a warning
     structure = (residual_structure(residuals, np.hstack([start / scale, actions[:, 0]]))

@@ -6,9 +6,9 @@ for many parameter samples at once (DROPO: K samples x N transitions per call) a
 Actions go to the actuators' ctrl. For the FR3 model that is the joint torque without gravity (gravity
 compensation at nominal masses is part of the model); for other models (gymnasium Hopper) it is their
 actuator input, and models without gravcomp bodies simply have no compensation. The parameter space's
-effects are applied per simulation: action delay (from the caller's past actions), action noise and
-sensor noise on the returned observation; Stribeck friction (sim.parameters.StribeckFriction) before every physics
-step, as the single Simulator does.
+effects are applied per simulation: action delay and command latency (from the caller's past actions: the
+previous command holds during the latency), action noise and sensor noise on the returned observation; Stribeck
+friction (sim.parameters.StribeckFriction) before every physics step, as the single Simulator does.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .models import load_model
-from .parameters import ModelBinding, ParameterSpace, StribeckFriction
+from .parameters import ModelBinding, ParameterSpace, StribeckFriction, held_share, latency_steps
 from .simulator import joint_actuators, joint_indices, resolve_space
 
 
@@ -85,6 +85,7 @@ class BatchSimulator:
         # bound only when asked for: a bound output is copied out after every call
         self._site_xpos = self.batch.bind("site_xpos") if kinematics else None
         self._delay = np.zeros(self.nsim, dtype=int)
+        self._latency = np.zeros(self.nsim)  # command latency [physics steps]
         self._action_std = np.zeros(self.nsim)
         self._noise_std = np.zeros((self.nsim, self._qidx.size + self._vidx.size))
         self.parameters = None
@@ -111,6 +112,7 @@ class BatchSimulator:
         if self.space is None:
             raise ValueError("this batch has no parameter space")
         rows = np.asarray(matrix, dtype=float)
+        latency = latency_steps(self.space, rows, self.nominal_model.opt.timestep, self.nstep)
         if ids is not None:
             ids = np.asarray(ids, dtype=int)
             matrix = self.parameters.copy()
@@ -133,6 +135,10 @@ class BatchSimulator:
         kinds = {p.kind: i for i, p in enumerate(self.space)}
         column = lambda kind: matrix[:, kinds[kind]] if kind in kinds else np.zeros(self.nsim)  # noqa: E731
         self._delay = np.round(column("action_delay")).astype(int)
+        if ids is None:
+            self._latency = np.broadcast_to(latency, (self.nsim,)).copy()
+        else:
+            self._latency[ids] = latency
         self._action_std = column("action_noise_std")
         nq, nv = self._qidx.size, self._vidx.size
         self._noise_std = np.concatenate([np.repeat(column("position_noise_std")[:, None], nq, axis=1),
@@ -193,16 +199,18 @@ class BatchSimulator:
         Args:
           actions: (nsim, nu) or (nu,) commands of this period.
           past_actions: (nsim, D, nu) commands of the previous D periods, most recent first; a simulation
-            with action delay d applies past_actions[:, d-1] (zeros where D < d, as after a reset).
+            with action delay d applies past_actions[:, d-1], and during its command latency
+            past_actions[:, d] (zeros where D is too short, as after a reset).
           noise: apply action and sensor noise.
         """
         actions = np.asarray(actions, dtype=float)
         if actions.shape not in ((self.nu,), (self.nsim, self.nu)):
             raise ValueError(f"actions need shape ({self.nsim}, {self.nu}) or ({self.nu},), got {actions.shape}")
         actions = np.broadcast_to(actions, (self.nsim, self.nu))
-        applied = actions
-        if self._delay.any():
-            depth = self.max_delay
+        latency = self._latency.any()
+        applied, previous = actions, None
+        if self._delay.any() or latency:
+            depth = self.max_delay + int(latency)
             history = np.zeros((self.nsim, depth + 1, self.nu))
             history[:, 0] = actions
             if past_actions is not None:
@@ -212,16 +220,24 @@ class BatchSimulator:
                 used = min(depth, past.shape[1])
                 history[:, 1:used + 1] = past[:, :used]
             applied = history[np.arange(self.nsim), self._delay]
+            if latency:
+                previous = np.clip(history[np.arange(self.nsim), self._delay + 1], self.ctrl_low, self.ctrl_high)
         if noise and self._action_std.any():
             applied = applied + self.rng.standard_normal(applied.shape) * self._action_std[:, None]
-        self._ctrl[:, self._act] = np.clip(applied, self.ctrl_low, self.ctrl_high)
-        if self._coulomb is None:
+        applied = np.clip(applied, self.ctrl_low, self.ctrl_high)
+        self._ctrl[:, self._act] = applied
+        if self._coulomb is None and previous is None:
             self.batch.step(nstep=self.nstep, stage=self._stage)
             return self.observation(noise=noise)
-        frictionloss, dofs = self.batch.expand("dof_frictionloss"), self.stribeck.dofs
+        frictionloss = self.batch.expand("dof_frictionloss") if self._coulomb is not None else None
+        dofs = self.stribeck.dofs
         for k in range(self.nstep):
-            frictionloss[:, dofs] = StribeckFriction.level(self._coulomb, self._breakaway, self._stribeck_velocity,
-                                                           self._qvel[:, dofs])
+            if previous is not None:
+                held = held_share(self._latency, k)[:, None]
+                self._ctrl[:, self._act] = held * previous + (1.0 - held) * applied
+            if frictionloss is not None:
+                frictionloss[:, dofs] = StribeckFriction.level(self._coulomb, self._breakaway, self._stribeck_velocity,
+                                                               self._qvel[:, dofs])
             self.batch.step(nstep=1, stage=self._stage if k == self.nstep - 1 else mujoco.mjtStage.mjSTAGE_NONE)
         return self.observation(noise=noise)
 

@@ -106,15 +106,15 @@ def tick_profile(profile: RealityProfile) -> tuple[RealityProfile, int]:
     At 1 kHz the sub-period command latency and the whole-period action delay of the 100 Hz proxy become one
     delay of whole 1 ms ticks, applied by the emulation's own queue.
     """
-    space = profile.space
-    delay_index = space.names.index("action_delay") if "action_delay" in space.names else None
-    periods = 0 if delay_index is None else int(profile.truth[delay_index])
-    control_period = load_robot(profile.robot).control_period
-    ticks = int(round(profile.command_latency / TICK)) + periods * int(round(control_period / TICK))
+    kinds = [p.kind for p in profile.space]
     truth = profile.truth.copy()
-    if delay_index is not None:
-        truth[delay_index] = 0
-    return dataclasses.replace(profile, truth=truth, command_latency=0.0), ticks
+    ticks = 0
+    control_period = load_robot(profile.robot).control_period
+    for kind, tick_per_unit in (("action_delay", int(round(control_period / TICK))), ("command_latency", 1.0 / TICK)):
+        if kind in kinds:
+            ticks += int(round(truth[kinds.index(kind)] * tick_per_unit))
+            truth[kinds.index(kind)] = 0
+    return dataclasses.replace(profile, truth=truth), ticks
 
 
 class FrankaEmulation:

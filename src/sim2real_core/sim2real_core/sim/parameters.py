@@ -14,10 +14,11 @@ compensation, MJCF gravcomp, keeps compensating its NOMINAL weight under each, a
 compensates with its nominal model), dof_damping (viscous), dof_frictionloss (dry, Coulomb), dof_drag
 (velocity-squared friction, MuJoCo's dof_dampingpoly), dof_armature, geom_friction (sliding coefficient).
 Stribeck friction (STRIBECK_KINDS: dof_stribeck per joint, one stribeck_velocity) is a joint's breakaway
-friction above its Coulomb level near rest, which the simulators apply every physics step (StribeckFriction).
-These kinds are deterministic dynamics, fitted from transitions (DYNAMICS_KINDS). Kinds the simulator applies
-around MuJoCo: position_noise_std and velocity_noise_std (sensor noise), action_noise_std, action_delay (whole
-control periods).
+friction above its Coulomb level near rest, which the simulators apply every physics step (StribeckFriction);
+command_latency [s] holds the previous command for that long into each control period (a fraction of a physics
+step blends the two). These kinds are deterministic dynamics, fitted from transitions (DYNAMICS_KINDS). Kinds
+the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise), action_noise_std,
+action_delay (whole control periods).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ MODEL_KINDS = {
     "geom_friction": mujoco.mjtObj.mjOBJ_GEOM,
 }
 STRIBECK_KINDS = {"dof_stribeck": mujoco.mjtObj.mjOBJ_JOINT, "stribeck_velocity": None}
-DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS}
+DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS, "command_latency": None}
 EFFECT_KINDS = {"position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"}
 BOUND_TOLERANCE = 1e-9  # relative to a parameter's range
 _JOINT_FIELDS = {"dof_damping": "damping", "dof_frictionloss": "frictionloss", "dof_armature": "armature"}
@@ -362,3 +363,23 @@ class StribeckFriction:
         """Dry friction [N*m] at joint velocities (n, joints), for rows of (n, joints) Coulomb and breakaway
         friction and (n,) Stribeck velocities."""
         return coulomb + breakaway * np.exp(-np.square(velocity / stribeck_velocity[:, None]))
+
+
+def latency_steps(space: ParameterSpace, matrix: np.ndarray, timestep: float, nstep: int) -> np.ndarray:
+    """Each row's command latency in physics steps, (n,) (zeros without a command_latency parameter); ValueError
+    when one is not shorter than the control period of `nstep` steps."""
+    matrix = np.atleast_2d(matrix)
+    kinds = [p.kind for p in space]
+    if "command_latency" not in kinds:
+        return np.zeros(matrix.shape[0])
+    steps = matrix[:, kinds.index("command_latency")] / timestep
+    if np.any(steps >= nstep):
+        raise ValueError(f"command_latency {steps.max() * timestep:g} s must be shorter than the control period "
+                         f"{nstep * timestep:g} s")
+    return steps
+
+
+def held_share(latency: np.ndarray, step: int) -> np.ndarray:
+    """The share of physics step `step` of a control period that still applies the previous command, for
+    latencies (n,) in physics steps."""
+    return np.clip(latency - step, 0.0, 1.0)

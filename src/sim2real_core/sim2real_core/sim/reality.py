@@ -2,7 +2,7 @@
 
 The truth lives in `config/reality/NAME.yaml`, read only here (by the sim bridge's `reality` profile):
 in-family parameter values (heavier links; more damping, dry, Stribeck and velocity-squared friction than
-nominal; noise) and unmodelled effects no parameter space contains: a sub-period command latency and constant
+nominal; a sub-period command latency; noise) and an unmodelled effect no parameter space contains: constant
 encoder offsets.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import numpy as np
 from annotated_types import Len
-from pydantic import Field, FiniteFloat, NonNegativeFloat
+from pydantic import Field, FiniteFloat
 
 from ..config import ConfigError, OptionModel, load_config, named_file
 from ..robot import DEFAULT_ROBOT
@@ -32,14 +32,12 @@ class RealityProfile:
       robot: robot name.
       space: parameter space the truth is expressed in.
       truth: true parameter vector (in `space` order).
-      command_latency: delay of a command within its control period [s].
       position_bias: per-joint encoder offsets [rad].
     """
 
     robot: str
     space: ParameterSpace
     truth: np.ndarray
-    command_latency: float
     position_bias: np.ndarray
 
 
@@ -54,7 +52,6 @@ JointValues = Annotated[tuple[FiniteFloat, ...], Len(7, 7)]
 class Unmodelled(OptionModel):
     """Effects outside every parameter space (defaults: none)."""
 
-    command_latency: NonNegativeFloat = Field(0.0, description="delay of a command within its period [s]")
     position_bias: JointValues = Field((0.0,) * 7, description="encoder offsets [rad]")
 
 
@@ -77,8 +74,7 @@ def load_reality(name_or_path: str | os.PathLike = DEFAULT_REALITY) -> RealityPr
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: reality.truth: {exc}") from None
     extra = body.unmodelled
-    return RealityProfile(robot=body.robot, space=space, truth=truth, command_latency=extra.command_latency,
-                          position_bias=np.array(extra.position_bias))
+    return RealityProfile(robot=body.robot, space=space, truth=truth, position_bias=np.array(extra.position_bias))
 
 
 class RealityProxy(Simulator):
@@ -93,20 +89,9 @@ class RealityProxy(Simulator):
     def __init__(self, profile: str | os.PathLike | RealityProfile = DEFAULT_REALITY, seed: int | None = None,
                  control_period: float | None = None):
         self.profile = profile if isinstance(profile, RealityProfile) else load_reality(profile)
-        self.joint_load = np.zeros(7)  # further joint torques applied per physics step [N*m] (e.g. a payload)
         super().__init__(self.profile.space, robot=self.profile.robot, control_period=control_period, seed=seed)
-        if self.profile.command_latency >= self.control_period:
-            raise ConfigError(f"command_latency {self.profile.command_latency} s must be shorter than the control "
-                              f"period {self.control_period} s")
-        self._latency_steps = int(round(self.profile.command_latency / self.model.opt.timestep))
         self.set_parameters(self.profile.truth)
         self.reset()
-
-    def _advance(self, previous: np.ndarray, applied: np.ndarray) -> None:
-        for k in range(self.nsub):
-            self.data.ctrl[self._act] = previous if k < self._latency_steps else applied
-            self.data.qfrc_applied[self.dof_index] = self.joint_load
-            self._physics_step()
 
     def _measure(self) -> np.ndarray:
         obs = super()._measure()

@@ -3,8 +3,9 @@
 Commands are joint torques WITHOUT gravity (franka_hardware effort semantics): the model compensates
 gravity with its nominal masses (see ModelBinding), so mass errors act as they do on a real arm.
 Around MuJoCo the simulator applies the parameter space's effects: whole-period action delay, Gaussian
-action noise and Gaussian sensor noise on the joint-state observation; and before every physics step, the
-Stribeck friction of the parameters (sim.parameters.StribeckFriction).
+action noise and Gaussian sensor noise on the joint-state observation; within the period, the command latency
+(the previous command holds until then) and, before every physics step, the Stribeck friction of the parameters
+(sim.parameters.StribeckFriction).
 
 Observation layout "joint_state_v1" (14 values):
 
@@ -28,7 +29,7 @@ from ..config import ConfigError
 from ..robot import DEFAULT_ROBOT, RobotSpec, load_robot
 from .distributions import Distribution
 from .models import load_model
-from .parameters import ModelBinding, ParameterSpace, StribeckFriction, load_parameter_space
+from .parameters import ModelBinding, ParameterSpace, StribeckFriction, held_share, latency_steps, load_parameter_space
 
 OBSERVATION_LAYOUT = "joint_state_v1"
 
@@ -102,6 +103,8 @@ class Simulator:
         self.binding = ModelBinding(self.space, self.nominal_model) if self.space is not None else None
         self.stribeck = StribeckFriction(self.space, self.nominal_model) if self.space is not None else None
         self._coulomb = self._breakaway = self._stribeck_velocity = None  # set with Stribeck parameters only
+        self._latency = 0.0  # command latency [physics steps]
+        self.joint_load = np.zeros(self.robot.dof)  # further joint torques during each period [N*m] (a payload)
         self.qpos_index, self.dof_index = joint_indices(self.model, self.robot.joint_names)
         self._act = joint_actuators(self.model, self.robot.joint_names)
         self._limits = self.robot.torque_limits
@@ -129,6 +132,7 @@ class Simulator:
         vector = (self.space.vector(values, fill_nominal=True) if isinstance(values, Mapping)
                   else np.asarray(values, dtype=float))
         vector = self.space.validate(vector)
+        latency = float(latency_steps(self.space, vector, self.model.opt.timestep, self.nsub)[0])
         if self._coulomb is not None:  # the Coulomb levels under the last physics step's Stribeck friction
             self.model.dof_frictionloss[self.stribeck.dofs] = self._coulomb
         self.binding.apply(self.model, vector)
@@ -138,6 +142,7 @@ class Simulator:
             self._stribeck_velocity = self.stribeck.velocity(vector)
         else:
             self._coulomb = None
+        self._latency = latency
         self.parameters = vector.copy()
         self.effects = self.binding.effects(vector)
         self._reset_queue()
@@ -230,12 +235,16 @@ class Simulator:
         return self._obs.copy()
 
     def _advance(self, previous: np.ndarray, applied: np.ndarray) -> None:
-        """Run the physics substeps of one control period with `applied` torques."""
+        """Run the physics substeps of one control period with `applied` torques (`previous` during the latency)."""
+        self.data.qfrc_applied[self.dof_index] = self.joint_load
         self.data.ctrl[self._act] = applied
-        if self._coulomb is None:
+        if self._coulomb is None and not self._latency:
             mujoco.mj_step(self.model, self.data, nstep=self.nsub)
             return
-        for _ in range(self.nsub):
+        for k in range(self.nsub):
+            if self._latency:
+                held = float(held_share(np.array([self._latency]), k)[0])
+                self.data.ctrl[self._act] = held * previous + (1.0 - held) * applied
             self._physics_step()
 
     def _physics_step(self) -> None:

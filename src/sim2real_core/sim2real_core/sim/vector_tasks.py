@@ -81,8 +81,9 @@ class FR3VectorEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self._keyframe = model.key(self.config.keyframe).id
         self._start = model.key(self.config.keyframe).qpos.copy()
-        delays = [p for p in self.sim.space if p.kind == "action_delay"] if self.sim.space is not None else []
-        self._past = np.zeros((self.num_envs, int(max((p.high for p in delays), default=0)), robot.dof))
+        kinds = {p.kind: p for p in self.sim.space} if self.sim.space is not None else {}
+        depth = int(kinds["action_delay"].high) if "action_delay" in kinds else 0
+        self._past = np.zeros((self.num_envs, depth + int("command_latency" in kinds), robot.dof))
         self._steps = np.zeros(self.num_envs, dtype=int)
         self._obs = np.zeros((self.num_envs, self.single_observation_space.shape[0]))
         self._seed = seed
