@@ -17,6 +17,7 @@ def test_batch_step_equals_single_simulator_step_per_parameter_sample():
     params = Distribution.uniform(space).sample(rng, 6)
     for kind in ("position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"):
         params[:, space.index(kind)] = 0.0
+    params[:, [i for i, p in enumerate(space) if p.kind == "encoder_offset"]] = 0.0  # start states are true ones
     batch = BatchSimulator("fr3", space, 6, control_period=0.01, joints=JOINTS, nthread=1)
     batch.set_parameters(params)
     batch.reset("home")
@@ -135,3 +136,24 @@ def test_drag_grows_with_the_square_of_speed():
 
     slow, fast = lost(0.3, 1.0) - lost(0.0, 1.0), lost(0.3, 2.0) - lost(0.0, 2.0)
     assert slow > 0 and fast / slow == pytest.approx(4.0, rel=0.15)
+
+
+def test_encoder_offsets_shift_measured_positions_only():
+    space = load_parameter_space("fr3_reach")
+    offsets = {f"joint{j}_encoder_offset": 0.0006 * j * (-1) ** j for j in range(1, 8)}
+    shifted = Simulator(space, seed=0)
+    shifted.set_parameters(offsets)
+    plain = Simulator(space, seed=0)
+    torque = np.full(7, 2.0)
+    a, b = plain.step(torque), shifted.step(torque)
+    np.testing.assert_allclose(b[:7] - a[:7], list(offsets.values()), atol=1e-12)  # measured = true + offset
+    np.testing.assert_array_equal(b[7:], a[7:])
+    np.testing.assert_array_equal(shifted.joint_state()[0], plain.joint_state()[0])  # the arm moved the same
+    batch = BatchSimulator("fr3", space, 2, control_period=0.01, joints=JOINTS, nthread=1)
+    batch.set_parameters(np.stack([space.nominal, space.vector(offsets, fill_nominal=True)]))
+    batch.reset("home")
+    start = np.repeat(a[None], 2, axis=0)  # the same measured state: the true ones differ by the offsets
+    batch.set_observation_state(start)
+    np.testing.assert_allclose(batch.observation(noise=False), start, atol=1e-12)
+    qpos, _ = batch.state()
+    np.testing.assert_allclose(qpos[0, :7] - qpos[1, :7], list(offsets.values()), atol=1e-12)

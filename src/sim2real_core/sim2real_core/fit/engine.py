@@ -18,7 +18,15 @@ import numpy as np
 
 from ..config import ConfigError
 from ..sim.batch import BatchSimulator
-from ..sim.parameters import EFFECT_KINDS, ModelBinding, ParameterSpace, StribeckFriction, held_share, latency_steps
+from ..sim.parameters import (
+    EFFECT_KINDS,
+    EncoderOffsets,
+    ModelBinding,
+    ParameterSpace,
+    StribeckFriction,
+    held_share,
+    latency_steps,
+)
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -161,12 +169,14 @@ class BatchPredictor:
         sim = self._simulator(observations.shape[0])
         sim.set_parameters(params)
         sim.reset()  # time, activations and warm starts of the previous call do not carry over
-        sim.set_state(*self.system.state(observations))
+        qpos, qvel = self.system.state(observations)
+        sim.set_state(qpos - sim.position_offsets, qvel)  # measured positions carry the encoder offsets
         for j in range(actions.shape[1]):
             before = previous if j == 0 else actions[:, j - 1]
             sim.step(self.system.ctrl(actions[:, j]), past_actions=self.system.ctrl(before)[:, None, :], noise=False)
         self.steps += observations.shape[0] * actions.shape[1] * self.system.frame_skip
-        return self.system.observe(*sim.state())
+        qpos, qvel = sim.state()
+        return self.system.observe(qpos + sim.position_offsets, qvel)
 
 
 def reference_predict(system: System, space: ParameterSpace, observations: np.ndarray, actions: np.ndarray,
@@ -174,6 +184,7 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
     """The same prediction as BatchPredictor.predict with a Python loop over one MjData (slow; for checks)."""
     binding = ModelBinding(space, system.model)
     stribeck = StribeckFriction(space, system.model)
+    encoders = EncoderOffsets(space, system.model)
     data = mujoco.MjData(system.model)
     actions = np.asarray(actions, dtype=float)
     if actions.ndim == 2:
@@ -187,7 +198,8 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
         latency = latency_steps(space, xi, model.opt.timestep, system.frame_skip)
         mujoco.mj_resetData(model, data)
         qpos, qvel = system.state(obs[None, :])
-        data.qpos[:], data.qvel[:] = qpos[0], qvel[0]
+        offsets = encoders.qpos_offsets(xi)[0]
+        data.qpos[:], data.qvel[:] = qpos[0] - offsets, qvel[0]
         for a in seq:
             held_ctrl, ctrl = system.ctrl(before[None, :])[0], system.ctrl(a[None, :])[0]
             before = a
@@ -198,7 +210,7 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
                     coulomb[None], stribeck.breakaway(xi), stribeck.velocity(xi), data.qvel[stribeck.dofs][None])[0] \
                     if stribeck.columns.size else coulomb
                 mujoco.mj_step(model, data)
-        out[i] = system.observe(data.qpos[None, :], data.qvel[None, :])[0]
+        out[i] = system.observe(data.qpos[None, :] + offsets, data.qvel[None, :])[0]
     return out
 
 

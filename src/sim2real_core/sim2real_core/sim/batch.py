@@ -7,8 +7,9 @@ Actions go to the actuators' ctrl. For the FR3 model that is the joint torque wi
 compensation at nominal masses is part of the model); for other models (gymnasium Hopper) it is their
 actuator input, and models without gravcomp bodies simply have no compensation. The parameter space's
 effects are applied per simulation: action delay and command latency (from the caller's past actions: the
-previous command holds during the latency), action noise and sensor noise on the returned observation; Stribeck
-friction (sim.parameters.StribeckFriction) before every physics step, as the single Simulator does.
+previous command holds during the latency), action noise, encoder offsets and sensor noise on the returned
+observation; Stribeck friction (sim.parameters.StribeckFriction) before every physics step, as the single Simulator
+does.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .models import load_model
-from .parameters import ModelBinding, ParameterSpace, StribeckFriction, held_share, latency_steps
+from .parameters import EncoderOffsets, ModelBinding, ParameterSpace, StribeckFriction, held_share, latency_steps
 from .simulator import joint_actuators, joint_indices, resolve_space
 
 
@@ -64,6 +65,8 @@ class BatchSimulator:
         self.space = resolve_space(space)
         self.binding = ModelBinding(self.space, self.nominal_model) if self.space is not None else None
         self.stribeck = StribeckFriction(self.space, self.nominal_model) if self.space is not None else None
+        self.encoders = EncoderOffsets(self.space, self.nominal_model) if self.space is not None else None
+        self.position_offsets = np.zeros((self.nsim, self.nominal_model.nq))  # measured - true, every qpos entry
         self._coulomb = self._breakaway = self._stribeck_velocity = None  # set with Stribeck parameters only
         self.batch = mujoco.batch.Batch(self.nominal_model, self.nsim, nthread=nthread)
         self.rng = np.random.default_rng(seed)
@@ -132,6 +135,7 @@ class BatchSimulator:
         else:
             self._coulomb = None
         self.parameters = np.array(matrix)
+        self.position_offsets = self.encoders.qpos_offsets(self.parameters)
         kinds = {p.kind: i for i, p in enumerate(self.space)}
         column = lambda kind: matrix[:, kinds[kind]] if kind in kinds else np.zeros(self.nsim)  # noqa: E731
         self._delay = np.round(column("action_delay")).astype(int)
@@ -186,12 +190,13 @@ class BatchSimulator:
         self._warm[rows] = 0
 
     def set_observation_state(self, observations: np.ndarray) -> None:
-        """Write (nsim, obs_dim) observations (joint positions then velocities) as the observed joints' state."""
+        """Write (nsim, obs_dim) observations (measured joint positions then velocities) as the observed joints'
+        state (the true positions: measured minus each simulation's encoder offsets)."""
         observations = np.asarray(observations, dtype=float)
         nq = self._qidx.size
         if observations.shape[-1] != self.obs_dim:
             raise ValueError(f"observations need {self.obs_dim} values each, got shape {observations.shape}")
-        self.set_state(observations[..., :nq], observations[..., nq:])
+        self.set_state(observations[..., :nq] - self.position_offsets[:, self._qidx], observations[..., nq:])
 
     def step(self, actions: np.ndarray, past_actions: np.ndarray | None = None, noise: bool = True) -> np.ndarray:
         """Advance every simulation one control period; returns next observations (nsim, obs_dim).
@@ -242,8 +247,9 @@ class BatchSimulator:
         return self.observation(noise=noise)
 
     def observation(self, noise: bool = True) -> np.ndarray:
-        """Current observations (nsim, obs_dim), with sensor noise unless noise=False."""
-        obs = np.concatenate([self._qpos[:, self._qidx], self._qvel[:, self._vidx]], axis=1)
+        """Current measured observations (nsim, obs_dim): with encoder offsets, and sensor noise unless noise=False."""
+        obs = np.concatenate([self._qpos[:, self._qidx] + self.position_offsets[:, self._qidx],
+                              self._qvel[:, self._vidx]], axis=1)
         if noise and self._noise_std.any():
             obs += self.rng.standard_normal(obs.shape) * self._noise_std
         return obs

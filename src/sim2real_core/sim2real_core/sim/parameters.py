@@ -9,16 +9,16 @@ A parameter space is data (`config/parameter_spaces/NAME.yaml`)::
          kind: dof_damping, element: fr3_joint1}
       - {name: action_delay, unit: control periods, nominal: 0, bounds: [0, 3], kind: action_delay, integer: true}
 
-Kinds that write MuJoCo model fields: the three mass conventions of MASS_KINDS (a body with gravity
-compensation, MJCF gravcomp, keeps compensating its NOMINAL weight under each, as a real arm's controller
-compensates with its nominal model), dof_damping (viscous), dof_frictionloss (dry, Coulomb), dof_drag
-(velocity-squared friction, MuJoCo's dof_dampingpoly), dof_armature, geom_friction (sliding coefficient).
-Stribeck friction (STRIBECK_KINDS: dof_stribeck per joint, one stribeck_velocity) is a joint's breakaway
-friction above its Coulomb level near rest, which the simulators apply every physics step (StribeckFriction);
-command_latency [s] holds the previous command for that long into each control period (a fraction of a physics
-step blends the two). These kinds are deterministic dynamics, fitted from transitions (DYNAMICS_KINDS). Kinds
-the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise), action_noise_std,
-action_delay (whole control periods).
+Kinds that write MuJoCo model fields: the three mass conventions of MASS_KINDS (a body with gravity compensation,
+MJCF gravcomp, keeps compensating its NOMINAL weight under each, as a real arm's controller compensates with its
+nominal model), dof_damping (viscous), dof_frictionloss (dry, Coulomb), dof_drag (velocity-squared friction,
+MuJoCo's dof_dampingpoly), dof_armature, geom_friction (sliding coefficient). Stribeck friction (STRIBECK_KINDS:
+dof_stribeck per joint, one stribeck_velocity) is a joint's breakaway friction above its Coulomb level near rest,
+which the simulators apply every physics step (StribeckFriction); command_latency [s] holds the previous command
+for that long into each control period (a fraction of a physics step blends the two); encoder_offset [rad] is added
+to a joint's measured position (EncoderOffsets). These kinds are deterministic dynamics, fitted from transitions
+(DYNAMICS_KINDS). Kinds the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor
+noise), action_noise_std, action_delay (whole control periods).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ MODEL_KINDS = {
     "geom_friction": mujoco.mjtObj.mjOBJ_GEOM,
 }
 STRIBECK_KINDS = {"dof_stribeck": mujoco.mjtObj.mjOBJ_JOINT, "stribeck_velocity": None}
-DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS, "command_latency": None}
+DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS, "command_latency": None, "encoder_offset": mujoco.mjtObj.mjOBJ_JOINT}
 EFFECT_KINDS = {"position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"}
 BOUND_TOLERANCE = 1e-9  # relative to a parameter's range
 _JOINT_FIELDS = {"dof_damping": "damping", "dof_frictionloss": "frictionloss", "dof_armature": "armature"}
@@ -383,3 +383,29 @@ def held_share(latency: np.ndarray, step: int) -> np.ndarray:
     """The share of physics step `step` of a control period that still applies the previous command, for
     latencies (n,) in physics steps."""
     return np.clip(latency - step, 0.0, 1.0)
+
+
+class EncoderOffsets:
+    """Constant offsets of measured joint positions: measured = true + encoder_offset, per joint.
+
+    Args:
+      space: the parameter space (its encoder_offset parameters).
+      model: the model (joint names -> qpos addresses).
+    """
+
+    def __init__(self, space: ParameterSpace, model: mujoco.MjModel):
+        self.columns = np.array([i for i, p in enumerate(space) if p.kind == "encoder_offset"], dtype=int)
+        joints = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, space.parameters[i].element)
+                  for i in self.columns]
+        missing = [space.parameters[i].name for i, joint in zip(self.columns, joints) if joint < 0]
+        if missing:
+            raise ConfigError(f"parameters {missing}: the model has no such joint")
+        self.addresses = np.array([model.jnt_qposadr[joint] for joint in joints], dtype=int)
+        self.nq = model.nq
+
+    def qpos_offsets(self, matrix: np.ndarray) -> np.ndarray:
+        """(n, nq) offsets of every qpos entry (zero where no parameter applies) for (n, dim) parameter rows."""
+        matrix = np.atleast_2d(matrix)
+        out = np.zeros((matrix.shape[0], self.nq))
+        out[:, self.addresses] = matrix[:, self.columns]
+        return out

@@ -2,8 +2,9 @@
 
 The truth lives in `config/reality/NAME.yaml`, read only here (by the sim bridge's `reality` profile):
 in-family parameter values (heavier links; more damping, dry, Stribeck and velocity-squared friction than
-nominal; a sub-period command latency; noise) and an unmodelled effect no parameter space contains: constant
-encoder offsets.
+nominal; a sub-period command latency; encoder offsets; noise) and an unmodelled effect no parameter space
+contains: a torque ripple periodic in each joint's position (as strain-wave gears and motor cogging produce),
+applied every physics step.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Annotated
 
 import numpy as np
 from annotated_types import Len
-from pydantic import Field, FiniteFloat
+from pydantic import Field, FiniteFloat, PositiveFloat
 
 from ..config import ConfigError, OptionModel, load_config, named_file
 from ..robot import DEFAULT_ROBOT
@@ -32,13 +33,15 @@ class RealityProfile:
       robot: robot name.
       space: parameter space the truth is expressed in.
       truth: true parameter vector (in `space` order).
-      position_bias: per-joint encoder offsets [rad].
+      torque_ripple: per-joint ripple amplitude [N*m].
+      ripple_period: joint travel per ripple cycle [rad].
     """
 
     robot: str
     space: ParameterSpace
     truth: np.ndarray
-    position_bias: np.ndarray
+    torque_ripple: np.ndarray
+    ripple_period: float
 
 
 def reality_file(name_or_path: str | os.PathLike) -> Path:
@@ -52,7 +55,8 @@ JointValues = Annotated[tuple[FiniteFloat, ...], Len(7, 7)]
 class Unmodelled(OptionModel):
     """Effects outside every parameter space (defaults: none)."""
 
-    position_bias: JointValues = Field((0.0,) * 7, description="encoder offsets [rad]")
+    torque_ripple: JointValues = Field((0.0,) * 7, description="amplitude of the position-periodic torque [N*m]")
+    ripple_period: PositiveFloat = Field(0.0314, description="joint travel per ripple cycle [rad]")
 
 
 class RealityFile(OptionModel):
@@ -74,7 +78,8 @@ def load_reality(name_or_path: str | os.PathLike = DEFAULT_REALITY) -> RealityPr
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: reality.truth: {exc}") from None
     extra = body.unmodelled
-    return RealityProfile(robot=body.robot, space=space, truth=truth, position_bias=np.array(extra.position_bias))
+    return RealityProfile(robot=body.robot, space=space, truth=truth, torque_ripple=np.array(extra.torque_ripple),
+                          ripple_period=extra.ripple_period)
 
 
 class RealityProxy(Simulator):
@@ -93,7 +98,14 @@ class RealityProxy(Simulator):
         self.set_parameters(self.profile.truth)
         self.reset()
 
-    def _measure(self) -> np.ndarray:
-        obs = super()._measure()
-        obs[: self.robot.dof] += self.profile.position_bias
-        return obs
+    def ripple(self, position: np.ndarray) -> np.ndarray:
+        """The unmodelled torque ripple [N*m] at joint positions [rad] (each joint with its own phase)."""
+        phase = np.arange(position.size, dtype=float)
+        return self.profile.torque_ripple * np.sin(2.0 * np.pi * position / self.profile.ripple_period + phase)
+
+    def _stepwise(self) -> bool:
+        return bool(np.any(self.profile.torque_ripple)) or super()._stepwise()
+
+    def _physics_step(self) -> None:
+        self.data.qfrc_applied[self.dof_index] = self.joint_load + self.ripple(self.data.qpos[self.qpos_index])
+        super()._physics_step()

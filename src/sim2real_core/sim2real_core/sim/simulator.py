@@ -5,7 +5,7 @@ gravity with its nominal masses (see ModelBinding), so mass errors act as they d
 Around MuJoCo the simulator applies the parameter space's effects: whole-period action delay, Gaussian
 action noise and Gaussian sensor noise on the joint-state observation; within the period, the command latency
 (the previous command holds until then) and, before every physics step, the Stribeck friction of the parameters
-(sim.parameters.StribeckFriction).
+(sim.parameters.StribeckFriction); measured joint positions carry the encoder offsets of the parameters.
 
 Observation layout "joint_state_v1" (14 values):
 
@@ -29,7 +29,15 @@ from ..config import ConfigError
 from ..robot import DEFAULT_ROBOT, RobotSpec, load_robot
 from .distributions import Distribution
 from .models import load_model
-from .parameters import ModelBinding, ParameterSpace, StribeckFriction, held_share, latency_steps, load_parameter_space
+from .parameters import (
+    EncoderOffsets,
+    ModelBinding,
+    ParameterSpace,
+    StribeckFriction,
+    held_share,
+    latency_steps,
+    load_parameter_space,
+)
 
 OBSERVATION_LAYOUT = "joint_state_v1"
 
@@ -102,6 +110,8 @@ class Simulator:
         self.space = resolve_space(space)
         self.binding = ModelBinding(self.space, self.nominal_model) if self.space is not None else None
         self.stribeck = StribeckFriction(self.space, self.nominal_model) if self.space is not None else None
+        self.encoders = EncoderOffsets(self.space, self.nominal_model) if self.space is not None else None
+        self._offsets = np.zeros(self.nominal_model.nq)  # measured - true position of every qpos entry
         self._coulomb = self._breakaway = self._stribeck_velocity = None  # set with Stribeck parameters only
         self._latency = 0.0  # command latency [physics steps]
         self.joint_load = np.zeros(self.robot.dof)  # further joint torques during each period [N*m] (a payload)
@@ -143,6 +153,7 @@ class Simulator:
         else:
             self._coulomb = None
         self._latency = latency
+        self._offsets = self.encoders.qpos_offsets(vector)[0]
         self.parameters = vector.copy()
         self.effects = self.binding.effects(vector)
         self._reset_queue()
@@ -238,7 +249,7 @@ class Simulator:
         """Run the physics substeps of one control period with `applied` torques (`previous` during the latency)."""
         self.data.qfrc_applied[self.dof_index] = self.joint_load
         self.data.ctrl[self._act] = applied
-        if self._coulomb is None and not self._latency:
+        if not self._stepwise():
             mujoco.mj_step(self.model, self.data, nstep=self.nsub)
             return
         for k in range(self.nsub):
@@ -246,6 +257,10 @@ class Simulator:
                 held = float(held_share(np.array([self._latency]), k)[0])
                 self.data.ctrl[self._act] = held * previous + (1.0 - held) * applied
             self._physics_step()
+
+    def _stepwise(self) -> bool:
+        """Whether each physics step needs an update from the state before it (friction, latency)."""
+        return self._coulomb is not None or bool(self._latency)
 
     def _physics_step(self) -> None:
         """One physics step, with the Stribeck friction of the velocity at its start."""
@@ -260,7 +275,8 @@ class Simulator:
         self._queue = deque(np.zeros(self.robot.dof) for _ in range(delay))
 
     def _measure(self) -> np.ndarray:
-        obs = np.concatenate([self.data.qpos[self.qpos_index], self.data.qvel[self.dof_index]])
+        obs = np.concatenate([self.data.qpos[self.qpos_index] + self._offsets[self.qpos_index],
+                              self.data.qvel[self.dof_index]])
         pos_std, vel_std = self.effects["position_noise_std"], self.effects["velocity_noise_std"]
         if pos_std > 0 or vel_std > 0:
             n = self.robot.dof
