@@ -103,3 +103,29 @@ def test_the_dropo_repositorys_file_names_load(tmp_path):
     np.save(tmp_path / "observations.npy", arrays["observations"])
     with pytest.raises(DatasetError, match="hoppermass_n6_observations.npy and observations.npy both hold"):
         load_dataset(tmp_path)
+
+
+def test_d4rl_hdf5_files_load_with_or_without_next_observations(tmp_path):
+    import h5py
+
+    rng = np.random.default_rng(0)
+    obs, actions = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
+    timeouts = np.zeros(10, bool)
+    timeouts[4] = True  # episode 1 is rows 0-4 (row 4 has no recorded next state), episode 2 rows 5-9
+    with h5py.File(tmp_path / "with.hdf5", "w") as f:
+        f["observations"], f["actions"], f["next_observations"] = obs, actions, obs + 1
+        f["terminals"], f["timeouts"], f["rewards"] = np.zeros(10, bool), timeouts, np.zeros(10)
+        f["infos/qpos"] = np.zeros((10, 4))  # groups are skipped
+    full = load_dataset(tmp_path / "with.hdf5")
+    assert len(full) == 10 and np.array_equal(full.next_observations, obs + 1) and full.timeouts[4]
+    with h5py.File(tmp_path / "without.hdf5", "w") as f:
+        f["observations"], f["actions"] = obs, actions
+        f["terminals"], f["timeouts"] = np.zeros(10, bool), timeouts
+    derived = load_dataset(tmp_path / "without.hdf5")
+    kept = [0, 1, 2, 3, 5, 6, 7, 8]  # not the timeout row, not the last row
+    assert np.array_equal(derived.observations, obs[kept]) and np.array_equal(derived.actions, actions[kept])
+    assert np.array_equal(derived.next_observations, obs[[k + 1 for k in kept]])
+    assert "2 rows without one dropped" in derived.metadata["next_observations"]
+    (tmp_path / "bad.hdf5").write_text("not hdf5")
+    with pytest.raises(DatasetError, match="bad.hdf5: not a readable HDF5 file"):
+        load_dataset(tmp_path / "bad.hdf5")

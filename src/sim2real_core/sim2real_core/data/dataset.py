@@ -140,7 +140,10 @@ def save_dataset(path: str | os.PathLike, dataset: TransitionDataset) -> Path:
 
 
 def load_dataset(path: str | os.PathLike) -> TransitionDataset:
-    """Load a transition dataset from an `.npz` file or a directory of `.npy` files (D4RL / DROPO layout).
+    """Load a transition dataset from an `.npz` file, a D4RL `.hdf5` file or a directory of `.npy` files (D4RL /
+    DROPO layout). D4RL files without next_observations get them from the following row (D4RL's qlearning_dataset
+    convention): the rows that end an episode (timeout or terminal: their following row is another episode's
+    start), and the last row, are dropped and counted.
 
     Returns:
         A validated TransitionDataset; `metadata["source_path"]` names where it came from.
@@ -152,11 +155,13 @@ def load_dataset(path: str | os.PathLike) -> TransitionDataset:
         arrays = _load_npy_dir(path)
     elif path.suffix == ".npz" and path.is_file():
         arrays = _load_npz(path)
+    elif path.suffix in (".hdf5", ".h5") and path.is_file():
+        arrays = _load_hdf5(path)
     elif not path.exists():
         raise DatasetError(f"{path}: no such dataset file or directory")
     else:
-        raise DatasetError(f"{path}: expected an .npz file or a directory of .npy files")
-    metadata: dict[str, Any] = {}
+        raise DatasetError(f"{path}: expected an .npz file, a D4RL .hdf5 file or a directory of .npy files")
+    metadata: dict[str, Any] = arrays.pop("_metadata", {})
     if "metadata" in arrays:
         raw = arrays.pop("metadata")
         try:
@@ -184,6 +189,30 @@ def load_dataset(path: str | os.PathLike) -> TransitionDataset:
         next_observations=arrays["next_observations"], terminals=arrays["terminals"],
         timeouts=arrays["timeouts"], metadata=metadata, extras=extras,
     )
+
+
+def _load_hdf5(path: Path) -> dict:
+    """The top-level arrays of a D4RL HDF5 file (groups such as infos/ and metadata/ are skipped)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {name: np.asarray(item[()]) for name, item in f.items() if isinstance(item, h5py.Dataset)}
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    if "next_observations" in arrays or "observations" not in arrays:
+        return arrays
+    n = len(arrays["observations"])
+    ends = np.zeros(n, dtype=bool)
+    for name in ("timeouts", "terminals"):
+        ends |= np.asarray(arrays.get(name, np.zeros(n)), dtype=bool)
+    keep = np.flatnonzero(~ends[:-1])
+    out = {name: np.asarray(value)[keep] for name, value in arrays.items()
+           if np.ndim(value) >= 1 and len(value) == n}
+    out["next_observations"] = np.asarray(arrays["observations"])[keep + 1]
+    out["_metadata"] = {"next_observations": f"from the following row (D4RL qlearning_dataset); {n - keep.size} "
+                                             f"rows without one dropped"}
+    return out
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:

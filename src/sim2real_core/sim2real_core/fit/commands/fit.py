@@ -13,7 +13,8 @@ HELP = "fit a simulator parameter distribution (DROPO, E-DROPO, SysID or uniform
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sim2real fit`."""
-    parser.add_argument("data", help="transition dataset (.npz, or a directory of D4RL-style .npy files)")
+    parser.add_argument("data", help="transition dataset (.npz, D4RL .hdf5, or a directory of D4RL- or DROPO-style "
+                                     ".npy files)")
     parser.add_argument("--method", choices=METHODS, default="dropo", help="fitting method (default dropo)")
     parser.add_argument("--space", required=True, help="parameter space: config/parameter_spaces name or YAML path")
     parser.add_argument("--out", required=True, help="distribution YAML file to write")
