@@ -22,7 +22,7 @@ from sim2real_core.sim.distributions import Distribution, load_distribution
 from sim2real_core.sim.parameters import ParameterSpace
 
 TRUTH = np.array([4.2, 3.3, 2.2, 4.6])
-FAST = dict(samples=8, transitions=40, linearized_transitions=150, max_evaluations=8)
+FAST = dict(samples=8, transitions=40, linearized_transitions=150, max_evaluations=8, learn_epsilon=False)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_learned_epsilon_tracks_measurement_noise(system, space, data, predictor
     noisy = Transitions(data.observations, data.actions,
                         data.next_observations + np.random.default_rng(2).normal(size=data.observations.shape)
                         * 0.05 * scale, data.ends)
-    config = DropoConfig(**FAST, learn_epsilon=True, epsilon=1e-1)
+    config = DropoConfig(**{**FAST, "learn_epsilon": True}, epsilon=1e-1)
     dist = fit_dropo(system, space, noisy, config, predictor=predictor).distribution
     # scaled noise variance 0.05² = 2.5e-3 (the scale itself moves slightly with the noise)
     assert 1e-3 < dist.objective["epsilon"] < 6e-3
@@ -115,7 +115,7 @@ def test_epsilon_per_dimension_finds_which_state_dimensions_are_noisy(system, sp
     noisy_dims = np.arange(data.observations.shape[1]) >= data.observations.shape[1] // 2  # the velocities
     noise = np.random.default_rng(2).normal(size=data.observations.shape) * 0.1 * scale * noisy_dims
     noisy = Transitions(data.observations, data.actions, data.next_observations + noise, data.ends)
-    config = DropoConfig(**FAST, learn_epsilon=True, epsilon_per_dimension=True, epsilon=1e-2)
+    config = DropoConfig(**{**FAST, "learn_epsilon": True}, epsilon_per_dimension=True, epsilon=1e-2)
     dist = fit_dropo(system, space, noisy, config, predictor=predictor).distribution
     epsilon = np.array(dist.objective["epsilon"])
     assert epsilon.shape == noisy_dims.shape
@@ -124,7 +124,7 @@ def test_epsilon_per_dimension_finds_which_state_dimensions_are_noisy(system, sp
     assert np.all(epsilon[~noisy_dims] < 1e-3)
     assert np.linalg.norm(dist.mean - TRUTH) < 0.3
     with pytest.raises(ValueError, match="epsilon_per_dimension needs learn_epsilon"):
-        DropoConfig(epsilon_per_dimension=True)
+        DropoConfig(epsilon_per_dimension=True, learn_epsilon=False)
 
 
 def test_sysid_point_and_confidence_intervals(system, space, data, predictor):
@@ -268,3 +268,13 @@ def test_engine_equals_the_reference_loop_on_the_arm_with_stribeck_drag_and_late
     params[:, arm_space.index("command_latency")] = 0.0
     np.testing.assert_allclose(predictor.predict(observations, actions, params, previous),
                                predictor.predict(observations, actions, params), rtol=0, atol=0)
+
+
+def test_transitions_chosen_from_the_data_are_all_of_them_when_affordable(data, predictor):
+    from sim2real_core.fit.dropo import PROBE_TRANSITIONS, affordable_transitions
+    config = DropoConfig(**FAST)
+    everything, estimate = affordable_transitions(predictor, data, config, seconds=1e6)
+    assert everything.transitions == 0 and estimate["transitions"] == estimate["available"] == len(data)
+    assert estimate["seconds_per_evaluation_all"] == estimate["seconds_per_evaluation"] > 0
+    hurried, estimate = affordable_transitions(predictor, data, config, seconds=1e-9)
+    assert hurried.transitions == estimate["transitions"] == min(PROBE_TRANSITIONS, len(data))

@@ -19,7 +19,7 @@ in the data, so ε is a variance in those units. The entropy is also measured in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -63,7 +63,7 @@ class DropoConfig:
 
     samples: int = 16
     epsilon: float = 1e-3
-    learn_epsilon: bool = False
+    learn_epsilon: bool = True
     epsilon_per_dimension: bool = False
     horizon: int = 1
     transitions: int = 100
@@ -105,6 +105,32 @@ class FitResult:
     distribution: Distribution
     history: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+
+
+AUTO_TRANSITIONS = -1  # FitOptions.transitions: choose from the data (affordable_transitions)
+PROBE_TRANSITIONS = 200  # transitions the cost of an evaluation is measured on
+
+
+def affordable_transitions(predictor: BatchPredictor, data: Transitions, config: DropoConfig,
+                           seconds: float) -> tuple[DropoConfig, dict]:
+    """DROPO's transitions per evaluation chosen from the data: all of them when `config.max_evaluations`
+    sampled-objective evaluations are estimated to take at most `seconds`, else as many as fit (at least
+    PROBE_TRANSITIONS' worth, or all when fewer). Returns the config and the estimate (transitions chosen and
+    available, seconds per evaluation of each)."""
+    available = int(data.window_starts(config.horizon).size)
+    probe = DropoObjective(predictor, data, replace(config, transitions=min(available, PROBE_TRANSITIONS)))
+    phi = probe.initial(0.5 * (predictor.space.low + predictor.space.high), config.init_std)
+    probe.value(phi)  # the batches of this size exist after the first call
+    start = time.perf_counter()
+    probe.value(phi)
+    per_transition = (time.perf_counter() - start) / len(probe.starts)
+    evaluations = max(config.max_evaluations, 1)
+    fitting = int(seconds / (evaluations * per_transition))
+    chosen = available if fitting >= available else max(min(available, PROBE_TRANSITIONS), fitting)
+    estimate = {"transitions": chosen, "available": available, "evaluations": evaluations,
+                "seconds_per_evaluation": per_transition * chosen,
+                "seconds_per_evaluation_all": per_transition * available}
+    return replace(config, transitions=0 if chosen == available else chosen), estimate
 
 
 def state_scale(data: Transitions) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..sim.parameters import DYNAMICS_KINDS, ParameterSpace, load_parameter_space
-from .dropo import FitResult, state_scale
+from .dropo import AUTO_TRANSITIONS, FitResult, affordable_transitions, state_scale
 from .engine import BatchPredictor, System
 from .methods import METHODS, fit
 from .options import FitOptions
@@ -32,6 +32,7 @@ class FileFit:
     path: os.PathLike | None
     validation: Validation | None = None
     warnings: list[str] = field(default_factory=list)
+    sizing: dict | None = None  # transitions per evaluation chosen from the data (FitOptions.transitions -1)
 
 
 def fit_space(space: str | os.PathLike, parameters: list[str] | None = None) -> ParameterSpace:
@@ -71,8 +72,10 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
     check_data(sim, data, fitted, dataset.metadata, where=str(data_path))
     predictor = BatchPredictor(sim, fitted, nthread=options.threads)
     fit_data, held_out = split_episodes(data, options.holdout, options.seed)
-    result = fit(method, sim, fitted, fit_data, config=options.method_config(method), progress=progress,
-                 predictor=predictor)
+    config, sizing = options.method_config(method), None
+    if method in ("dropo", "edropo") and options.transitions == AUTO_TRANSITIONS:
+        config, sizing = affordable_transitions(predictor, fit_data, config, options.fit_seconds)
+    result = fit(method, sim, fitted, fit_data, config=config, progress=progress, predictor=predictor)
     dist = result.distribution
     validation = None if held_out is None else validate_fit(predictor, dist, held_out, state_scale(fit_data),
                                                             seed=options.seed)
@@ -80,8 +83,10 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
     if validation is not None:
         dist.provenance["validation"] = validation.to_dict()
     dist.provenance["warnings"] = warnings
+    if sizing is not None:
+        dist.provenance["transitions_chosen"] = sizing
     path = dist.save(out) if out else None
-    return FileFit(result, fit_data, predictor, path, validation, warnings)
+    return FileFit(result, fit_data, predictor, path, validation, warnings, sizing)
 
 
 def check_data(system: System, data: Transitions, space: ParameterSpace, metadata: dict,

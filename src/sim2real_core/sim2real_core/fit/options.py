@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..config import OptionModel
-from .dropo import OPTIMIZERS, DropoConfig
+from .dropo import AUTO_TRANSITIONS, OPTIMIZERS, DropoConfig
 from .methods import EDROPO_ALPHA
 from .sysid import SysIdConfig
 
@@ -17,14 +17,18 @@ class FitOptions(OptionModel):
 
     samples: int = Field(DropoConfig.samples, ge=2, le=100_000,
                          description="K parameter samples per transition (DROPO, E-DROPO)")
-    transitions: int = Field(DropoConfig.transitions, ge=0,
-                             description="transitions per sampled-objective evaluation of DROPO and E-DROPO "
-                                         "(0: all; SysID: sysid_transitions)")
+    transitions: int = Field(AUTO_TRANSITIONS, ge=AUTO_TRANSITIONS,
+                             description="transitions per sampled-objective evaluation of DROPO and E-DROPO (0: all; "
+                                         "-1: chosen from the data, all of them when the evaluations' estimated time "
+                                         "stays within fit_seconds, else as many as fit; SysID: sysid_transitions)")
+    fit_seconds: float = Field(600.0, gt=0.0, description="time the sampled-objective evaluations may take when "
+                                                          "transitions is -1 [s]")
     epsilon: float = Field(DropoConfig.epsilon, gt=0.0,
                            description="variance added to the predicted next-state covariance, in state units "
                                        "scaled by the spread of s'-s (the start of the learned epsilon, or its value)")
-    learn_epsilon: bool = Field(True, description="fit epsilon with the distribution (a fixed epsilon pushes "
-                                                  "every std to its cap on data the simulator cannot reproduce)")
+    learn_epsilon: bool = Field(DropoConfig.learn_epsilon,
+                                description="fit epsilon with the distribution (a fixed epsilon pushes every std to "
+                                            "its cap on data the simulator cannot reproduce)")
     epsilon_per_dimension: bool = Field(DropoConfig.epsilon_per_dimension,
                                         description="with learn_epsilon, one epsilon per state dimension")
     horizon: int = Field(DropoConfig.horizon, ge=1, le=1000, description="lambda: control periods per prediction")
@@ -55,7 +59,7 @@ class FitOptions(OptionModel):
                                max_iterations=self.sysid_iterations, seed=self.seed)
         return DropoConfig(samples=self.samples, epsilon=self.epsilon, learn_epsilon=self.learn_epsilon,
                            epsilon_per_dimension=self.epsilon_per_dimension,
-                           horizon=self.horizon, transitions=self.transitions, covariance=self.covariance,
+                           horizon=self.horizon, transitions=max(self.transitions, 0), covariance=self.covariance,
                            entropy_weight=self.alpha if method == "edropo" else 0.0, optimizer=self.optimizer,
                            max_evaluations=self.budget, linearizations=self.linearizations,
                            linearized_transitions=self.linearized_transitions, warm_start=self.warm_start,

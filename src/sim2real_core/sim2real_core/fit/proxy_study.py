@@ -47,12 +47,12 @@ class StudySize:
     episodes: int = 16
     steps: int = 300
     holdout: float = 0.2
-    dropo: DropoConfig = field(default_factory=lambda: DropoConfig(transitions=500, samples=16, learn_epsilon=True))
+    dropo: DropoConfig = field(default_factory=lambda: DropoConfig(transitions=500, samples=16))
     sysid: SysIdConfig = field(default_factory=lambda: SysIdConfig(transitions=1000))
 
 
 QUICK = StudySize(episodes=6, steps=100, dropo=DropoConfig(transitions=100, samples=8, max_evaluations=10,
-                                                           linearizations=1, learn_epsilon=True),
+                                                           linearizations=1),
                   sysid=SysIdConfig(transitions=200, max_iterations=5))
 
 

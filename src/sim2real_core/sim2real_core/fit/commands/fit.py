@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
         note = "" if ident.get(p.name, {}).get("identifiable", True) else "  (not identifiable from this data)"
         print(f"{p.name:24s} mean {dist.mean[i]:.6g} std {dist.std[i]:.3g} [{p.unit}]{note}")
     print(f"{dist.objective['name']} = {dist.objective['value']:.6g}; wrote {done.path}")
+    if done.sizing is not None:
+        s = done.sizing
+        print(f"transitions per evaluation: {s['transitions']} of {s['available']} (chosen from the data: "
+              f"{s['evaluations']} evaluations x {s['seconds_per_evaluation']:.2f} s; all of them: "
+              f"{s['seconds_per_evaluation_all']:.2f} s each)")
     for line in done.validation.lines() if done.validation is not None else [f"WARNING: {w}" for w in done.warnings]:
         print(line)
     if args.report:
