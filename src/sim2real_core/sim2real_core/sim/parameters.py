@@ -316,6 +316,18 @@ class ModelBinding:
         return values
 
 
+def joint_parameters(space: ParameterSpace, model: mujoco.MjModel, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(columns in the space, joint ids in the model) of the parameters of a per-joint `kind`; ConfigError naming
+    a parameter whose joint the model lacks."""
+    columns = np.array([i for i, p in enumerate(space) if p.kind == kind], dtype=int)
+    joints = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, space.parameters[i].element)
+                       for i in columns], dtype=int)
+    missing = [space.parameters[i].name for i, joint in zip(columns, joints) if joint < 0]
+    if missing:
+        raise ConfigError(f"parameters {missing}: the model has no such joint")
+    return columns, joints
+
+
 class StribeckFriction:
     """A joint's breakaway friction above its Coulomb level near rest (Stribeck effect).
 
@@ -330,13 +342,8 @@ class StribeckFriction:
 
     def __init__(self, space: ParameterSpace, model: mujoco.MjModel):
         kinds = [p.kind for p in space]
-        self.columns = np.array([i for i, kind in enumerate(kinds) if kind == "dof_stribeck"], dtype=int)
-        joints = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, space.parameters[i].element)
-                  for i in self.columns]
-        missing = [space.parameters[i].name for i, joint in zip(self.columns, joints) if joint < 0]
-        if missing:
-            raise ConfigError(f"parameters {missing}: the model has no such joint")
-        self.dofs = np.array([model.jnt_dofadr[joint] for joint in joints], dtype=int)
+        self.columns, joints = joint_parameters(space, model, "dof_stribeck")
+        self.dofs = model.jnt_dofadr[joints].astype(int)
         if self.columns.size and "stribeck_velocity" not in kinds:
             raise ConfigError(f"parameter space {space.name!r}: dof_stribeck parameters need a parameter of kind "
                               f"stribeck_velocity")
@@ -394,13 +401,8 @@ class EncoderOffsets:
     """
 
     def __init__(self, space: ParameterSpace, model: mujoco.MjModel):
-        self.columns = np.array([i for i, p in enumerate(space) if p.kind == "encoder_offset"], dtype=int)
-        joints = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, space.parameters[i].element)
-                  for i in self.columns]
-        missing = [space.parameters[i].name for i, joint in zip(self.columns, joints) if joint < 0]
-        if missing:
-            raise ConfigError(f"parameters {missing}: the model has no such joint")
-        self.addresses = np.array([model.jnt_qposadr[joint] for joint in joints], dtype=int)
+        self.columns, joints = joint_parameters(space, model, "encoder_offset")
+        self.addresses = model.jnt_qposadr[joints].astype(int)
         self.nq = model.nq
 
     def qpos_offsets(self, matrix: np.ndarray) -> np.ndarray:
