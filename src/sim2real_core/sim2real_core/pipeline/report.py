@@ -323,8 +323,9 @@ def write_report(run: DemoRun) -> Path:
     data = run.results.get("dataset", {})
     sections = [
         f"# sim2real demo report ({run.plan.budget_name} budget)\n",
-        f"Task `{run.plan.task}` on the reality proxy `{run.plan.reality}`: hidden true parameters plus effects "
-        "outside the simulator family (command latency, Stribeck and drag friction, encoder offsets, noise). "
+        f"Task `{run.plan.task}` on the reality proxy `{run.plan.reality}`: hidden true parameters (masses, joint "
+        "friction of four kinds, armature, command latency, encoder offsets, noise) plus an effect outside the "
+        "simulator family (a torque ripple periodic in joint position). "
         + robot_side_note(run) + "\n",
         "## The sim-to-real gap, and closing it\n", training_note(run), "", gap_table(run), "",
         image(gap, "success per training distribution"), *seeds_section(run),
