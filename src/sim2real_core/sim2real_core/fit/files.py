@@ -18,7 +18,7 @@ from .methods import METHODS, fit
 from .options import FitOptions
 from .systems import space_system, system_for, system_of
 from .transitions import Transitions, from_dataset
-from .validation import Validation, fit_warnings, split_episodes, validate_fit
+from .validation import Validation, judge_fit, split_episodes
 
 
 @dataclass
@@ -77,12 +77,7 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
         config, sizing = affordable_transitions(predictor, fit_data, config, options.fit_seconds)
     result = fit(method, sim, fitted, fit_data, config=config, progress=progress, predictor=predictor)
     dist = result.distribution
-    validation = None if held_out is None else validate_fit(predictor, dist, held_out, state_scale(fit_data),
-                                                            seed=options.seed)
-    warnings = fit_warnings(dist, validation)
-    if validation is not None:
-        dist.provenance["validation"] = validation.to_dict()
-    dist.provenance["warnings"] = warnings
+    validation, warnings = judge_fit(predictor, dist, held_out, state_scale(fit_data), options.seed)
     if sizing is not None:
         dist.provenance["transitions_chosen"] = sizing
     path = dist.save(out) if out else None

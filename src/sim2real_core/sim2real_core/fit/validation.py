@@ -195,3 +195,15 @@ def fit_warnings(distribution: Distribution, validation: Validation | None = Non
                             "function of the state and action: a systematic error the simulator family does not "
                             "model (misspecified)")
     return warnings
+
+
+def judge_fit(predictor: BatchPredictor, distribution: Distribution, held_out: Transitions | None,
+              scale: np.ndarray, seed: int = 0) -> tuple[Validation | None, list[str]]:
+    """Validate a fit on the held-out transitions (None: nothing held out) and keep the validation and the
+    warnings in its provenance; return both."""
+    validation = None if held_out is None else validate_fit(predictor, distribution, held_out, scale, seed=seed)
+    warnings = fit_warnings(distribution, validation)
+    if validation is not None:
+        distribution.provenance["validation"] = validation.to_dict()
+    distribution.provenance["warnings"] = warnings
+    return validation, warnings

@@ -132,7 +132,7 @@ def fit(run: DemoRun) -> None:
     from ..fit.options import FitOptions
     from ..fit.sysid import SysIdConfig
     from ..fit.transitions import from_dataset
-    from ..fit.validation import fit_warnings, split_episodes, validate_fit
+    from ..fit.validation import judge_fit, split_episodes
 
     budget = run.plan.stage("fit")
     dropo = DropoConfig(**budget.get("dropo", {}))
@@ -149,11 +149,7 @@ def fit(run: DemoRun) -> None:
     for method in run.plan.methods:
         result = fit_method(method, system, space, fit_data, config=configs[method], predictor=predictor)
         dist = result.distribution
-        validation = None if held_out is None else validate_fit(predictor, dist, held_out, state_scale(fit_data),
-                                                                seed=dropo.seed)
-        dist.provenance["warnings"] = fit_warnings(dist, validation)
-        if validation is not None:
-            dist.provenance["validation"] = validation.to_dict()
+        validation, _ = judge_fit(predictor, dist, held_out, state_scale(fit_data), dropo.seed)
         path = dist.save(run.out / "fits" / f"{method}.yaml")
         fits[method] = {"path": str(path), "objective": dist.objective.get("value"),
                         "seconds": dist.provenance.get("seconds"), "transitions": len(fit_data),
