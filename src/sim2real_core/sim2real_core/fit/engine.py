@@ -206,9 +206,9 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
             for k in range(system.frame_skip):
                 held = held_share(latency, k)[0]
                 data.ctrl[:] = held * held_ctrl + (1.0 - held) * ctrl
-                model.dof_frictionloss[stribeck.dofs] = StribeckFriction.level(
-                    coulomb[None], stribeck.breakaway(xi), stribeck.velocity(xi), data.qvel[stribeck.dofs][None])[0] \
-                    if stribeck.columns.size else coulomb
+                if stribeck.columns.size:
+                    model.dof_frictionloss[stribeck.dofs] = StribeckFriction.level(
+                        coulomb[None], stribeck.breakaway(xi), stribeck.velocity(xi), data.qvel[stribeck.dofs][None])[0]
                 mujoco.mj_step(model, data)
         out[i] = system.observe(data.qpos[None, :] + offsets, data.qvel[None, :])[0]
     return out

@@ -41,6 +41,11 @@ def fr3_system(robot: str = DEFAULT_ROBOT, puck: bool = False) -> System:
                   layout=JOINT_STATE_PUCK if puck else JOINT_STATE, **objects)
 
 
+def smoothed_random_torque(previous: np.ndarray, rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
+    """The next torque of a low-passed uniform draw within ±scale (per joint), from the previous one."""
+    return 0.8 * previous + 0.2 * rng.uniform(-1, 1, previous.shape) * scale
+
+
 def generate_fr3_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 20, steps: int = 100,
                       seed: int = 0, torque_fraction: float = 0.3, robot: str = DEFAULT_ROBOT) -> Transitions:
     """Transitions of the simulated arm with true parameters under smoothed random torques from near home.
@@ -63,7 +68,7 @@ def generate_fr3_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 
     obs[:, 0] = sim.observation(noise=False)
     torque = np.zeros((episodes, spec.dof))
     for t in range(steps):
-        torque = 0.8 * torque + 0.2 * rng.uniform(-1, 1, torque.shape) * spec.torque_limits * torque_fraction
+        torque = smoothed_random_torque(torque, rng, spec.torque_limits * torque_fraction)
         actions[:, t] = torque
         obs[:, t + 1] = sim.step(torque, noise=False)
     ends = np.zeros((episodes, steps), dtype=bool)

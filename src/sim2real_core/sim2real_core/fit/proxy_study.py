@@ -29,7 +29,7 @@ from ..sim.reality import RealityProxy, load_reality
 from .dropo import DropoConfig, state_scale
 from .engine import BatchPredictor
 from .files import fit_space
-from .fr3 import fr3_system
+from .fr3 import fr3_system, smoothed_random_torque
 from .methods import fit as fit_method
 from .sysid import SysIdConfig
 from .transitions import Transitions
@@ -72,7 +72,7 @@ def proxy_data(profile: str, episodes: int, steps: int, seed: int = 0, torque_fr
         observation = proxy.reset(qpos=spec.home + rng.normal(0.0, 0.2, spec.dof))
         torque = np.zeros(spec.dof)
         for t in range(steps):
-            torque = 0.8 * torque + 0.2 * rng.uniform(-1, 1, spec.dof) * spec.torque_limits * torque_fraction
+            torque = smoothed_random_torque(torque, rng, spec.torque_limits * torque_fraction)
             observations.append(observation)
             actions.append(torque)
             observation = proxy.step(torque)

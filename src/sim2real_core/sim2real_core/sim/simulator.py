@@ -254,7 +254,7 @@ class Simulator:
             return
         for k in range(self.nsub):
             if self._latency:
-                held = float(held_share(np.array([self._latency]), k)[0])
+                held = float(held_share(self._latency, k))
                 self.data.ctrl[self._act] = held * previous + (1.0 - held) * applied
             self._physics_step()
 
