@@ -249,11 +249,12 @@ def test_dropo_scores_the_truncated_normal_that_training_samples(system, space, 
     assert np.mean(fitted[:, 0] <= space.low[0] + 1e-12) < 0.01  # no pile-up on the bound
 
 
-def test_engine_equals_the_reference_loop_on_the_arm_with_stribeck_drag_and_latency():
+def test_engine_equals_the_reference_loop_on_the_arm_with_stribeck_drag_latency_and_rate_limit():
     from sim2real_core.fit.files import fit_space
     from sim2real_core.fit.fr3 import fr3_system
     arm, arm_space = fr3_system(), fit_space("fr3_reach")
-    assert {"dof_stribeck", "stribeck_velocity", "dof_drag", "command_latency"} <= {p.kind for p in arm_space}
+    assert {"dof_stribeck", "stribeck_velocity", "dof_drag", "command_latency",
+            "torque_rate_limit"} <= {p.kind for p in arm_space}
     rng = np.random.default_rng(2)
     params = rng.uniform(arm_space.low, arm_space.high, (6, arm_space.dim))
     home = np.concatenate([np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]), np.zeros(7)])
@@ -263,11 +264,15 @@ def test_engine_equals_the_reference_loop_on_the_arm_with_stribeck_drag_and_late
     fast = predictor.predict(observations, actions, params, previous)
     np.testing.assert_allclose(fast, reference_predict(arm, arm_space, observations, actions, params, previous),
                                rtol=0, atol=1e-9)
-    # the command before the window matters exactly through the latency
+    # the command before the window matters exactly through the latency and the rate limit's start (commands
+    # within 0.2 N*m of zero change by less than the slowest limit's 0.5 N*m per physics step)
     assert not np.allclose(fast, predictor.predict(observations, actions, params))
     params[:, arm_space.index("command_latency")] = 0.0
-    np.testing.assert_allclose(predictor.predict(observations, actions, params, previous),
-                               predictor.predict(observations, actions, params), rtol=0, atol=0)
+    assert not np.allclose(predictor.predict(observations, actions, params, previous),
+                           predictor.predict(observations, actions, params))
+    small, small_previous = actions * 0.04, previous * 0.04
+    np.testing.assert_allclose(predictor.predict(observations, small, params, small_previous),
+                               predictor.predict(observations, small, params), rtol=0, atol=0)
 
 
 def test_transitions_chosen_from_the_data_are_all_of_them_when_affordable(data, predictor):

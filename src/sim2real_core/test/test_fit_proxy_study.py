@@ -31,4 +31,4 @@ def test_quick_study_fits_both_families_and_reports_them(tmp_path):
         # even a short fit predicts the held-out episodes far better than the nominal model
         assert fit["held_out_error"][50] < nominal["held_out_error"][50] / 2
     text = (tmp_path / "proxy_study.md").read_text()
-    assert "| fr3_mild | sysid full | 51 |" in text and "nominal (classic family)" in text
+    assert "| fr3_mild | sysid full | 52 |" in text and "nominal (classic family)" in text

@@ -43,8 +43,9 @@ def test_without_its_unmodelled_effects_the_proxy_is_the_simulator_at_the_truth(
 
 
 def test_latency_holds_the_previous_command():
-    # a command that arrives `latency` into the period acts for only the rest of it
-    push = np.array([0, 0, 0, 0, 0, 0, 5.0])
+    # a command that arrives `latency` into the period acts for only the rest of it (a push below the 1 N*m per
+    # physics step the torque rate limit allows)
+    push = np.array([0, 0, 0, 0, 0, 0, 0.9])
     speeds = []
     for latency in (0.0, 0.005):
         delayed = RealityProxy("fr3_default")

@@ -88,3 +88,22 @@ def test_sample_parameters_from_a_distribution_and_full_state_round_trip(sim):
     sim.set_state(state)
     again = [sim.step(np.ones(7)) for _ in range(3)]
     assert np.allclose(after, again, atol=1e-9)
+
+
+def test_the_torque_rate_limit_ramps_each_joints_torque_by_at_most_its_rate_every_physics_step(sim):
+    """libfranka's limitRate as the simulator applies it: 1 N*m per 1 ms physics step at 999.999 N*m/s."""
+    push = np.array([0, 0, 0, 0, 0, 0, 5.0])
+
+    def first_period(rate, command):
+        frictionless(sim, torque_rate_limit=rate)
+        sim.reset()
+        speed = sim.step(command)[13]
+        return speed, sim.efforts() - sim.data.qfrc_gravcomp[sim.dof_index]
+
+    free, _ = first_period(2000.0, push * 0.4)  # 2 N*m per step: never binds on a 2 N*m command
+    limited, reached = first_period(999.999, push)
+    # torques 1, 2, 3, 4, 5 (less 5e-6 per step), then 5 for six steps: 40 of the 50 N*m*ms of an instant step
+    assert limited == pytest.approx(free * 2.5 * 40 / 50, rel=1e-3)
+    np.testing.assert_allclose(reached, push, atol=1e-9)
+    _, partway = first_period(999.999, push * 3)  # 15 N*m: ten steps reach 10 N*m less 1e-5
+    assert partway[6] == pytest.approx(10.0 - 1e-5, abs=1e-9)

@@ -26,6 +26,8 @@ from ..sim.parameters import (
     StribeckFriction,
     held_share,
     latency_steps,
+    rate_limited,
+    rate_steps,
 )
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -145,7 +147,9 @@ class BatchPredictor:
           observations: (M, S) start states.
           actions: (M, A) one action each, or (M, h, A) sequences of h control periods.
           params: (M, dim) parameter vectors within bounds.
-          previous: (M, A) the action before each sequence, which a command latency still applies (None: zeros).
+          previous: (M, A) the action before each sequence, which a command latency still applies and a torque rate
+            limit starts from (taken as reached: the engine does not know how the period before it ended) (None:
+            zeros).
         Returns:
           (M, S) predicted observations.
         """
@@ -171,6 +175,7 @@ class BatchPredictor:
         sim.reset()  # time, activations and warm starts of the previous call do not carry over
         qpos, qvel = self.system.state(observations)
         sim.set_state(qpos - sim.position_offsets, qvel)  # measured positions carry the encoder offsets
+        sim.set_inputs(self.system.ctrl(previous))  # a torque rate limit starts from the previous command, reached
         for j in range(actions.shape[1]):
             before = previous if j == 0 else actions[:, j - 1]
             sim.step(self.system.ctrl(actions[:, j]), past_actions=self.system.ctrl(before)[:, None, :], noise=False)
@@ -196,16 +201,19 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
         binding.apply(model, xi)
         coulomb = model.dof_frictionloss[stribeck.dofs].copy()
         latency = latency_steps(space, xi, model.opt.timestep, system.frame_skip)
+        max_step = rate_steps(space, xi, model.opt.timestep)
         mujoco.mj_resetData(model, data)
         qpos, qvel = system.state(obs[None, :])
         offsets = encoders.qpos_offsets(xi)[0]
         data.qpos[:], data.qvel[:] = qpos[0] - offsets, qvel[0]
+        data.ctrl[:] = system.ctrl(before[None, :])[0]
         for a in seq:
             held_ctrl, ctrl = system.ctrl(before[None, :])[0], system.ctrl(a[None, :])[0]
             before = a
             for k in range(system.frame_skip):
                 held = held_share(latency, k)[0]
-                data.ctrl[:] = held * held_ctrl + (1.0 - held) * ctrl
+                data.ctrl[:] = rate_limited(data.ctrl[None, :], (held * held_ctrl + (1.0 - held) * ctrl)[None, :],
+                                            max_step)[0]
                 if stribeck.columns.size:
                     model.dof_frictionloss[stribeck.dofs] = StribeckFriction.level(
                         coulomb[None], stribeck.breakaway(xi), stribeck.velocity(xi), data.qvel[stribeck.dofs][None])[0]

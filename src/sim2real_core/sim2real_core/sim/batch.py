@@ -7,7 +7,8 @@ Actions go to the actuators' ctrl. For the FR3 model that is the joint torque wi
 compensation at nominal masses is part of the model); for other models (gymnasium Hopper) it is their
 actuator input, and models without gravcomp bodies simply have no compensation. The parameter space's
 effects are applied per simulation: action delay and command latency (from the caller's past actions: the
-previous command holds during the latency), action noise, encoder offsets and sensor noise on the returned
+previous command holds during the latency), the torque rate limit (each physics step's actuator input within it of
+the one before), action noise, encoder offsets and sensor noise on the returned
 observation; Stribeck friction (sim.parameters.StribeckFriction) before every physics step, as the single Simulator
 does.
 """
@@ -22,7 +23,16 @@ import numpy as np
 
 from ..config import ConfigError
 from .models import load_model
-from .parameters import EncoderOffsets, ModelBinding, ParameterSpace, StribeckFriction, held_share, latency_steps
+from .parameters import (
+    EncoderOffsets,
+    ModelBinding,
+    ParameterSpace,
+    StribeckFriction,
+    held_share,
+    latency_steps,
+    rate_limited,
+    rate_steps,
+)
 from .simulator import joint_actuators, joint_indices, resolve_space
 
 
@@ -89,6 +99,7 @@ class BatchSimulator:
         self._site_xpos = self.batch.bind("site_xpos") if kinematics else None
         self._delay = np.zeros(self.nsim, dtype=int)
         self._latency = np.zeros(self.nsim)  # command latency [physics steps]
+        self._rate_step = np.full(self.nsim, np.inf)  # largest actuator-input change per physics step
         self._action_std = np.zeros(self.nsim)
         self._noise_std = np.zeros((self.nsim, self._qidx.size + self._vidx.size))
         self.parameters = None
@@ -115,7 +126,6 @@ class BatchSimulator:
         if self.space is None:
             raise ValueError("this batch has no parameter space")
         rows = np.asarray(matrix, dtype=float)
-        latency = latency_steps(self.space, rows, self.nominal_model.opt.timestep, self.nstep)
         if ids is not None:
             ids = np.asarray(ids, dtype=int)
             matrix = self.parameters.copy()
@@ -124,6 +134,7 @@ class BatchSimulator:
             matrix = np.broadcast_to(rows, (self.nsim, rows.size))
         else:
             matrix = rows
+        latency = latency_steps(self.space, matrix, self.nominal_model.opt.timestep, self.nstep)
         dofs = self.stribeck.dofs
         if self._coulomb is not None:  # the Coulomb levels under the last physics step's Stribeck friction
             self.batch.expand("dof_frictionloss")[:, dofs] = self._coulomb
@@ -139,10 +150,9 @@ class BatchSimulator:
         kinds = {p.kind: i for i, p in enumerate(self.space)}
         column = lambda kind: matrix[:, kinds[kind]] if kind in kinds else np.zeros(self.nsim)  # noqa: E731
         self._delay = np.round(column("action_delay")).astype(int)
-        if ids is None:
-            self._latency = np.broadcast_to(latency, (self.nsim,)).copy()
-        else:
-            self._latency[ids] = latency
+        self._latency = np.broadcast_to(latency, (self.nsim,)).copy()
+        self._rate_step = np.broadcast_to(rate_steps(self.space, matrix, self.nominal_model.opt.timestep),
+                                          (self.nsim,)).copy()
         self._action_std = column("action_noise_std")
         nq, nv = self._qidx.size, self._vidx.size
         self._noise_std = np.concatenate([np.repeat(column("position_noise_std")[:, None], nq, axis=1),
@@ -230,21 +240,30 @@ class BatchSimulator:
         if noise and self._action_std.any():
             applied = applied + self.rng.standard_normal(applied.shape) * self._action_std[:, None]
         applied = np.clip(applied, self.ctrl_low, self.ctrl_high)
-        self._ctrl[:, self._act] = applied
-        if self._coulomb is None and previous is None:
+        torque = self._ctrl[:, self._act].copy()  # the input of the last physics step, where a rate limit starts
+        limited = bool(np.any(np.abs(applied - torque) > self._rate_step[:, None]))
+        if self._coulomb is None and previous is None and not limited:
+            self._ctrl[:, self._act] = applied
             self.batch.step(nstep=self.nstep, stage=self._stage)
             return self.observation(noise=noise)
         frictionloss = self.batch.expand("dof_frictionloss") if self._coulomb is not None else None
         dofs = self.stribeck.dofs
         for k in range(self.nstep):
+            target = applied
             if previous is not None:
                 held = held_share(self._latency, k)[:, None]
-                self._ctrl[:, self._act] = held * previous + (1.0 - held) * applied
+                target = held * previous + (1.0 - held) * applied
+            torque = rate_limited(torque, target, self._rate_step)
+            self._ctrl[:, self._act] = torque
             if frictionloss is not None:
                 frictionloss[:, dofs] = StribeckFriction.level(self._coulomb, self._breakaway, self._stribeck_velocity,
                                                                self._qvel[:, dofs])
             self.batch.step(nstep=1, stage=self._stage if k == self.nstep - 1 else mujoco.mjtStage.mjSTAGE_NONE)
         return self.observation(noise=noise)
+
+    def set_inputs(self, inputs: np.ndarray) -> None:
+        """Write the actuators' present input (nsim, nu), where a torque rate limit starts from (a reset zeroes it)."""
+        self._ctrl[:, self._act] = np.asarray(inputs, dtype=float)
 
     def observation(self, noise: bool = True) -> np.ndarray:
         """Current measured observations (nsim, obs_dim): with encoder offsets, and sensor noise unless noise=False."""

@@ -10,7 +10,7 @@ controller (jazzy) and libfranka 0.21, emulated tick by tick at the 1 kHz FCI ra
   message is dropped; a command of the wrong length makes `update` return ERROR, the controller_manager
   deactivates the controller, and deactivation writes 0 Nm; an inactive controller ignores its topic.
 - franka_hardware limits every 1 ms write to kMaxTorqueRate = 1000 - 1e-3 Nm/s against the last desired
-  torque (libfranka `limitRate`, rate_limiting.h).
+  torque (libfranka `limitRate`, rate_limiting.h): the reality truth's torque_rate_limit.
 - The control unit adds gravity compensation for the arm and the *declared* payload (`set_load`); a carried
   payload that differs acts through its weight. Franka identifies its own arm, so by default the control unit
   compensates the proxy's true link weights (`identified_links`) and a zero command floats the arm, as it
@@ -100,21 +100,27 @@ class FrankaConfig:
             raise ValueError(f"effort_noise_std must be in [0, 10) Nm, got {self.effort_noise_std}")
 
 
-def tick_profile(profile: RealityProfile) -> tuple[RealityProfile, int]:
-    """The reality profile for 1 ms steps and the command delay it implies, in ticks.
+def tick_profile(profile: RealityProfile) -> tuple[RealityProfile, int, float]:
+    """The reality profile for 1 ms steps, the command delay it implies in ticks, and the torque rate limit [Nm/s].
 
     At 1 kHz the sub-period command latency and the whole-period action delay of the 100 Hz proxy become one
-    delay of whole 1 ms ticks, applied by the emulation's own queue.
+    delay of whole 1 ms ticks, applied by the emulation's own queue; the truth's torque rate limit (else libfranka's)
+    becomes the emulation's own limiter on each write, and the simulator's is lifted to its upper bound, which a
+    limited write never reaches.
     """
     kinds = [p.kind for p in profile.space]
     truth = profile.truth.copy()
     ticks = 0
+    rate = MAX_TORQUE_RATE
+    if "torque_rate_limit" in kinds:
+        column = kinds.index("torque_rate_limit")
+        rate, truth[column] = truth[column], profile.space.parameters[column].high
     control_period = load_robot(profile.robot).control_period
     for kind, tick_per_unit in (("action_delay", int(round(control_period / TICK))), ("command_latency", 1.0 / TICK)):
         if kind in kinds:
             ticks += int(round(truth[kinds.index(kind)] * tick_per_unit))
             truth[kinds.index(kind)] = 0
-    return dataclasses.replace(profile, truth=truth), ticks
+    return dataclasses.replace(profile, truth=truth), ticks, float(rate)
 
 
 class FrankaEmulation:
@@ -129,7 +135,7 @@ class FrankaEmulation:
     def __init__(self, config: FrankaConfig = FrankaConfig(), seed: int | None = None, keyframe: str | None = None):
         self.config = config
         try:
-            profile, self.delay_ticks = tick_profile(load_reality(config.reality))
+            profile, self.delay_ticks, self.max_torque_rate = tick_profile(load_reality(config.reality))
             self.sim = RealityProxy(profile, seed=seed, control_period=TICK)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
@@ -238,7 +244,7 @@ class FrankaEmulation:
         if self.desired is None:  # never commanded: the arm floats where it is (see the module docstring)
             return ""
         target = self.desired
-        step = MAX_TORQUE_RATE * TICK
+        step = self.max_torque_rate * TICK
         self.last_desired = self.last_desired + np.clip(target - self.last_desired, -step, step)
         self._queue.append(self.last_desired)
         self.sim.step(self._queue.popleft())

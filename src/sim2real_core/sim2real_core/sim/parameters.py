@@ -15,9 +15,10 @@ nominal model), dof_damping (viscous), dof_frictionloss (dry, Coulomb), dof_drag
 MuJoCo's dof_dampingpoly), dof_armature, geom_friction (sliding coefficient). Stribeck friction (STRIBECK_KINDS:
 dof_stribeck per joint, one stribeck_velocity) is a joint's breakaway friction above its Coulomb level near rest,
 which the simulators apply every physics step (StribeckFriction); command_latency [s] holds the previous command
-for that long into each control period (a fraction of a physics step blends the two); encoder_offset [rad] is added
-to a joint's measured position (EncoderOffsets). These kinds are deterministic dynamics, fitted from transitions
-(DYNAMICS_KINDS). Kinds the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor
+for that long into each control period (a fraction of a physics step blends the two); torque_rate_limit [N*m/s]
+bounds how fast each joint's applied torque follows its command, every physics step (franka_hardware passes every
+1 ms write through libfranka's limitRate; `rate_limited`); encoder_offset [rad] is added to a joint's measured
+position (EncoderOffsets). These kinds are deterministic dynamics, fitted from transitions (DYNAMICS_KINDS). Kinds the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor
 noise), action_noise_std, action_delay (whole control periods).
 """
 from __future__ import annotations
@@ -45,7 +46,8 @@ MODEL_KINDS = {
     "geom_friction": mujoco.mjtObj.mjOBJ_GEOM,
 }
 STRIBECK_KINDS = {"dof_stribeck": mujoco.mjtObj.mjOBJ_JOINT, "stribeck_velocity": None}
-DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS, "command_latency": None, "encoder_offset": mujoco.mjtObj.mjOBJ_JOINT}
+DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS, "command_latency": None, "torque_rate_limit": None,
+                  "encoder_offset": mujoco.mjtObj.mjOBJ_JOINT}
 EFFECT_KINDS = {"position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"}
 BOUND_TOLERANCE = 1e-9  # relative to a parameter's range
 _JOINT_FIELDS = {"dof_damping": "damping", "dof_frictionloss": "frictionloss", "dof_armature": "armature"}
@@ -384,6 +386,23 @@ def latency_steps(space: ParameterSpace, matrix: np.ndarray, timestep: float, ns
         raise ValueError(f"command_latency {steps.max() * timestep:g} s must be shorter than the control period "
                          f"{nstep * timestep:g} s")
     return steps
+
+
+def rate_steps(space: ParameterSpace, matrix: np.ndarray, timestep: float) -> np.ndarray:
+    """Each row's largest change of a joint's applied torque per physics step [N*m], (n,) (inf without a
+    torque_rate_limit parameter)."""
+    matrix = np.atleast_2d(matrix)
+    kinds = [p.kind for p in space]
+    if "torque_rate_limit" not in kinds:
+        return np.full(matrix.shape[0], np.inf)
+    return matrix[:, kinds.index("torque_rate_limit")] * timestep
+
+
+def rate_limited(torque: np.ndarray, target: np.ndarray, max_step: np.ndarray) -> np.ndarray:
+    """Applied torques (n, joints) after one physics step of the rate limiter: `torque` moved toward `target` by at
+    most `max_step` (n,) per joint (libfranka limitRate); exactly `target` where the limit does not bind."""
+    step = max_step[:, None]
+    return np.where(target - torque > step, torque + step, np.where(torque - target > step, torque - step, target))
 
 
 def held_share(latency: np.ndarray, step: int) -> np.ndarray:

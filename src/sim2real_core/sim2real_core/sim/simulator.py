@@ -37,6 +37,8 @@ from .parameters import (
     held_share,
     latency_steps,
     load_parameter_space,
+    rate_limited,
+    rate_steps,
 )
 
 OBSERVATION_LAYOUT = "joint_state_v1"
@@ -114,6 +116,7 @@ class Simulator:
         self._offsets = np.zeros(self.nominal_model.nq)  # measured - true position of every qpos entry
         self._coulomb = self._breakaway = self._stribeck_velocity = None  # set with Stribeck parameters only
         self._latency = 0.0  # command latency [physics steps]
+        self._rate_step = np.full(1, np.inf)  # largest applied-torque change per physics step [N*m]
         self.joint_load = np.zeros(self.robot.dof)  # further joint torques during each period [N*m] (a payload)
         self.qpos_index, self.dof_index = joint_indices(self.model, self.robot.joint_names)
         self._act = joint_actuators(self.model, self.robot.joint_names)
@@ -153,6 +156,7 @@ class Simulator:
         else:
             self._coulomb = None
         self._latency = latency
+        self._rate_step = rate_steps(self.space, vector, self.model.opt.timestep)
         self._offsets = self.encoders.qpos_offsets(vector)[0]
         self.parameters = vector.copy()
         self.effects = self.binding.effects(vector)
@@ -229,7 +233,7 @@ class Simulator:
         """Apply a torque command (without gravity, N*m, joint order) for one control period.
 
         The applied torque is the command delayed by `action_delay` periods, plus action noise, clipped to
-        the torque limits. Raises ValueError on a command of the wrong shape or with non-finite values.
+        the torque limits, reached within the torque rate limit (from the torque applied last). Raises ValueError on a command of the wrong shape or with non-finite values.
         Returns the observation (joint_state_v1) at the end of the period.
         """
         command = np.asarray(torque, dtype=float)
@@ -246,21 +250,28 @@ class Simulator:
         return self._obs.copy()
 
     def _advance(self, previous: np.ndarray, applied: np.ndarray) -> None:
-        """Run the physics substeps of one control period with `applied` torques (`previous` during the latency)."""
+        """Run the physics substeps of one control period with `applied` torques (`previous` during the latency),
+        each physics step's torque within the rate limit of the one before."""
         self.data.qfrc_applied[self.dof_index] = self.joint_load
-        self.data.ctrl[self._act] = applied
-        if not self._stepwise():
+        torque = self.data.ctrl[self._act][None, :]
+        if not self._stepwise(torque[0], applied):
+            self.data.ctrl[self._act] = applied
             mujoco.mj_step(self.model, self.data, nstep=self.nsub)
             return
         for k in range(self.nsub):
+            target = applied
             if self._latency:
                 held = float(held_share(self._latency, k))
-                self.data.ctrl[self._act] = held * previous + (1.0 - held) * applied
+                target = held * previous + (1.0 - held) * applied
+            torque = rate_limited(torque, target[None, :], self._rate_step)
+            self.data.ctrl[self._act] = torque[0]
             self._physics_step()
 
-    def _stepwise(self) -> bool:
-        """Whether each physics step needs an update from the state before it (friction, latency)."""
-        return self._coulomb is not None or bool(self._latency)
+    def _stepwise(self, torque: np.ndarray, applied: np.ndarray) -> bool:
+        """Whether each physics step needs an update from the state before it (friction, latency, a binding rate
+        limit), given the torque applied now and the period's command."""
+        return (self._coulomb is not None or bool(self._latency)
+                or bool(np.max(np.abs(applied - torque)) > self._rate_step[0]))
 
     def _physics_step(self) -> None:
         """One physics step, with the Stribeck friction of the velocity at its start."""
@@ -294,8 +305,8 @@ class Simulator:
         return self.data.qpos[self.qpos_index].copy(), self.data.qvel[self.dof_index].copy()
 
     def efforts(self) -> np.ndarray:
-        """Measured joint torques [N*m]: the applied command plus the gravity compensation torque."""
-        return self.applied + self.data.qfrc_gravcomp[self.dof_index]
+        """Measured joint torques [N*m]: the applied torque (after the rate limit) plus the gravity compensation."""
+        return self.data.ctrl[self._act] + self.data.qfrc_gravcomp[self.dof_index]
 
     @property
     def time(self) -> float:
