@@ -165,6 +165,26 @@ def test_unobservable_parameter_is_flagged(system):
     assert abs(result.distribution.mean[0] - 4.2) < 0.05
 
 
+def test_edropo_alpha_from_the_data_widens_what_the_data_leave_uncertain(system):
+    """α = 1 / transitions: the friction that flight data cannot see gets a wide std, where DROPO's stays where
+    it started; the mass the data pin down stays narrow and both means agree."""
+    from sim2real_core.fit.methods import edropo_alpha
+    rows = [{"name": "torso_mass", "unit": "kg", "nominal": 3.67, "bounds": [1, 10], "kind": "body_mass",
+             "element": "torso"},
+            {"name": "foot_friction", "unit": "1", "nominal": 2.0, "bounds": [0.5, 3.0], "kind": "geom_friction",
+             "element": "foot_geom"}]
+    space = ParameterSpace.from_list(rows, name="hopper_friction")
+    flight = generate_hopper_data(np.array([4.2, 1.2]), episodes=4, steps=30, seed=5, space=space, system=system,
+                                  lift=1.0)
+    config = DropoConfig(**{**FAST, "learn_epsilon": True})
+    dropo = fit_dropo(system, space, flight, config).distribution
+    edropo = fit_edropo(system, space, flight, config).distribution
+    assert edropo.objective["alpha"] == pytest.approx(edropo_alpha(flight)) == pytest.approx(1 / 120)
+    width = space.high - space.low
+    assert edropo.std[1] / width[1] > 0.2 and edropo.std[1] > 5 * dropo.std[1]
+    assert edropo.std[0] / width[0] < 0.01 and abs(edropo.mean[0] - dropo.mean[0]) < 0.01 * width[0]
+
+
 def test_lambda_windows_stay_inside_episodes():
     obs = np.arange(12, dtype=float).reshape(6, 2)
     nxt = obs + 2
@@ -193,11 +213,54 @@ def test_wrong_state_size_for_system(system, space):
         fit_sysid(system, space, data)
 
 
-def test_effect_parameters_are_rejected(system):
-    space = ParameterSpace.from_list([{"name": "action_delay", "nominal": 0, "bounds": [0, 3],
-                                       "kind": "action_delay", "integer": True}])
-    with pytest.raises(ValueError, match="simulator effects"):
+def test_noise_parameters_are_rejected(system):
+    space = ParameterSpace.from_list([{"name": "position_noise_std", "nominal": 0, "bounds": [0, 0.01],
+                                       "kind": "position_noise_std"}])
+    with pytest.raises(ValueError, match="noise effects"):
         BatchPredictor(system, space)
+
+
+def test_windows_carry_the_actions_before_them_within_their_trajectory():
+    obs = np.arange(12, dtype=float).reshape(6, 2)
+    actions = np.arange(6, dtype=float)[:, None] + 1
+    data = Transitions(obs, actions, obs + 2, ends=np.array([0, 0, 1, 0, 0, 1], dtype=bool))
+    *_, past = data.windows(np.array([0, 2, 4, 5]), 1, depth=3)
+    assert past[..., 0].tolist() == [[0, 0, 0], [2, 1, 0], [4, 0, 0], [5, 4, 0]]
+
+
+def test_the_engine_applies_whole_period_delays_from_the_actions_before_the_window():
+    from sim2real_core.fit.engine import history_depth
+    from sim2real_core.fit.files import fit_space
+    from sim2real_core.fit.fr3 import fr3_system
+    arm, arm_space = fr3_system(), fit_space("fr3_reach", ["joint2_damping", "command_latency", "torque_rate_limit",
+                                                           "action_delay"])
+    assert history_depth(arm_space) == 4
+    rng = np.random.default_rng(4)
+    params = rng.uniform(arm_space.low, arm_space.high, (8, arm_space.dim))
+    params[:, 3] = np.arange(8) % 4
+    home = np.concatenate([np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]), np.zeros(7)])
+    observations = home + rng.normal(0, 0.05, (8, 14))
+    actions, previous = rng.uniform(-5, 5, (8, 3, 7)), rng.uniform(-5, 5, (8, 4, 7))
+    fast = BatchPredictor(arm, arm_space, nthread=1).predict(observations, actions, params, previous)
+    np.testing.assert_allclose(fast, reference_predict(arm, arm_space, observations, actions, params, previous),
+                               rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["sysid", "dropo"])
+def test_a_whole_period_action_delay_is_found_by_profile(method):
+    """Rounded values give gradients nothing to follow; the profile over the delay's values finds it."""
+    from sim2real_core.fit.files import fit_space
+    from sim2real_core.fit.fr3 import fr3_system, generate_fr3_data
+
+    space = fit_space("fr3_reach", ["joint2_damping", "link4_mass_scale", "action_delay"])
+    truth = np.array([1.1, 1.3, 2.0])
+    data = generate_fr3_data(space, truth, episodes=4, steps=50, seed=2)
+    config = SysIdConfig() if method == "sysid" else DropoConfig(**FAST)
+    dist = fit(method, fr3_system(), space, data, config=config).distribution
+    profile = dist.provenance["integer_profile"]
+    assert profile["pinned"] == {"action_delay": 2.0} and len(profile["residuals"]) == 4
+    assert dist.mean[2] == 2.0 and dist.std[2] == 0.0
+    np.testing.assert_allclose(dist.mean[:2], truth[:2], atol=0.03 * (space.high - space.low)[:2].max())
 
 
 def test_fr3_engine_matches_the_simulator():

@@ -177,7 +177,7 @@ class DropoObjective:
         if config.transitions and starts.size > config.transitions:
             starts = np.sort(rng.choice(starts, config.transitions, replace=False))
         self.starts = starts
-        self.obs, self.actions, self.target, self.previous = data.windows(starts, config.horizon)
+        self.obs, self.actions, self.target, self.previous = data.windows(starts, config.horizon, predictor.depth)
         self.z = crn_draws(config.samples, self.dim, config.truncation_sigma, config.seed + 1)
         t = config.truncation_sigma  # the same draws as uniforms within the ±t truncation (for the diagonal case)
         self._crn_uniform = (ndtr(self.z) - ndtr(-t)) / (ndtr(t) - ndtr(-t))

@@ -20,6 +20,7 @@ from ..config import ConfigError
 from ..sim.batch import BatchSimulator
 from ..sim.parameters import (
     EFFECT_KINDS,
+    FITTABLE_EFFECTS,
     EncoderOffsets,
     ModelBinding,
     ParameterSpace,
@@ -95,22 +96,29 @@ class System:
         return np.concatenate([full[kind][:, list(index)] for kind, index in self._blocks()], axis=1)
 
     def ctrl(self, actions: np.ndarray) -> np.ndarray:
-        """Actuator controls (M, nu) for actions (M, A)."""
+        """Actuator controls (..., nu) for actions (..., A)."""
         if self.actuators is None:
             return actions
-        ctrl = np.zeros((actions.shape[0], self.model.nu))
-        ctrl[:, list(self.actuators)] = actions
+        ctrl = np.zeros(actions.shape[:-1] + (self.model.nu,))
+        ctrl[..., list(self.actuators)] = actions
         return ctrl
 
 
 def model_space(space: ParameterSpace) -> ParameterSpace:
-    """Check that every parameter writes a model field (noise and delay effects cannot be fitted here)."""
-    effects = [p.name for p in space if p.kind in EFFECT_KINDS]
+    """Check that every parameter is deterministic dynamics the engine reproduces (noise cannot be fitted here)."""
+    effects = [p.name for p in space if p.kind in EFFECT_KINDS - FITTABLE_EFFECTS]
     if effects:
-        raise ConfigError(f"parameter space {space.name!r}: parameters {effects} are simulator effects "
-                          f"({sorted(EFFECT_KINDS)}), which transition fitting does not support; "
+        raise ConfigError(f"parameter space {space.name!r}: parameters {effects} are noise effects "
+                          f"({sorted(EFFECT_KINDS - FITTABLE_EFFECTS)}), which transition fitting does not support; "
                           f"fit a subset without them")
     return space
+
+
+def history_depth(space: ParameterSpace) -> int:
+    """Past actions a prediction needs: the largest action delay, plus the period before it (a command latency and
+    a rate limit's start)."""
+    delays = [p.high for p in space if p.kind == "action_delay"]
+    return 1 + int(round(max(delays, default=0)))
 
 
 class BatchPredictor:
@@ -128,6 +136,7 @@ class BatchPredictor:
         self.space = model_space(space)
         self.nthread = nthread
         self.max_nsim = max_nsim
+        self.depth = history_depth(self.space)  # past actions per prediction (Transitions.windows' depth)
         self._simulators: dict[int, BatchSimulator] = {}
         self.steps = 0  # physics steps taken, for throughput accounting
 
@@ -147,9 +156,9 @@ class BatchPredictor:
           observations: (M, S) start states.
           actions: (M, A) one action each, or (M, h, A) sequences of h control periods.
           params: (M, dim) parameter vectors within bounds.
-          previous: (M, A) the action before each sequence, which a command latency still applies and a torque rate
-            limit starts from (taken as reached: the engine does not know how the period before it ended) (None:
-            zeros).
+          previous: (M, A) the action before each sequence, or (M, D, A) the D actions before it, most recent first:
+            what an action delay applies, a command latency still applies, and a torque rate limit starts from
+            (taken as reached: the engine does not know how the period before ended) (None: zeros).
         Returns:
           (M, S) predicted observations.
         """
@@ -159,9 +168,11 @@ class BatchPredictor:
             actions = actions[:, None, :]
         params = np.asarray(params, dtype=float)
         m = observations.shape[0]
-        previous = np.zeros_like(actions[:, 0]) if previous is None else np.asarray(previous, dtype=float)
-        if actions.shape[0] != m or params.shape != (m, self.space.dim) or previous.shape != actions[:, 0].shape:
-            raise ValueError(f"expected {m} action rows, ({m}, {self.space.dim}) parameters and {m} previous "
+        previous = np.zeros_like(actions[:, :1]) if previous is None else np.asarray(previous, dtype=float)
+        if previous.ndim == 2:
+            previous = previous[:, None, :]
+        if actions.shape[0] != m or params.shape != (m, self.space.dim) or previous.shape[::2] != (m, actions.shape[2]):
+            raise ValueError(f"expected {m} action rows, ({m}, {self.space.dim}) parameters and {m} rows of previous "
                              f"actions, got {actions.shape}, {params.shape} and {previous.shape}")
         out = np.empty_like(observations)
         for start in range(0, m, self.max_nsim):
@@ -175,13 +186,47 @@ class BatchPredictor:
         sim.reset()  # time, activations and warm starts of the previous call do not carry over
         qpos, qvel = self.system.state(observations)
         sim.set_state(qpos - sim.position_offsets, qvel)  # measured positions carry the encoder offsets
-        sim.set_inputs(self.system.ctrl(previous))  # a torque rate limit starts from the previous command, reached
-        for j in range(actions.shape[1]):
-            before = previous if j == 0 else actions[:, j - 1]
-            sim.step(self.system.ctrl(actions[:, j]), past_actions=self.system.ctrl(before)[:, None, :], noise=False)
-        self.steps += observations.shape[0] * actions.shape[1] * self.system.frame_skip
+        m, h = actions.shape[:2]
+        # the actions before step j, most recent first, are past[:, h - j:]
+        past = self.system.ctrl(np.concatenate([actions[:, ::-1], previous], axis=1))
+        sim.settle(past[:, h:])
+        for j in range(h):
+            sim.step(self.system.ctrl(actions[:, j]), past_actions=past[:, h - j:], noise=False)
+        self.steps += m * h * self.system.frame_skip
         qpos, qvel = sim.state()
         return self.system.observe(qpos + sim.position_offsets, qvel)
+
+
+class PinnedPredictor:
+    """A BatchPredictor over part of its space: the other parameters pinned at given values.
+
+    Args:
+      predictor: the predictor over the whole space.
+      pinned: {name: value} of the pinned parameters.
+    """
+
+    def __init__(self, predictor: BatchPredictor, pinned: dict[str, float]):
+        self.inner = predictor
+        self.system = predictor.system
+        self.depth = predictor.depth
+        self.pinned = dict(pinned)
+        whole = predictor.space
+        self.space = whole.subset([name for name in whole.names if name not in self.pinned])
+        self._free = np.array([whole.index(name) for name in self.space.names])
+        self._base = whole.vector(self.pinned, fill_nominal=True)
+
+    @property
+    def steps(self) -> int:
+        """Physics steps taken."""
+        return self.inner.steps
+
+    def predict(self, observations: np.ndarray, actions: np.ndarray, params: np.ndarray,
+                previous: np.ndarray | None = None) -> np.ndarray:
+        """BatchPredictor.predict with (M, free dim) parameter rows."""
+        params = np.asarray(params, dtype=float)
+        whole = np.repeat(self._base[None, :], params.shape[0], axis=0)
+        whole[:, self._free] = params
+        return self.inner.predict(observations, actions, whole, previous)
 
 
 def reference_predict(system: System, space: ParameterSpace, observations: np.ndarray, actions: np.ndarray,
@@ -190,11 +235,14 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
     binding = ModelBinding(space, system.model)
     stribeck = StribeckFriction(space, system.model)
     encoders = EncoderOffsets(space, system.model)
+    kinds = [p.kind for p in space]
     data = mujoco.MjData(system.model)
     actions = np.asarray(actions, dtype=float)
     if actions.ndim == 2:
         actions = actions[:, None, :]
-    previous = np.zeros_like(actions[:, 0]) if previous is None else np.asarray(previous, dtype=float)
+    previous = np.zeros_like(actions[:, :1]) if previous is None else np.asarray(previous, dtype=float)
+    if previous.ndim == 2:
+        previous = previous[:, None, :]
     out = np.empty((len(observations), system.state_dim))
     for i, (obs, seq, xi, before) in enumerate(zip(observations, actions, params, previous)):
         model = copy.deepcopy(system.model)
@@ -202,14 +250,20 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
         coulomb = model.dof_frictionloss[stribeck.dofs].copy()
         latency = latency_steps(space, xi, model.opt.timestep, system.frame_skip)
         max_step = rate_steps(space, xi, model.opt.timestep)
+        delay = int(round(xi[kinds.index("action_delay")])) if "action_delay" in kinds else 0
+        chronological = np.concatenate([before[::-1], seq])  # oldest first; seq[j] is entry len(before) + j
+
+        def command(index):
+            return system.ctrl(chronological[index]) if index >= 0 else np.zeros(system.model.nu)
+
         mujoco.mj_resetData(model, data)
         qpos, qvel = system.state(obs[None, :])
         offsets = encoders.qpos_offsets(xi)[0]
         data.qpos[:], data.qvel[:] = qpos[0] - offsets, qvel[0]
-        data.ctrl[:] = system.ctrl(before[None, :])[0]
-        for a in seq:
-            held_ctrl, ctrl = system.ctrl(before[None, :])[0], system.ctrl(a[None, :])[0]
-            before = a
+        now = len(before) - delay  # the entry applied in the first period
+        data.ctrl[:] = command(now - 1)
+        for j in range(len(seq)):
+            held_ctrl, ctrl = command(now + j - 1), command(now + j)
             for k in range(system.frame_skip):
                 held = held_share(latency, k)[0]
                 data.ctrl[:] = rate_limited(data.ctrl[None, :], (held * held_ctrl + (1.0 - held) * ctrl)[None, :],

@@ -10,7 +10,7 @@ from ..sim.batch import BatchSimulator
 from ..sim.models import load_model
 from ..sim.parameters import ParameterSpace
 from ..sim.simulator import joint_actuators, joint_indices
-from .engine import System
+from .engine import System, history_depth
 from .transitions import Transitions
 
 PUCK_JOINT = "puck"  # the free joint of the pushing task's puck in the FR3 model
@@ -51,7 +51,7 @@ def generate_fr3_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 
     """Transitions of the simulated arm with true parameters under smoothed random torques from near home.
 
     Args:
-      space, truth: the true parameter vector (model kinds; no noise or delay effects).
+      space, truth: the true parameter vector (no noise effects).
       episodes, steps: trajectories and control periods each.
       torque_fraction: torques are a low-passed uniform draw within this fraction of the joint limits.
     """
@@ -67,10 +67,12 @@ def generate_fr3_data(space: ParameterSpace, truth: np.ndarray, episodes: int = 
     actions = np.empty((episodes, steps, spec.dof))
     obs[:, 0] = sim.observation(noise=False)
     torque = np.zeros((episodes, spec.dof))
+    past = np.zeros((episodes, history_depth(space), spec.dof))  # the commands before, most recent first
     for t in range(steps):
         torque = smoothed_random_torque(torque, rng, spec.torque_limits * torque_fraction)
         actions[:, t] = torque
-        obs[:, t + 1] = sim.step(torque, noise=False)
+        obs[:, t + 1] = sim.step(torque, past_actions=past, noise=False)
+        past = np.concatenate([torque[:, None], past[:, :-1]], axis=1)
     ends = np.zeros((episodes, steps), dtype=bool)
     ends[:, -1] = True
     return Transitions(obs[:, :-1].reshape(-1, sim.obs_dim), actions.reshape(-1, spec.dof),

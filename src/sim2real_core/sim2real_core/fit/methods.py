@@ -7,25 +7,28 @@ the objective per optimiser iteration, and diagnostics (including which paramete
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from typing import Callable
 
 import numpy as np
 
+from ..config import ConfigError
 from ..sim.distributions import Distribution
 from ..sim.parameters import ParameterSpace
 from .dropo import DropoConfig, DropoObjective, FitResult, linearized_search, optimise, state_scale
-from .engine import BatchPredictor, System
+from .engine import BatchPredictor, PinnedPredictor, System
 from .sysid import PredictionResiduals, SysIdConfig, confidence_std, fit_point, parameter_covariance
 from .transitions import Transitions
 
 METHODS = ("dropo", "edropo", "sysid", "uniform")
-# Default E-DROPO entropy weight α (objective units per nat of entropy in bound units).
-EDROPO_ALPHA = 0.01
 # Prior std (bound units) for identifiability: the std of the uniform box.
 _PRIOR_STD = 1.0 / np.sqrt(12.0)
 # A parameter counts as identified when the data shrinks its std below this fraction of the prior's.
 IDENTIFIED_RATIO = 1.0 / 3.0
+# Integer parameters (an action delay) are profiled: a short SysID per combination of their values.
+PROFILE_ITERATIONS = 5
+MAX_PROFILE_COMBINATIONS = 64
 
 Progress = Callable[[dict], None]
 
@@ -50,6 +53,41 @@ def identifiability(predictor: BatchPredictor, data: Transitions, point: np.ndar
     ratio = std / (res.width * _PRIOR_STD)
     return {name: {"posterior_std": float(s), "ratio": float(r), "identifiable": bool(r < IDENTIFIED_RATIO)}
             for name, s, r in zip(predictor.space.names, std, ratio)}
+
+
+def pin_integers(predictor: BatchPredictor, data: Transitions, scale: np.ndarray, horizon: int,
+                 seed: int) -> tuple[BatchPredictor | PinnedPredictor, dict]:
+    """Choose the integer parameters (whole-period action delay) by profile: for every combination of their values,
+    a short SysID of the others (PROFILE_ITERATIONS least-squares iterations on `horizon`-step error) with them
+    pinned; the combination with the smallest residual is kept. Gradients cannot move a rounded value, a profile
+    can. Returns the predictor over the other parameters (unchanged without integer parameters) and
+    {pinned: {name: value}, residuals: [{values, residual}]}."""
+    integers = [p for p in predictor.space if p.integer]
+    if not integers:
+        return predictor, {}
+    choices = [range(int(np.ceil(p.low)), int(np.floor(p.high)) + 1) for p in integers]
+    combinations = list(itertools.product(*choices))
+    if len(combinations) > MAX_PROFILE_COMBINATIONS:
+        raise ConfigError(f"integer parameters {[p.name for p in integers]} have {len(combinations)} combinations of "
+                          f"values; profiling fits at most {MAX_PROFILE_COMBINATIONS}: narrow their bounds")
+    config = SysIdConfig(horizon=horizon, transitions=500, max_iterations=PROFILE_ITERATIONS, seed=seed)
+    rows = []
+    for values in combinations:
+        pinned = {p.name: float(v) for p, v in zip(integers, values)}
+        *_, residuals, _ = fit_point(PinnedPredictor(predictor, pinned), data, scale, config)
+        rows.append({"values": pinned, "residual": float(residuals @ residuals / residuals.size)})
+    best = min(rows, key=lambda row: row["residual"])["values"]
+    return PinnedPredictor(predictor, best), {"pinned": best, "residuals": rows}
+
+
+def _unpin(distribution: Distribution, space: ParameterSpace, profile: dict) -> Distribution:
+    """A distribution fitted beside pinned integer parameters, over the whole space (the pinned ones exact)."""
+    if not profile:
+        return distribution
+    whole = distribution.embed(space, profile["pinned"])
+    whole.provenance = {key: value for key, value in whole.provenance.items() if key != "embedded_from"}
+    whole.provenance["integer_profile"] = profile
+    return whole
 
 
 def _provenance(system: System, data: Transitions, used: int, seconds: float, evaluations: int,
@@ -90,8 +128,11 @@ def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: 
     """
     config = config or DropoConfig()
     start = time.perf_counter()
+    whole = space
     predictor = _prepare(system, space, data, predictor, nthread)
     scale = state_scale(data)
+    predictor, profile = pin_integers(predictor, data, scale, config.horizon, config.seed)
+    space = predictor.space
     history: list[dict] = []
     info: dict = {}
     mean0 = space.nominal
@@ -140,15 +181,25 @@ def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: 
     else:
         dist = Distribution.gaussian(space, mean, std=np.sqrt(np.diag(cov)), truncation_sigma=config.truncation_sigma,
                                      method=method, objective=objective_info, provenance=prov)
-    return FitResult(dist, history, info)
+    return FitResult(_unpin(dist, whole, profile), history, info)
+
+
+def edropo_alpha(data: Transitions, horizon: int = 1) -> float:
+    """E-DROPO's α chosen from the data: one over its λ-step windows, N. The objective (mean log-likelihood + α·H)
+    is then (Σ log-likelihood + H) / N, close to the evidence lower bound of a flat prior over the box: a
+    parameter's std settles near its posterior width, narrow where the data pin it down and wide where they leave
+    it uncertain (where DROPO's std has nothing to move it)."""
+    return 1.0 / max(int(data.window_starts(horizon).size), 1)
 
 
 def fit_edropo(system: System, space: ParameterSpace, data: Transitions, config: DropoConfig | None = None,
-               alpha: float = EDROPO_ALPHA, **kwargs) -> FitResult:
-    """E-DROPO: DROPO with an entropy bonus α·H(N(μ, Σ)) (α from config when it is > 0, else `alpha`)."""
+               alpha: float | None = None, **kwargs) -> FitResult:
+    """E-DROPO: DROPO with an entropy bonus α·H(N(μ, Σ)); α is the config's entropy_weight when > 0, else
+    `alpha`, else chosen from the data (edropo_alpha)."""
     config = config or DropoConfig()
     if config.entropy_weight <= 0:
-        config = dataclasses.replace(config, entropy_weight=alpha)
+        chosen = alpha if alpha is not None else edropo_alpha(data, config.horizon)
+        config = dataclasses.replace(config, entropy_weight=chosen)
     return fit_dropo(system, space, data, config, **kwargs)
 
 
@@ -164,8 +215,11 @@ def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: 
     """
     config = config or SysIdConfig()
     start = time.perf_counter()
+    whole = space
     predictor = _prepare(system, space, data, predictor, nthread)
     scale = state_scale(data)
+    predictor, profile = pin_integers(predictor, data, scale, config.horizon, config.seed)
+    space = predictor.space
     history: list[dict] = []
 
     def tick(row):
@@ -190,7 +244,7 @@ def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: 
     prov["identifiability"] = ident
     dist = Distribution.gaussian(space, estimate, covariance=cov, truncation_sigma=2.0, method="sysid",
                                  objective=objective_info, provenance=prov)
-    return FitResult(dist, history, {"identifiability": ident, "confidence_95": ci})
+    return FitResult(_unpin(dist, whole, profile), history, {"identifiability": ident, "confidence_95": ci})
 
 
 def fit_uniform(system: System, space: ParameterSpace, data: Transitions, config: DropoConfig | None = None,

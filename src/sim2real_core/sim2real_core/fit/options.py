@@ -8,7 +8,6 @@ from pydantic import Field
 
 from ..config import OptionModel
 from .dropo import AUTO_TRANSITIONS, OPTIMIZERS, DropoConfig
-from .methods import EDROPO_ALPHA
 from .sysid import SysIdConfig
 
 
@@ -32,7 +31,8 @@ class FitOptions(OptionModel):
     epsilon_per_dimension: bool = Field(DropoConfig.epsilon_per_dimension,
                                         description="with learn_epsilon, one epsilon per state dimension")
     horizon: int = Field(DropoConfig.horizon, ge=1, le=1000, description="lambda: control periods per prediction")
-    alpha: float = Field(EDROPO_ALPHA, ge=0.0, description="E-DROPO's entropy weight")
+    alpha: float = Field(0.0, ge=0.0, description="E-DROPO's entropy weight; 0: chosen from the data, one over the "
+                                                  "transitions fitted (fit.methods.edropo_alpha)")
     covariance: Literal["diag", "full"] = Field(DropoConfig.covariance, description="Gaussian family")
     optimizer: Literal[OPTIMIZERS] = Field(DropoConfig.optimizer, description="DROPO optimiser")
     budget: int = Field(DropoConfig.max_evaluations, ge=0, description="sampled-objective evaluations (the "

@@ -75,7 +75,7 @@ def _plot_prediction(dist, data: Transitions, predictor: BatchPredictor, path: P
                      seed: int) -> np.ndarray:
     rows = np.random.default_rng(seed).choice(len(data), min(transitions, len(data)), replace=False)
     pred = predictor.predict(data.observations[rows], data.actions[rows], np.repeat(dist.mean[None], rows.size, 0),
-                             data.previous_actions[rows])
+                             data.windows(rows, 1, predictor.depth)[3])
     real_delta = data.next_observations[rows] - data.observations[rows]
     pred_delta = pred - data.observations[rows]
     rmse = np.sqrt(np.mean((pred - data.next_observations[rows]) ** 2, axis=0))

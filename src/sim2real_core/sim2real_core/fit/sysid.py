@@ -55,7 +55,7 @@ class PredictionResiduals:
         if transitions and starts.size > transitions:
             starts = np.sort(np.random.default_rng(seed).choice(starts, transitions, replace=False))
         self.starts = starts
-        self.obs, self.actions, self.target, self.previous = data.windows(starts, horizon)
+        self.obs, self.actions, self.target, self.previous = data.windows(starts, horizon, predictor.depth)
         self.evaluations = 0
 
     def params(self, u: np.ndarray) -> np.ndarray:
@@ -67,7 +67,7 @@ class PredictionResiduals:
         p, n = us.shape[0], len(self.starts)
         xi = np.repeat(self.params(us), n, axis=0)
         pred = self.predictor.predict(np.tile(self.obs, (p, 1)), np.tile(self.actions, (p, 1, 1)), xi,
-                                      np.tile(self.previous, (p, 1)))
+                                      np.tile(self.previous, (p, 1, 1)))
         self.evaluations += p
         res = (pred.reshape(p, n, -1) - self.target[None]) / self.scale
         return res.reshape(p, -1)

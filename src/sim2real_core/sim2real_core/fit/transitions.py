@@ -91,12 +91,18 @@ class Transitions:
         ok = blocked[starts + horizon - 1] - blocked[starts] == 0
         return starts[ok]
 
-    def windows(self, starts: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(s_t, [a_t..a_{t+h-1}], s'_{t+h-1}, a_{t-1}) for each start: (M, S), (M, h, A), (M, S), (M, A)."""
+    def windows(self, starts: np.ndarray, horizon: int,
+                depth: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(s_t, [a_t..a_{t+h-1}], s'_{t+h-1}, [a_{t-1}..a_{t-depth}]) for each start: (M, S), (M, h, A), (M, S),
+        (M, depth, A); past actions before the trajectory's start are zeros."""
         starts = np.asarray(starts, dtype=int)
         idx = starts[:, None] + np.arange(horizon)[None, :]
-        return (self.observations[starts], self.actions[idx], self.next_observations[idx[:, -1]],
-                self.previous_actions[starts])
+        n = len(self)
+        begins = np.maximum.accumulate(np.where(np.r_[True, self.ends[:-1]], np.arange(n), 0))
+        rows = starts[:, None] - np.arange(depth)[None, :]  # previous_actions[t - k] is a_{t-1-k}
+        inside = rows >= begins[starts][:, None]
+        past = np.where(inside[:, :, None], self.previous_actions[np.maximum(rows, 0)], 0.0)
+        return self.observations[starts], self.actions[idx], self.next_observations[idx[:, -1]], past
 
     def subset(self, rows: np.ndarray) -> "Transitions":
         """The transitions at `rows` (kept in order; trajectory breaks are recomputed)."""

@@ -109,11 +109,11 @@ def residual_structure(residuals: np.ndarray, inputs: np.ndarray) -> float:
     return float(1.0 - np.sum((residuals - predicted) ** 2) / total) if total > 0 else float("nan")
 
 
-def _windows(data: Transitions, horizon: int, rng: np.random.Generator):
+def _windows(data: Transitions, horizon: int, rng: np.random.Generator, depth: int):
     starts = data.window_starts(horizon)
     if starts.size > MAX_WINDOWS:
         starts = np.sort(rng.choice(starts, MAX_WINDOWS, replace=False))
-    return data.windows(starts, horizon) if starts.size else None
+    return data.windows(starts, horizon, depth) if starts.size else None
 
 
 def validate_fit(predictor: BatchPredictor, distribution: Distribution, held_out: Transitions,
@@ -129,14 +129,14 @@ def validate_fit(predictor: BatchPredictor, distribution: Distribution, held_out
     points = {"fit": distribution.mean, "nominal": space.nominal, "box centre": 0.5 * (space.low + space.high)}
     error = {name: {} for name in points}
     for horizon in horizons:
-        windows = _windows(held_out, horizon, rng)
+        windows = _windows(held_out, horizon, rng, predictor.depth)
         if windows is None:
             continue
         start, actions, target, previous = windows
         for name, point in points.items():
             predicted = predictor.predict(start, actions, np.repeat(point[None, :], len(start), axis=0), previous)
             error[name][horizon] = float(np.sqrt(np.mean(((predicted - target) / scale) ** 2)))
-    start, actions, target, previous = _windows(held_out, 1, rng)
+    start, actions, target, previous = _windows(held_out, 1, rng, predictor.depth)
     m = len(start)
     samples = distribution.sample(rng, SAMPLES)
     candidates = {"fit": samples, **{name: np.repeat(points[name][None, :], SAMPLES, axis=0)

@@ -127,7 +127,6 @@ def fit(run: DemoRun) -> None:
     from ..fit.engine import BatchPredictor
     from ..fit.files import check_data, fit_space
     from ..fit.fr3 import fr3_system
-    from ..fit.methods import EDROPO_ALPHA
     from ..fit.methods import fit as fit_method
     from ..fit.options import FitOptions
     from ..fit.sysid import SysIdConfig
@@ -143,7 +142,7 @@ def fit(run: DemoRun) -> None:
     check_data(system, data, space, dataset_file.metadata, where=str(run.out / "dataset.npz"))
     fit_data, held_out = split_episodes(data, float(budget.get("holdout", FitOptions().holdout)), dropo.seed)
     predictor = BatchPredictor(system, space)  # shared: its batches are reused across the methods
-    configs = {"dropo": dropo, "edropo": replace(dropo, entropy_weight=budget.get("edropo_alpha", EDROPO_ALPHA)),
+    configs = {"dropo": dropo, "edropo": replace(dropo, entropy_weight=budget.get("edropo_alpha", 0.0)),
                "sysid": SysIdConfig(**budget.get("sysid", {})), "uniform": dropo}
     fits = {}
     for method in run.plan.methods:

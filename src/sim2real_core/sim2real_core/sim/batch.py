@@ -261,9 +261,13 @@ class BatchSimulator:
             self.batch.step(nstep=1, stage=self._stage if k == self.nstep - 1 else mujoco.mjtStage.mjSTAGE_NONE)
         return self.observation(noise=noise)
 
-    def set_inputs(self, inputs: np.ndarray) -> None:
-        """Write the actuators' present input (nsim, nu), where a torque rate limit starts from (a reset zeroes it)."""
-        self._ctrl[:, self._act] = np.asarray(inputs, dtype=float)
+    def settle(self, past_actions: np.ndarray) -> None:
+        """Set each simulation's actuator input to the command its action delay d applied in the period before,
+        past_actions[:, d] of (nsim, D, nu) most recent first (zeros beyond D): where a torque rate limit starts,
+        taken as reached. (A reset zeroes the inputs.)"""
+        past = np.asarray(past_actions, dtype=float)
+        padded = np.concatenate([past, np.zeros((self.nsim, self.max_delay + 1, self.nu))], axis=1)
+        self._ctrl[:, self._act] = np.clip(padded[np.arange(self.nsim), self._delay], self.ctrl_low, self.ctrl_high)
 
     def observation(self, noise: bool = True) -> np.ndarray:
         """Current measured observations (nsim, obs_dim): with encoder offsets, and sensor noise unless noise=False."""

@@ -157,12 +157,13 @@ class Distribution:
             out[np.ix_(todo, active)] = np.clip(draws, lo, hi)
         return self.space.clip(out)
 
-    def embed(self, space: ParameterSpace) -> "Distribution":
-        """This distribution over a larger space; the parameters it does not cover stay at their nominal values."""
+    def embed(self, space: ParameterSpace, values: dict[str, float] | None = None) -> "Distribution":
+        """This distribution over a larger space; the parameters it does not cover stay at `values` (default: their
+        nominal values)."""
         if self.space.names == space.names:
             return self
         index = np.array([space.index(name) for name in self.space.names])  # KeyError names a missing one
-        mean = space.nominal.copy()
+        mean = space.vector(values or {}, fill_nominal=True)
         mean[index] = self.mean
         low, high = mean.copy(), mean.copy()
         low[index], high[index] = self.low, self.high

@@ -18,8 +18,9 @@ which the simulators apply every physics step (StribeckFriction); command_latenc
 for that long into each control period (a fraction of a physics step blends the two); torque_rate_limit [N*m/s]
 bounds how fast each joint's applied torque follows its command, every physics step (franka_hardware passes every
 1 ms write through libfranka's limitRate; `rate_limited`); encoder_offset [rad] is added to a joint's measured
-position (EncoderOffsets). These kinds are deterministic dynamics, fitted from transitions (DYNAMICS_KINDS). Kinds the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor
-noise), action_noise_std, action_delay (whole control periods).
+position (EncoderOffsets). These kinds are deterministic dynamics, fitted from transitions (DYNAMICS_KINDS). Kinds
+the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise), action_noise_std, and
+action_delay (whole control periods: deterministic too, fitted when named, FITTABLE_EFFECTS).
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ STRIBECK_KINDS = {"dof_stribeck": mujoco.mjtObj.mjOBJ_JOINT, "stribeck_velocity"
 DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS, "command_latency": None, "torque_rate_limit": None,
                   "encoder_offset": mujoco.mjtObj.mjOBJ_JOINT}
 EFFECT_KINDS = {"position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"}
+FITTABLE_EFFECTS = {"action_delay"}  # effects the fitting engine reproduces (integer: profiled, fit.methods)
 BOUND_TOLERANCE = 1e-9  # relative to a parameter's range
 _JOINT_FIELDS = {"dof_damping": "damping", "dof_frictionloss": "frictionloss", "dof_armature": "armature"}
 

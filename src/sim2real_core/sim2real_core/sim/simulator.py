@@ -233,8 +233,9 @@ class Simulator:
         """Apply a torque command (without gravity, N*m, joint order) for one control period.
 
         The applied torque is the command delayed by `action_delay` periods, plus action noise, clipped to
-        the torque limits, reached within the torque rate limit (from the torque applied last). Raises ValueError on a command of the wrong shape or with non-finite values.
-        Returns the observation (joint_state_v1) at the end of the period.
+        the torque limits, reached within the torque rate limit (from the torque applied last). Raises ValueError
+        on a command of the wrong shape or with non-finite values. Returns the observation (joint_state_v1) at the
+        end of the period.
         """
         command = np.asarray(torque, dtype=float)
         if command.shape != (self.robot.dof,) or not np.all(np.isfinite(command)):
