@@ -26,8 +26,10 @@ import numpy as np
 import scipy.optimize
 from scipy.special import ndtr, ndtri
 
+from ..cluster import Cluster
 from ..sim.distributions import Distribution
-from .engine import BatchPredictor, gaussian_loglik
+from .engine import BatchPredictor, PinnedPredictor
+from .shards import ShardedLikelihood, windows_loglik
 from .transitions import Transitions
 
 _LOG_SIGMA_RANGE = (np.log(1e-4), np.log(0.5))
@@ -59,6 +61,7 @@ class DropoConfig:
         init_std: initial std in bound units.
         truncation_sigma: samples are truncated at ±truncation_sigma std (as the output distribution).
         seed: seeds the subsample and the common random numbers.
+        shards: the sampled objective's transitions split over this many workers (fit.shards; 0 or 1: this process).
     """
 
     samples: int = 16
@@ -77,10 +80,13 @@ class DropoConfig:
     init_std: float = 0.02
     truncation_sigma: float = 2.0
     seed: int = 0
+    shards: int = 0
 
     def __post_init__(self):
         if self.samples < 2:
             raise ValueError(f"samples (K) must be >= 2, got {self.samples}")
+        if self.shards < 0:
+            raise ValueError(f"shards must be >= 0 (0: in this process), got {self.shards}")
         if self.horizon < 1:
             raise ValueError(f"horizon (lambda) must be >= 1, got {self.horizon}")
         if not self.epsilon > 0:
@@ -160,10 +166,11 @@ class DropoObjective:
       data: real transitions.
       config: fit settings.
       scale: state scale (default: `state_scale(data)`).
+      cluster: where the shards of config.shards > 1 live (default: in this process).
     """
 
-    def __init__(self, predictor: BatchPredictor, data: Transitions, config: DropoConfig,
-                 scale: np.ndarray | None = None):
+    def __init__(self, predictor: BatchPredictor | PinnedPredictor, data: Transitions, config: DropoConfig,
+                 scale: np.ndarray | None = None, cluster: Cluster | None = None):
         self.predictor = predictor
         self.space = predictor.space
         self.config = config
@@ -182,9 +189,14 @@ class DropoObjective:
         t = config.truncation_sigma  # the same draws as uniforms within the ±t truncation (for the diagonal case)
         self._crn_uniform = (ndtr(self.z) - ndtr(-t)) / (ndtr(t) - ndtr(-t))
         self.k = self.z.shape[0]
-        self._obs_rep = np.repeat(self.obs, self.k, axis=0)
-        self._act_rep = np.repeat(self.actions, self.k, axis=0)
-        self._previous_rep = np.repeat(self.previous, self.k, axis=0)
+        self.sharded = None
+        self.sharded_steps = 0  # physics steps the shards took
+        if config.shards > 1:
+            pinned = predictor.pinned if isinstance(predictor, PinnedPredictor) else {}
+            whole = predictor.inner.space if pinned else self.space
+            self.sharded = ShardedLikelihood(cluster or Cluster(workers=0), min(config.shards, len(starts)),
+                                             predictor.system, whole, pinned,
+                                             (self.obs, self.actions, self.target, self.previous), self.scale)
         self.evaluations = 0
         self.tril = np.tril_indices(self.dim, -1)
         # learned log ε entries of φ: none, one, or one per state dimension
@@ -254,10 +266,11 @@ class DropoObjective:
         """Per-transition log-likelihoods (B,) under K given parameter samples (K, dim), the same K for all."""
         if xi.shape != (self.k, self.dim):
             raise ValueError(f"expected ({self.k}, {self.dim}) parameter samples, got {xi.shape}")
-        pred = self.predictor.predict(self._obs_rep, self._act_rep, np.tile(xi, (len(self.starts), 1)),
-                                      self._previous_rep)
-        pred = pred.reshape(len(self.starts), self.k, -1) / self.scale
-        return gaussian_loglik(pred, self.target / self.scale, epsilon)
+        if self.sharded is None:
+            return windows_loglik(self.predictor, self.obs, self.actions, self.target, self.previous, self.scale, xi,
+                                  epsilon)
+        self.sharded_steps += len(self.starts) * self.k * self.actions.shape[1] * self.predictor.system.frame_skip
+        return self.sharded.loglik(xi, epsilon)
 
     def entropy(self, phi: np.ndarray) -> float:
         """Differential entropy of N(μ_u, Σ_u) (bound units; untruncated)."""

@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..cluster import Cluster
 from ..config import ConfigError
 from ..sim.parameters import DYNAMICS_KINDS, ParameterSpace, load_parameter_space
 from .dropo import AUTO_TRANSITIONS, FitResult, affordable_transitions, state_scale
@@ -73,9 +74,14 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
     predictor = BatchPredictor(sim, fitted, nthread=options.threads)
     fit_data, held_out = split_episodes(data, options.holdout, options.seed)
     config, sizing = options.method_config(method), None
-    if method in ("dropo", "edropo") and options.transitions == AUTO_TRANSITIONS:
-        config, sizing = affordable_transitions(predictor, fit_data, config, options.fit_seconds)
-    result = fit(method, sim, fitted, fit_data, config=config, progress=progress, predictor=predictor)
+    sharded = options.shards > 1 and method in ("dropo", "edropo")
+    with Cluster(address=options.ray_address or None, workers=None if sharded else 0) as cluster:
+        if method in ("dropo", "edropo") and options.transitions == AUTO_TRANSITIONS:
+            # the sampled objective's time divides among the shards the cluster can run at once
+            parallel = min(options.shards, cluster.cpus) if sharded else 1
+            config, sizing = affordable_transitions(predictor, fit_data, config, options.fit_seconds * parallel)
+        result = fit(method, sim, fitted, fit_data, config=config, progress=progress, predictor=predictor,
+                     cluster=cluster)
     dist = result.distribution
     validation, warnings = judge_fit(predictor, dist, held_out, state_scale(fit_data), options.seed)
     if sizing is not None:

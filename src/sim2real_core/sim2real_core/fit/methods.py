@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..cluster import Cluster
 from ..config import ConfigError
 from ..sim.distributions import Distribution
 from ..sim.parameters import ParameterSpace
@@ -114,7 +115,7 @@ def _prepare(system: System, space: ParameterSpace, data: Transitions, predictor
 
 def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: DropoConfig | None = None,
               progress: Progress | None = None, predictor: BatchPredictor | None = None,
-              nthread: int = 0) -> FitResult:
+              nthread: int = 0, cluster: Cluster | None = None) -> FitResult:
     """DROPO (entropy_weight 0) or E-DROPO (entropy_weight α > 0) fit of N(μ, Σ).
 
     Args:
@@ -123,6 +124,7 @@ def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: 
       progress: called with each history row {iteration, evaluations, objective, seconds}.
       predictor: a BatchPredictor to reuse (its batches are cached between fits).
       nthread: batch threads (0: all CPUs).
+      cluster: where the sampled objective's shards live (config.shards > 1; default: this process).
     Returns:
       FitResult with a gaussian Distribution (method dropo or edropo).
     """
@@ -141,7 +143,7 @@ def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: 
                            max_iterations=10, seed=config.seed)
         mean0, _, _, _, _ = fit_point(predictor, data, scale, warm)
         info["warm_start_mean"] = space.as_dict(mean0)
-    objective = DropoObjective(predictor, data, config, scale=scale)
+    objective = DropoObjective(predictor, data, config, scale=scale, cluster=cluster)
 
     def tick(row):
         row = {**row, "objective": -row["objective"], "phase": "dropo"}
@@ -174,6 +176,9 @@ def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: 
                       "alpha": config.entropy_weight, "epsilon": eps}
     prov = _provenance(system, data, len(objective.starts), time.perf_counter() - start,
                        objective.evaluations, settings, predictor)
+    prov["physics_steps"] += objective.sharded_steps
+    if objective.sharded is not None:
+        info["shard_nodes"] = objective.sharded.nodes()
     prov["identifiability"] = info["identifiability"]
     if config.covariance == "full":
         dist = Distribution.gaussian(space, mean, covariance=cov, truncation_sigma=config.truncation_sigma,
@@ -271,8 +276,11 @@ def fit_uniform(system: System, space: ParameterSpace, data: Transitions, config
 
 
 def fit(method: str, system: System, space: ParameterSpace, data: Transitions, **kwargs) -> FitResult:
-    """Dispatch to fit_dropo / fit_edropo / fit_sysid / fit_uniform by name."""
+    """Dispatch to fit_dropo / fit_edropo / fit_sysid / fit_uniform by name (a `cluster` serves DROPO's shards;
+    SysID and uniform run in this process)."""
     table = {"dropo": fit_dropo, "edropo": fit_edropo, "sysid": fit_sysid, "uniform": fit_uniform}
     if method not in table:
         raise ValueError(f"unknown fitting method {method!r}; expected one of {METHODS}")
+    if method not in ("dropo", "edropo"):
+        kwargs.pop("cluster", None)
     return table[method](system, space, data, **kwargs)

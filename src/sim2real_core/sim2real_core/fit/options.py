@@ -51,6 +51,10 @@ class FitOptions(OptionModel):
                                                              "used to validate it (0: none)")
     seed: int = Field(0, ge=0, description="seed of subsamples, common random numbers and the held-out episodes")
     threads: int = Field(0, ge=0, le=1024, description="simulation threads (0: all CPUs)")
+    shards: int = Field(0, ge=0, le=4096, description="DROPO's transitions split over this many Ray actors, one CPU "
+                                                      "each (0: in this process)")
+    ray_address: str = Field("", description="the Ray cluster the shards run on (empty: RAY_ADDRESS if set, else a "
+                                             "local Ray instance)")
 
     def method_config(self, method: str) -> DropoConfig | SysIdConfig:
         """The configuration of `method` (dropo, edropo, sysid, uniform) with these settings."""
@@ -63,4 +67,5 @@ class FitOptions(OptionModel):
                            entropy_weight=self.alpha if method == "edropo" else 0.0, optimizer=self.optimizer,
                            max_evaluations=self.budget, linearizations=self.linearizations,
                            linearized_transitions=self.linearized_transitions, warm_start=self.warm_start,
-                           init_std=self.init_std, truncation_sigma=self.truncation_sigma, seed=self.seed)
+                           init_std=self.init_std, truncation_sigma=self.truncation_sigma, seed=self.seed,
+                           shards=self.shards)

@@ -1,0 +1,154 @@
+"""Parallel work on a real two-node Ray cluster on localhost (`ray start --head` and a second `ray start --address`,
+each with one CPU), and in process: placement, results equal to in-process ones, failures reported, a killed
+worker survived."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim2real_core.cluster import Cluster, Task
+from sim2real_core.fit import DropoConfig, fit_dropo
+from sim2real_core.fit.hopper import generate_hopper_data, hopper_space, hopper_system
+
+FAST = dict(samples=8, transitions=60, linearized_transitions=150, max_evaluations=8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tasks_by_value():
+    """The tasks below live in this test module, which Ray's workers cannot import: send them by value."""
+    from ray import cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ray(*arguments: str, **options) -> subprocess.Popen:
+    """The `ray` command of this interpreter's Ray."""
+    return subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", *arguments],
+                            env=dict(os.environ, RAY_AUTH_MODE="disabled"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **options)
+
+
+def _ray_node(*arguments: str) -> subprocess.Popen:
+    """A Ray node on 127.0.0.1 in its own process group (`--block`: stopping the group stops its processes)."""
+    return _ray("start", "--block", "--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
+                *arguments, start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """The address of a head node and a second node, both on this machine (token authentication off: the
+    cluster listens on 127.0.0.1 only); stopped afterwards."""
+    import ray
+
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    nodes = [_ray_node("--head", f"--port={port}", "--include-dashboard=false")]
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert all(node.poll() is None for node in nodes), "a ray node exited while starting"
+            if _ray("status", f"--address={address}").wait() == 0:
+                if len(nodes) == 1:
+                    nodes.append(_ray_node(f"--address={address}"))
+                else:
+                    ray.init(address=address, log_to_driver=False)
+                    alive = [n for n in ray.nodes() if n["Alive"]]
+                    ray.shutdown()
+                    if len(alive) == 2:
+                        break
+            time.sleep(1.0)
+        else:
+            pytest.fail("the two-node Ray cluster did not come up in 120 s")
+        yield address
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGTERM)
+        for node in nodes:
+            try:
+                node.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
+
+
+def _where(seconds: float) -> str:
+    time.sleep(seconds)
+    return "done"
+
+
+def _fails() -> None:
+    raise RuntimeError("this grid cell is broken")
+
+
+def _dies_once(marker: str) -> str:
+    """Kills its own worker process on the first attempt; the retry finds the marker and returns."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return f"survived {path.read_text()}"
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    system, space = hopper_system(), hopper_space()
+    return system, space, generate_hopper_data(np.array([4.2, 3.3, 2.2, 4.6]), episodes=4, steps=60, seed=3,
+                                               space=space, system=system)
+
+
+def test_in_process_shards_give_the_unsharded_fit(hopper):
+    system, space, data = hopper
+    whole = fit_dropo(system, space, data, DropoConfig(**FAST)).distribution
+    sharded = fit_dropo(system, space, data, DropoConfig(**FAST, shards=3), cluster=Cluster(workers=0)).distribution
+    np.testing.assert_array_equal(sharded.mean, whole.mean)
+    np.testing.assert_array_equal(sharded.std, whole.std)
+    assert sharded.provenance["physics_steps"] == whole.provenance["physics_steps"]
+
+
+def test_in_process_tasks_report_failures_and_finish_the_rest():
+    outcomes = Cluster(workers=0).run([Task("a", _where, (0.0,)), Task("b", _fails), Task("c", _where, (0.0,))])
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert "this grid cell is broken" in outcomes[1].error and outcomes[2].value == "done"
+
+
+def test_tasks_run_on_both_nodes_failures_are_reported_and_a_killed_worker_is_retried(two_nodes, tmp_path):
+    with Cluster(address=two_nodes) as cluster:
+        assert len(cluster.nodes) == 2 and cluster.cpus == 2
+        tasks = [Task(f"cell{i}", _where, (1.0,)) for i in range(4)] + [Task("broken", _fails),
+                                                                       Task("killed", _dies_once,
+                                                                            (str(tmp_path / "marker"),))]
+        outcomes = cluster.run(tasks)
+    assert all(o.ok for o in outcomes[:4]), [o.error for o in outcomes[:4]]
+    assert len({o.node for o in outcomes[:4]}) == 2
+    assert not outcomes[4].ok and "this grid cell is broken" in outcomes[4].error
+    assert outcomes[5].ok and outcomes[5].value.startswith("survived")
+
+
+def test_a_fit_sharded_over_both_nodes_equals_the_in_process_fit(two_nodes, hopper):
+    system, space, data = hopper
+    whole = fit_dropo(system, space, data, DropoConfig(**FAST)).distribution
+    with Cluster(address=two_nodes) as cluster:
+        config = DropoConfig(**FAST, shards=2)
+        result = fit_dropo(system, space, data, config, cluster=cluster)
+    np.testing.assert_array_equal(result.distribution.mean, whole.mean)
+    np.testing.assert_array_equal(result.distribution.std, whole.std)
+    assert len(set(result.info["shard_nodes"])) == 2
