@@ -27,12 +27,14 @@ REFERENCE_TRANSITION_SAMPLES = 10_000 * 100 * 1000
 
 def _raw_stepping_seconds(system, objective: DropoObjective, repeats: int) -> float:
     """Seconds per evaluation-sized call of bare batch.step from the same states (no resets, no parameters)."""
-    batch = mujoco.batch.Batch(system.model, len(objective._obs_rep), objective.predictor.nthread)
+    starts = np.repeat(objective.obs, objective.k, axis=0)
+    batch = mujoco.batch.Batch(system.model, len(starts), objective.predictor.nthread)
     qpos, qvel, ctrl = batch.bind("qpos"), batch.bind("qvel"), batch.bind("ctrl")
-    q0, v0 = system.state(objective._obs_rep)
+    q0, v0 = system.state(starts)
+    actions = np.repeat(objective.actions[:, 0], objective.k, axis=0)
     best = np.inf
     for _ in range(repeats):
-        qpos[:], qvel[:], ctrl[:] = q0, v0, objective._act_rep[:, 0]
+        qpos[:], qvel[:], ctrl[:] = q0, v0, actions
         start = time.perf_counter()
         batch.step(nstep=system.frame_skip)
         best = min(best, time.perf_counter() - start)
@@ -59,7 +61,7 @@ def main() -> None:
             objective.value(phi)
             lik = min(lik, time.perf_counter() - start)
         raw = _raw_stepping_seconds(system, objective, 3)
-        n = len(objective._obs_rep)
+        n = len(objective.starts) * objective.k
         steps_before = predictor.steps
         start = time.perf_counter()
         result = fit_dropo(system, space, data, config, predictor=predictor)

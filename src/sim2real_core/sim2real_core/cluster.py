@@ -11,10 +11,16 @@ evaluates its likelihood on (fit.shards).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 RETRIES = 2  # times a task whose worker died is run again
 
@@ -75,7 +81,8 @@ class Cluster:
             if self.address:
                 ray.init(address=self.address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+                ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False)
             self._started = True
 
     def __enter__(self) -> "Cluster":
@@ -186,3 +193,58 @@ def cluster_from_arguments(args: argparse.Namespace) -> Cluster:
 def failed(outcomes: Sequence[Outcome]) -> str:
     """The errors of the outcomes that failed, one paragraph per task ('' when none did)."""
     return "\n".join(f"{o.name}: {o.error.strip().splitlines()[-1]}" for o in outcomes if not o.ok)
+
+
+def _ray_command(*arguments: str, **options) -> subprocess.Popen:
+    """The `ray` command of this interpreter's Ray, token authentication off (a localhost cluster)."""
+    return subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", *arguments],
+                            env=dict(os.environ, RAY_AUTH_MODE="disabled"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **options)
+
+
+@contextlib.contextmanager
+def localhost_cluster(nodes: int = 2, cpus: int = 1, timeout: float = 120.0) -> Iterator[str]:
+    """A Ray cluster of `nodes` nodes with `cpus` CPUs each on this machine (`ray start --head`, then `ray start
+    --address` for the others, each on 127.0.0.1 in a process group of its own); yields its address and stops
+    exactly those processes afterwards. Token authentication is off, here and for the clients of this process."""
+    import ray
+
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    node = ("start", "--block", f"--num-cpus={cpus}", "--disable-usage-stats", "--node-ip-address=127.0.0.1")
+    started = [_ray_command(*node, "--head", f"--port={port}", "--include-dashboard=false", start_new_session=True)]
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a {nodes}-node Ray cluster did not come up on {address} in {timeout:.0f} s")
+            if any(process.poll() is not None for process in started):
+                raise RuntimeError(f"a Ray node of the cluster on {address} exited while starting")
+            if _ray_command("status", f"--address={address}").wait() == 0:
+                if len(started) < nodes:
+                    started.append(_ray_command(*node, f"--address={address}", start_new_session=True))
+                else:
+                    ray.init(address=address, log_to_driver=False)
+                    alive = sum(entry["Alive"] for entry in ray.nodes())
+                    ray.shutdown()
+                    if alive == nodes:
+                        break
+            time.sleep(1.0)
+        yield address
+    finally:
+        for process in started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved

@@ -3,8 +3,6 @@ each with one CPU), and in process: placement, results equal to in-process ones,
 worker survived."""
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim2real_core.cluster import Cluster, Task
+from sim2real_core.cluster import Cluster, Task, localhost_cluster
 from sim2real_core.fit import DropoConfig, fit_dropo
 from sim2real_core.fit.hopper import generate_hopper_data, hopper_space, hopper_system
 
@@ -28,66 +26,11 @@ def tasks_by_value():
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ray(*arguments: str, **options) -> subprocess.Popen:
-    """The `ray` command of this interpreter's Ray."""
-    return subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", *arguments],
-                            env=dict(os.environ, RAY_AUTH_MODE="disabled"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **options)
-
-
-def _ray_node(*arguments: str) -> subprocess.Popen:
-    """A Ray node on 127.0.0.1 in its own process group (`--block`: stopping the group stops its processes)."""
-    return _ray("start", "--block", "--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
-                *arguments, start_new_session=True)
-
-
 @pytest.fixture(scope="module")
 def two_nodes():
-    """The address of a head node and a second node, both on this machine (token authentication off: the
-    cluster listens on 127.0.0.1 only); stopped afterwards."""
-    import ray
-
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    nodes = [_ray_node("--head", f"--port={port}", "--include-dashboard=false")]
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert all(node.poll() is None for node in nodes), "a ray node exited while starting"
-            if _ray("status", f"--address={address}").wait() == 0:
-                if len(nodes) == 1:
-                    nodes.append(_ray_node(f"--address={address}"))
-                else:
-                    ray.init(address=address, log_to_driver=False)
-                    alive = [n for n in ray.nodes() if n["Alive"]]
-                    ray.shutdown()
-                    if len(alive) == 2:
-                        break
-            time.sleep(1.0)
-        else:
-            pytest.fail("the two-node Ray cluster did not come up in 120 s")
+    """The address of a two-node cluster on this machine, one CPU each."""
+    with localhost_cluster(nodes=2, cpus=1) as address:
         yield address
-    finally:
-        for node in nodes:
-            if node.poll() is None:
-                os.killpg(node.pid, signal.SIGTERM)
-        for node in nodes:
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def _where(seconds: float) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cluster import Cluster, Outcome, Task
 from ..config import config_dir, save_yaml
 from ..robot import load_robot
 from ..sim.parameters import ParameterSpace
@@ -92,55 +93,72 @@ def _error(values: np.ndarray, truth: np.ndarray, space: ParameterSpace) -> floa
     return float(np.linalg.norm((values - truth) / (space.high - space.low)))
 
 
+def _cell(system, spaces: dict[str, ParameterSpace], family: str, method: str, size: StudySize, truth_of: dict,
+          fit_data: Transitions, held_out: Transitions, seed: int, threads: int) -> dict:
+    """One fit of the study (a cluster task): the fit's errors, held-out error and warnings, and nominal's."""
+    space = spaces[family]
+    truth = np.array([truth_of[n] for n in space.names])
+    classic = np.isin(space.names, spaces["classic"].names)
+    predictor = BatchPredictor(system, space, nthread=threads)
+    config = size.dropo if method in ("dropo", "edropo") else size.sysid
+    start = time.perf_counter()
+    dist = fit_method(method, system, space, fit_data, config=replace(config, seed=seed),
+                      predictor=predictor).distribution
+    seconds = time.perf_counter() - start
+    validation = validate_fit(predictor, dist, held_out, state_scale(fit_data), seed=seed)
+    nominal = {"error_classic": _error(space.nominal[classic], truth[classic], spaces["classic"]),
+               "error_all": _error(space.nominal, truth, space), "held_out_error": validation.error["nominal"]}
+    fit = {"parameters": space.dim, "seconds": round(seconds, 1),
+           "error_classic": _error(dist.mean[classic], truth[classic], spaces["classic"]),
+           "error_all": _error(dist.mean, truth, space),
+           "held_out_error": validation.error["fit"], "warnings": validation.warnings,
+           "mean": dict(zip(space.names, dist.mean.tolist())), "truth": dict(zip(space.names, truth.tolist()))}
+    return {"fit": fit, "nominal": nominal}
+
+
 def run_proxy_study(out_dir: str | os.PathLike, proxies: list[str] | None = None,
                     methods: tuple[str, ...] = ("dropo", "sysid"), quick: bool = False, seed: int = 0,
-                    progress=print) -> dict:
-    """Fit every proxy with both families; write proxy_study.md and proxy_study.yaml to out_dir; return the
-    results."""
+                    progress=print, cluster: Cluster | None = None) -> dict:
+    """Fit every proxy with both families, each fit a task on `cluster` (default: in this process); write
+    proxy_study.md and proxy_study.yaml to out_dir; return the results. A failed fit is reported and left out."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     size = QUICK if quick else StudySize()
     spaces = families()
-    classic_names = spaces["classic"].names
     system = fr3_system()
+    cluster = cluster or Cluster(workers=0)
+    threads = 0 if cluster.in_process else 1  # a task holds one CPU of the cluster
     results: dict = {"size": {"episodes": size.episodes, "steps": size.steps, "holdout": size.holdout},
                      "proxies": {}}
+    tasks = []
     for proxy in proxies or shipped_proxies():
         reality = load_reality(proxy)
         truth_of = reality.space.as_dict(reality.truth)
         data = proxy_data(proxy, size.episodes, size.steps, seed)
         fit_data, held_out = split_episodes(data, size.holdout, seed)
-        entry: dict = {"transitions": len(data), "held_out": len(held_out), "fits": {}}
-        for family, space in spaces.items():
-            truth = np.array([truth_of[n] for n in space.names])
-            classic = np.isin(space.names, classic_names)
-            predictor = BatchPredictor(system, space)
-            nominal = None
-            for method in methods:
-                config = size.dropo if method in ("dropo", "edropo") else size.sysid
-                start = time.perf_counter()
-                dist = fit_method(method, system, space, fit_data, config=replace(config, seed=seed),
-                                  predictor=predictor).distribution
-                seconds = time.perf_counter() - start
-                validation = validate_fit(predictor, dist, held_out, state_scale(fit_data), seed=seed)
-                nominal = nominal or {
-                    "error_classic": _error(space.nominal[classic], truth[classic], spaces["classic"]),
-                    "error_all": _error(space.nominal, truth, space),
-                    "held_out_error": validation.error["nominal"]}
-                entry["fits"][f"{method} {family}"] = {
-                    "parameters": space.dim, "seconds": round(seconds, 1),
-                    "error_classic": _error(dist.mean[classic], truth[classic], spaces["classic"]),
-                    "error_all": _error(dist.mean, truth, space),
-                    "held_out_error": validation.error["fit"], "warnings": validation.warnings,
-                    "mean": dict(zip(space.names, dist.mean.tolist())), "truth": dict(zip(space.names, truth.tolist()))}
-                fit = entry["fits"][f"{method} {family}"]
-                progress(f"{proxy} {method} {family} ({space.dim} parameters, {seconds:.0f} s): error "
-                         f"{fit['error_classic']:.3f} (classic parameters; nominal {nominal['error_classic']:.3f}), "
-                         f"held-out 50-period error {fit['held_out_error'].get(50, float('nan')):.2f} "
-                         f"(nominal {nominal['held_out_error'].get(50, float('nan')):.2f}), "
-                         f"{len(fit['warnings'])} warnings")
-            entry[f"nominal {family}"] = nominal
-        results["proxies"][proxy] = entry
+        results["proxies"][proxy] = {"transitions": len(data), "held_out": len(held_out), "fits": {}}
+        tasks += [Task(f"{proxy} {method} {family}", _cell, (system, spaces, family, method, size, truth_of, fit_data,
+                                                             held_out, seed, threads))
+                  for family in FAMILIES for method in methods]
+
+    def report(outcome: Outcome, done: int, total: int) -> None:
+        if not outcome.ok:
+            progress(f"[{done}/{total}] {outcome.name} failed: {outcome.error.strip().splitlines()[-1]}")
+            return
+        fit, nominal = outcome.value["fit"], outcome.value["nominal"]
+        progress(f"[{done}/{total}] {outcome.name} ({fit['parameters']} parameters, {fit['seconds']:.0f} s): error "
+                 f"{fit['error_classic']:.3f} (classic parameters; nominal {nominal['error_classic']:.3f}), "
+                 f"held-out 50-period error {fit['held_out_error'].get(50, float('nan')):.2f} "
+                 f"(nominal {nominal['held_out_error'].get(50, float('nan')):.2f}), {len(fit['warnings'])} warnings")
+
+    for task, outcome in zip(tasks, cluster.run(tasks, report)):
+        proxy, method, family = task.name.split(" ")
+        entry = results["proxies"][proxy]
+        if not outcome.ok:
+            entry.setdefault("failed", {})[f"{method} {family}"] = outcome.error
+            continue
+        entry["fits"][f"{method} {family}"] = outcome.value["fit"]
+        entry.setdefault(f"nominal {family}", outcome.value["nominal"])
     save_yaml(out / "proxy_study.yaml", results)
     (out / "proxy_study.md").write_text(markdown(results))
     return results
@@ -173,4 +191,9 @@ def markdown(results: dict) -> str:
     for proxy, entry in results["proxies"].items():
         for name, fit in entry["fits"].items():
             lines += [f"- {proxy}, {name}: {w}" for w in fit["warnings"]]
+    failures = [(proxy, name, error) for proxy, entry in results["proxies"].items()
+                for name, error in entry.get("failed", {}).items()]
+    if failures:
+        lines += ["", "## Failed fits", ""]
+        lines += [f"- {proxy}, {name}: {error.strip().splitlines()[-1]}" for proxy, name, error in failures]
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cluster import add_cluster_arguments
 from .plan import ROBOT_SIDES, STAGES
 
 HELP = "reality proxy over ROS -> exploration data -> fits -> policies per distribution -> deployment -> report"
@@ -26,13 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                    "gives means with 95%% intervals across seeds and episodes")
     parser.add_argument("--from", dest="start", default=STAGES[0], choices=STAGES,
                         help="start at this stage, reusing the earlier stages' results in --out")
+    add_cluster_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline and print where the report is."""
+    from ..cluster import cluster_from_arguments
     from .demo import run_demo  # torch and MuJoCo load only when the demo runs
 
     result = run_demo(args.out, quick=args.quick, reality=args.reality, start=args.start,
-                      progressive=args.progressive, robot_side=args.robot_side, seeds=args.seeds)
+                      progressive=args.progressive, robot_side=args.robot_side, seeds=args.seeds,
+                      cluster=cluster_from_arguments(args))
     print(f"report: {result.results['report']}")
     return 0

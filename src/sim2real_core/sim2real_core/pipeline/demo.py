@@ -28,15 +28,18 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..cluster import Cluster
 from . import stages
 from .plan import ROBOT_SIDES, STAGES, DemoRun, load_plan
 
 
 def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = None, start: str = STAGES[0],
              log: Callable[[str], None] = print, progressive: bool = False,
-             robot_side: str = ROBOT_SIDES[0], seeds: int | None = None) -> DemoRun:
+             robot_side: str = ROBOT_SIDES[0], seeds: int | None = None,
+             cluster: Cluster | None = None) -> DemoRun:
     """Run the stages into `out` from `start` on (earlier stages' results are read from out/results.json);
-    `seeds`: PPO seeds per row (default: the budget's).
+    `seeds`: PPO seeds per row (default: the budget's); `cluster`: where the rows train and evaluate (default:
+    a local Ray instance with all CPUs).
 
     Returns the run; its results are also in out/results.json and the report in out/report.md.
     """
@@ -44,17 +47,18 @@ def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = 
         raise ValueError(f"unknown stage {start!r}; stages: {', '.join(STAGES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = DemoRun(out=out, plan=load_plan(quick, reality, progressive=progressive, robot_side=robot_side, seeds=seeds),
-                  log=log)
-    if start not in run.plan.stages:
-        raise ValueError(f"stage {start!r} is not part of this plan (stages: {', '.join(run.plan.stages)})")
-    if start != run.plan.stages[0]:
-        run.resume(start)
-    for name in run.plan.stages[run.plan.stages.index(start):]:
-        log(f"== {name} ==")
-        began = time.perf_counter()
-        getattr(stages, name)(run)
-        run.timings[name] = round(time.perf_counter() - began, 1)
-        run.save()
-        log(f"   {name} done in {run.timings[name]:.1f} s")
+    plan = load_plan(quick, reality, progressive=progressive, robot_side=robot_side, seeds=seeds)
+    if start not in plan.stages:
+        raise ValueError(f"stage {start!r} is not part of this plan (stages: {', '.join(plan.stages)})")
+    with cluster or Cluster() as where:
+        run = DemoRun(out=out, plan=plan, log=log, cluster=where)
+        if start != run.plan.stages[0]:
+            run.resume(start)
+        for name in run.plan.stages[run.plan.stages.index(start):]:
+            log(f"== {name} ==")
+            began = time.perf_counter()
+            getattr(stages, name)(run)
+            run.timings[name] = round(time.perf_counter() - began, 1)
+            run.save()
+            log(f"   {name} done in {run.timings[name]:.1f} s")
     return run

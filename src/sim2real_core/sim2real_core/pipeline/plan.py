@@ -10,6 +10,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field, model_validator
 
+from ..cluster import Cluster
 from ..config import ConfigError, OptionModel, config_path, load_config
 
 PLAN_FILE = ("pipeline", "demo.yaml")
@@ -104,6 +105,7 @@ class DemoRun:
     out: Path
     plan: DemoPlan
     log: Callable[[str], None] = print
+    cluster: Cluster = field(default_factory=lambda: Cluster(workers=0))  # where the stages' parallel work runs
     results: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ..cluster import Outcome, Task, failed
 from ..config import ConfigError
 from ..data.convert import bag_to_dataset
 from ..data.dataset import load_dataset, save_dataset
@@ -34,7 +33,7 @@ def sim2real_command() -> list[str]:
 
 
 def _explore(task_name: str, policies: int, steps: int, out: str) -> dict:
-    """Train the exploration set (a process-pool worker: plain arguments in, plain results out)."""
+    """Train the exploration set (a cluster task: plain arguments in, plain results out)."""
     from ..explore.diversity import DiversityConfig, train_exploration_policies
     from ..policy.ppo import PPOConfig
     from ..policy.tasks import make_task, ppo_defaults
@@ -50,26 +49,28 @@ def policy_folder(run: DemoRun, name: str, seed: int) -> Path:
 
 
 def pretrain(run: DemoRun) -> None:
-    """Learn in simulation before the target is touched, side by side in two processes: the exploration policies
+    """Learn in simulation before the target is touched, side by side on the cluster: the exploration policies
     (diversity bonus, under uniform randomization) and, per seed, the base policy on the nominal simulator, from
     which every training distribution is fine-tuned in `train`."""
     explore_budget, train_budget = run.plan.stage("explore"), run.plan.stage("train")
-    with _process_pool(2) as pool:
-        explore = pool.submit(_explore, run.plan.task, int(explore_budget["policies"]), int(explore_budget["steps"]),
-                              str(run.out / "explore"))
-        bases = [pool.submit(_train_one, run.plan.task, "none", int(train_budget["base_steps"]),
-                             str(policy_folder(run, "base", seed)), None, seed) for seed in range(run.plan.seeds)]
-        run.results["explore"] = explore.result()
-        seeds = [base.result() for base in bases]
+    tasks = [Task("explore", _explore, (run.plan.task, int(explore_budget["policies"]), int(explore_budget["steps"]),
+                                        str(run.out / "explore")))]
+    tasks += [Task(f"base seed {seed}", _train_one, (run.plan.task, "none", int(train_budget["base_steps"]),
+                                                     str(policy_folder(run, "base", seed)), None, seed))
+              for seed in range(run.plan.seeds)]
+    explore, *seeds = _values(run.cluster.run(tasks))
+    run.results["explore"] = explore
     run.results["base"] = {**seeds[0], "seeds": seeds}
     run.log(f"   base policy (nominal sim), {run.plan.seeds} seed(s): {seeds[0]['steps']} steps in "
             f"{seeds[0]['seconds']:.0f} s each; {len(run.results['explore']['policies'])} exploration policies")
 
 
-def _process_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes started fresh (spawn: no forked torch or MuJoCo state), at most one per CPU."""
-    return ProcessPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1)),
-                               mp_context=multiprocessing.get_context("spawn"))
+def _values(outcomes: list[Outcome]) -> list:
+    """The values of a stage's tasks; RuntimeError naming every task that failed (after all of them ended)."""
+    errors = failed(outcomes)
+    if errors:
+        raise RuntimeError(f"{sum(not o.ok for o in outcomes)} of {len(outcomes)} tasks failed:\n{errors}")
+    return [o.value for o in outcomes]
 
 
 def collect(run: DemoRun) -> None:
@@ -161,21 +162,21 @@ def fit(run: DemoRun) -> None:
 
 def _train_one(task_name: str, choice: str, steps: int, out: str, start: str | None, seed: int = 0) -> dict:
     """Train one policy with PPO seed `seed`, from scratch or fine-tuned from the policy folder `start` (a
-    process-pool worker)."""
+    cluster task)."""
     from ..policy.ppo import PPOConfig
     from ..policy.tasks import make_task, ppo_defaults
     from ..policy.training import train_policy
 
     outcome = train_policy(make_task(task_name, choice), steps, out,
                            PPOConfig(**{**ppo_defaults(task_name), "seed": seed}), progress=False, start=start,
-                           threads=1)  # one simulation thread per worker: the pool has a worker per CPU
+                           threads=1)  # one simulation thread per task: a task holds one CPU of the cluster
     return {"path": str(outcome.policy_path), "steps": outcome.result.steps, "seconds": round(outcome.seconds, 1),
             "steps_per_second": round(outcome.steps_per_second, 1)}
 
 
 def train(run: DemoRun) -> None:
     """Fine-tune each seed's base policy under each training distribution for the same number of steps (`none`
-    goes on under the nominal sim), as many at once as there are CPUs."""
+    goes on under the nominal sim), as many at once as the cluster has CPUs."""
     steps = int(run.plan.stage("train")["steps"])
     bases = [str(Path(entry["path"]).parent) for entry in run.results["base"].get("seeds", [run.results["base"]])]
     if len(bases) < run.plan.seeds:
@@ -189,24 +190,26 @@ def train(run: DemoRun) -> None:
             choices[name] = f"oracle:{run.plan.reality}"
         else:
             choices[name] = name
-    with _process_pool(len(choices) * run.plan.seeds) as pool:
-        futures = {name: [pool.submit(_train_one, run.plan.task, choice, steps, str(policy_folder(run, name, seed)),
-                                      bases[seed], seed) for seed in range(run.plan.seeds)]
-                   for name, choice in choices.items()}
-        trained = {name: [future.result() for future in seeds] for name, seeds in futures.items()}
+    cells = [(name, seed) for name in choices for seed in range(run.plan.seeds)]
+    values = _values(run.cluster.run([
+        Task(f"{name} seed {seed}", _train_one, (run.plan.task, choices[name], steps,
+                                                 str(policy_folder(run, name, seed)), bases[seed], seed))
+        for name, seed in cells]))
+    trained = {name: [value for (row, _), value in zip(cells, values) if row == name] for name in choices}
     for name, seeds in trained.items():
         run.log(f"   {name}: fine-tuned {steps} steps in {seeds[0]['seconds']:.0f} s"
                 + (f" (seed 0; {len(seeds)} seeds)" if len(seeds) > 1 else ""))
     run.results["train"] = {name: {**seeds[0], "seeds": seeds} for name, seeds in trained.items()}
 
 
-def _evaluate_over_ros(run: DemoRun, name: str, policy: str, episodes: int, domain_id: int) -> dict:
-    """`sim2real eval --over-ros` of one policy in its own ROS domain (so evaluations can run side by side)."""
-    summary = run.out / "evaluation" / f"{name}.json"
+def _evaluate_over_ros(out: str, name: str, policy: str, target: str, reality: str, episodes: int,
+                       domain_id: int) -> dict:
+    """`sim2real eval --over-ros` of one policy in its own ROS domain (so evaluations can run side by side), on
+    `target` (reality: the 100 Hz proxy; franka: its emulation)."""
+    summary = Path(out) / "evaluation" / f"{name}.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
-    target = "franka" if run.plan.robot_side == "franka" else "reality"
     command = [*sim2real_command(), "eval", policy, "--target", target, "--over-ros", "--reality",
-               run.plan.reality, "--episodes", str(episodes), "--json", str(summary)]
+               reality, "--episodes", str(episodes), "--json", str(summary)]
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     summary.with_suffix(".log").write_text(result.stdout + result.stderr)
@@ -220,37 +223,48 @@ def deploy(run: DemoRun) -> None:
     """Serve each policy to the reality proxy over DDS (policy_server <-> sim_bridge, or the franka emulation) and
     measure it; also run the same policy on the proxy in process (returns included), as a cross-check of the ROS
     path. The 1 kHz franka emulation needs a core of its own: its evaluations run one at a time."""
-    from ..policy.evaluation import evaluate
-    from ..policy.policy_file import load_policy
-    from ..policy.tasks import make_task
-
     budget = run.plan.stage("evaluate")
     episodes = int(budget["episodes"])
     local_episodes = int(budget.get("in_process_episodes", episodes))
     base_domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
     trained = run.results["train"]
-    workers = 1 if run.plan.robot_side == "franka" else os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        over_ros = {name: pool.submit(_evaluate_over_ros, run, name, entry["path"], episodes,
-                                      (base_domain + 1 + i) % 101)
-                    for i, (name, entry) in enumerate(trained.items())}
-        if run.plan.robot_side == "franka":  # nothing else runs beside the emulation's 1 kHz loop
-            for future in over_ros.values():
-                future.result()
-        target = make_task(run.plan.task, "none", reality=run.plan.reality)
-        evaluations = {}
-        for name, entry in trained.items():
-            seeds = [evaluate(load_policy(seed_entry["path"]), target.make_env, local_episodes, seed=1000,
-                              safety=target.safety, period=target.control_period)
-                     for seed_entry in entry.get("seeds", [entry])]
-            in_process = seeds[0]
-            evaluations[name] = {"over_ros": over_ros[name].result(), "in_process": in_process.summary(),
-                                 "in_process_seeds": [{"returns": r.returns, "successes": r.successes} for r in seeds]}
-            run.log(f"   {name}: success over ROS {evaluations[name]['over_ros']['success_rate']:.2f}, "
-                    f"in process {in_process.success_rate:.2f} (mean return {in_process.mean_return:.1f})"
-                    + (f"; over {len(seeds)} seeds {np.mean([r.success_rate for r in seeds]):.2f}"
-                       if len(seeds) > 1 else ""))
+    target = "franka" if run.plan.robot_side == "franka" else "reality"
+    over_ros = [Task(f"{name} over ROS", _evaluate_over_ros, (str(run.out), name, entry["path"], target,
+                                                             run.plan.reality, episodes, (base_domain + 1 + i) % 101))
+                for i, (name, entry) in enumerate(trained.items())]
+    cells = [(name, k) for name, entry in trained.items() for k in range(len(entry.get("seeds", [entry])))]
+    in_process = [Task(f"{name} seed {k} in process", _evaluate_in_process,
+                       (run.plan.task, run.plan.reality, trained[name].get("seeds", [trained[name]])[k]["path"],
+                        local_episodes)) for name, k in cells]
+    if run.plan.robot_side == "franka":  # nothing else runs beside the emulation's 1 kHz loop: one at a time
+        outcomes = [run.cluster.run([task])[0] for task in over_ros] + run.cluster.run(in_process)
+    else:
+        outcomes = run.cluster.run(over_ros + in_process)
+    values = _values(outcomes)
+    ros = dict(zip(trained, values[:len(over_ros)]))
+    evaluations = {}
+    for name in trained:
+        seeds = [value for (row, _), value in zip(cells, values[len(over_ros):]) if row == name]
+        local = seeds[0]["summary"]
+        evaluations[name] = {"over_ros": ros[name], "in_process": local, "in_process_seeds": [
+            {"returns": r["returns"], "successes": r["successes"]} for r in seeds]}
+        run.log(f"   {name}: success over ROS {ros[name]['success_rate']:.2f}, in process {local['success_rate']:.2f} "
+                f"(mean return {local['mean_return']:.1f})"
+                + (f"; over {len(seeds)} seeds {np.mean([r['summary']['success_rate'] for r in seeds]):.2f}"
+                   if len(seeds) > 1 else ""))
     run.results["deploy"] = evaluations
+
+
+def _evaluate_in_process(task_name: str, reality: str, policy: str, episodes: int) -> dict:
+    """One policy on the proxy in process (held-out seeds from 1000): its summary, returns and successes."""
+    from ..policy.evaluation import evaluate
+    from ..policy.policy_file import load_policy
+    from ..policy.tasks import make_task
+
+    target = make_task(task_name, "none", reality=reality)
+    result = evaluate(load_policy(policy), target.make_env, episodes, seed=1000, safety=target.safety,
+                      period=target.control_period)
+    return {"summary": result.summary(), "returns": result.returns, "successes": result.successes}
 
 
 def adapt(run: DemoRun) -> None:
