@@ -120,10 +120,16 @@ class Cluster:
     def run(self, tasks: Sequence[Task], progress: Callable[[Outcome, int, int], None] | None = None) -> list[Outcome]:
         """Run every task; returns their outcomes in task order. `progress(outcome, done, total)` follows each."""
         if self.in_process:
+            from threadpoolctl import threadpool_limits
+
             outcomes = []
             for task in tasks:
                 try:
-                    outcome = Outcome(task.name, task.function(*task.args), node="local")
+                    # BLAS and OpenMP threads as a Ray worker of task.cpus CPUs has them (OMP_NUM_THREADS): their
+                    # reductions, and so the results, are the same in process as on the cluster
+                    with threadpool_limits(limits=max(1, int(task.cpus))):
+                        value = task.function(*task.args)
+                    outcome = Outcome(task.name, value, node="local")
                 except Exception:  # noqa: BLE001 - reported with the task's name; the others still run
                     outcome = Outcome(task.name, error=traceback.format_exc(), node="local")
                 outcomes.append(outcome)

@@ -26,6 +26,7 @@ COMMANDS = {
     "arm-tuning": "sim2real_core.tuning.arm_command",
     "fit": "sim2real_core.fit.commands.fit",
     "fit-study": "sim2real_core.fit.commands.study",
+    "study": "sim2real_core.pipeline.study_command",
 }
 
 

@@ -19,7 +19,8 @@ from ..sim.reality import load_reality
 from .plan import DemoRun
 
 
-def _interval(pair) -> str:
+def interval_text(pair) -> str:
+    """A 95 % interval as text ('n/a' without one)."""
     return "n/a" if pair is None else f"[{pair[0]:.2f}, {pair[1]:.2f}]"
 
 
@@ -31,9 +32,9 @@ def gap_table(run: DemoRun) -> str:
     for name, result in run.results.get("deploy", {}).items():
         ros, local = result["over_ros"], result["in_process"]
         distance = np.mean(ros["final_distances"]) if ros.get("final_distances") else float("nan")
-        lines.append(f"| {name} | {ros['success_rate']:.2f} | {_interval(ros.get('success_ci'))} | {distance:.3f} "
-                     f"| {local['success_rate']:.2f} | {_interval(local.get('success_ci'))} "
-                     f"| {local['mean_return']:.1f} | {_interval(local.get('return_ci'))} |")
+        lines.append(f"| {name} | {ros['success_rate']:.2f} | {interval_text(ros.get('success_ci'))} | {distance:.3f} "
+                     f"| {local['success_rate']:.2f} | {interval_text(local.get('success_ci'))} "
+                     f"| {local['mean_return']:.1f} | {interval_text(local.get('return_ci'))} |")
     return "\n".join(lines)
 
 
@@ -57,9 +58,10 @@ def seeds_table(run: DemoRun) -> str:
         cells = ["n/a"] * 3
         if name in successes:
             success = seed_estimate(successes[name])
-            cells = [f"{success.mean:.2f}", _interval(success.interval),
+            cells = [f"{success.mean:.2f}", interval_text(success.interval),
                      " ".join(f"{v:.2f}" for v in success.per_seed)]
-        lines.append(f"| {name} | {len(per_seed)} | {' | '.join(cells)} | {ret.mean:.1f} | {_interval(ret.interval)} |")
+        lines.append(f"| {name} | {len(per_seed)} | {' | '.join(cells)} | {ret.mean:.1f} | "
+                     f"{interval_text(ret.interval)} |")
     return "\n".join(lines)
 
 
@@ -71,7 +73,7 @@ def significance_table(run: DemoRun) -> str:
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             diff = seed_difference(successes[a], successes[b])
-            lines.append(f"| {a} | {b} | {diff.mean:+.2f} | {_interval(diff.interval)} | "
+            lines.append(f"| {a} | {b} | {diff.mean:+.2f} | {interval_text(diff.interval)} | "
                          f"{'yes' if diff.significant else 'no'} |")
     return "\n".join(lines)
 
@@ -133,8 +135,8 @@ def progressive_table(run: DemoRun) -> str:
              f"({adapt['target_episodes']:.1f} episodes); every row scored on the same held-out in-process episodes.",
              "", "| step | target success | 95% CI | target mean return | 95% CI |", "|---|---|---|---|---|"]
     for name, entry in adapt["stages"].items():
-        lines.append(f"| {name} | {entry['success_rate']:.2f} | {_interval(entry.get('success_ci'))} "
-                     f"| {entry['mean_return']:.1f} | {_interval(entry.get('return_ci'))} |")
+        lines.append(f"| {name} | {entry['success_rate']:.2f} | {interval_text(entry.get('success_ci'))} "
+                     f"| {entry['mean_return']:.1f} | {interval_text(entry.get('return_ci'))} |")
     return "\n".join(lines)
 
 
@@ -242,7 +244,13 @@ def plot_learning_curves(run: DemoRun, path: Path) -> Path | None:
     """Mean episode return against environment steps: the base policy, then each fine-tuning from it; with several
     seeds, the mean over seeds and a band from the lowest to the highest seed."""
     runs = {"base (nominal)": run.results.get("base"), **run.results.get("train", {})}
-    runs = {name: entry for name, entry in runs.items() if entry}
+    return plot_curves({name: entry for name, entry in runs.items() if entry},
+                       f"{run.plan.task}: PPO, nominal base then fine-tuning", path)
+
+
+def plot_curves(runs: dict[str, dict], title: str, path: Path) -> Path | None:
+    """Training curves (each policy folder's curve.json) of named runs, each {path} or {seeds: [{path}, ...]}: the
+    mean over seeds and a band from the lowest to the highest seed; None when there is none."""
     if not runs:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -262,8 +270,7 @@ def plot_learning_curves(run: DemoRun, path: Path) -> Path | None:
             ax.fill_between(grid, values.min(axis=0), values.max(axis=0), alpha=0.2, color=line.get_color())
     seeds = max(len(entry.get("seeds", [entry])) for entry in runs.values())
     ax.set(xlabel="environment steps", ylabel="mean episode return (training distribution)",
-           title=f"{run.plan.task}: PPO, nominal base then fine-tuning"
-                 + (f" ({seeds} seeds: mean, band min-max)" if seeds > 1 else ""))
+           title=title + (f" ({seeds} seeds: mean, band min-max)" if seeds > 1 else ""))
     ax.legend(fontsize=8)
     save_figure(fig, path, dpi=100)
     return path

@@ -55,7 +55,7 @@ def pretrain(run: DemoRun) -> None:
     explore_budget, train_budget = run.plan.stage("explore"), run.plan.stage("train")
     tasks = [Task("explore", _explore, (run.plan.task, int(explore_budget["policies"]), int(explore_budget["steps"]),
                                         str(run.out / "explore")))]
-    tasks += [Task(f"base seed {seed}", _train_one, (run.plan.task, "none", int(train_budget["base_steps"]),
+    tasks += [Task(f"base seed {seed}", train_one, (run.plan.task, "none", int(train_budget["base_steps"]),
                                                      str(policy_folder(run, "base", seed)), None, seed))
               for seed in range(run.plan.seeds)]
     explore, *seeds = _values(run.cluster.run(tasks))
@@ -160,7 +160,7 @@ def fit(run: DemoRun) -> None:
     run.results["fit"] = fits
 
 
-def _train_one(task_name: str, choice: str, steps: int, out: str, start: str | None, seed: int = 0) -> dict:
+def train_one(task_name: str, choice: str, steps: int, out: str, start: str | None, seed: int = 0) -> dict:
     """Train one policy with PPO seed `seed`, from scratch or fine-tuned from the policy folder `start` (a
     cluster task)."""
     from ..policy.ppo import PPOConfig
@@ -192,7 +192,7 @@ def train(run: DemoRun) -> None:
             choices[name] = name
     cells = [(name, seed) for name in choices for seed in range(run.plan.seeds)]
     values = _values(run.cluster.run([
-        Task(f"{name} seed {seed}", _train_one, (run.plan.task, choices[name], steps,
+        Task(f"{name} seed {seed}", train_one, (run.plan.task, choices[name], steps,
                                                  str(policy_folder(run, name, seed)), bases[seed], seed))
         for name, seed in cells]))
     trained = {name: [value for (row, _), value in zip(cells, values) if row == name] for name in choices}
@@ -233,7 +233,7 @@ def deploy(run: DemoRun) -> None:
                                                              run.plan.reality, episodes, (base_domain + 1 + i) % 101))
                 for i, (name, entry) in enumerate(trained.items())]
     cells = [(name, k) for name, entry in trained.items() for k in range(len(entry.get("seeds", [entry])))]
-    in_process = [Task(f"{name} seed {k} in process", _evaluate_in_process,
+    in_process = [Task(f"{name} seed {k} in process", evaluate_in_process,
                        (run.plan.task, run.plan.reality, trained[name].get("seeds", [trained[name]])[k]["path"],
                         local_episodes)) for name, k in cells]
     if run.plan.robot_side == "franka":  # nothing else runs beside the emulation's 1 kHz loop: one at a time
@@ -255,7 +255,7 @@ def deploy(run: DemoRun) -> None:
     run.results["deploy"] = evaluations
 
 
-def _evaluate_in_process(task_name: str, reality: str, policy: str, episodes: int) -> dict:
+def evaluate_in_process(task_name: str, reality: str, policy: str, episodes: int) -> dict:
     """One policy on the proxy in process (held-out seeds from 1000): its summary, returns and successes."""
     from ..policy.evaluation import evaluate
     from ..policy.policy_file import load_policy
