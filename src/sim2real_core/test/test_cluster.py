@@ -5,13 +5,14 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sim2real_core.cluster import Cluster, Task, localhost_cluster
-from sim2real_core.fit import DropoConfig, fit_dropo
+from sim2real_core.fit import DropoConfig, SysIdConfig, fit
 from sim2real_core.fit.hopper import generate_hopper_data, hopper_space, hopper_system
 
 FAST = dict(samples=8, transitions=60, linearized_transitions=150, max_evaluations=8)
@@ -58,12 +59,15 @@ def hopper():
                                                space=space, system=system)
 
 
-def test_in_process_shards_give_the_unsharded_fit(hopper):
+@pytest.mark.parametrize("method", ["dropo", "sysid"])
+def test_in_process_shards_give_the_unsharded_fit(hopper, method):
     system, space, data = hopper
-    whole = fit_dropo(system, space, data, DropoConfig(**FAST)).distribution
-    sharded = fit_dropo(system, space, data, DropoConfig(**FAST, shards=3), cluster=Cluster(workers=0)).distribution
+    config = DropoConfig(**FAST) if method == "dropo" else SysIdConfig(transitions=120, max_iterations=6)
+    whole = fit(method, system, space, data, config=config).distribution
+    sharded = fit(method, system, space, data, config=replace(config, shards=3),
+                  cluster=Cluster(workers=0)).distribution
     np.testing.assert_array_equal(sharded.mean, whole.mean)
-    np.testing.assert_array_equal(sharded.std, whole.std)
+    np.testing.assert_array_equal(sharded.covariance, whole.covariance)
     assert sharded.provenance["physics_steps"] == whole.provenance["physics_steps"]
 
 
@@ -86,15 +90,17 @@ def test_tasks_run_on_both_nodes_failures_are_reported_and_a_killed_worker_is_re
     assert outcomes[5].ok and outcomes[5].value.startswith("survived")
 
 
-def test_a_fit_sharded_over_both_nodes_equals_the_in_process_fit(two_nodes, hopper):
+def test_fits_sharded_over_both_nodes_equal_the_in_process_fits(two_nodes, hopper):
     system, space, data = hopper
-    whole = fit_dropo(system, space, data, DropoConfig(**FAST)).distribution
+    configs = {"dropo": DropoConfig(**FAST), "sysid": SysIdConfig(transitions=120, max_iterations=6)}
+    whole = {method: fit(method, system, space, data, config=config).distribution for method, config in configs.items()}
     with Cluster(address=two_nodes) as cluster:
-        config = DropoConfig(**FAST, shards=2)
-        result = fit_dropo(system, space, data, config, cluster=cluster)
-    np.testing.assert_array_equal(result.distribution.mean, whole.mean)
-    np.testing.assert_array_equal(result.distribution.std, whole.std)
-    assert len(set(result.info["shard_nodes"])) == 2
+        results = {method: fit(method, system, space, data, config=replace(config, shards=2), cluster=cluster)
+                   for method, config in configs.items()}
+    for method, result in results.items():
+        np.testing.assert_array_equal(result.distribution.mean, whole[method].mean)
+        np.testing.assert_array_equal(result.distribution.covariance, whole[method].covariance)
+        assert len(set(result.info["shard_nodes"])) == 2
 
 
 def test_a_transfer_grid_on_both_nodes_equals_the_grid_in_process(two_nodes, tmp_path):

@@ -213,6 +213,24 @@ def test_wrong_state_size_for_system(system, space):
         fit_sysid(system, space, data)
 
 
+def test_the_engine_reproduces_in_family_data_whose_torque_ramps_outlast_a_period():
+    """At 500 N*m/s a command step above 5 N*m takes more than a period to reach: the engine runs the rate limit
+    through the commands before each window (sim.parameters.history_depth) and predicts the recorded next states
+    exactly."""
+    from sim2real_core.fit.files import fit_space
+    from sim2real_core.fit.fr3 import fr3_system, generate_fr3_data
+
+    space = fit_space("fr3_reach", ["joint2_damping", "torque_rate_limit", "command_latency"])
+    truth = np.array([1.1, 500.0, 0.0025])
+    data = generate_fr3_data(space, truth, episodes=3, steps=60, seed=1)
+    assert np.abs(np.diff(data.actions, axis=0)).max() > 7.0  # some ramps outlast a period
+    predictor = BatchPredictor(fr3_system(), space, nthread=1)
+    starts = np.arange(len(data))
+    obs, actions, target, previous = data.windows(starts, 1, predictor.depth)
+    predicted = predictor.predict(obs, actions, np.repeat(truth[None], len(starts), axis=0), previous)
+    np.testing.assert_allclose(predicted, target, rtol=0, atol=1e-9)
+
+
 def test_noise_parameters_are_rejected(system):
     space = ParameterSpace.from_list([{"name": "position_noise_std", "nominal": 0, "bounds": [0, 0.01],
                                        "kind": "position_noise_std"}])
@@ -234,13 +252,13 @@ def test_the_engine_applies_whole_period_delays_from_the_actions_before_the_wind
     from sim2real_core.fit.fr3 import fr3_system
     arm, arm_space = fr3_system(), fit_space("fr3_reach", ["joint2_damping", "command_latency", "torque_rate_limit",
                                                            "action_delay"])
-    assert history_depth(arm_space) == 4
+    assert history_depth(arm_space) == 1 + 3 + 4  # delays to 3 periods, the period before, the rate limit's preroll
     rng = np.random.default_rng(4)
     params = rng.uniform(arm_space.low, arm_space.high, (8, arm_space.dim))
     params[:, 3] = np.arange(8) % 4
     home = np.concatenate([np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]), np.zeros(7)])
     observations = home + rng.normal(0, 0.05, (8, 14))
-    actions, previous = rng.uniform(-5, 5, (8, 3, 7)), rng.uniform(-5, 5, (8, 4, 7))
+    actions, previous = rng.uniform(-5, 5, (8, 3, 7)), rng.uniform(-5, 5, (8, 8, 7))
     fast = BatchPredictor(arm, arm_space, nthread=1).predict(observations, actions, params, previous)
     np.testing.assert_allclose(fast, reference_predict(arm, arm_space, observations, actions, params, previous),
                                rtol=0, atol=1e-9)

@@ -29,7 +29,7 @@ from scipy.special import ndtr, ndtri
 from ..cluster import Cluster
 from ..sim.distributions import Distribution
 from .engine import BatchPredictor, PinnedPredictor
-from .shards import ShardedLikelihood, windows_loglik
+from .shards import ShardedWindows, windows_loglik
 from .transitions import Transitions
 
 _LOG_SIGMA_RANGE = (np.log(1e-4), np.log(0.5))
@@ -193,8 +193,8 @@ class DropoObjective:
         self.sharded_steps = 0  # physics steps the shards took
         if config.shards > 1:
             pinned = predictor.pinned if isinstance(predictor, PinnedPredictor) else {}
-            whole = predictor.inner.space if pinned else self.space
-            self.sharded = ShardedLikelihood(cluster or Cluster(workers=0), min(config.shards, len(starts)),
+            whole = predictor.root.space if pinned else self.space
+            self.sharded = ShardedWindows(cluster or Cluster(workers=0), min(config.shards, len(starts)),
                                              predictor.system, whole, pinned,
                                              (self.obs, self.actions, self.target, self.previous), self.scale)
         self.evaluations = 0

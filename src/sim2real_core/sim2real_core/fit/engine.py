@@ -26,8 +26,10 @@ from ..sim.parameters import (
     ParameterSpace,
     StribeckFriction,
     held_share,
+    history_depth,
     latency_steps,
     rate_limited,
+    rate_preroll,
     rate_steps,
 )
 
@@ -114,13 +116,6 @@ def model_space(space: ParameterSpace) -> ParameterSpace:
     return space
 
 
-def history_depth(space: ParameterSpace) -> int:
-    """Past actions a prediction needs: the largest action delay, plus the period before it (a command latency and
-    a rate limit's start)."""
-    delays = [p.high for p in space if p.kind == "action_delay"]
-    return 1 + int(round(max(delays, default=0)))
-
-
 class BatchPredictor:
     """Predict next observations for many (state, actions, parameters) rows on the batched simulator.
 
@@ -201,24 +196,25 @@ class PinnedPredictor:
     """A BatchPredictor over part of its space: the other parameters pinned at given values.
 
     Args:
-      predictor: the predictor over the whole space.
-      pinned: {name: value} of the pinned parameters.
+      predictor: the predictor over the whole space (or a PinnedPredictor, whose pins are kept).
+      pinned: {name: value} of further pinned parameters.
     """
 
-    def __init__(self, predictor: BatchPredictor, pinned: dict[str, float]):
-        self.inner = predictor
-        self.system = predictor.system
-        self.depth = predictor.depth
-        self.pinned = dict(pinned)
-        whole = predictor.space
-        self.space = whole.subset([name for name in whole.names if name not in self.pinned])
+    def __init__(self, predictor: BatchPredictor | PinnedPredictor, pinned: dict[str, float]):
+        outer = isinstance(predictor, PinnedPredictor)
+        self.root = predictor.root if outer else predictor  # the BatchPredictor over the whole space
+        self.pinned = {**(predictor.pinned if outer else {}), **pinned}
+        self.system = self.root.system
+        self.depth = self.root.depth
+        self.space = predictor.space.subset([name for name in predictor.space.names if name not in pinned])
+        whole = self.root.space
         self._free = np.array([whole.index(name) for name in self.space.names])
         self._base = whole.vector(self.pinned, fill_nominal=True)
 
     @property
     def steps(self) -> int:
         """Physics steps taken."""
-        return self.inner.steps
+        return self.root.steps
 
     def predict(self, observations: np.ndarray, actions: np.ndarray, params: np.ndarray,
                 previous: np.ndarray | None = None) -> np.ndarray:
@@ -226,7 +222,7 @@ class PinnedPredictor:
         params = np.asarray(params, dtype=float)
         whole = np.repeat(self._base[None, :], params.shape[0], axis=0)
         whole[:, self._free] = params
-        return self.inner.predict(observations, actions, whole, previous)
+        return self.root.predict(observations, actions, whole, previous)
 
 
 def reference_predict(system: System, space: ParameterSpace, observations: np.ndarray, actions: np.ndarray,
@@ -261,7 +257,12 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
         offsets = encoders.qpos_offsets(xi)[0]
         data.qpos[:], data.qvel[:] = qpos[0] - offsets, qvel[0]
         now = len(before) - delay  # the entry applied in the first period
-        data.ctrl[:] = command(now - 1)
+        torque = command(now - 1 - rate_preroll(space, len(before)))[None, :]  # taken as reached
+        for q in range(now - rate_preroll(space, len(before)), now):  # the rate limit through the periods before
+            for k in range(system.frame_skip):
+                held = held_share(latency, k)[0]
+                torque = rate_limited(torque, (held * command(q - 1) + (1.0 - held) * command(q))[None, :], max_step)
+        data.ctrl[:] = torque[0]
         for j in range(len(seq)):
             held_ctrl, ctrl = command(now + j - 1), command(now + j)
             for k in range(system.frame_skip):

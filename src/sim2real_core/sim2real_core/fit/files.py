@@ -14,7 +14,7 @@ from ..cluster import Cluster
 from ..config import ConfigError
 from ..sim.parameters import DYNAMICS_KINDS, ParameterSpace, load_parameter_space
 from .dropo import AUTO_TRANSITIONS, FitResult, affordable_transitions, state_scale
-from .engine import BatchPredictor, System
+from .engine import BatchPredictor, PinnedPredictor, System
 from .methods import METHODS, fit
 from .options import FitOptions
 from .systems import space_system, system_for, system_of
@@ -44,6 +44,18 @@ def fit_space(space: str | os.PathLike, parameters: list[str] | None = None) -> 
     return full.subset([p.name for p in full if p.kind in DYNAMICS_KINDS])
 
 
+def fit_predictor(system: System, space: str | os.PathLike, fitted: ParameterSpace,
+                  nthread: int = 0) -> BatchPredictor | PinnedPredictor:
+    """The predictor of a fit of `fitted`, part of the space file `space`: the space's other dynamics parameters are
+    held at their nominal values, as the simulators hold them (a torque rate limit a fit leaves out still limits).
+    Its `space` lists the fitted parameters in the space file's order."""
+    full = load_parameter_space(space)
+    names = [p.name for p in full if p.kind in DYNAMICS_KINDS or p.name in fitted.names]
+    root = BatchPredictor(system, full.subset(names), nthread=nthread)
+    others = {name: full[name].nominal for name in names if name not in fitted.names}
+    return PinnedPredictor(root, others) if others else root
+
+
 def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike, out: str | os.PathLike | None,
              options: FitOptions = FitOptions(), system: str | None = None, parameters: list[str] | None = None,
              progress: Callable[[dict], None] | None = None) -> FileFit:
@@ -71,10 +83,11 @@ def fit_file(data_path: str | os.PathLike, method: str, space: str | os.PathLike
         name = system_of(model, dataset.metadata.get("state_layout"))
     sim = system_for(name)
     check_data(sim, data, fitted, dataset.metadata, where=str(data_path))
-    predictor = BatchPredictor(sim, fitted, nthread=options.threads)
+    predictor = fit_predictor(sim, space, fitted, nthread=options.threads)
+    fitted = predictor.space
     fit_data, held_out = split_episodes(data, options.holdout, options.seed)
     config, sizing = options.method_config(method), None
-    sharded = options.shards > 1 and method in ("dropo", "edropo")
+    sharded = options.shards > 1 and method != "uniform"
     with Cluster(address=options.ray_address or None, workers=None if sharded else 0) as cluster:
         if method in ("dropo", "edropo") and options.transitions == AUTO_TRANSITIONS:
             # the sampled objective's time divides among the shards the cluster can run at once

@@ -8,9 +8,9 @@ from ..data.layouts import JOINT_STATE, JOINT_STATE_PUCK
 from ..robot import DEFAULT_ROBOT, load_robot
 from ..sim.batch import BatchSimulator
 from ..sim.models import load_model
-from ..sim.parameters import ParameterSpace
+from ..sim.parameters import ParameterSpace, history_depth
 from ..sim.simulator import joint_actuators, joint_indices
-from .engine import System, history_depth
+from .engine import System
 from .transitions import Transitions
 
 PUCK_JOINT = "puck"  # the free joint of the pushing task's puck in the FR3 model

@@ -210,7 +210,7 @@ def fit_edropo(system: System, space: ParameterSpace, data: Transitions, config:
 
 def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: SysIdConfig | None = None,
               progress: Progress | None = None, predictor: BatchPredictor | None = None,
-              nthread: int = 0) -> FitResult:
+              nthread: int = 0, cluster: Cluster | None = None) -> FitResult:
     """Least-squares point estimate with 95 % confidence intervals from the Jacobian.
 
     Returns:
@@ -233,7 +233,7 @@ def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: 
         if progress is not None:
             progress(row)
 
-    estimate, res, jac, r, _ = fit_point(predictor, data, scale, config, callback=tick)
+    estimate, res, jac, r, _ = fit_point(predictor, data, scale, config, callback=tick, cluster=cluster)
     dof = max(r.size - space.dim, 1)
     noise_var = max(float(r @ r) / dof, config.noise_floor)
     cov = parameter_covariance(jac, noise_var, res.width, prior_std=_PRIOR_STD)
@@ -246,10 +246,14 @@ def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: 
                       "residual_variance": noise_var, "confidence_95": ci}
     prov = _provenance(system, data, len(res.starts), time.perf_counter() - start, res.evaluations,
                        dataclasses.asdict(config), predictor)
+    prov["physics_steps"] += res.sharded_steps
     prov["identifiability"] = ident
     dist = Distribution.gaussian(space, estimate, covariance=cov, truncation_sigma=2.0, method="sysid",
                                  objective=objective_info, provenance=prov)
-    return FitResult(_unpin(dist, whole, profile), history, {"identifiability": ident, "confidence_95": ci})
+    info = {"identifiability": ident, "confidence_95": ci}
+    if res.sharded is not None:
+        info["shard_nodes"] = res.sharded.nodes()
+    return FitResult(_unpin(dist, whole, profile), history, info)
 
 
 def fit_uniform(system: System, space: ParameterSpace, data: Transitions, config: DropoConfig | None = None,
@@ -276,11 +280,11 @@ def fit_uniform(system: System, space: ParameterSpace, data: Transitions, config
 
 
 def fit(method: str, system: System, space: ParameterSpace, data: Transitions, **kwargs) -> FitResult:
-    """Dispatch to fit_dropo / fit_edropo / fit_sysid / fit_uniform by name (a `cluster` serves DROPO's shards;
-    SysID and uniform run in this process)."""
+    """Dispatch to fit_dropo / fit_edropo / fit_sysid / fit_uniform by name (a `cluster` serves the shards of
+    DROPO, E-DROPO and SysID; uniform runs in this process)."""
     table = {"dropo": fit_dropo, "edropo": fit_edropo, "sysid": fit_sysid, "uniform": fit_uniform}
     if method not in table:
         raise ValueError(f"unknown fitting method {method!r}; expected one of {METHODS}")
-    if method not in ("dropo", "edropo"):
+    if method == "uniform":
         kwargs.pop("cluster", None)
     return table[method](system, space, data, **kwargs)

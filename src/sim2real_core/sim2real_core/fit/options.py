@@ -51,8 +51,9 @@ class FitOptions(OptionModel):
                                                              "used to validate it (0: none)")
     seed: int = Field(0, ge=0, description="seed of subsamples, common random numbers and the held-out episodes")
     threads: int = Field(0, ge=0, le=1024, description="simulation threads (0: all CPUs)")
-    shards: int = Field(0, ge=0, le=4096, description="DROPO's transitions split over this many Ray actors, one CPU "
-                                                      "each (0: in this process)")
+    shards: int = Field(0, ge=0, le=4096, description="the transitions of DROPO's, E-DROPO's and SysID's objective "
+                                                      "split over this many Ray actors, one CPU each (0: in this "
+                                                      "process)")
     ray_address: str = Field("", description="the Ray cluster the shards run on (empty: RAY_ADDRESS if set, else a "
                                              "local Ray instance)")
 
@@ -60,7 +61,7 @@ class FitOptions(OptionModel):
         """The configuration of `method` (dropo, edropo, sysid, uniform) with these settings."""
         if method == "sysid":
             return SysIdConfig(horizon=self.horizon, transitions=self.sysid_transitions,
-                               max_iterations=self.sysid_iterations, seed=self.seed)
+                               max_iterations=self.sysid_iterations, seed=self.seed, shards=self.shards)
         return DropoConfig(samples=self.samples, epsilon=self.epsilon, learn_epsilon=self.learn_epsilon,
                            epsilon_per_dimension=self.epsilon_per_dimension,
                            horizon=self.horizon, transitions=max(self.transitions, 0), covariance=self.covariance,

@@ -1,8 +1,9 @@
-"""The DROPO likelihood evaluated on shards of the transitions, each held by a worker (cluster.Cluster actors).
+"""Fitting objectives evaluated on shards of the transitions, each held by a worker (cluster.Cluster actors).
 
-A shard's windows are sent once, when its actor starts; each evaluation sends only the K parameter samples and ε,
-and gathers one log-likelihood per transition. The samples are common random numbers shared by every transition,
-so each transition's log-likelihood, and the fit, do not depend on how the transitions are sharded.
+A shard's windows are sent once, when its actor starts. A DROPO evaluation sends only the K parameter samples and
+ε and gathers one log-likelihood per transition; a SysID evaluation sends the parameter vectors of a Jacobian and
+gathers each transition's residuals. The samples are common random numbers shared by every transition, so each
+transition's value, and the fit, do not depend on how the transitions are sharded.
 """
 from __future__ import annotations
 
@@ -23,7 +24,16 @@ def windows_loglik(predictor: BatchPredictor | PinnedPredictor, observations: np
     return gaussian_loglik(predicted.reshape(n, k, -1) / scale, targets / scale, epsilon)
 
 
-class LikelihoodShard:
+def window_residuals(predictor: BatchPredictor | PinnedPredictor, observations: np.ndarray, actions: np.ndarray,
+                     targets: np.ndarray, previous: np.ndarray, scale: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Scaled residuals (P, B, S), predicted minus real, of every window under each of P parameter vectors."""
+    p, n = params.shape[0], len(observations)
+    predicted = predictor.predict(np.tile(observations, (p, 1)), np.tile(actions, (p, 1, 1)),
+                                  np.repeat(params, n, axis=0), np.tile(previous, (p, 1, 1)))
+    return (predicted.reshape(p, n, -1) - targets[None]) / scale
+
+
+class WindowShard:
     """One shard of windows (start states, action sequences, targets, previous actions) on its own predictor over
     `space`, with the `pinned` parameters held (fit.methods.pin_integers)."""
 
@@ -39,6 +49,10 @@ class LikelihoodShard:
         """Per-window log-likelihoods of this shard."""
         return windows_loglik(self.predictor, *self.windows, self.scale, samples, epsilon)
 
+    def residuals(self, params: np.ndarray) -> np.ndarray:
+        """Scaled residuals (P, windows, S) of this shard."""
+        return window_residuals(self.predictor, *self.windows, self.scale, params)
+
     def node(self) -> str:
         """The Ray node this shard lives on ('local' in process)."""
         try:
@@ -49,7 +63,7 @@ class LikelihoodShard:
             return "local"
 
 
-class ShardedLikelihood:
+class ShardedWindows:
     """The windows split into `shards` contiguous shards on `cluster`'s actors.
 
     Args:
@@ -70,11 +84,15 @@ class ShardedLikelihood:
         self.sizes = np.diff(bounds)
         parts = [(system, space, pinned, *(part[lo:hi] for part in windows), scale)
                  for lo, hi in zip(bounds[:-1], bounds[1:])]
-        self.actors = cluster.actors(LikelihoodShard, parts)
+        self.actors = cluster.actors(WindowShard, parts)
 
     def loglik(self, samples: np.ndarray, epsilon: float | np.ndarray) -> np.ndarray:
         """Per-window log-likelihoods (B,), in window order."""
         return np.concatenate(self.cluster.call(self.actors, "loglik", samples, epsilon))
+
+    def residuals(self, params: np.ndarray) -> np.ndarray:
+        """Scaled residuals (P, B, S), in window order."""
+        return np.concatenate(self.cluster.call(self.actors, "residuals", params), axis=1)
 
     def nodes(self) -> list[str]:
         """The node of every shard."""

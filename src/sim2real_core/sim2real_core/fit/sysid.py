@@ -15,7 +15,9 @@ from typing import Callable
 import numpy as np
 import scipy.optimize
 
-from .engine import BatchPredictor
+from ..cluster import Cluster
+from .engine import BatchPredictor, PinnedPredictor
+from .shards import ShardedWindows, window_residuals
 from .transitions import Transitions
 
 
@@ -30,6 +32,7 @@ class SysIdConfig:
         step: finite-difference step in bound units.
         noise_floor: smallest residual variance (scaled units) assumed for the confidence intervals.
         seed: seeds the subsample.
+        shards: the residuals' transitions split over this many workers (fit.shards; 0 or 1: this process).
     """
 
     horizon: int = 1
@@ -38,13 +41,15 @@ class SysIdConfig:
     step: float = 1e-4
     noise_floor: float = 1e-3
     seed: int = 0
+    shards: int = 0
 
 
 class PredictionResiduals:
-    """Scaled residuals r(u) = (f(ξ(u)) - s') / scale of a subsample, with batched finite-difference Jacobians."""
+    """Scaled residuals r(u) = (f(ξ(u)) - s') / scale of a subsample, with batched finite-difference Jacobians;
+    on `shards` workers of `cluster` when shards > 1."""
 
-    def __init__(self, predictor: BatchPredictor, data: Transitions, scale: np.ndarray, horizon: int,
-                 transitions: int, seed: int):
+    def __init__(self, predictor: BatchPredictor | PinnedPredictor, data: Transitions, scale: np.ndarray,
+                 horizon: int, transitions: int, seed: int, shards: int = 0, cluster: Cluster | None = None):
         self.predictor = predictor
         self.space = predictor.space
         self.width = self.space.high - self.space.low
@@ -57,6 +62,13 @@ class PredictionResiduals:
         self.starts = starts
         self.obs, self.actions, self.target, self.previous = data.windows(starts, horizon, predictor.depth)
         self.evaluations = 0
+        self.sharded = None
+        self.sharded_steps = 0  # physics steps the shards took
+        if shards > 1:
+            pinned = predictor.pinned if isinstance(predictor, PinnedPredictor) else {}
+            whole = predictor.root.space if pinned else self.space
+            self.sharded = ShardedWindows(cluster or Cluster(workers=0), min(shards, len(starts)), predictor.system,
+                                          whole, pinned, (self.obs, self.actions, self.target, self.previous), scale)
 
     def params(self, u: np.ndarray) -> np.ndarray:
         """Bound units -> parameter units (clipped to bounds)."""
@@ -64,12 +76,14 @@ class PredictionResiduals:
 
     def many(self, us: np.ndarray) -> np.ndarray:
         """Residuals for several parameter vectors at once: (P, dim) -> (P, B·S)."""
-        p, n = us.shape[0], len(self.starts)
-        xi = np.repeat(self.params(us), n, axis=0)
-        pred = self.predictor.predict(np.tile(self.obs, (p, 1)), np.tile(self.actions, (p, 1, 1)), xi,
-                                      np.tile(self.previous, (p, 1, 1)))
+        p = us.shape[0]
         self.evaluations += p
-        res = (pred.reshape(p, n, -1) - self.target[None]) / self.scale
+        if self.sharded is None:
+            res = window_residuals(self.predictor, self.obs, self.actions, self.target, self.previous, self.scale,
+                                   self.params(us))
+        else:
+            res = self.sharded.residuals(self.params(us))
+            self.sharded_steps += p * res.shape[1] * self.actions.shape[1] * self.predictor.system.frame_skip
         return res.reshape(p, -1)
 
     def jacobian(self, u: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
@@ -80,11 +94,14 @@ class PredictionResiduals:
         return res[0], ((res[1:] - res[0]) / h[:, None]).T
 
 
-def fit_point(predictor: BatchPredictor, data: Transitions, scale: np.ndarray, config: SysIdConfig,
-              x0: np.ndarray | None = None, callback: Callable[[dict], None] | None = None):
-    """Least-squares estimate. Returns (ξ̂, residuals object, J at ξ̂ in bound units, r at ξ̂, history)."""
+def fit_point(predictor: BatchPredictor | PinnedPredictor, data: Transitions, scale: np.ndarray, config: SysIdConfig,
+              x0: np.ndarray | None = None, callback: Callable[[dict], None] | None = None,
+              cluster: Cluster | None = None):
+    """Least-squares estimate (residuals on config.shards workers of `cluster` when > 1). Returns (ξ̂, residuals
+    object, J at ξ̂ in bound units, r at ξ̂, history)."""
     space = predictor.space
-    res = PredictionResiduals(predictor, data, scale, config.horizon, config.transitions, config.seed)
+    res = PredictionResiduals(predictor, data, scale, config.horizon, config.transitions, config.seed, config.shards,
+                              cluster)
     u0 = np.clip(((space.nominal if x0 is None else x0) - space.low) / res.width, 0.0, 1.0)
     cache: dict = {}
     history: list[dict] = []

@@ -31,6 +31,7 @@ from .parameters import (
     held_share,
     latency_steps,
     rate_limited,
+    rate_preroll,
     rate_steps,
 )
 from .simulator import joint_actuators, joint_indices, resolve_space
@@ -262,12 +263,25 @@ class BatchSimulator:
         return self.observation(noise=noise)
 
     def settle(self, past_actions: np.ndarray) -> None:
-        """Set each simulation's actuator input to the command its action delay d applied in the period before,
-        past_actions[:, d] of (nsim, D, nu) most recent first (zeros beyond D): where a torque rate limit starts,
-        taken as reached. (A reset zeroes the inputs.)"""
+        """Set each simulation's actuator input to where the commands before, past_actions (nsim, D, nu) most recent
+        first (zeros beyond D: before a reset), left it: the command a simulation's action delay applied in the
+        oldest period of the rate limit's preroll (sim.parameters.rate_preroll) taken as reached, then the torque
+        rate limit and command latency run through the periods since, without physics. (A reset zeroes inputs.)"""
         past = np.asarray(past_actions, dtype=float)
-        padded = np.concatenate([past, np.zeros((self.nsim, self.max_delay + 1, self.nu))], axis=1)
-        self._ctrl[:, self._act] = np.clip(padded[np.arange(self.nsim), self._delay], self.ctrl_low, self.ctrl_high)
+        preroll = rate_preroll(self.space, past.shape[1]) if self.space is not None else 0
+        padded = np.concatenate([past, np.zeros((self.nsim, self.max_delay + 2, self.nu))], axis=1)
+        rows = np.arange(self.nsim)
+
+        def applied(periods_ago: int) -> np.ndarray:  # the command applied in the period that ended this long ago
+            return np.clip(padded[rows, periods_ago - 1 + self._delay], self.ctrl_low, self.ctrl_high)
+
+        torque = applied(preroll + 1)
+        for periods_ago in range(preroll, 0, -1):
+            previous, command = applied(periods_ago + 1), applied(periods_ago)
+            for k in range(self.nstep):
+                held = held_share(self._latency, k)[:, None]
+                torque = rate_limited(torque, held * previous + (1.0 - held) * command, self._rate_step)
+        self._ctrl[:, self._act] = torque
 
     def observation(self, noise: bool = True) -> np.ndarray:
         """Current measured observations (nsim, obs_dim): with encoder offsets, and sensor noise unless noise=False."""

@@ -390,6 +390,24 @@ def latency_steps(space: ParameterSpace, matrix: np.ndarray, timestep: float, ns
     return steps
 
 
+RATE_PREROLL_PERIODS = 4  # periods of command history a prediction runs a torque rate limit through (no physics)
+
+
+def history_depth(space: ParameterSpace) -> int:
+    """Past commands a prediction from a recorded state needs: the largest action delay, the period before it (a
+    command latency; the start of a rate limit), and with a torque_rate_limit RATE_PREROLL_PERIODS more, through
+    which the limit runs from the oldest command taken as reached (ramps that outlast a period carry over)."""
+    kinds = {p.kind: p for p in space}
+    delay = int(round(kinds["action_delay"].high)) if "action_delay" in kinds else 0
+    return 1 + delay + (RATE_PREROLL_PERIODS if "torque_rate_limit" in kinds else 0)
+
+
+def rate_preroll(space: ParameterSpace, depth: int) -> int:
+    """Periods of a history of `depth` commands that a rate limit runs through before the first predicted one."""
+    delay = next((int(round(p.high)) for p in space if p.kind == "action_delay"), 0)
+    return max(depth - 1 - delay, 0) if any(p.kind == "torque_rate_limit" for p in space) else 0
+
+
 def rate_steps(space: ParameterSpace, matrix: np.ndarray, timestep: float) -> np.ndarray:
     """Each row's largest change of a joint's applied torque per physics step [N*m], (n,) (inf without a
     torque_rate_limit parameter)."""
