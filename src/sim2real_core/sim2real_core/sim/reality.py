@@ -103,8 +103,8 @@ class RealityProxy(Simulator):
         phase = np.arange(position.size, dtype=float)
         return self.profile.torque_ripple * np.sin(2.0 * np.pi * position / self.profile.ripple_period + phase)
 
-    def _stepwise(self, torque: np.ndarray, applied: np.ndarray) -> bool:
-        return bool(np.any(self.profile.torque_ripple)) or super()._stepwise(torque, applied)
+    def _stepwise(self) -> bool:
+        return bool(np.any(self.profile.torque_ripple)) or super()._stepwise()
 
     def _physics_step(self) -> None:
         self.data.qfrc_applied[self.dof_index] = self.joint_load + self.ripple(self.data.qpos[self.qpos_index])

@@ -254,25 +254,28 @@ class Simulator:
         """Run the physics substeps of one control period with `applied` torques (`previous` during the latency),
         each physics step's torque within the rate limit of the one before."""
         self.data.qfrc_applied[self.dof_index] = self.joint_load
-        torque = self.data.ctrl[self._act][None, :]
-        if not self._stepwise(torque[0], applied):
+        torque = self.data.ctrl[self._act]
+        jump = np.max(np.abs(applied - torque))
+        if self._latency:  # the targets move from `previous` to `applied` within the period
+            jump = max(jump, np.max(np.abs(previous - torque)), np.max(np.abs(applied - previous)))
+        limited = bool(jump > self._rate_step[0])
+        if not (limited or self._stepwise()):
             self.data.ctrl[self._act] = applied
             mujoco.mj_step(self.model, self.data, nstep=self.nsub)
             return
+        torque = torque[None, :]
         for k in range(self.nsub):
             target = applied
             if self._latency:
                 held = float(held_share(self._latency, k))
                 target = held * previous + (1.0 - held) * applied
-            torque = rate_limited(torque, target[None, :], self._rate_step)
+            torque = rate_limited(torque, target[None, :], self._rate_step) if limited else target[None, :]
             self.data.ctrl[self._act] = torque[0]
             self._physics_step()
 
-    def _stepwise(self, torque: np.ndarray, applied: np.ndarray) -> bool:
-        """Whether each physics step needs an update from the state before it (friction, latency, a binding rate
-        limit), given the torque applied now and the period's command."""
-        return (self._coulomb is not None or bool(self._latency)
-                or bool(np.max(np.abs(applied - torque)) > self._rate_step[0]))
+    def _stepwise(self) -> bool:
+        """Whether each physics step needs an update from the state before it (friction, latency)."""
+        return self._coulomb is not None or bool(self._latency)
 
     def _physics_step(self) -> None:
         """One physics step, with the Stribeck friction of the velocity at its start."""
