@@ -189,14 +189,8 @@ class DropoObjective:
         t = config.truncation_sigma  # the same draws as uniforms within the ±t truncation (for the diagonal case)
         self._crn_uniform = (ndtr(self.z) - ndtr(-t)) / (ndtr(t) - ndtr(-t))
         self.k = self.z.shape[0]
-        self.sharded = None
-        self.sharded_steps = 0  # physics steps the shards took
-        if config.shards > 1:
-            pinned = predictor.pinned if isinstance(predictor, PinnedPredictor) else {}
-            whole = predictor.root.space if pinned else self.space
-            self.sharded = ShardedWindows(cluster or Cluster(workers=0), min(config.shards, len(starts)),
-                                             predictor.system, whole, pinned,
-                                             (self.obs, self.actions, self.target, self.previous), self.scale)
+        self.sharded = None if config.shards <= 1 else ShardedWindows.of(
+            predictor, cluster, config.shards, (self.obs, self.actions, self.target, self.previous), self.scale)
         self.evaluations = 0
         self.tril = np.tril_indices(self.dim, -1)
         # learned log ε entries of φ: none, one, or one per state dimension
@@ -269,7 +263,6 @@ class DropoObjective:
         if self.sharded is None:
             return windows_loglik(self.predictor, self.obs, self.actions, self.target, self.previous, self.scale, xi,
                                   epsilon)
-        self.sharded_steps += len(self.starts) * self.k * self.actions.shape[1] * self.predictor.system.frame_skip
         return self.sharded.loglik(xi, epsilon)
 
     def entropy(self, phi: np.ndarray) -> float:

@@ -257,8 +257,9 @@ def reference_predict(system: System, space: ParameterSpace, observations: np.nd
         offsets = encoders.qpos_offsets(xi)[0]
         data.qpos[:], data.qvel[:] = qpos[0] - offsets, qvel[0]
         now = len(before) - delay  # the entry applied in the first period
-        torque = command(now - 1 - rate_preroll(space, len(before)))[None, :]  # taken as reached
-        for q in range(now - rate_preroll(space, len(before)), now):  # the rate limit through the periods before
+        preroll = rate_preroll(space)
+        torque = command(now - 1 - preroll)[None, :]  # taken as reached
+        for q in range(now - preroll, now):  # the rate limit through the periods before
             for k in range(system.frame_skip):
                 held = held_share(latency, k)[0]
                 torque = rate_limited(torque, (held * command(q - 1) + (1.0 - held) * command(q))[None, :], max_step)

@@ -176,8 +176,8 @@ def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: 
                       "alpha": config.entropy_weight, "epsilon": eps}
     prov = _provenance(system, data, len(objective.starts), time.perf_counter() - start,
                        objective.evaluations, settings, predictor)
-    prov["physics_steps"] += objective.sharded_steps
     if objective.sharded is not None:
+        prov["physics_steps"] += objective.sharded.steps
         info["shard_nodes"] = objective.sharded.nodes()
     prov["identifiability"] = info["identifiability"]
     if config.covariance == "full":
@@ -246,7 +246,8 @@ def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: 
                       "residual_variance": noise_var, "confidence_95": ci}
     prov = _provenance(system, data, len(res.starts), time.perf_counter() - start, res.evaluations,
                        dataclasses.asdict(config), predictor)
-    prov["physics_steps"] += res.sharded_steps
+    if res.sharded is not None:
+        prov["physics_steps"] += res.sharded.steps
     prov["identifiability"] = ident
     dist = Distribution.gaussian(space, estimate, covariance=cov, truncation_sigma=2.0, method="sysid",
                                  objective=objective_info, provenance=prov)

@@ -82,17 +82,31 @@ class ShardedWindows:
         bounds = np.linspace(0, n, shards + 1).astype(int)
         self.cluster = cluster
         self.sizes = np.diff(bounds)
+        self.steps = 0  # physics steps the shards took
+        self._steps_per_row = windows[1].shape[1] * system.frame_skip  # control periods per window x substeps
         parts = [(system, space, pinned, *(part[lo:hi] for part in windows), scale)
                  for lo, hi in zip(bounds[:-1], bounds[1:])]
         self.actors = cluster.actors(WindowShard, parts)
 
     def loglik(self, samples: np.ndarray, epsilon: float | np.ndarray) -> np.ndarray:
         """Per-window log-likelihoods (B,), in window order."""
+        self.steps += int(self.sizes.sum()) * samples.shape[0] * self._steps_per_row
         return np.concatenate(self.cluster.call(self.actors, "loglik", samples, epsilon))
 
     def residuals(self, params: np.ndarray) -> np.ndarray:
         """Scaled residuals (P, B, S), in window order."""
+        self.steps += int(self.sizes.sum()) * params.shape[0] * self._steps_per_row
         return np.concatenate(self.cluster.call(self.actors, "residuals", params), axis=1)
+
+    @classmethod
+    def of(cls, predictor: BatchPredictor | PinnedPredictor, cluster: Cluster | None, shards: int, windows: tuple,
+           scale: np.ndarray) -> "ShardedWindows":
+        """The windows on `shards` (at most one per window) workers of `cluster` (default: this process), each with
+        a predictor like `predictor` (its space and pins)."""
+        pinned = predictor.pinned if isinstance(predictor, PinnedPredictor) else {}
+        space = predictor.root.space if isinstance(predictor, PinnedPredictor) else predictor.space
+        return cls(cluster or Cluster(workers=0), min(shards, len(windows[0])), predictor.system, space, pinned,
+                   windows, scale)
 
     def nodes(self) -> list[str]:
         """The node of every shard."""

@@ -62,13 +62,8 @@ class PredictionResiduals:
         self.starts = starts
         self.obs, self.actions, self.target, self.previous = data.windows(starts, horizon, predictor.depth)
         self.evaluations = 0
-        self.sharded = None
-        self.sharded_steps = 0  # physics steps the shards took
-        if shards > 1:
-            pinned = predictor.pinned if isinstance(predictor, PinnedPredictor) else {}
-            whole = predictor.root.space if pinned else self.space
-            self.sharded = ShardedWindows(cluster or Cluster(workers=0), min(shards, len(starts)), predictor.system,
-                                          whole, pinned, (self.obs, self.actions, self.target, self.previous), scale)
+        self.sharded = None if shards <= 1 else ShardedWindows.of(
+            predictor, cluster, shards, (self.obs, self.actions, self.target, self.previous), scale)
 
     def params(self, u: np.ndarray) -> np.ndarray:
         """Bound units -> parameter units (clipped to bounds)."""
@@ -83,7 +78,6 @@ class PredictionResiduals:
                                    self.params(us))
         else:
             res = self.sharded.residuals(self.params(us))
-            self.sharded_steps += p * res.shape[1] * self.actions.shape[1] * self.predictor.system.frame_skip
         return res.reshape(p, -1)
 
     def jacobian(self, u: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:

@@ -121,21 +121,32 @@ def dataset(run: DemoRun) -> None:
                               "counts": data.metadata.get("counts", {})}
 
 
+def fit_configs(budget: dict) -> dict:
+    """Each method's settings from a demo budget's `fit` stage: DROPO's, E-DROPO's (DROPO's with `edropo_alpha`, else
+    α from the data), SysID's; uniform is scored with DROPO's."""
+    from ..fit.dropo import DropoConfig
+    from ..fit.sysid import SysIdConfig
+
+    dropo = DropoConfig(**budget.get("dropo", {}))
+    return {"dropo": dropo, "edropo": replace(dropo, entropy_weight=budget.get("edropo_alpha", 0.0)),
+            "sysid": SysIdConfig(**budget.get("sysid", {})), "uniform": dropo}
+
+
 def fit(run: DemoRun) -> None:
     """Fit every method of the plan to the dataset, less the held-out episodes (fit budget `holdout`, default
     FitOptions'); validate each fit on them; write fits/METHOD.yaml."""
-    from ..fit.dropo import DropoConfig, state_scale
+    from ..fit.dropo import state_scale
     from ..fit.engine import BatchPredictor
     from ..fit.files import check_data, fit_space
     from ..fit.fr3 import fr3_system
     from ..fit.methods import fit as fit_method
     from ..fit.options import FitOptions
-    from ..fit.sysid import SysIdConfig
     from ..fit.transitions import from_dataset
     from ..fit.validation import judge_fit, split_episodes
 
     budget = run.plan.stage("fit")
-    dropo = DropoConfig(**budget.get("dropo", {}))
+    configs = fit_configs(budget)
+    dropo = configs["dropo"]
     dataset_file = load_dataset(run.out / "dataset.npz")
     data = from_dataset(dataset_file)
     space = fit_space(run.plan.fit_space, list(run.plan.fit_parameters))
@@ -143,8 +154,6 @@ def fit(run: DemoRun) -> None:
     check_data(system, data, space, dataset_file.metadata, where=str(run.out / "dataset.npz"))
     fit_data, held_out = split_episodes(data, float(budget.get("holdout", FitOptions().holdout)), dropo.seed)
     predictor = BatchPredictor(system, space)  # shared: its batches are reused across the methods
-    configs = {"dropo": dropo, "edropo": replace(dropo, entropy_weight=budget.get("edropo_alpha", 0.0)),
-               "sysid": SysIdConfig(**budget.get("sysid", {})), "uniform": dropo}
     fits = {}
     for method in run.plan.methods:
         result = fit_method(method, system, space, fit_data, config=configs[method], predictor=predictor)

@@ -32,20 +32,17 @@ def _fit(proxy: str, method: str, out: str, quick: bool, fit_budget: dict, space
     """Fit `method` to the proxy's transitions; write the distribution; its error against the truth (a task)."""
     from dataclasses import replace
 
-    from ..fit.dropo import DropoConfig
     from ..fit.files import fit_space
     from ..fit.fr3 import fr3_system
     from ..fit.methods import fit as fit_method
     from ..fit.proxy_study import QUICK, StudySize, proxy_data
-    from ..fit.sysid import SysIdConfig
     from ..sim.reality import load_reality
+    from .stages import fit_configs
 
     size = QUICK if quick else StudySize()
     data = proxy_data(proxy, size.episodes, size.steps, seed)
     space = fit_space(space_name, list(parameters))
-    dropo = DropoConfig(**fit_budget.get("dropo", {}), seed=seed)
-    config = {"dropo": dropo, "edropo": replace(dropo, entropy_weight=fit_budget.get("edropo_alpha", 0.0)),
-              "sysid": SysIdConfig(**fit_budget.get("sysid", {}), seed=seed)}[method]
+    config = replace(fit_configs(fit_budget)[method], seed=seed)
     started = time.perf_counter()
     dist = fit_method(method, fr3_system(), space, data, config=config, nthread=1).distribution
     path = dist.save(Path(out) / proxy / "fits" / f"{method}.yaml")

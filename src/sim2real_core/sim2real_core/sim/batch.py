@@ -268,8 +268,8 @@ class BatchSimulator:
         oldest period of the rate limit's preroll (sim.parameters.rate_preroll) taken as reached, then the torque
         rate limit and command latency run through the periods since, without physics. (A reset zeroes inputs.)"""
         past = np.asarray(past_actions, dtype=float)
-        preroll = rate_preroll(self.space, past.shape[1]) if self.space is not None else 0
-        padded = np.concatenate([past, np.zeros((self.nsim, self.max_delay + 2, self.nu))], axis=1)
+        preroll = rate_preroll(self.space) if self.space is not None else 0
+        padded = np.concatenate([past, np.zeros((self.nsim, self.max_delay + preroll + 2, self.nu))], axis=1)
         rows = np.arange(self.nsim)
 
         def applied(periods_ago: int) -> np.ndarray:  # the command applied in the period that ended this long ago

@@ -393,19 +393,17 @@ def latency_steps(space: ParameterSpace, matrix: np.ndarray, timestep: float, ns
 RATE_PREROLL_PERIODS = 4  # periods of command history a prediction runs a torque rate limit through (no physics)
 
 
+def rate_preroll(space: ParameterSpace) -> int:
+    """Periods of command history a prediction runs a torque rate limit through, from the oldest command taken as
+    reached (RATE_PREROLL_PERIODS with a torque_rate_limit, else none): ramps that outlast a period carry over."""
+    return RATE_PREROLL_PERIODS if any(p.kind == "torque_rate_limit" for p in space) else 0
+
+
 def history_depth(space: ParameterSpace) -> int:
     """Past commands a prediction from a recorded state needs: the largest action delay, the period before it (a
-    command latency; the start of a rate limit), and with a torque_rate_limit RATE_PREROLL_PERIODS more, through
-    which the limit runs from the oldest command taken as reached (ramps that outlast a period carry over)."""
-    kinds = {p.kind: p for p in space}
-    delay = int(round(kinds["action_delay"].high)) if "action_delay" in kinds else 0
-    return 1 + delay + (RATE_PREROLL_PERIODS if "torque_rate_limit" in kinds else 0)
-
-
-def rate_preroll(space: ParameterSpace, depth: int) -> int:
-    """Periods of a history of `depth` commands that a rate limit runs through before the first predicted one."""
+    command latency; the start of a rate limit) and the rate limit's preroll."""
     delay = next((int(round(p.high)) for p in space if p.kind == "action_delay"), 0)
-    return max(depth - 1 - delay, 0) if any(p.kind == "torque_rate_limit" for p in space) else 0
+    return 1 + delay + rate_preroll(space)
 
 
 def rate_steps(space: ParameterSpace, matrix: np.ndarray, timestep: float) -> np.ndarray:
