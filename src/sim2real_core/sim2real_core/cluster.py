@@ -201,6 +201,14 @@ def failed(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(f"{o.name}: {o.error.strip().splitlines()[-1]}" for o in outcomes if not o.ok)
 
 
+def values(outcomes: Sequence[Outcome]) -> list:
+    """The outcomes' values; RuntimeError naming every task that failed (raised after all of them ended)."""
+    errors = failed(outcomes)
+    if errors:
+        raise RuntimeError(f"{sum(not o.ok for o in outcomes)} of {len(outcomes)} tasks failed:\n{errors}")
+    return [o.value for o in outcomes]
+
+
 def _ray_command(*arguments: str, **options) -> subprocess.Popen:
     """The `ray` command of this interpreter's Ray, token authentication off (a localhost cluster)."""
     return subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", *arguments],

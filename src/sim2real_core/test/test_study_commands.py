@@ -23,7 +23,7 @@ def test_lock_study_command_writes_table_json_and_plot(tmp_path):
 
 def test_tuning_study_command_writes_tables_json_and_plots(tmp_path):
     args = parse(tuning_commands, ["--out", str(tmp_path), "--seeds", "1", "--mdp-iterations", "3",
-                                   "--lqr-iterations", "3", "--cmaes-budget", "8"])
+                                   "--lqr-iterations", "3", "--cmaes-budget", "8", "--workers", "0"])
     assert tuning_commands.run(args) == 0
     studies = json.loads((tmp_path / "tuning_study.json").read_text())
     assert set(studies) == {"mdp", "lqr", "lqr_cmaes", "accuracy_vs_performance"}

@@ -93,7 +93,7 @@ def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, spa
     arm_command.add_arguments(parser)
     out = tmp_path / "out"
     args = parser.parse_args(["--base", str(base), "--dropo", str(fit_path), "--out", str(out), "--quick",
-                              "--warm-start", "best"])
+                              "--warm-start", "best", "--population", "3"])  # on a local Ray instance
     assert arm_command.run(args) == 0
 
     result = json.loads((out / "arm_tuning.json").read_text())
@@ -124,11 +124,12 @@ def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, spa
     assert rows[SELECTED]["steps_spent"] == 4 * dropo_steps
     assert [e["ppo_seed"] for e in result["selection"]["evaluations"]] == [1, 2, 3, 4]
     assert [e["target_episodes_so_far"] for e in result["selection"]["evaluations"]] == [1, 2, 3, 4]
-    # warm start: the first candidate starts from the base, later ones from the best candidate so far
-    first = load_policy(out / "tuning" / "candidate_00" / "policy").spec.training
-    assert first["warm_start"] == str(base)
+    # warm start: the first generation starts from the base, the second from the first's best candidate
+    for first in ("candidate_00", "candidate_01", "candidate_02"):
+        assert load_policy(out / "tuning" / first / "policy").spec.training["warm_start"] == str(base)
+    best_first = max(tuning["evaluations"][:3], key=lambda e: e["target_return"])["folder"]
     later = load_policy(out / "tuning" / "candidate_03" / "policy").spec.training
-    assert "candidate_0" in later["warm_start"]
+    assert later["warm_start"] == f"{best_first}/policy"
     assert result["dropo"]["group_factors"]["link_mass"] == pytest.approx(1.2)
     report = (out / "arm_tuning.md").read_text()
     assert "count towards neither budget" in report and "| tune for return (CMA-ES) | 4 |" in report

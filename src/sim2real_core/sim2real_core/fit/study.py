@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ..cluster import Cluster, Outcome, Task, values
 from ..config import save_yaml
 from ..figures import plt, save_figure
 from ..sim.parameters import ParameterSpace
@@ -26,14 +28,47 @@ from .sysid import SysIdConfig
 
 TRUTH = (4.2, 3.3, 2.2, 4.6)
 FRICTION_TRUTH = 1.2
+COVERAGE = (("flight", 1.0), ("ground", 0.0))  # data set, and how high the hopper starts (1: never lands)
 
 
-def run_study(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0, progress=print) -> dict:
-    """Run the three experiments, write study.md, study.yaml and PNG plots to out_dir; return the results."""
+def _consistency_fit(system, space: ParameterSpace, data, config: DropoConfig, threads: int) -> dict:
+    """One DROPO fit of the consistency experiment: its error against the truth and its time (a cluster task)."""
+    start = time.perf_counter()
+    dist = fit_dropo(system, space, data, config, nthread=threads).distribution
+    return {"error": float(np.linalg.norm(dist.mean - np.array(TRUTH))), "seconds": time.perf_counter() - start}
+
+
+def _collapse(system, space: ParameterSpace, data, config: DropoConfig, threads: int) -> dict:
+    """DROPO and E-DROPO on the same data: their means and stds (a cluster task)."""
+    predictor = BatchPredictor(system, space, nthread=threads)
+    dropo = fit_dropo(system, space, data, config, predictor=predictor).distribution
+    edropo = fit_edropo(system, space, data, config, alpha=0.01, predictor=predictor).distribution
+    return {"transitions": len(data), "dropo_std": dict(zip(space.names, dropo.std.tolist())),
+            "edropo_std": dict(zip(space.names, edropo.std.tolist())),
+            "dropo_mean": dict(zip(space.names, dropo.mean.tolist())),
+            "edropo_mean": dict(zip(space.names, edropo.mean.tolist()))}
+
+
+def _coverage(system, space: ParameterSpace, data, config: DropoConfig, seed: int, threads: int) -> dict:
+    """DROPO's identifiability and SysID's confidence intervals on one dataset (a cluster task)."""
+    d_fit = fit_dropo(system, space, data, config, nthread=threads)
+    s_fit = fit_sysid(system, space, data, SysIdConfig(transitions=300, seed=seed), nthread=threads)
+    return {"transitions": len(data),
+            "dropo_mean": dict(zip(space.names, d_fit.distribution.mean.tolist())),
+            "dropo_identifiability": d_fit.info["identifiability"],
+            "sysid_mean": dict(zip(space.names, s_fit.distribution.mean.tolist())),
+            "sysid_confidence_95": s_fit.info["confidence_95"]}
+
+
+def run_study(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0, progress=print,
+              cluster: Cluster | None = None) -> dict:
+    """Run the three experiments, their fits as tasks on `cluster` (default: in this process); write study.md,
+    study.yaml and PNG plots to out_dir; return the results."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cluster = cluster or Cluster(workers=0)
+    threads = 0 if cluster.in_process else 1  # a task holds one CPU of the cluster
     system, space = hopper_system(), hopper_space()
-    predictor = BatchPredictor(system, space)
     truth = np.array(TRUTH)
     sizes = (30, 300) if quick else (30, 100, 300, 1000, 3000)
     repeats = 2 if quick else 3
@@ -42,61 +77,61 @@ def run_study(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0, pr
                          learn_epsilon=True, epsilon=1e-2, seed=seed)
     results: dict = {"truth": dict(zip(space.names, TRUTH)), "action_noise": action_noise}
 
-    # 1. consistency
+    # 1. consistency: fits on growing random subsets of one pool
     pool = generate_hopper_data(truth, episodes=20, steps=max(sizes) // 20 + 10 if not quick else 60,
                                 seed=seed + 10, space=space, system=system, action_noise=action_noise)
-    rows = []
+    tasks = []
     for n in sizes:
-        errors = []
         for r in range(repeats):
             pick = np.sort(np.random.default_rng(seed + 100 * r + n).choice(len(pool), n, replace=False))
-            cfg = DropoConfig(**{**config.__dict__, "linearized_transitions": n, "seed": seed + r})
-            start = time.perf_counter()
-            dist = fit_dropo(system, space, pool.subset(pick), cfg, predictor=predictor).distribution
-            errors.append(float(np.linalg.norm(dist.mean - truth)))
-            progress(f"consistency N={n} repeat {r}: error {errors[-1]:.4f} kg ({time.perf_counter() - start:.1f} s)")
-        rows.append({"transitions": n, "errors": errors, "mean_error": float(np.mean(errors))})
-    results["consistency"] = rows
-
+            cfg = replace(config, linearized_transitions=n, seed=seed + r)
+            tasks.append(Task(f"consistency N={n} repeat {r}", _consistency_fit,
+                              (system, space, pool.subset(pick), cfg, threads)))
     # 2. collapse: DROPO vs E-DROPO on the same data
     n = 300
-    subset = pool.subset(np.arange(n))
-    cfg = DropoConfig(**{**config.__dict__, "linearized_transitions": n})
-    dropo = fit_dropo(system, space, subset, cfg, predictor=predictor).distribution
-    edropo = fit_edropo(system, space, subset, cfg, alpha=0.01, predictor=predictor).distribution
-    results["collapse"] = {"transitions": n, "dropo_std": dict(zip(space.names, dropo.std.tolist())),
-                           "edropo_std": dict(zip(space.names, edropo.std.tolist())),
-                           "dropo_mean": dict(zip(space.names, dropo.mean.tolist())),
-                           "edropo_mean": dict(zip(space.names, edropo.mean.tolist()))}
-    progress(f"collapse: DROPO std {np.round(dropo.std, 4).tolist()}, E-DROPO std {np.round(edropo.std, 4).tolist()}")
-
+    tasks.append(Task("collapse", _collapse, (system, space, pool.subset(np.arange(n)),
+                                              replace(config, linearized_transitions=n), threads)))
     # 3. partial coverage: foot friction from flight-only data vs ground data
     wide = ParameterSpace(list(space) + list(ParameterSpace.from_list([
         {"name": "foot_friction", "unit": "1", "nominal": 2.0, "bounds": [0.5, 3.0], "kind": "geom_friction",
          "element": "foot_geom", "description": "foot-floor sliding friction"}])), name="hopper_masses_friction")
     wide_truth = np.append(truth, FRICTION_TRUTH)
-    coverage = {}
-    for label, lift in (("flight", 1.0), ("ground", 0.0)):
+    coverage_config = replace(config, learn_epsilon=False, epsilon=1e-3, linearized_transitions=300)
+    for label, lift in COVERAGE:
         data = generate_hopper_data(wide_truth, episodes=10, steps=30 if lift else 100, seed=seed + 20,
                                     space=wide, system=system, lift=lift)
-        d_fit = fit_dropo(system, wide, data, DropoConfig(**{**config.__dict__, "learn_epsilon": False,
-                                                             "epsilon": 1e-3, "linearized_transitions": 300}))
-        s_fit = fit_sysid(system, wide, data, SysIdConfig(transitions=300, seed=seed))
-        coverage[label] = {
-            "transitions": len(data),
-            "dropo_mean": dict(zip(wide.names, d_fit.distribution.mean.tolist())),
-            "dropo_identifiability": d_fit.info["identifiability"],
-            "sysid_mean": dict(zip(wide.names, s_fit.distribution.mean.tolist())),
-            "sysid_confidence_95": s_fit.info["confidence_95"],
-        }
-        ff = d_fit.info["identifiability"]["foot_friction"]
-        progress(f"coverage {label}: foot_friction DROPO mean {d_fit.distribution.mean[-1]:.3f} "
-                 f"(truth {FRICTION_TRUTH}), identifiable {ff['identifiable']} (posterior/prior std {ff['ratio']:.2f})")
-    results["coverage"] = coverage
+        tasks.append(Task(f"coverage {label}", _coverage, (system, wide, data, coverage_config, seed, threads)))
+
+    def report(outcome: Outcome, done: int, total: int) -> None:
+        if not outcome.ok:
+            progress(f"[{done}/{total}] {outcome.name} failed: {outcome.error.strip().splitlines()[-1]}")
+        elif outcome.name.startswith("consistency"):
+            progress(f"[{done}/{total}] {outcome.name}: error {outcome.value['error']:.4f} kg "
+                     f"({outcome.value['seconds']:.1f} s)")
+        elif outcome.name == "collapse":
+            progress(f"[{done}/{total}] collapse: DROPO std {_rounded(outcome.value['dropo_std'])}, "
+                     f"E-DROPO std {_rounded(outcome.value['edropo_std'])}")
+        else:
+            ff = outcome.value["dropo_identifiability"]["foot_friction"]
+            progress(f"[{done}/{total}] {outcome.name}: foot_friction DROPO mean "
+                     f"{outcome.value['dropo_mean']['foot_friction']:.3f} (truth {FRICTION_TRUTH}), identifiable "
+                     f"{ff['identifiable']} (posterior/prior std {ff['ratio']:.2f})")
+
+    found = dict(zip([task.name for task in tasks], values(cluster.run(tasks, report))))
+    results["consistency"] = []
+    for n in sizes:
+        errors = [found[f"consistency N={n} repeat {r}"]["error"] for r in range(repeats)]
+        results["consistency"].append({"transitions": n, "errors": errors, "mean_error": float(np.mean(errors))})
+    results["collapse"] = found["collapse"]
+    results["coverage"] = {label: found[f"coverage {label}"] for label, _ in COVERAGE}
     save_yaml(out / "study.yaml", results)
     _plots(results, space.names, out)
     _markdown(results, space.names, out / "study.md")
     return results
+
+
+def _rounded(stds: dict) -> list[float]:
+    return [round(v, 4) for v in stds.values()]
 
 
 def _plots(results: dict, names, out: Path) -> None:

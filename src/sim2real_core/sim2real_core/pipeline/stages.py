@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cluster import Outcome, Task, failed
+from ..cluster import Task, values
 from ..config import ConfigError
 from ..data.convert import bag_to_dataset
 from ..data.dataset import load_dataset, save_dataset
@@ -58,19 +58,12 @@ def pretrain(run: DemoRun) -> None:
     tasks += [Task(f"base seed {seed}", train_one, (run.plan.task, "none", int(train_budget["base_steps"]),
                                                      str(policy_folder(run, "base", seed)), None, seed))
               for seed in range(run.plan.seeds)]
-    explore, *seeds = _values(run.cluster.run(tasks))
+    explore, *seeds = values(run.cluster.run(tasks))
     run.results["explore"] = explore
     run.results["base"] = {**seeds[0], "seeds": seeds}
     run.log(f"   base policy (nominal sim), {run.plan.seeds} seed(s): {seeds[0]['steps']} steps in "
             f"{seeds[0]['seconds']:.0f} s each; {len(run.results['explore']['policies'])} exploration policies")
 
-
-def _values(outcomes: list[Outcome]) -> list:
-    """The values of a stage's tasks; RuntimeError naming every task that failed (after all of them ended)."""
-    errors = failed(outcomes)
-    if errors:
-        raise RuntimeError(f"{sum(not o.ok for o in outcomes)} of {len(outcomes)} tasks failed:\n{errors}")
-    return [o.value for o in outcomes]
 
 
 def collect(run: DemoRun) -> None:
@@ -200,11 +193,11 @@ def train(run: DemoRun) -> None:
         else:
             choices[name] = name
     cells = [(name, seed) for name in choices for seed in range(run.plan.seeds)]
-    values = _values(run.cluster.run([
+    results = values(run.cluster.run([
         Task(f"{name} seed {seed}", train_one, (run.plan.task, choices[name], steps,
                                                  str(policy_folder(run, name, seed)), bases[seed], seed))
         for name, seed in cells]))
-    trained = {name: [value for (row, _), value in zip(cells, values) if row == name] for name in choices}
+    trained = {name: [value for (row, _), value in zip(cells, results) if row == name] for name in choices}
     for name, seeds in trained.items():
         run.log(f"   {name}: fine-tuned {steps} steps in {seeds[0]['seconds']:.0f} s"
                 + (f" (seed 0; {len(seeds)} seeds)" if len(seeds) > 1 else ""))
@@ -249,11 +242,11 @@ def deploy(run: DemoRun) -> None:
         outcomes = [run.cluster.run([task])[0] for task in over_ros] + run.cluster.run(in_process)
     else:
         outcomes = run.cluster.run(over_ros + in_process)
-    values = _values(outcomes)
-    ros = dict(zip(trained, values[:len(over_ros)]))
+    results = values(outcomes)
+    ros = dict(zip(trained, results[:len(over_ros)]))
     evaluations = {}
     for name in trained:
-        seeds = [value for (row, _), value in zip(cells, values[len(over_ros):]) if row == name]
+        seeds = [value for (row, _), value in zip(cells, results[len(over_ros):]) if row == name]
         local = seeds[0]["summary"]
         evaluations[name] = {"over_ros": ros[name], "in_process": local, "in_process_seeds": [
             {"returns": r["returns"], "successes": r["successes"]} for r in seeds]}

@@ -32,6 +32,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
+from ..cluster import Cluster, Task, values
 from ..figures import plt, save_figure
 from ..fit.files import fit_space
 from ..policy.evaluation import EvalResult, evaluate
@@ -180,6 +181,25 @@ def reach_config(seed: int = 0) -> PPOConfig:
     return PPOConfig(**{**ppo_defaults(TASK), "seed": seed})
 
 
+def fine_tune(choice: str, steps: int, folder: str, config: PPOConfig, start: str, threads: int) -> dict:
+    """Fine-tune the reach policy in `start` for `steps` PPO steps under `choice` (a distribution file, or `none`)
+    into `folder` (a cluster task); returns the folder and the steps trained."""
+    outcome = train_policy(make_task(TASK, choice), steps, folder, config, progress=False, start=start,
+                           threads=threads)
+    return {"folder": folder, "trained_steps": outcome.trained_steps}
+
+
+def _fine_tuned(cluster: Cluster, tasks: list[Task]) -> list[tuple[Candidate, int]]:
+    """Run `fine_tune` tasks side by side; each candidate (its policy loaded here) and its steps trained."""
+    return [(Candidate(Path(done["folder"]), load_policy(done["folder"])), done["trained_steps"])
+            for done in values(cluster.run(tasks))]
+
+
+def _threads(cluster: Cluster) -> int:
+    """Simulation threads of one training: all CPUs in process, one where trainings run side by side."""
+    return 0 if cluster.in_process else 1
+
+
 def policy_steps(policy: Policy) -> int:
     """PPO steps in the policy's lineage (its sidecar's training.steps; fine-tuning continues the count)."""
     return int(policy.spec.training.get("steps", 0))
@@ -189,7 +209,7 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
                     budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
                     config: PPOConfig | None = None, population_size: int | None = 4, sigma0: float = 0.5,
                     spread: float = 0.0, seed: int = 0, chain: bool = True,
-                    progress: Callable[[str], None] | None = None) -> ArmTuning:
+                    progress: Callable[[str], None] | None = None, cluster: Cluster | None = None) -> ArmTuning:
     """CMA-ES over group factors for the proxy return of policies fine-tuned from `base`.
 
     Args:
@@ -202,9 +222,11 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
         config: PPO settings (default: the reach task's, with `seed`).
         population_size, sigma0: CMA-ES population and initial step in log-factor units; x0 = 0 (nominal).
         spread: relative std of a Gaussian around each candidate (0: point mass).
-        chain: warm-start each candidate from the best candidate so far (True) or from `base` (False: every
-            policy is then exactly `steps` PPO steps beyond the base).
+        chain: warm-start each candidate from the best candidate of the CMA-ES generations before (True) or
+            from `base` (False: every policy is then exactly `steps` PPO steps beyond the base).
         progress: receives one line per candidate.
+        cluster: where a generation's candidates are fine-tuned side by side (default: one after the other in this
+            process); they are scored here, one after the other, on the counted target episodes.
     """
     if episodes_per_candidate < 1 or budget_episodes < episodes_per_candidate:
         raise ValueError(f"need 1 <= episodes_per_candidate <= budget_episodes, got {episodes_per_candidate} "
@@ -222,18 +244,22 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
     factors = GroupFactors(fit_space(SPACE))
     target = make_task(TASK, "none", reality=reality)
     episodes = TargetEpisodes(target.make_env, limit=budget_episodes)
+    cluster = cluster or Cluster(workers=0)
     sim_steps = 0
 
-    def train(x: np.ndarray, warm: Candidate | None) -> Candidate:
+    def train(generation: list[np.ndarray], warm: Candidate | None) -> list[Candidate]:
         nonlocal sim_steps
-        folder = out / f"candidate_{len(evaluations):02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = factors.distribution(x, spread).save(folder / "distribution.yaml")
         start = base if warm is None or not chain else warm.folder
-        outcome = train_policy(make_task(TASK, str(path)), steps, folder / "policy", config, progress=False,
-                               start=start)
-        sim_steps += outcome.trained_steps
-        return Candidate(folder / "policy", outcome.policy)
+        tasks = []
+        for index, x in enumerate(generation, start=len(evaluations)):
+            folder = out / f"candidate_{index:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = factors.distribution(x, spread).save(folder / "distribution.yaml")
+            tasks.append(Task(folder.name, fine_tune, (str(path), steps, str(folder / "policy"), config, str(start),
+                                                       _threads(cluster))))
+        trained = _fine_tuned(cluster, tasks)
+        sim_steps += sum(spent for _, spent in trained)
+        return [candidate for candidate, _ in trained]
 
     def score(candidate: Candidate) -> float:
         result = evaluate(candidate.policy, episodes, episodes_per_candidate, seed=first_seed + episodes.used,
@@ -268,11 +294,11 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
 def select_by_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = DEFAULT_REALITY,
                      budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
                      config: PPOConfig | None = None, seed: int = 0,
-                     progress: Callable[[str], None] | None = None) -> ArmTuning:
+                     progress: Callable[[str], None] | None = None, cluster: Cluster | None = None) -> ArmTuning:
     """Control for the tuner's selection: fine-tune `base` in the nominal sim once per candidate with PPO seeds
-    config.seed + 1, + 2, ..., score each on the same counted target episodes (same seeds) as
-    `tune_for_return`, keep the best. What it gains over one fine-tuning is picking among PPO runs by target
-    return, with no simulator change."""
+    config.seed + 1, + 2, ... (side by side on `cluster`), score each on the same counted target episodes (same
+    seeds) as `tune_for_return`, keep the best. What it gains over one fine-tuning is picking among PPO runs by
+    target return, with no simulator change."""
     if episodes_per_candidate < 1 or budget_episodes % episodes_per_candidate or budget_episodes < 1:
         raise ValueError(f"budget_episodes ({budget_episodes}) must be a positive multiple of "
                          f"episodes_per_candidate ({episodes_per_candidate})")
@@ -280,25 +306,27 @@ def select_by_return(base: str | os.PathLike, out: str | os.PathLike, reality: s
     config = config or reach_config(seed)
     target = make_task(TASK, "none", reality=reality)
     episodes = TargetEpisodes(target.make_env, limit=budget_episodes)
-    nominal = make_task(TASK)
-    best, best_return, evaluations, spent = None, float("-inf"), [], 0
-    for index in range(budget_episodes // episodes_per_candidate):
-        folder = out / f"candidate_{index:02d}"
-        run = replace(config, seed=config.seed + 1 + index)
-        outcome = train_policy(nominal, steps, folder / "policy", run, progress=False, start=base)
-        spent += outcome.trained_steps
-        result = evaluate(outcome.policy, episodes, episodes_per_candidate, seed=seed * budget_episodes + episodes.used,
-                          safety=target.safety, period=target.control_period)
+    cluster = cluster or Cluster(workers=0)
+    runs = [replace(config, seed=config.seed + 1 + index) for index in range(budget_episodes // episodes_per_candidate)]
+    trained = _fine_tuned(cluster, [
+        Task(f"selection candidate {index}", fine_tune, ("none", steps, str(out / f"candidate_{index:02d}" / "policy"),
+                                                         run, str(base), _threads(cluster)))
+        for index, run in enumerate(runs)])
+    best, best_return, evaluations = None, float("-inf"), []
+    for index, (run, (candidate, _)) in enumerate(zip(runs, trained)):
+        result = evaluate(candidate.policy, episodes, episodes_per_candidate,
+                          seed=seed * budget_episodes + episodes.used, safety=target.safety,
+                          period=target.control_period)
         if np.isfinite(result.mean_return) and result.mean_return > best_return:
-            best, best_return = Candidate(folder / "policy", outcome.policy), result.mean_return
+            best, best_return = candidate, result.mean_return
         evaluations.append({"index": index, "ppo_seed": run.seed, "target_return": result.mean_return,
                             "best_return": best_return, "target_success": result.success_rate,
-                            "target_episodes_so_far": episodes.used, "folder": str(folder)})
+                            "target_episodes_so_far": episodes.used, "folder": str(candidate.folder.parent)})
         if progress is not None:
-            progress(f"selection control {index + 1}/{budget_episodes // episodes_per_candidate} (PPO seed "
-                     f"{run.seed}): target return {result.mean_return:.2f}, best {best_return:.2f}; "
-                     f"{episodes.used}/{budget_episodes} target episodes")
-    return ArmTuning((), evaluations, best, (), best_return, episodes.used, spent)
+            progress(f"selection control {index + 1}/{len(runs)} (PPO seed {run.seed}): target return "
+                     f"{result.mean_return:.2f}, best {best_return:.2f}; {episodes.used}/{budget_episodes} "
+                     "target episodes")
+    return ArmTuning((), evaluations, best, (), best_return, episodes.used, sum(spent for _, spent in trained))
 
 
 def group_factors_of(dist: Distribution, groups: tuple[tuple[str, str], ...] = GROUPS) -> dict[str, float]:
@@ -311,7 +339,8 @@ def group_factors_of(dist: Distribution, groups: tuple[tuple[str, str], ...] = G
     return out
 
 
-def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOConfig) -> tuple[Policy, int, dict]:
+def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOConfig,
+                  cluster: Cluster) -> tuple[Policy, int, dict]:
     """The DROPO policy, its PPO steps spent here, and what it is (a given folder, or base fine-tuned on a fit)."""
     from ..sim.distributions import load_distribution
 
@@ -321,9 +350,9 @@ def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOCon
         spent = policy_steps(policy) - int(training.get("warm_start_steps", 0))
         return policy, spent, {"policy": str(dropo), "distribution": training.get("distribution")}
     dist = load_distribution(dropo)
-    outcome = train_policy(make_task(TASK, str(dropo)), steps, out / "dropo_policy", config, progress=False,
-                           start=base)
-    return outcome.policy, outcome.trained_steps, {
+    [(candidate, spent)] = _fine_tuned(cluster, [Task("DROPO policy", fine_tune, (
+        str(dropo), steps, str(out / "dropo_policy"), config, str(base), _threads(cluster)))])
+    return candidate.policy, spent, {
         "policy": str(out / "dropo_policy"), "distribution": str(dropo), "method": dist.method,
         "group_factors": group_factors_of(dist)}
 
@@ -333,7 +362,7 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
                        steps: int = 50_000, heldout_episodes: int = 50, config: PPOConfig | None = None,
                        population_size: int | None = 4, sigma0: float = 0.5, spread: float = 0.0, seed: int = 0,
                        chain: bool = True, control: bool = True, selection: bool = True,
-                       progress: Callable[[str], None] | None = None) -> dict:
+                       progress: Callable[[str], None] | None = None, cluster: Cluster | None = None) -> dict:
     """Fit for accuracy (DROPO) vs tune for return (CMA-ES) at the same number of target episodes.
 
     The tuner gets `dropo_episodes` target episodes, the number DROPO's data cost; the DROPO fit (a
@@ -344,7 +373,8 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
     is also fine-tuned in the nominal sim for as many PPO steps as the tuned policy's lineage added to the
     base (warm starts chain), to tell a better simulator from more training. With `selection`,
     `select_by_return` spends the same target episodes picking among as many nominal fine-tunings (PPO seeds
-    differ), to tell a better simulator from picking the luckiest PPO run.
+    differ), to tell a better simulator from picking the luckiest PPO run. Trainings run on `cluster` (default: in
+    this process), side by side where they do not depend on one another; the target episodes are played here.
 
     Returns:
         A JSON-friendly dict: settings, rows (approach, target_episodes, steps_spent, total_steps, heldout),
@@ -358,25 +388,27 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
     base_policy = load_policy(base)
     proxy = _reality_digest(reality)
     config = config or reach_config(seed)
+    cluster = cluster or Cluster(workers=0)
     say = progress or (lambda line: None)
     say(f"fine-tuning the base policy for {steps} steps under the DROPO fit {dropo}" if not dropo.is_dir()
         else f"DROPO policy: {dropo}")
-    dropo_policy, dropo_spent, dropo_info = _dropo_policy(dropo, base, out, steps, config)
+    dropo_policy, dropo_spent, dropo_info = _dropo_policy(dropo, base, out, steps, config, cluster)
     say(f"tuning for return: {dropo_episodes} target episodes, {episodes_per_candidate} per candidate")
     tuning = tune_for_return(base, out / "tuning", reality, dropo_episodes, episodes_per_candidate, steps, config,
-                             population_size, sigma0, spread, seed, chain, progress)
+                             population_size, sigma0, spread, seed, chain, progress, cluster)
     if tuning.best is None:
         raise RuntimeError("the tuning produced no candidate with a finite target return")
     policies = [(BASE, base_policy, 0, "none", 0)]
     if control:
         lineage = policy_steps(tuning.best.policy) - policy_steps(base_policy)
         say(f"control: fine-tuning the base policy for {lineage} steps in the nominal sim")
-        outcome = train_policy(make_task(TASK), lineage, out / "control_policy", config, progress=False, start=base)
-        policies.append((CONTROL, outcome.policy, 0, "none", outcome.trained_steps))
+        [(candidate, spent)] = _fine_tuned(cluster, [Task("control policy", fine_tune, (
+            "none", lineage, str(out / "control_policy"), config, str(base), _threads(cluster)))])
+        policies.append((CONTROL, candidate.policy, 0, "none", spent))
     if selection:
         say(f"selection control: {dropo_episodes} target episodes picking among nominal fine-tunings")
         picked = select_by_return(base, out / "selection", reality, dropo_episodes, episodes_per_candidate, steps,
-                                  config, seed, progress)
+                                  config, seed, progress, cluster)
         policies.append((SELECTED, picked.best.policy, picked.target_episodes,
                          "counted proxy episodes scoring the nominal fine-tunings", picked.sim_steps))
     target = make_task(TASK, "none", reality=reality)

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cluster import add_cluster_arguments, cluster_from_arguments
 from ..sim.reality import DEFAULT_REALITY
 from .arm import compare_with_dropo, comparison_markdown, plot_comparison
 
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of CMA-ES, PPO and the tuning episodes")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke-test sizes, overriding the ones above: {QUICK}")
+    add_cluster_arguments(parser)  # fine-tunings that do not depend on one another run side by side
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,11 +54,13 @@ def run(args: argparse.Namespace) -> int:
     if args.quick:
         budget, per, steps, heldout = (QUICK[k] for k in ("budget", "episodes_per_candidate", "steps", "heldout"))
     out = Path(args.out)
-    result = compare_with_dropo(args.base, args.dropo, out, dropo_episodes=budget, reality=args.reality,
-                                episodes_per_candidate=per, steps=steps, heldout_episodes=heldout,
-                                population_size=args.population, sigma0=args.sigma0, spread=args.spread,
-                                seed=args.seed, chain=args.warm_start == "best",
-                                control=not args.no_control, selection=not args.no_selection, progress=print)
+    with cluster_from_arguments(args) as cluster:
+        result = compare_with_dropo(args.base, args.dropo, out, dropo_episodes=budget, reality=args.reality,
+                                    episodes_per_candidate=per, steps=steps, heldout_episodes=heldout,
+                                    population_size=args.population, sigma0=args.sigma0, spread=args.spread,
+                                    seed=args.seed, chain=args.warm_start == "best",
+                                    control=not args.no_control, selection=not args.no_selection, progress=print,
+                                    cluster=cluster)
     plot_comparison(result, out / "arm_tuning.png")
     report = comparison_markdown(result, "arm_tuning.png")
     (out / "arm_tuning.md").write_text(report)

@@ -2,10 +2,11 @@
 
 For problems whose inner training cannot be differentiated (the arm: a policy trained by RL in MuJoCo), the
 outer objective -- the target return of the policy trained under sim parameters θ -- is maximised by CMA-ES
-under a strict budget of target evaluations. Each candidate θ is trained with `train(θ, warm_start)`, where
-`warm_start` is the policy of the best candidate so far (None before the first), then evaluated once with
-`evaluate_on_target(policy)`. A non-finite target return counts as a failed candidate (ranked last).
-Exceptions from `train` or `evaluate_on_target` propagate; the evaluations made so far have already been
+under a strict budget of target evaluations. Each generation's candidates are trained together with
+`train([θ, ...], warm_start)` (a caller may train them side by side, e.g. as cluster tasks), where `warm_start`
+is the policy of the best candidate of the generations before (None in the first); then each is evaluated once,
+in order, with `evaluate_on_target(policy)`. A non-finite target return counts as a failed candidate (ranked
+last). Exceptions from `train` or `evaluate_on_target` propagate; the evaluations made so far have already been
 passed to `callback`, which is where a caller persists progress.
 """
 from __future__ import annotations
@@ -40,14 +41,15 @@ class CmaesTuningResult:
     evaluations: list[TargetEvaluation] = field(default_factory=list)
 
 
-def tune_with_cmaes(train: Callable[[np.ndarray, Any], Any], evaluate_on_target: Callable[[Any], float],
+def tune_with_cmaes(train: Callable[[list[np.ndarray], Any], list], evaluate_on_target: Callable[[Any], float],
                     x0: np.ndarray, sigma0: float, budget: int, bounds: np.ndarray | None = None,
                     population_size: int | None = None, seed: int = 0,
                     callback: Callable[[TargetEvaluation], None] | None = None) -> CmaesTuningResult:
     """Maximise the target return of sim-trained policies over sim parameters with CMA-ES.
 
     Args:
-        train: (params, warm_start) -> policy; warm_start is the best policy so far or None.
+        train: (a generation's params, warm_start) -> their policies, in order; warm_start is the best policy of
+            the generations before, or None.
         evaluate_on_target: policy -> target return (one call = one unit of the budget).
         x0: initial sim parameters (mean of the first CMA-ES generation).
         sigma0: initial CMA-ES step size.
@@ -76,12 +78,13 @@ def tune_with_cmaes(train: Callable[[np.ndarray, Any], Any], evaluate_on_target:
     optimizer = CMA(mean=x0, sigma=sigma0, bounds=bounds, seed=seed, population_size=population_size)
     result = CmaesTuningResult(best_params=x0.copy(), best_return=float("-inf"), best_policy=None)
     while len(result.evaluations) < budget:
+        generation = [optimizer.ask()
+                      for _ in range(min(optimizer.population_size, budget - len(result.evaluations)))]
+        policies = list(train(generation, result.best_policy))
+        if len(policies) != len(generation):
+            raise ValueError(f"train returned {len(policies)} policies for {len(generation)} candidates")
         told = []
-        for _ in range(optimizer.population_size):
-            if len(result.evaluations) >= budget:
-                break
-            params = optimizer.ask()
-            policy = train(params, result.best_policy)
+        for params, policy in zip(generation, policies):
             target_return = float(evaluate_on_target(policy))
             if np.isfinite(target_return) and target_return > result.best_return:
                 result.best_params, result.best_return, result.best_policy = params.copy(), target_return, policy

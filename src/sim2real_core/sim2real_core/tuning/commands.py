@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cluster import add_cluster_arguments, cluster_from_arguments
 from .study import (
     accuracy_table_markdown,
     accuracy_vs_performance_study,
@@ -27,24 +28,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lqr-iterations", type=int, default=60, help="outer iterations, LQR (default 60)")
     parser.add_argument("--cmaes-budget", type=int, default=150,
                         help="target evaluations per CMA-ES run on LQR (default 150)")
+    add_cluster_arguments(parser)  # each seed's run is a task on the cluster
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the studies; write a markdown report, the histories as JSON and one plot per convergence study."""
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    studies = {
-        "mdp": (mdp_study(args.seeds, args.mdp_iterations), "outer iteration"),
-        "lqr": (lqr_study(args.seeds, args.lqr_iterations), "outer iteration"),
-        "lqr_cmaes": (lqr_cmaes_study(args.seeds, args.cmaes_budget), "target evaluations"),
-    }
+    with cluster_from_arguments(args) as cluster:
+        studies = {
+            "mdp": (mdp_study(args.seeds, args.mdp_iterations, cluster=cluster), "outer iteration"),
+            "lqr": (lqr_study(args.seeds, args.lqr_iterations, cluster=cluster), "outer iteration"),
+            "lqr_cmaes": (lqr_cmaes_study(args.seeds, args.cmaes_budget, cluster=cluster), "target evaluations"),
+        }
+        accuracy = accuracy_vs_performance_study(tuple(range(args.seeds)), args.mdp_iterations, cluster=cluster)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sections = ["# Performance-driven simulator tuning (arXiv 2510.17709 validation settings)", ""]
     for name, (study, xlabel) in studies.items():
         plot_study(study, out / f"tuning_{name}.png", xlabel)
         sections += [study_table_markdown(study), "", f"![{name}](tuning_{name}.png)", ""]
-    accuracy = accuracy_vs_performance_study(tuple(range(args.seeds)), args.mdp_iterations)
     sections += [accuracy_table_markdown(accuracy), ""]
     report = "\n".join(sections)
     (out / "tuning_study.md").write_text(report)

@@ -208,7 +208,7 @@ class LQRPolicy:
 
 
 class LQRTargetTask:
-    """`train` / `evaluate_on_target` callables of `cmaes_tuner.tune_with_cmaes` for the LQR problem.
+    """`train_generation` / `evaluate_on_target` callables of `cmaes_tuner.tune_with_cmaes` for the LQR problem.
 
     train(θ, warm_start) runs Riccati iteration on the sim (A_s, B_s) of θ, starting from the warm start's P;
     it returns None when the sim has no stabilising solution. evaluate_on_target returns -J_real(K) (-inf for
@@ -231,6 +231,10 @@ class LQRTargetTask:
             return None
         self.riccati_iterations += iterations
         return LQRPolicy(K, P, iterations)
+
+    def train_generation(self, thetas: list[np.ndarray], warm_start: LQRPolicy | None) -> list[LQRPolicy | None]:
+        """`train` of each θ of a CMA-ES generation, all from the same warm start."""
+        return [self.train(theta, warm_start) for theta in thetas]
 
     def evaluate_on_target(self, policy: LQRPolicy | None) -> float:
         """Real return -J_real(K) of the policy."""

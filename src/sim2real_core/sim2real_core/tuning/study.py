@@ -1,7 +1,8 @@
 """Validation studies of performance-driven sim tuning: tabular MDP and LQR (sensitivity gradients), LQR (CMA-ES).
 
 Each study runs from randomised starts over several seeds against one fixed real system and returns
-per-iteration histories; `study_table_markdown` and `plot_study` turn them into a table and a PNG.
+per-iteration histories (each seed a task on a sim2real_core.cluster.Cluster); `study_table_markdown` and
+`plot_study` turn them into a table and a PNG.
 """
 from __future__ import annotations
 
@@ -10,29 +11,54 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cluster import Cluster, Task, values
 from .cmaes_tuner import tune_with_cmaes
 from .lqr import LQRSimTuning, LQRTargetTask, random_lqr, tune_lqr
 from .tabular import TabularSimTuning, random_mdp, tune_tabular
 
 
-def mdp_study(seeds: int = 5, iterations: int = 40, real_seed: int = 0, temperature: float = 0.1) -> dict:
-    """Sensitivity-gradient tuning of a 3-state/2-action sim MDP's dynamics for the real return.
+def _mdp_run(seed: int, iterations: int, real_seed: int, temperature: float) -> dict:
+    """One randomised start of `mdp_study` (a cluster task)."""
+    tuning = TabularSimTuning(random_mdp(3, 2, seed=real_seed), temperature=temperature)
+    _, history = tune_tabular(tuning, tuning.random_start(np.random.default_rng(seed)), iterations)
+    return {"seed": seed, "history": [asdict(h) for h in history]}
+
+
+def mdp_study(seeds: int = 5, iterations: int = 40, real_seed: int = 0, temperature: float = 0.1,
+              cluster: Cluster | None = None) -> dict:
+    """Sensitivity-gradient tuning of a 3-state/2-action sim MDP's dynamics for the real return, one start per
+    seed as a task on `cluster` (default: in this process).
 
     Returns:
         {"setting", "normalization", "runs": [{"seed", "history": [AscentStep as dict, ...]}]}.
     """
-    tuning = TabularSimTuning(random_mdp(3, 2, seed=real_seed), temperature=temperature)
-    runs = []
-    for seed in range(seeds):
-        _, history = tune_tabular(tuning, tuning.random_start(np.random.default_rng(seed)), iterations)
-        runs.append({"seed": seed, "history": [asdict(h) for h in history]})
+    runs = _run(cluster, [Task(f"mdp seed {seed}", _mdp_run, (seed, iterations, real_seed, temperature))
+                          for seed in range(seeds)])
     return {"setting": "tabular MDP (3 states, 2 actions), sensitivity gradient",
             "normalization": "(J - J_min) / (J* - J_min) over real policies", "runs": runs}
 
 
+def _run(cluster: Cluster | None, tasks: list[Task]) -> list:
+    """The tasks' values, on `cluster` or in this process."""
+    return values((cluster or Cluster(workers=0)).run(tasks))
+
+
+def _accuracy_rows(real_seed: int, iterations: int, temperature: float) -> list[dict]:
+    """Both sim families of one real MDP in `accuracy_vs_performance_study` (a cluster task)."""
+    real = random_mdp(3, 2, seed=real_seed)
+    rows = []
+    for family, state_independent in (("full", False), ("state-independent", True)):
+        tuning = TabularSimTuning(real, temperature=temperature, state_independent=state_independent)
+        _, history = tune_tabular(tuning, tuning.max_likelihood_params(), iterations)
+        rows.append({"real_seed": real_seed, "family": family, "accurate": history[0].normalized,
+                     "tuned": history[-1].normalized})
+    return rows
+
+
 def accuracy_vs_performance_study(real_seeds: tuple[int, ...] = (0, 1, 2, 3, 4), iterations: int = 40,
-                                  temperature: float = 0.1) -> list[dict]:
-    """Most accurate sim versus performance-tuned sim, on several random 3-state/2-action real MDPs.
+                                  temperature: float = 0.1, cluster: Cluster | None = None) -> list[dict]:
+    """Most accurate sim versus performance-tuned sim, on several random 3-state/2-action real MDPs (one task per
+    real MDP on `cluster`).
 
     For each real MDP and sim family ("full": P_θ(s'|s, a); "state-independent": P_θ(s'|a), misspecified),
     the maximum-likelihood sim (`TabularSimTuning.max_likelihood_params`, system identification with
@@ -42,15 +68,9 @@ def accuracy_vs_performance_study(real_seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
         One dict per (real seed, family): real_seed, family, accurate (normalised real return of the policy
         trained in the maximum-likelihood sim), tuned (after `iterations` outer iterations).
     """
-    rows = []
-    for real_seed in real_seeds:
-        real = random_mdp(3, 2, seed=real_seed)
-        for family, state_independent in (("full", False), ("state-independent", True)):
-            tuning = TabularSimTuning(real, temperature=temperature, state_independent=state_independent)
-            _, history = tune_tabular(tuning, tuning.max_likelihood_params(), iterations)
-            rows.append({"real_seed": real_seed, "family": family, "accurate": history[0].normalized,
-                         "tuned": history[-1].normalized})
-    return rows
+    per_mdp = _run(cluster, [Task(f"accuracy real MDP {seed}", _accuracy_rows, (seed, iterations, temperature))
+                             for seed in real_seeds])
+    return [row for rows in per_mdp for row in rows]
 
 
 def accuracy_table_markdown(rows: list[dict]) -> str:
@@ -63,41 +83,51 @@ def accuracy_table_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def lqr_study(seeds: int = 5, iterations: int = 60, real_seed: int = 0, n: int = 3, m: int = 2) -> dict:
-    """Sensitivity-gradient tuning of a linear sim's (A_s, B_s) for the real LQR cost.
+def _lqr_run(seed: int, iterations: int, real_seed: int, n: int, m: int) -> dict:
+    """One randomised start of `lqr_study` (a cluster task)."""
+    tuning = LQRSimTuning(random_lqr(n, m, seed=real_seed))
+    _, history = tune_lqr(tuning, tuning.random_start(np.random.default_rng(seed)), iterations)
+    return {"seed": seed, "history": [asdict(h) for h in history]}
+
+
+def lqr_study(seeds: int = 5, iterations: int = 60, real_seed: int = 0, n: int = 3, m: int = 2,
+              cluster: Cluster | None = None) -> dict:
+    """Sensitivity-gradient tuning of a linear sim's (A_s, B_s) for the real LQR cost, one start per seed as a task
+    on `cluster`.
 
     Returns:
         As `mdp_study`; normalisation J_real(K*) / J_real(K(θ)).
     """
-    tuning = LQRSimTuning(random_lqr(n, m, seed=real_seed))
-    runs = []
-    for seed in range(seeds):
-        _, history = tune_lqr(tuning, tuning.random_start(np.random.default_rng(seed)), iterations)
-        runs.append({"seed": seed, "history": [asdict(h) for h in history]})
+    runs = _run(cluster, [Task(f"lqr seed {seed}", _lqr_run, (seed, iterations, real_seed, n, m))
+                          for seed in range(seeds)])
     return {"setting": f"LQR (n={n}, m={m}), sensitivity gradient",
             "normalization": "J_real(K*) / J_real(K(theta))", "runs": runs}
 
 
+def _lqr_cmaes_run(seed: int, budget: int, sigma0: float, real_seed: int, n: int, m: int) -> dict:
+    """One randomised start of `lqr_cmaes_study` (a cluster task)."""
+    task = LQRTargetTask(random_lqr(n, m, seed=real_seed))
+    theta0 = task.tuning.random_start(np.random.default_rng(seed))
+    result = tune_with_cmaes(task.train_generation, task.evaluate_on_target, theta0, sigma0, budget, seed=seed)
+    start = task.tuning.real_return(theta0)
+    history = [{"iteration": 0, "value": start, "normalized": task.tuning.normalized(start), "evaluations": 0}]
+    history += [{"iteration": ev.index + 1, "value": ev.best_return,
+                 "normalized": task.tuning.normalized(ev.best_return), "evaluations": ev.index + 1}
+                for ev in result.evaluations]
+    return {"seed": seed, "history": history, "riccati_iterations": task.riccati_iterations}
+
+
 def lqr_cmaes_study(seeds: int = 5, budget: int = 150, sigma0: float = 0.1, real_seed: int = 0, n: int = 3,
-                    m: int = 2) -> dict:
-    """CMA-ES tuning of a linear sim's (A_s, B_s) with a budget of target evaluations.
+                    m: int = 2, cluster: Cluster | None = None) -> dict:
+    """CMA-ES tuning of a linear sim's (A_s, B_s) with a budget of target evaluations, one start per seed as a task
+    on `cluster`.
 
     Returns:
         As `mdp_study`: entry 0 is the start θ0 (for reference, not charged to the budget), then one entry per
         target evaluation with the best normalised return CMA-ES has found so far.
     """
-    problem = random_lqr(n, m, seed=real_seed)
-    runs = []
-    for seed in range(seeds):
-        task = LQRTargetTask(problem)
-        theta0 = task.tuning.random_start(np.random.default_rng(seed))
-        result = tune_with_cmaes(task.train, task.evaluate_on_target, theta0, sigma0, budget, seed=seed)
-        start = task.tuning.real_return(theta0)
-        history = [{"iteration": 0, "value": start, "normalized": task.tuning.normalized(start), "evaluations": 0}]
-        history += [{"iteration": ev.index + 1, "value": ev.best_return,
-                     "normalized": task.tuning.normalized(ev.best_return), "evaluations": ev.index + 1}
-                    for ev in result.evaluations]
-        runs.append({"seed": seed, "history": history, "riccati_iterations": task.riccati_iterations})
+    runs = _run(cluster, [Task(f"lqr cma-es seed {seed}", _lqr_cmaes_run, (seed, budget, sigma0, real_seed, n, m))
+                          for seed in range(seeds)])
     return {"setting": f"LQR (n={n}, m={m}), CMA-ES, budget {budget} target evaluations",
             "normalization": "J_real(K*) / J_real(K(theta)), best so far", "runs": runs}
 

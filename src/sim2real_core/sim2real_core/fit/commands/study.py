@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...cluster import add_cluster_arguments
+from ...cluster import add_cluster_arguments, cluster_from_arguments
 
 HELP = ("run the ODR fitting study (consistency in N, DROPO vs E-DROPO std, non-identifiable parameters), or "
         "parameter recovery on the reality proxies (--proxies)")
@@ -19,23 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="parameter recovery on these reality proxies (default: every shipped one) with the "
                              "classic and the full family of the arm's space, instead of the Hopper study")
     parser.add_argument("--methods", default="dropo,sysid", help="fitting methods of the proxy study")
-    add_cluster_arguments(parser)  # the proxy study's fits run as tasks on the cluster
+    add_cluster_arguments(parser)  # the studies' fits run as tasks on the cluster
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the study and print where the summary is."""
-    if args.proxies is not None:
-        from ...cluster import cluster_from_arguments
-        from ..proxy_study import run_proxy_study
+    with cluster_from_arguments(args) as cluster:
+        if args.proxies is not None:
+            from ..proxy_study import run_proxy_study
 
-        proxies = None if args.proxies == "all" else args.proxies.split(",")
-        with cluster_from_arguments(args) as cluster:
+            proxies = None if args.proxies == "all" else args.proxies.split(",")
             run_proxy_study(args.out, proxies, tuple(args.methods.split(",")), quick=args.quick, seed=args.seed,
                             cluster=cluster)
-        print(f"wrote {args.out}/proxy_study.md")
-        return 0
-    from ..study import run_study
+            print(f"wrote {args.out}/proxy_study.md")
+            return 0
+        from ..study import run_study
 
-    run_study(args.out, quick=args.quick, seed=args.seed)
+        run_study(args.out, quick=args.quick, seed=args.seed, cluster=cluster)
     print(f"wrote {args.out}/study.md")
     return 0
