@@ -50,7 +50,7 @@ test-franka: setup
 # Left out: the quick demo (slow).
 test-jazzy: setup $(JAZZY_INSTALLED)
 	$(WS) $(JAZZY)/bin/python -c "import rclpy, importlib.metadata as m; print('ROS 2 Jazzy: rclpy', m.version('ros-jazzy-rclpy'))"
-	$(WS) $(JAZZY)/bin/python -m pytest src/sim2real_ros/test -m "not slow" $(PYTEST_ARGS)
+	$(WS) $(JAZZY)/bin/python -m pytest src/sim2real_ros/test src/sim2real/test/test_policy_commands.py -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
 	$(WS) sim2real demo --out $(DEMO_OUT)

@@ -34,8 +34,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 
 from sim2real_core.data.bagio import BagReader, BagWriter, read_metadata, typestore  # noqa: E402
 from sim2real_core.data.convert import bag_to_dataset  # noqa: E402
-from sim2real_core.runner import resolve_executable  # noqa: E402
-from sim2real_core.stack import NodeSpec  # noqa: E402
+from sim2real_ros.runner import resolve_executable  # noqa: E402
+from sim2real_ros.stack import NodeSpec  # noqa: E402
 
 SECONDS = 5.0
 RATE = 1000.0

@@ -21,10 +21,10 @@ from std_msgs.msg import Float64MultiArray
 
 from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
 from sim2real_core.policy.serving import robot_joints_and_period
-from sim2real_core.runner import resolve_executable
-from sim2real_core.stack import NodeSpec
 from sim2real_ros import contract
 from sim2real_ros.messages import diagnostic_values, joint_state_msg
+from sim2real_ros.runner import resolve_executable
+from sim2real_ros.stack import NodeSpec
 
 RATE_HZ = 1000.0
 SECONDS = 10.0

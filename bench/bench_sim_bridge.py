@@ -24,13 +24,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from sim2real_core.runner import resolve_executable
 from sim2real_core.sim.batch import BatchSimulator
 from sim2real_core.sim.distributions import Distribution
 from sim2real_core.sim.simulator import Simulator
-from sim2real_core.stack import NodeSpec
 from sim2real_ros import contract
 from sim2real_ros.messages import command_msg, stamp_to_seconds
+from sim2real_ros.runner import resolve_executable
+from sim2real_ros.stack import NodeSpec
 
 SECONDS = 5.0
 BATCH = 4000

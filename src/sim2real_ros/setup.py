@@ -1,11 +1,11 @@
-"""ament_python package of the sim2real ROS 2 nodes and the sim2real command."""
+"""ament_python package of the sim2real ROS 2 nodes, their launch files and the stack runner."""
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "sim2real_ros"
 
-# Node executables (ros2 run sim2real_ros NAME); the sim2real command is scripts/sim2real, installed to bin/.
+# Node executables (ros2 run sim2real_ros NAME).
 NODES = {
     "sim_bridge": "sim2real_ros.sim_bridge:main",
     "transition_logger": "sim2real_ros.transition_logger:main",
@@ -23,8 +23,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", sorted(glob("../../launch/*.launch.py"))),
-        ("bin", ["scripts/sim2real"]),
+        (f"share/{PACKAGE}/launch", sorted(glob("launch/*.launch.py"))),
+        (f"share/{PACKAGE}/config/stacks", sorted(glob("config/stacks/*.yaml"))),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

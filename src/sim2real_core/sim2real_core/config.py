@@ -37,7 +37,7 @@ def config_dir() -> Path:
             raise ConfigError(f"{CONFIG_ENV}={override!r} is not a directory")
         return path
     source_tree = Path(__file__).resolve().parents[3] / "config"
-    if (source_tree / "stacks").is_dir():
+    if (source_tree / "robots").is_dir():
         return source_tree
     for prefix in [*os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep), sys.prefix]:
         installed = Path(prefix) / "share" / "sim2real_core" / "config"

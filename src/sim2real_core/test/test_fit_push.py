@@ -9,20 +9,16 @@ objective rough, so this is not a claim for every truth. Measured on this data (
 on the default 80 % of the episodes found (0.547, 0.542) on an AMD EPYC and passed elsewhere, so the CLI test
 fits all transitions (--holdout 0).
 """
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from sim2real_core.data.dataset import TransitionDataset, save_dataset
 from sim2real_core.data.layouts import JOINT_STATE, JOINT_STATE_PUCK
 from sim2real_core.fit import BatchPredictor, DropoConfig, SysIdConfig, Transitions, fit, reference_predict
 from sim2real_core.fit.files import fit_space
 from sim2real_core.fit.fr3 import fr3_system
 from sim2real_core.fit.push import generate_push_data
 from sim2real_core.fit.systems import system_for
-from sim2real_core.sim.distributions import load_distribution
 
 PUCK = ["puck_mass", "puck_friction"]
 TRUTH = np.array([0.5, 0.7])  # kg, 1; nominal 0.2 kg, 0.4
@@ -86,29 +82,3 @@ def test_layout_mismatch_names_expected_and_found(data, space):
     unlabelled = Transitions(data.observations[:, :14], data.actions, data.next_observations[:, :14], data.ends)
     with pytest.raises(ValueError, match=r"observations of size 27 \(7 qpos \+ 7 qvel \+ 7 qpos \+ 6 qvel\), got 14"):
         fit("sysid", system_for("fr3_push"), space, unlabelled)
-
-
-def _dataset(data: Transitions, layout: str) -> TransitionDataset:
-    return TransitionDataset(data.observations, data.actions, data.next_observations, np.zeros(len(data), bool),
-                             data.ends.copy(), metadata={"robot": "fr3", "state_layout": layout})
-
-
-def test_fit_command_picks_the_push_system_from_the_layout(data, tmp_path):
-    path = save_dataset(tmp_path / "push.npz", _dataset(data, JOINT_STATE_PUCK))
-    out = tmp_path / "puck.yaml"
-    proc = subprocess.run([sys.executable, "-m", "sim2real_ros.cli", "fit", str(path), "--method", "sysid",
-                           "--space", "fr3_push", "--parameters", "puck_mass,puck_friction", "--transitions", "40",
-                           "--threads", "2", "--holdout", "0", "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    dist = load_distribution(out)
-    assert list(dist.space.names) == PUCK and dist.provenance["system"] == "fr3_push"
-    assert np.all(np.abs(dist.mean - TRUTH) < [MASS_TOL, FRICTION_TOL]), dist.mean
-    assert "puck_mass" in proc.stdout and "puck_friction" in proc.stdout
-    # the same arrays labelled as arm-only data do not fit the push system
-    wrong = save_dataset(tmp_path / "wrong.npz", _dataset(data, JOINT_STATE))
-    proc = subprocess.run([sys.executable, "-m", "sim2real_ros.cli", "fit", str(wrong), "--method", "sysid",
-                           "--system", "fr3_push", "--space", "fr3_push", "--parameters", "puck_mass",
-                           "--out", str(tmp_path / "x.yaml"), "--quiet"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "expects state layout 'joint_state_puck_v1'" in proc.stderr
-    assert "'joint_state_v1'" in proc.stderr and not (tmp_path / "x.yaml").exists()

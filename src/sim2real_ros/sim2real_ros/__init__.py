@@ -1,1 +1,1 @@
-"""sim2real ROS nodes."""
+"""sim2real ROS 2 nodes, the stack runner that starts them, and the commands that need ROS."""

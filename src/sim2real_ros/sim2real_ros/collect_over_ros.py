@@ -21,7 +21,7 @@ from std_srvs.srv import Trigger
 
 from sim2real_core.policy.serving import robot_joints_and_period
 from sim2real_core.sim.reality import DEFAULT_REALITY
-from sim2real_core.stack import apply_overrides, load_stack
+from sim2real_ros.stack import apply_overrides, load_stack
 
 from . import contract
 from .messages import diagnostic_values, episode_event, matched_publishers

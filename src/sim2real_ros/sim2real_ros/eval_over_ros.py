@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 from sim2real_core.policy.evaluation import EvalResult, ReachJudge, summarise
 from sim2real_core.policy.serving import load_servable_policy, robot_joints_and_period
 from sim2real_core.sim.reality import DEFAULT_REALITY
-from sim2real_core.stack import NodeSpec
+from sim2real_ros.stack import NodeSpec
 
 from . import contract
 from .messages import diagnostic_values, episode_event, joint_state_arrays, stamp_to_seconds

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from sim2real_core.runner import node_command
-from sim2real_core.stack import NodeSpec
+from sim2real_ros.runner import node_command
+from sim2real_ros.stack import NodeSpec
 
 
 def spawn_node(spec: NodeSpec, workdir: Path) -> subprocess.Popen:

@@ -18,9 +18,9 @@ import yaml
 from rclpy.node import Node
 from rclpy.parameter_client import AsyncParameterClient
 
-from sim2real_core.runner import node_command
-from sim2real_core.stack import NodeSpec
+from sim2real_ros.runner import node_command
 from sim2real_ros.service_calls import answered
+from sim2real_ros.stack import NodeSpec
 
 
 class NodeProcessHandle:

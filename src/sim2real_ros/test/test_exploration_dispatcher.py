@@ -12,9 +12,9 @@ from std_srvs.srv import Trigger
 from conftest import spin_until
 from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
 from sim2real_core.robot import load_robot
-from sim2real_core.stack import load_stack
 from sim2real_ros import contract
 from sim2real_ros.messages import command_array, diagnostic_values, episode_event, joint_state_msg, seconds_to_stamp
+from sim2real_ros.stack import load_stack
 
 ROBOT = load_robot("fr3")
 N = ROBOT.dof

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from sim2real_core.runner import StackRunner
-from sim2real_core.stack import apply_overrides, available_stacks, in_namespace, load_stack, parse_overrides
+from sim2real_ros.runner import StackRunner
+from sim2real_ros.stack import apply_overrides, available_stacks, in_namespace, load_stack, parse_overrides
 
 HELP = "start the nodes of launch/STACK.launch.py as processes (ros2 launch stand-in); Ctrl-C stops them all"
 

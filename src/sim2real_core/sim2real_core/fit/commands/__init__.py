@@ -1,1 +1,1 @@
-"""`sim2real fit` and `sim2real fit-study` command modules."""
+"""`sim2real fit`: the command module of fitting."""

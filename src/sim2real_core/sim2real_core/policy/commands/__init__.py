@@ -1,1 +1,1 @@
-"""`sim2real` subcommands of the policy package (registered in sim2real_ros.cli.COMMANDS)."""
+"""`sim2real` subcommands of the policy package (registered in sim2real.cli.COMMANDS)."""

@@ -1,0 +1,318 @@
+"""The stages of the demo pipeline (see pipeline.demo); each takes the DemoRun and records its results."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from sim2real.pipeline.plan import DemoRun
+from sim2real.pipeline.report import write_report
+from sim2real_core.cluster import Task, values
+from sim2real_core.config import ConfigError
+from sim2real_core.data.convert import bag_to_dataset
+from sim2real_core.data.dataset import load_dataset, save_dataset
+from sim2real_ros.runner import StackRunner
+from sim2real_ros.stack import apply_overrides, load_stack
+
+COLLECT_STACK = "collect_reality"
+
+
+def sim2real_command() -> list[str]:
+    """The `sim2real` command as an argv prefix, found on PATH (install/setup.bash puts it there), run by this
+    interpreter (so a run from the ROS 2 Jazzy venv stays on Jazzy)."""
+    found = shutil.which("sim2real")
+    if not found:
+        raise ConfigError("the sim2real command is not on PATH: source install/setup.bash")
+    return [sys.executable, found]
+
+
+def _explore(task_name: str, policies: int, steps: int, out: str) -> dict:
+    """Train the exploration set (a cluster task: plain arguments in, plain results out)."""
+    from sim2real_core.explore.diversity import DiversityConfig, train_exploration_policies
+    from sim2real_core.policy.ppo import PPOConfig
+    from sim2real_core.policy.tasks import make_task, ppo_defaults
+
+    result = train_exploration_policies(make_task(task_name, "uniform"), out, DiversityConfig(k=policies, steps=steps),
+                                        PPOConfig(**ppo_defaults(task_name)), progress=False)
+    return {"policies": [str(p) for p in result.policy_paths], "summary": result.summary}
+
+
+def policy_folder(run: DemoRun, name: str, seed: int) -> Path:
+    """Where the policy of row `name` (or `base`) trained with `seed` goes: policies/NAME, policies/seedK/NAME."""
+    return run.out / "policies" / (name if seed == 0 else f"seed{seed}/{name}")
+
+
+def pretrain(run: DemoRun) -> None:
+    """Learn in simulation before the target is touched, side by side on the cluster: the exploration policies
+    (diversity bonus, under uniform randomization) and, per seed, the base policy on the nominal simulator, from
+    which every training distribution is fine-tuned in `train`."""
+    explore_budget, train_budget = run.plan.stage("explore"), run.plan.stage("train")
+    tasks = [Task("explore", _explore, (run.plan.task, int(explore_budget["policies"]), int(explore_budget["steps"]),
+                                        str(run.out / "explore")))]
+    tasks += [Task(f"base seed {seed}", train_one, (run.plan.task, "none", int(train_budget["base_steps"]),
+                                                     str(policy_folder(run, "base", seed)), None, seed))
+              for seed in range(run.plan.seeds)]
+    explore, *seeds = values(run.cluster.run(tasks))
+    run.results["explore"] = explore
+    run.results["base"] = {**seeds[0], "seeds": seeds}
+    run.log(f"   base policy (nominal sim), {run.plan.seeds} seed(s): {seeds[0]['steps']} steps in "
+            f"{seeds[0]['seconds']:.0f} s each; {len(run.results['explore']['policies'])} exploration policies")
+
+
+
+def collect(run: DemoRun) -> None:
+    """Run the reality proxy, the exploration dispatcher and the logger over ROS until the episodes are done
+    (robot side `franka`: `sim2real collect` on the franka emulation)."""
+    budget = run.plan.stage("collect")
+    bag = run.out / "bag"
+    for index in range(2, 1000):  # never overwrite the bag of an earlier run in the same folder
+        if not bag.exists():
+            break
+        bag = run.out / f"bag_{index}"
+    if run.plan.robot_side == "franka":
+        _collect_on_franka(run, bag, budget)
+        return
+    stack = apply_overrides(load_stack(COLLECT_STACK), {
+        "sim_bridge": {"reality": run.plan.reality},
+        "exploration_dispatcher": {"policies": [str(run.out / "explore")], **budget},
+        "transition_logger": {"output": str(bag)},
+    })
+    with open(run.out / "collect.log", "w") as log:
+        code = StackRunner(stack, out=log).run()
+    if code != 0:
+        raise RuntimeError(f"data collection failed (see {run.out / 'collect.log'})")
+    run.results["collect"] = {"bag": str(bag), "stack": COLLECT_STACK, **budget}
+
+
+def _collect_on_franka(run: DemoRun, bag: Path, budget: dict) -> None:
+    summary = run.out / "collect.json"
+    command = [*sim2real_command(), "collect", str(run.out / "explore"), "--bag", str(bag), "--reality",
+               run.plan.reality, "--episodes", str(budget["episodes"]), "--episode-steps", str(budget["episode_steps"]),
+               "--random-action-prob", str(budget["random_action_prob"]), "--json", str(summary),
+               "--logs", str(run.out / "collect_logs")]
+    with open(run.out / "collect.log", "w") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"data collection on the franka emulation failed (see {run.out / 'collect.log'})")
+    run.results["collect"] = {**json.loads(summary.read_text()), **budget}
+    faults = [f for f in run.results["collect"]["faults"] if f]
+    run.log(f"   {len(faults)} of {budget['episodes']} episodes ended in a fault ({', '.join(sorted(set(faults)))})"
+            if faults else f"   {budget['episodes']} episodes without a fault")
+
+
+def dataset(run: DemoRun) -> None:
+    """Convert the bag into transitions."""
+    data = bag_to_dataset(run.results["collect"]["bag"])
+    path = save_dataset(run.out / "dataset.npz", data)
+    run.results["dataset"] = {"path": str(path), "transitions": int(len(data.observations)),
+                              "counts": data.metadata.get("counts", {})}
+
+
+def fit_configs(budget: dict) -> dict:
+    """Each method's settings from a demo budget's `fit` stage: DROPO's, E-DROPO's (DROPO's with `edropo_alpha`, else
+    α from the data), SysID's; uniform is scored with DROPO's."""
+    from sim2real_core.fit.dropo import DropoConfig
+    from sim2real_core.fit.sysid import SysIdConfig
+
+    dropo = DropoConfig(**budget.get("dropo", {}))
+    return {"dropo": dropo, "edropo": replace(dropo, entropy_weight=budget.get("edropo_alpha", 0.0)),
+            "sysid": SysIdConfig(**budget.get("sysid", {})), "uniform": dropo}
+
+
+def fit(run: DemoRun) -> None:
+    """Fit every method of the plan to the dataset, less the held-out episodes (fit budget `holdout`, default
+    FitOptions'); validate each fit on them; write fits/METHOD.yaml."""
+    from sim2real_core.fit.dropo import state_scale
+    from sim2real_core.fit.engine import BatchPredictor
+    from sim2real_core.fit.files import check_data, fit_space
+    from sim2real_core.fit.fr3 import fr3_system
+    from sim2real_core.fit.methods import fit as fit_method
+    from sim2real_core.fit.options import FitOptions
+    from sim2real_core.fit.transitions import from_dataset
+    from sim2real_core.fit.validation import judge_fit, split_episodes
+
+    budget = run.plan.stage("fit")
+    configs = fit_configs(budget)
+    dropo = configs["dropo"]
+    dataset_file = load_dataset(run.out / "dataset.npz")
+    data = from_dataset(dataset_file)
+    space = fit_space(run.plan.fit_space, list(run.plan.fit_parameters))
+    system = fr3_system()
+    check_data(system, data, space, dataset_file.metadata, where=str(run.out / "dataset.npz"))
+    fit_data, held_out = split_episodes(data, float(budget.get("holdout", FitOptions().holdout)), dropo.seed)
+    predictor = BatchPredictor(system, space)  # shared: its batches are reused across the methods
+    fits = {}
+    for method in run.plan.methods:
+        result = fit_method(method, system, space, fit_data, config=configs[method], predictor=predictor)
+        dist = result.distribution
+        validation, _ = judge_fit(predictor, dist, held_out, state_scale(fit_data), dropo.seed)
+        path = dist.save(run.out / "fits" / f"{method}.yaml")
+        fits[method] = {"path": str(path), "objective": dist.objective.get("value"),
+                        "seconds": dist.provenance.get("seconds"), "transitions": len(fit_data),
+                        "validation": None if validation is None else validation.to_dict(),
+                        "warnings": dist.provenance["warnings"]}
+        run.log(f"   {method}: objective {fits[method]['objective']:.4g} in {fits[method]['seconds']} s, "
+                f"{len(dist.provenance['warnings'])} warnings")
+    run.results["fit"] = fits
+
+
+def train_one(task_name: str, choice: str, steps: int, out: str, start: str | None, seed: int = 0) -> dict:
+    """Train one policy with PPO seed `seed`, from scratch or fine-tuned from the policy folder `start` (a
+    cluster task)."""
+    from sim2real_core.policy.ppo import PPOConfig
+    from sim2real_core.policy.tasks import make_task, ppo_defaults
+    from sim2real_core.policy.training import train_policy
+
+    outcome = train_policy(make_task(task_name, choice), steps, out,
+                           PPOConfig(**{**ppo_defaults(task_name), "seed": seed}), progress=False, start=start,
+                           threads=1)  # one simulation thread per task: a task holds one CPU of the cluster
+    return {"path": str(outcome.policy_path), "steps": outcome.result.steps, "seconds": round(outcome.seconds, 1),
+            "steps_per_second": round(outcome.steps_per_second, 1)}
+
+
+def train(run: DemoRun) -> None:
+    """Fine-tune each seed's base policy under each training distribution for the same number of steps (`none`
+    goes on under the nominal sim), as many at once as the cluster has CPUs."""
+    steps = int(run.plan.stage("train")["steps"])
+    bases = [str(Path(entry["path"]).parent) for entry in run.results["base"].get("seeds", [run.results["base"]])]
+    if len(bases) < run.plan.seeds:
+        raise ValueError(f"{run.plan.seeds} seeds asked for, but the pretrain stage trained {len(bases)} base "
+                         "policies: run from --from pretrain")
+    choices = {}
+    for name in run.plan.distributions:
+        if name in run.plan.methods:
+            choices[name] = run.results["fit"][name]["path"]
+        elif name == "oracle":
+            choices[name] = f"oracle:{run.plan.reality}"
+        else:
+            choices[name] = name
+    cells = [(name, seed) for name in choices for seed in range(run.plan.seeds)]
+    results = values(run.cluster.run([
+        Task(f"{name} seed {seed}", train_one, (run.plan.task, choices[name], steps,
+                                                 str(policy_folder(run, name, seed)), bases[seed], seed))
+        for name, seed in cells]))
+    trained = {name: [value for (row, _), value in zip(cells, results) if row == name] for name in choices}
+    for name, seeds in trained.items():
+        run.log(f"   {name}: fine-tuned {steps} steps in {seeds[0]['seconds']:.0f} s"
+                + (f" (seed 0; {len(seeds)} seeds)" if len(seeds) > 1 else ""))
+    run.results["train"] = {name: {**seeds[0], "seeds": seeds} for name, seeds in trained.items()}
+
+
+def _evaluate_over_ros(out: str, name: str, policy: str, target: str, reality: str, episodes: int,
+                       domain_id: int) -> dict:
+    """`sim2real eval --over-ros` of one policy in its own ROS domain (so evaluations can run side by side), on
+    `target` (reality: the 100 Hz proxy; franka: its emulation)."""
+    summary = Path(out) / "evaluation" / f"{name}.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    command = [*sim2real_command(), "eval", policy, "--target", target, "--over-ros", "--reality",
+               reality, "--episodes", str(episodes), "--json", str(summary)]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    summary.with_suffix(".log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"over-ROS evaluation of {name} failed (exit {result.returncode}); "
+                           f"see {summary.with_suffix('.log')}")
+    return json.loads(summary.read_text())
+
+
+def deploy(run: DemoRun) -> None:
+    """Serve each policy to the reality proxy over DDS (policy_server <-> sim_bridge, or the franka emulation) and
+    measure it; also run the same policy on the proxy in process (returns included), as a cross-check of the ROS
+    path. The 1 kHz franka emulation needs a core of its own: its evaluations run one at a time."""
+    budget = run.plan.stage("evaluate")
+    episodes = int(budget["episodes"])
+    local_episodes = int(budget.get("in_process_episodes", episodes))
+    base_domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
+    trained = run.results["train"]
+    target = "franka" if run.plan.robot_side == "franka" else "reality"
+    over_ros = [Task(f"{name} over ROS", _evaluate_over_ros, (str(run.out), name, entry["path"], target,
+                                                             run.plan.reality, episodes, (base_domain + 1 + i) % 101))
+                for i, (name, entry) in enumerate(trained.items())]
+    cells = [(name, k) for name, entry in trained.items() for k in range(len(entry.get("seeds", [entry])))]
+    in_process = [Task(f"{name} seed {k} in process", evaluate_in_process,
+                       (run.plan.task, run.plan.reality, trained[name].get("seeds", [trained[name]])[k]["path"],
+                        local_episodes)) for name, k in cells]
+    if run.plan.robot_side == "franka":  # nothing else runs beside the emulation's 1 kHz loop: one at a time
+        outcomes = [run.cluster.run([task])[0] for task in over_ros] + run.cluster.run(in_process)
+    else:
+        outcomes = run.cluster.run(over_ros + in_process)
+    results = values(outcomes)
+    ros = dict(zip(trained, results[:len(over_ros)]))
+    evaluations = {}
+    for name in trained:
+        seeds = [value for (row, _), value in zip(cells, results[len(over_ros):]) if row == name]
+        local = seeds[0]["summary"]
+        evaluations[name] = {"over_ros": ros[name], "in_process": local, "in_process_seeds": [
+            {"returns": r["returns"], "successes": r["successes"]} for r in seeds]}
+        run.log(f"   {name}: success over ROS {ros[name]['success_rate']:.2f}, in process {local['success_rate']:.2f} "
+                f"(mean return {local['mean_return']:.1f})"
+                + (f"; over {len(seeds)} seeds {np.mean([r['summary']['success_rate'] for r in seeds]):.2f}"
+                   if len(seeds) > 1 else ""))
+    run.results["deploy"] = evaluations
+
+
+def evaluate_in_process(task_name: str, reality: str, policy: str, episodes: int) -> dict:
+    """One policy on the proxy in process (held-out seeds from 1000): its summary, returns and successes."""
+    from sim2real_core.policy.evaluation import evaluate
+    from sim2real_core.policy.policy_file import load_policy
+    from sim2real_core.policy.tasks import make_task
+
+    target = make_task(task_name, "none", reality=reality)
+    result = evaluate(load_policy(policy), target.make_env, episodes, seed=1000, safety=target.safety,
+                      period=target.control_period)
+    return {"summary": result.summary(), "returns": result.returns, "successes": result.successes}
+
+
+def adapt(run: DemoRun) -> None:
+    """Progressive transfer's last step: PPO fine-tunes the `from` policy on the target itself, within a budget of
+    target steps; then each step (nominal base, fitted DR, target fine-tune) is scored on the same held-out
+    target episodes as `deploy`'s in-process evaluation."""
+    from sim2real_core.policy.evaluation import evaluate
+    from sim2real_core.policy.policy_file import load_policy
+    from sim2real_core.policy.ppo import PPOConfig
+    from sim2real_core.policy.tasks import make_task, ppo_defaults
+    from sim2real_core.policy.training import train_policy
+
+    budget = run.plan.stage("progressive")
+    source = str(budget["from"])
+    if source not in run.results["train"]:
+        raise ValueError(f"progressive.from is {source!r}; trained distributions: {sorted(run.results['train'])}")
+    target = make_task(run.plan.task, "none", reality=run.plan.reality)
+    probe = target.make_env()
+    episode_steps = probe.unwrapped.episode_steps
+    probe.close()
+    config = PPOConfig(**ppo_defaults(run.plan.task))
+    rollout = config.num_envs * config.rollout_steps
+    allowed = int(budget["target_episodes"]) * episode_steps
+    steps = allowed // rollout * rollout  # PPO trains whole rollouts: never more target steps than the budget
+    if steps < rollout:
+        raise ValueError(f"progressive.target_episodes={budget['target_episodes']} allows {allowed} target steps, "
+                         f"fewer than one PPO rollout ({rollout})")
+    from_folder = Path(run.results["train"][source]["path"]).parent
+    outcome = train_policy(target, steps, run.out / "policies" / "adapted", config, progress=False, start=from_folder)
+    episodes = int(run.plan.stage("evaluate").get("in_process_episodes", run.plan.stage("evaluate")["episodes"]))
+
+    def held_out(path) -> dict:
+        return evaluate(load_policy(path), target.make_env, episodes, seed=1000, safety=target.safety,
+                        period=target.control_period).summary()
+
+    run.results["adapt"] = {
+        "from": source, "target_steps": steps, "target_episodes": steps / episode_steps,
+        "stages": {"nominal sim (base)": held_out(run.results["base"]["path"]),
+                   f"fitted DR ({source})": run.results["deploy"][source]["in_process"],
+                   "fine-tuned on the target": held_out(outcome.policy_path)},
+        "path": str(outcome.policy_path)}
+    for name, entry in run.results["adapt"]["stages"].items():
+        run.log(f"   {name}: success {entry['success_rate']:.2f}, mean return {entry['mean_return']:.1f}")
+
+
+def report(run: DemoRun) -> None:
+    """Write report.md and its figures."""
+
+    run.results["report"] = str(write_report(run))

@@ -1,0 +1,34 @@
+"""`sim2real study transfer --reality P1,P2 --seeds N --out DIR`: the transfer grid on the cluster, one report."""
+from __future__ import annotations
+
+import argparse
+
+from sim2real_core.cluster import add_cluster_arguments
+
+HELP = "studies over grids of tasks on the cluster: transfer (training distributions x reality proxies x seeds)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `sim2real study`."""
+    sub = parser.add_subparsers(dest="study", required=True, metavar="STUDY")
+    transfer = sub.add_parser("transfer", help="train every distribution with N seeds per proxy, evaluate each policy "
+                                               "on its proxy, report with intervals and paired differences")
+    transfer.add_argument("--out", required=True, help="output folder (every node's, on a cluster of machines)")
+    transfer.add_argument("--reality", default="fr3_default", help="reality profiles, comma-separated")
+    transfer.add_argument("--distributions", default="none,uniform,dropo,edropo,sysid,oracle",
+                          help="training distributions, comma-separated (none, uniform, dropo, edropo, sysid, oracle)")
+    transfer.add_argument("--seeds", type=int, default=3, help="PPO seeds per row")
+    transfer.add_argument("--quick", action="store_true", help="the demo's quick budgets")
+    add_cluster_arguments(transfer)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the study and print where the report is."""
+    from sim2real.pipeline.transfer import run_transfer_study
+    from sim2real_core.cluster import cluster_from_arguments
+
+    with cluster_from_arguments(args) as cluster:
+        results = run_transfer_study(args.out, args.reality.split(","), tuple(args.distributions.split(",")),
+                                     seeds=args.seeds, quick=args.quick, cluster=cluster)
+    print(f"wrote {args.out}/transfer.md" + (f"; {len(results['failed'])} cells failed" if results["failed"] else ""))
+    return 0

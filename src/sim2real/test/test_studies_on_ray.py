@@ -1,0 +1,45 @@
+"""The studies' grids on a real two-node Ray cluster on localhost (one CPU per node) give the in-process results."""
+import pytest
+
+from sim2real_core.cluster import Cluster, localhost_cluster
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """The address of a two-node cluster on this machine, one CPU each."""
+    with localhost_cluster(nodes=2, cpus=1) as address:
+        yield address
+
+
+def test_a_transfer_grid_on_both_nodes_equals_the_grid_in_process(two_nodes, tmp_path):
+    from sim2real.pipeline.transfer import run_transfer_study
+
+    grid = dict(proxies=["fr3_mild"], distributions=("none", "sysid"), seeds=2, quick=True, progress=lambda _: None)
+    local = run_transfer_study(tmp_path / "local", cluster=Cluster(workers=0), **grid)
+    with Cluster(address=two_nodes) as cluster:
+        spread = run_transfer_study(tmp_path / "ray", cluster=cluster, **grid)
+    assert not local["failed"] and not spread["failed"]
+    rows, local_rows = spread["rows"]["fr3_mild"], local["rows"]["fr3_mild"]
+    assert {name: len(seeds) for name, seeds in rows.items()} == {"none": 2, "sysid": 2}
+    for name in rows:
+        assert [seed["returns"] for seed in rows[name]] == [seed["returns"] for seed in local_rows[name]]
+    assert len({seed["node"] for seeds in rows.values() for seed in seeds}) == 2
+    assert spread["fits"]["fr3_mild"]["sysid"]["error"] == local["fits"]["fr3_mild"]["sysid"]["error"]
+    report = (tmp_path / "ray" / "transfer.md").read_text()
+    assert "## fr3_mild" in report and "| none | 2 |" in report and "| none | sysid |" in report
+
+
+def test_the_fit_and_tuning_studies_on_both_nodes_equal_them_in_process(two_nodes, tmp_path):
+    from sim2real.studies.fit_consistency import run_study
+    from sim2real.tuning.study import lqr_cmaes_study, mdp_study
+
+    quiet = dict(quick=True, progress=lambda _: None)
+    local = (run_study(tmp_path / "local", cluster=Cluster(workers=0), **quiet),
+             mdp_study(seeds=3, iterations=3, cluster=Cluster(workers=0)),
+             lqr_cmaes_study(seeds=3, budget=8, cluster=Cluster(workers=0)))
+    with Cluster(address=two_nodes) as cluster:
+        spread = (run_study(tmp_path / "ray", cluster=cluster, **quiet),
+                  mdp_study(seeds=3, iterations=3, cluster=cluster),
+                  lqr_cmaes_study(seeds=3, budget=8, cluster=cluster))
+    assert spread == local
+    assert len(local[0]["consistency"]) == 2 and set(local[0]["coverage"]) == {"flight", "ground"}
