@@ -12,8 +12,8 @@ Stages (each writes into the output folder, so a failed run leaves everything it
                 for the same number of steps: policies/NAME/; with --seeds N, seeds 1..N-1 again from their own
                 base policies: policies/seedK/NAME/
   6. deploy   - each (seed 0) policy served by policy_server to the reality proxy over DDS (robot side `franka`:
-                to the franka emulation, behind the command supervisor): evaluation/NAME.json; every seed's
-                policy evaluated in process on the same proxy
+                to the franka emulation, behind the command supervisor), its nodes' logs in evaluation/NAME/;
+                every seed's policy evaluated in process on the same proxy
   7. adapt    - only with --progressive: progressive transfer's last step, the fitted-DR policy fine-tuned on
                 the target itself for a budget of target episodes: policies/adapted/
   8. report   - report.md with its PNG figures

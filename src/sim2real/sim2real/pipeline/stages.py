@@ -1,20 +1,17 @@
 """The stages of the demo pipeline (see pipeline.demo); each takes the DemoRun and records its results."""
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from sim2real.pipeline.plan import DemoRun
 from sim2real.pipeline.report import write_report
 from sim2real_core.cluster import Task, values
-from sim2real_core.config import ConfigError
 from sim2real_core.data.convert import bag_to_dataset
 from sim2real_core.data.dataset import load_dataset, save_dataset
 from sim2real_ros.runner import StackRunner
@@ -23,13 +20,20 @@ from sim2real_ros.stack import apply_overrides, load_stack
 COLLECT_STACK = "collect_reality"
 
 
-def sim2real_command() -> list[str]:
-    """The `sim2real` command as an argv prefix, found on PATH (install/setup.bash puts it there), run by this
-    interpreter (so a run from the ROS 2 Jazzy venv stays on Jazzy)."""
-    found = shutil.which("sim2real")
-    if not found:
-        raise ConfigError("the sim2real command is not on PATH: source install/setup.bash")
-    return [sys.executable, found]
+@contextlib.contextmanager
+def ros_domain(domain_id: int) -> Iterator[None]:
+    """This process in ROS domain `domain_id`, limited to this host, while the block runs (the node processes it
+    starts inherit it), so that stacks can run side by side."""
+    saved = {name: os.environ.get(name) for name in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    os.environ.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _explore(task_name: str, policies: int, steps: int, out: str) -> dict:
@@ -91,16 +95,12 @@ def collect(run: DemoRun) -> None:
 
 
 def _collect_on_franka(run: DemoRun, bag: Path, budget: dict) -> None:
-    summary = run.out / "collect.json"
-    command = [*sim2real_command(), "collect", str(run.out / "explore"), "--bag", str(bag), "--reality",
-               run.plan.reality, "--episodes", str(budget["episodes"]), "--episode-steps", str(budget["episode_steps"]),
-               "--random-action-prob", str(budget["random_action_prob"]), "--json", str(summary),
-               "--logs", str(run.out / "collect_logs")]
-    with open(run.out / "collect.log", "w") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        raise RuntimeError(f"data collection on the franka emulation failed (see {run.out / 'collect.log'})")
-    run.results["collect"] = {**json.loads(summary.read_text()), **budget}
+    from sim2real_ros.collect_over_ros import collect_over_ros
+
+    result = collect_over_ros([str(run.out / "explore")], bag, int(budget["episodes"]), int(budget["episode_steps"]),
+                              float(budget["random_action_prob"]), reality=run.plan.reality,
+                              workdir=run.out / "collect_logs")
+    run.results["collect"] = {**result.summary(), **budget}
     faults = [f for f in run.results["collect"]["faults"] if f]
     run.log(f"   {len(faults)} of {budget['episodes']} episodes ended in a fault ({', '.join(sorted(set(faults)))})"
             if faults else f"   {budget['episodes']} episodes without a fault")
@@ -206,19 +206,14 @@ def train(run: DemoRun) -> None:
 
 def _evaluate_over_ros(out: str, name: str, policy: str, target: str, reality: str, episodes: int,
                        domain_id: int) -> dict:
-    """`sim2real eval --over-ros` of one policy in its own ROS domain (so evaluations can run side by side), on
-    `target` (reality: the 100 Hz proxy; franka: its emulation)."""
-    summary = Path(out) / "evaluation" / f"{name}.json"
-    summary.parent.mkdir(parents=True, exist_ok=True)
-    command = [*sim2real_command(), "eval", policy, "--target", target, "--over-ros", "--reality",
-               reality, "--episodes", str(episodes), "--json", str(summary)]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    summary.with_suffix(".log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise RuntimeError(f"over-ROS evaluation of {name} failed (exit {result.returncode}); "
-                           f"see {summary.with_suffix('.log')}")
-    return json.loads(summary.read_text())
+    """One policy served over DDS in its own ROS domain (so evaluations can run side by side), on `target`
+    (reality: the 100 Hz proxy; franka: its emulation); the nodes' parameter files and logs go to
+    out/evaluation/NAME (a cluster task)."""
+    from sim2real_ros.eval_over_ros import evaluate_over_ros
+
+    with ros_domain(domain_id):
+        result = evaluate_over_ros(policy, target, episodes, reality=reality, workdir=Path(out) / "evaluation" / name)
+    return {"policy": policy, "target": target, "over_ros": True, **result.summary()}
 
 
 def deploy(run: DemoRun) -> None:
