@@ -28,9 +28,8 @@ from .parameters import (
     ModelBinding,
     ParameterSpace,
     StribeckFriction,
-    held_share,
     latency_steps,
-    rate_limited,
+    period_inputs,
     rate_preroll,
     rate_steps,
 )
@@ -249,12 +248,8 @@ class BatchSimulator:
             return self.observation(noise=noise)
         frictionloss = self.batch.expand("dof_frictionloss") if self._coulomb is not None else None
         dofs = self.stribeck.dofs
-        for k in range(self.nstep):
-            target = applied
-            if previous is not None:
-                held = held_share(self._latency, k)[:, None]
-                target = held * previous + (1.0 - held) * applied
-            torque = rate_limited(torque, target, self._rate_step)
+        inputs = period_inputs(torque, applied, previous, self._latency, self._rate_step, self.nstep)
+        for k, torque in enumerate(inputs):
             self._ctrl[:, self._act] = torque
             if frictionloss is not None:
                 frictionloss[:, dofs] = StribeckFriction.level(self._coulomb, self._breakaway, self._stribeck_velocity,
@@ -277,10 +272,8 @@ class BatchSimulator:
 
         torque = applied(preroll + 1)
         for periods_ago in range(preroll, 0, -1):
-            previous, command = applied(periods_ago + 1), applied(periods_ago)
-            for k in range(self.nstep):
-                held = held_share(self._latency, k)[:, None]
-                torque = rate_limited(torque, held * previous + (1.0 - held) * command, self._rate_step)
+            *_, torque = period_inputs(torque, applied(periods_ago), applied(periods_ago + 1), self._latency,
+                                       self._rate_step, self.nstep)
         self._ctrl[:, self._act] = torque
 
     def observation(self, noise: bool = True) -> np.ndarray:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import mujoco
 import numpy as np
@@ -427,6 +427,22 @@ def held_share(latency: np.ndarray, step: int) -> np.ndarray:
     """The share of physics step `step` of a control period that still applies the previous command, for
     latencies (n,) in physics steps."""
     return np.clip(latency - step, 0.0, 1.0)
+
+
+def period_inputs(torque: np.ndarray, command: np.ndarray, previous: np.ndarray | None, latency: np.ndarray,
+                  max_step: np.ndarray | None, nstep: int) -> Iterator[np.ndarray]:
+    """Each physics step's actuator inputs (n, joints) over one control period, for n simulations: `command`, with
+    `previous` held during each one's command latency (physics steps, a fraction blends; None: no latency), reached
+    from the inputs `torque` of the step before within the torque rate limit `max_step` (n,) per physics step
+    (None: the caller knows that it cannot bind this period).
+    The single Simulator, the batched kernel and its settling before a window all step through this."""
+    for k in range(nstep):
+        target = command
+        if previous is not None:
+            held = held_share(latency, k)[:, None]
+            target = held * previous + (1.0 - held) * command
+        torque = target if max_step is None else rate_limited(torque, target, max_step)
+        yield torque
 
 
 class EncoderOffsets:

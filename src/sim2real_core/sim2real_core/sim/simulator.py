@@ -34,10 +34,9 @@ from .parameters import (
     ModelBinding,
     ParameterSpace,
     StribeckFriction,
-    held_share,
     latency_steps,
     load_parameter_space,
-    rate_limited,
+    period_inputs,
     rate_steps,
 )
 
@@ -263,14 +262,9 @@ class Simulator:
             self.data.ctrl[self._act] = applied
             mujoco.mj_step(self.model, self.data, nstep=self.nsub)
             return
-        torque = torque[None, :]
-        for k in range(self.nsub):
-            target = applied
-            if self._latency:
-                held = float(held_share(self._latency, k))
-                target = held * previous + (1.0 - held) * applied
-            torque = rate_limited(torque, target[None, :], self._rate_step) if limited else target[None, :]
-            self.data.ctrl[self._act] = torque[0]
+        for inputs in period_inputs(torque[None, :], applied[None, :], previous[None, :] if self._latency else None,
+                                    np.array([self._latency]), self._rate_step if limited else None, self.nsub):
+            self.data.ctrl[self._act] = inputs[0]
             self._physics_step()
 
     def _stepwise(self) -> bool:
