@@ -105,7 +105,7 @@ def test_malformed_distributions_name_the_problem(tmp_path):
     with pytest.raises(ConfigError, match=f"{bad}: malformed gaussian"):
         load_distribution(bad)
     bad.write_text("nothing: 1\n")
-    with pytest.raises(ConfigError, match="expected a 'distribution' mapping"):
+    with pytest.raises(ConfigError, match=f"{bad}: distribution: Field required; nothing: Extra inputs"):
         load_distribution(bad)
 
 

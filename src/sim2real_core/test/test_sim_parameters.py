@@ -68,11 +68,24 @@ def test_bad_parameter_definitions_are_rejected_with_the_reason():
         Parameter("x", 2.0, 0.0, 1.0, kind="action_noise_std")
     with pytest.raises(ConfigError, match="repeats names"):
         ParameterSpace([Parameter("x", 0.0, 0.0, 1.0, kind="action_noise_std")] * 2)
-    with pytest.raises(ConfigError, match=r"parameters\[0\] needs name"):
+    with pytest.raises(ConfigError, match=r"parameters\[0\]: nominal: Field required; bounds: Field required; kind: "):
         ParameterSpace.from_list([{"name": "x"}])
     with pytest.raises(ConfigError, match="no joint named 'missing'"):
         ModelBinding(ParameterSpace.from_list([{"name": "d", "nominal": 0, "bounds": [0, 1], "kind": "dof_damping",
                                                 "element": "missing"}]), mujoco.MjModel.from_xml_string(MJCF))
+
+
+def test_a_space_file_row_with_a_key_it_does_not_know_is_refused_by_name(tmp_path):
+    # a comma inside an unquoted description of a flow mapping splits it into a second key: the file said less
+    # than it meant, and the loader said nothing
+    path = tmp_path / "space.yaml"
+    path.write_text("model: fr3\nparameters:\n  - {name: d, nominal: 0, bounds: [0, 1], kind: action_noise_std,\n"
+                    "     description: first part, second part}\n")
+    with pytest.raises(ConfigError, match=rf"{path}: parameters.0.second part: Extra inputs are not permitted"):
+        load_parameter_space(path)
+    path.write_text("model: fr3\nparameters:\n  - {name: d, nominal: 0, bounds: [0, 1, 2], kind: action_noise_std}\n")
+    with pytest.raises(ConfigError, match=r"parameters.0.bounds: Tuple should have at most 2 items"):
+        load_parameter_space(path)
 
 
 def test_apply_writes_model_fields_and_keeps_gravity_compensation_at_nominal_weight():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from sim2real_core.cluster import add_cluster_arguments
+from sim2real_core.sim.reality import DEFAULT_REALITY
 
 HELP = "studies over grids of tasks on the cluster: transfer (training distributions x reality proxies x seeds)"
 
@@ -14,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     transfer = sub.add_parser("transfer", help="train every distribution with N seeds per proxy, evaluate each policy "
                                                "on its proxy, report with intervals and paired differences")
     transfer.add_argument("--out", required=True, help="output folder (every node's, on a cluster of machines)")
-    transfer.add_argument("--reality", default="fr3_default", help="reality profiles, comma-separated")
+    transfer.add_argument("--reality", default=DEFAULT_REALITY, help="reality profiles, comma-separated")
     transfer.add_argument("--distributions", default="none,uniform,dropo,edropo,sysid,oracle",
                           help="training distributions, comma-separated (none, uniform, dropo, edropo, sysid, oracle)")
     transfer.add_argument("--seeds", type=int, default=3, help="PPO seeds per row")

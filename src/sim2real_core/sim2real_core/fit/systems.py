@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 
-from ..config import ConfigError, load_yaml, named_file
+from ..config import ConfigError, load_config, named_file
 from ..data.layouts import JOINT_STATE_PUCK
+from ..sim.parameters import ParameterSpaceFile
 from .engine import System
 
 SYSTEMS = ("hopper", "fr3", "fr3_push")
@@ -33,8 +34,7 @@ def system_for(name: str) -> System:
 
 def space_system(space: str | os.PathLike) -> str | None:
     """The `model:` a parameter space file names (config/parameter_spaces/NAME.yaml or a path), if any."""
-    model = load_yaml(named_file("parameter_spaces", space)).get("model")
-    return None if model is None else str(model)
+    return load_config(named_file("parameter_spaces", space), ParameterSpaceFile).model
 
 
 def system_of(model: str, layout: str | None) -> str:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.stats
 
-from ..config import ConfigError, load_yaml, save_yaml
-from .parameters import ParameterSpace
+from ..config import ConfigError, OptionModel, load_config, save_yaml
+from .parameters import ParameterRow, ParameterSpace
 
 FAMILIES = ("fixed", "uniform", "gaussian")
 
@@ -214,37 +214,64 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def distribution_from_dict(data: dict[str, Any], where: str = "distribution") -> Distribution:
-    """Build a Distribution from its YAML form."""
-    body = data.get("distribution")
-    if not isinstance(body, dict) or not isinstance(body.get("parameters"), list):
-        raise ConfigError(f"{where}: expected a 'distribution' mapping with a 'parameters' list")
-    rows = body["parameters"]
-    space = ParameterSpace.from_list(rows, name=str(body.get("parameter_space", "")), where=f"{where}: parameters")
-    family = body.get("family")
+class DistributionRow(ParameterRow):
+    """A parameter of a distribution file with its values: `mean` (and `std`, gaussian; `value` is fixed's older
+    name for the mean), or the box `low`/`high` (uniform; default: the bounds)."""
+
+    mean: float | None = None
+    std: float | None = None
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class DistributionBody(OptionModel):
+    """The `distribution:` mapping of a distribution file (see the module docstring)."""
+
+    family: Literal[FAMILIES]
+    method: str | None = None
+    parameter_space: str = ""
+    parameters: list[DistributionRow]
+    covariance: list[list[float]] | None = None
+    truncation_sigma: float | None = 2.0
+    objective: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+
+
+class DistributionFile(OptionModel):
+    """A distribution file."""
+
+    distribution: DistributionBody
+
+
+def _distribution(body: DistributionBody, where: str) -> Distribution:
+    """The Distribution a validated file body describes; ConfigError naming `where` when its values do not make one."""
+    rows = body.parameters
+    space = ParameterSpace.from_list(rows, name=body.parameter_space, where=f"{where}: parameters")
+    family = body.family
+    missing = [r.name for r in rows if (r.mean if r.mean is not None else r.value) is None]
+    if family == "gaussian" and body.covariance is None:
+        missing += [r.name for r in rows if r.std is None]
     try:
+        if family != "uniform" and missing:
+            raise ConfigError(f"malformed {family} distribution: no mean or std for {sorted(set(missing))}")
         if family == "fixed":
-            dist = Distribution.fixed(space, np.array([r.get("mean", r.get("value")) for r in rows], dtype=float))
+            dist = Distribution.fixed(space, np.array([r.mean if r.mean is not None else r.value for r in rows]))
         elif family == "uniform":
-            dist = Distribution.uniform(space, [r.get("low", r["bounds"][0]) for r in rows],
-                                        [r.get("high", r["bounds"][1]) for r in rows])
-        elif family == "gaussian":
-            mean = [r["mean"] for r in rows]
-            cov = body.get("covariance")
-            dist = Distribution.gaussian(space, mean, std=None if cov is not None else [r["std"] for r in rows],
-                                         covariance=cov, truncation_sigma=body.get("truncation_sigma", 2.0))
+            dist = Distribution.uniform(space, [r.bounds[0] if r.low is None else r.low for r in rows],
+                                        [r.bounds[1] if r.high is None else r.high for r in rows])
         else:
-            raise ConfigError(f"family {family!r} unknown; expected one of {FAMILIES}")
-    except ConfigError as exc:
+            dist = Distribution.gaussian(space, [r.mean for r in rows],
+                                         std=None if body.covariance is not None else [r.std for r in rows],
+                                         covariance=body.covariance, truncation_sigma=body.truncation_sigma)
+    except (ConfigError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: malformed {family} distribution ({exc!r})") from None
-    dist.method = str(body.get("method", family))
-    dist.objective = dict(body.get("objective") or {})
-    dist.provenance = dict(body.get("provenance") or {})
+    dist.method = body.method or family
+    dist.objective = dict(body.objective)
+    dist.provenance = dict(body.provenance)
     return dist
 
 
 def load_distribution(path: str | os.PathLike) -> Distribution:
-    """Read a distribution YAML file."""
-    return distribution_from_dict(load_yaml(path), where=str(path))
+    """Read a distribution YAML file (ConfigError naming the file and every bad field)."""
+    return _distribution(load_config(path, DistributionFile).distribution, str(path))

@@ -31,7 +31,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import mujoco
 import numpy as np
 
-from ..config import ConfigError, load_yaml, named_file
+from ..config import ConfigError, OptionModel, load_config, named_file, validate_options
 
 MASS_KINDS = {
     "body_mass": "the body's mass alone [kg], inertia unchanged (MuJoCo's body_mass; DROPO's convention)",
@@ -81,6 +81,33 @@ class Parameter:
         if not self.low <= self.nominal <= self.high:
             raise ConfigError(f"parameter {self.name!r}: nominal {self.nominal} outside bounds "
                               f"[{self.low}, {self.high}]")
+
+
+class ParameterRow(OptionModel):
+    """One parameter as a file writes it (a row of a parameter space file, and of a distribution file)."""
+
+    name: str
+    nominal: float
+    bounds: tuple[float, float]
+    kind: str
+    unit: str = ""
+    element: str | None = None
+    integer: bool = False
+    description: str = ""
+
+    def parameter(self) -> Parameter:
+        """The Parameter this row defines (its kind, element and bounds checked)."""
+        return Parameter(name=self.name, nominal=self.nominal, low=self.bounds[0], high=self.bounds[1],
+                         kind=self.kind, unit=self.unit, element=self.element, integer=self.integer,
+                         description=self.description)
+
+
+class ParameterSpaceFile(OptionModel):
+    """config/parameter_spaces/NAME.yaml: the model whose fields the parameters bind to (a fit's system; else the
+    dataset's robot), and the parameters in vector order."""
+
+    model: str | None = None
+    parameters: list[ParameterRow]
 
 
 class ParameterSpace:
@@ -208,31 +235,25 @@ class ParameterSpace:
         return rows
 
     @classmethod
-    def from_list(cls, rows: Sequence[Mapping], name: str = "", where: str = "parameters") -> "ParameterSpace":
-        """Build from the YAML form, naming `where` in errors."""
+    def from_list(cls, rows: Sequence[Mapping | ParameterRow], name: str = "",
+                  where: str = "parameters") -> "ParameterSpace":
+        """Build from the YAML form (mappings, validated as ParameterRow) or from rows, naming `where` in errors."""
         params = []
         for i, row in enumerate(rows):
+            if not isinstance(row, ParameterRow):
+                row = validate_options(ParameterRow, dict(row), f"{where}[{i}]")
             try:
-                low, high = row["bounds"]
-                params.append(Parameter(
-                    name=str(row["name"]), nominal=float(row["nominal"]), low=float(low), high=float(high),
-                    kind=str(row["kind"]), unit=str(row.get("unit", "")), element=row.get("element"),
-                    integer=bool(row.get("integer", False)), description=str(row.get("description", ""))))
-            except (KeyError, TypeError, ValueError) as exc:
-                if isinstance(exc, ConfigError):
-                    raise ConfigError(f"{where}[{i}]: {exc}") from None
-                raise ConfigError(f"{where}[{i}] needs name, nominal, bounds: [low, high] and kind; "
-                                  f"got {dict(row)!r} ({exc})") from None
+                params.append(row.parameter())
+            except ConfigError as exc:
+                raise ConfigError(f"{where}[{i}]: {exc}") from None
         return cls(params, name=name)
 
 
 def load_parameter_space(name_or_path: str | os.PathLike) -> ParameterSpace:
     """Load `config/parameter_spaces/NAME.yaml` or a YAML file path."""
     path = named_file("parameter_spaces", name_or_path)
-    data = load_yaml(path)
-    if not isinstance(data.get("parameters"), list):
-        raise ConfigError(f"{path}: expected a 'parameters' list")
-    return ParameterSpace.from_list(data["parameters"], name=path.stem, where=f"{path}: parameters")
+    return ParameterSpace.from_list(load_config(path, ParameterSpaceFile).parameters, name=path.stem,
+                                    where=f"{path}: parameters")
 
 
 class ModelBinding:
