@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import gymnasium as gym
 import numpy as np
 
-from ..config import ConfigError, config_path, load_yaml
+from ..config import ConfigError, OptionModel, config_path, load_config
 from ..sim.reality import DEFAULT_REALITY
-from .policy_file import ActionHead, EndEffectorFeatures, PolicySpec
+from .policy_file import ACTION_MODES, ActionHead, EndEffectorFeatures, PolicySpec
 from .safety import SafetyLayer, SafetyLimits, VectorSafetyLayer, load_safety_limits
 
 
@@ -181,16 +181,45 @@ TRAIN_CONFIG = ("policy", "train.yaml")
 DISTRIBUTION_KEYWORDS = ("none", "uniform", "oracle")
 
 
-def task_defaults(name: str) -> dict[str, Any]:
-    """The task's entry in config/policy/train.yaml (env_id, action_head, ppo)."""
+class ActionHeadEntry(OptionModel):
+    """A task's action head (policy_file.ActionHead); `center` defaults to the robot's home pose."""
+
+    mode: Literal[ACTION_MODES]
+    scale: list[float]
+    center: list[float] | None = None
+    kp: list[float] = []
+    kd: list[float] = []
+
+
+class FeaturesEntry(OptionModel):
+    """The observation features a task's policies append (policy_file.EndEffectorFeatures)."""
+
+    ee_offsets: list[str] = []
+
+
+class TaskEntry(OptionModel):
+    """A task of config/policy/train.yaml: its environment, and for the FR3 tasks the action head and features;
+    `ppo` holds PPOConfig keyword arguments (checked by ppo_defaults)."""
+
+    env_id: str
+    action_head: ActionHeadEntry | None = None
+    features: FeaturesEntry | None = None
+    ppo: dict[str, Any] = {}
+
+
+class TrainFile(OptionModel):
+    """config/policy/train.yaml."""
+
+    tasks: dict[str, TaskEntry]
+
+
+def task_defaults(name: str) -> TaskEntry:
+    """The task's entry in config/policy/train.yaml."""
     path = config_path(*TRAIN_CONFIG)
-    tasks = load_yaml(path).get("tasks") or {}
+    tasks = load_config(path, TrainFile).tasks
     if name not in tasks:
         raise ConfigError(f"unknown task {name!r}; {path} defines {sorted(tasks)}")
-    entry = tasks[name]
-    if not isinstance(entry, dict) or "env_id" not in entry:
-        raise ConfigError(f"{path}: tasks.{name} needs an env_id")
-    return entry
+    return tasks[name]
 
 
 def resolve_distribution(choice: str, space_name: str):
@@ -236,8 +265,8 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
         reality: run the FR3 task on this reality-proxy profile instead (evaluation; distribution ``none``).
     """
     entry = task_defaults(name)
-    env_id = str(entry["env_id"])
-    if "action_head" not in entry:
+    env_id = entry.env_id
+    if entry.action_head is None:
         if distribution != "none":
             raise ValueError(f"task {name!r} has no simulator parameters to randomize; use --distribution none")
         if reality is not None:
@@ -255,13 +284,14 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
         if dist is not None:
             raise ValueError("evaluation on the reality proxy takes no distribution")
         provenance = {"reality": reality}
-    head = ActionHead(**{"center": [float(v) for v in robot.home], **entry["action_head"]})
+    head = ActionHead(**{**entry.action_head.model_dump(),
+                         "center": entry.action_head.center or [float(v) for v in robot.home]})
     features = None
-    if "features" in entry:
+    if entry.features is not None:
         if robot.kinematics is None:
             raise ConfigError(f"{config_path(*TRAIN_CONFIG)}: tasks.{name}.features need robot.kinematics in the "
                               f"robot file of {robot.name}")
-        features = EndEffectorFeatures(robot.kinematics, extra, list(entry["features"].get("ee_offsets") or []))
+        features = EndEffectorFeatures(robot.kinematics, extra, entry.features.ee_offsets)
     kwargs = {"distribution": dist} if reality is None else {"reality": reality}
 
     def make_vector(num_envs: int, action_map: VectorActionMap, nthread: int) -> gym.vector.VectorEnv:
@@ -282,7 +312,7 @@ def ppo_defaults(name: str) -> dict[str, Any]:
 
     from .ppo import PPOConfig
 
-    settings = dict(task_defaults(name).get("ppo") or {})
+    settings = dict(task_defaults(name).ppo)
     unknown = sorted(set(settings) - {f.name for f in fields(PPOConfig)})
     if unknown:
         raise ConfigError(f"{config_path(*TRAIN_CONFIG)}: tasks.{name}.ppo has unknown keys {unknown}; "
