@@ -114,7 +114,8 @@ def test_garbage_weights_with_a_matching_checksum_are_refused(saved):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d.pop("observation"), "malformed sidecar"),
+    (lambda d: d.pop("observation"), "malformed sidecar: sidecar: observation: Field required"),
+    (lambda d: d["observation"].update(clipp=5.0), "observation.clipp: Extra inputs are not permitted"),
     (lambda d: d.update(format="something_else"), "not a sim2real_policy"),
     (lambda d: d.update(format_version=99), "format_version 99"),
     (lambda d: d["observation"].update(layout="pixels_v9"), "layout"),

@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
 
+from ..config import OptionModel, validate_options
 from ..kinematics import SerialChain
 
 FORMAT = "sim2real_policy"
@@ -43,6 +44,8 @@ WEIGHTS = "policy.safetensors"
 LAYOUTS = ("joint_state_v1", "vector_v1")
 ACTION_MODES = ("torque", "joint_target_pd")
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
+DEFAULT_ACTIVATION = "tanh"
+DEFAULT_OBS_CLIP = 10.0  # the bound of the normalised input (training's, and that of sidecars older than the field)
 
 
 class PolicyFileError(ValueError):
@@ -134,10 +137,10 @@ class PolicySpec:
     obs_std: list[float]
     hidden: list[int]
     action: ActionHead
-    activation: str = "tanh"
+    activation: str = DEFAULT_ACTIVATION
     joint_names: list[str] = field(default_factory=list)
     extra_inputs: list[dict[str, Any]] = field(default_factory=list)  # [{name, size, default}] after q, dq
-    obs_clip: float = 10.0
+    obs_clip: float = DEFAULT_OBS_CLIP
     training: dict[str, Any] = field(default_factory=dict)  # task, distribution, seed, steps, algorithm ...
     features: dict[str, Any] = field(default_factory=dict)
 
@@ -214,14 +217,56 @@ class PolicySpec:
 
     @classmethod
     def from_sidecar(cls, data: dict[str, Any]) -> "PolicySpec":
-        """Parse a sidecar mapping (raises KeyError/TypeError/ValueError on a malformed one)."""
-        obs, net, act = data["observation"], data["network"], data["action"]
-        return cls(layout=obs["layout"], obs_size=int(obs["size"]), obs_mean=list(obs["mean"]),
-                   obs_std=list(obs["std"]), obs_clip=float(obs.get("clip", 10.0)),
-                   extra_inputs=list(obs.get("extra_inputs") or []), hidden=list(net["hidden"]),
-                   activation=net.get("activation", "tanh"), action=ActionHead(**act),
-                   features=dict(obs.get("features") or {}),
-                   joint_names=list(data.get("joint_names") or []), training=dict(data.get("training") or {}))
+        """Parse a sidecar mapping (validated as a SidecarFile; ValueError naming each bad field or value)."""
+        sidecar = validate_options(SidecarFile, data, "sidecar")
+        obs, net = sidecar.observation, sidecar.network
+        return cls(layout=obs.layout, obs_size=obs.size, obs_mean=obs.mean, obs_std=obs.std, obs_clip=obs.clip,
+                   extra_inputs=obs.extra_inputs, hidden=net.hidden, activation=net.activation,
+                   action=ActionHead(**sidecar.action.model_dump()), features=obs.features,
+                   joint_names=sidecar.joint_names, training=sidecar.training)
+
+
+class SidecarObservation(OptionModel):
+    """The sidecar's `observation`: layout, size, extra inputs and features, and the input normalisation."""
+
+    layout: str
+    size: int
+    mean: list[float]
+    std: list[float]
+    clip: float = DEFAULT_OBS_CLIP
+    extra_inputs: list[dict[str, Any]] = []
+    features: dict[str, Any] = {}
+
+
+class SidecarNetwork(OptionModel):
+    """The sidecar's `network`: the MLP's hidden sizes and activation."""
+
+    hidden: list[int]
+    activation: str = DEFAULT_ACTIVATION
+
+
+class SidecarAction(OptionModel):
+    """The sidecar's `action`: the ActionHead's fields."""
+
+    mode: str
+    scale: list[float]
+    center: list[float] = []
+    kp: list[float] = []
+    kd: list[float] = []
+
+
+class SidecarFile(OptionModel):
+    """A policy sidecar (policy.yaml), as `PolicySpec.to_sidecar` writes it."""
+
+    format: str
+    format_version: int
+    weights: str = WEIGHTS
+    sha256: str
+    joint_names: list[str] = []
+    observation: SidecarObservation
+    network: SidecarNetwork
+    action: SidecarAction
+    training: dict[str, Any] = {}
 
 
 class Policy:
@@ -322,7 +367,7 @@ def load_policy(path: str | os.PathLike) -> Policy:
     try:
         spec = PolicySpec.from_sidecar(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise PolicyFileError(f"{sidecar}: malformed sidecar: {exc!r}") from exc
+        raise PolicyFileError(f"{sidecar}: malformed sidecar: {exc}") from exc
     name = str(data.get("weights", WEIGHTS))
     if Path(name).name != name:
         raise PolicyFileError(f"{sidecar}: weights must name a file next to the sidecar, got {name!r}")

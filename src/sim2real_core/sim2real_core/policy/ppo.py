@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .policy_file import DEFAULT_OBS_CLIP
+
 
 @dataclass(frozen=True)
 class PPOConfig:
@@ -39,7 +41,7 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     hidden: tuple[int, ...] = (64, 64)
     init_log_std: float = -0.5
-    obs_clip: float = 10.0
+    obs_clip: float = DEFAULT_OBS_CLIP
     seed: int = 0
     # "adaptive": after every minibatch the learning rate is divided by 1.5 when the KL divergence between the
     # rollout's and the updated policy exceeds 2 * desired_kl, multiplied by 1.5 below desired_kl / 2, within
