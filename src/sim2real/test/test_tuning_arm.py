@@ -14,6 +14,7 @@ from sim2real.tuning.arm import (
     HELDOUT_SEED,
     SELECTED,
     TUNED,
+    ArmTuningOptions,
     GroupFactors,
     TargetEpisodes,
     reach_config,
@@ -138,12 +139,12 @@ def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, spa
 
 def test_tuning_from_the_base_and_bad_budgets(tmp_path, base):
     with pytest.raises(ValueError, match=r"budget_episodes \(5\) must be a multiple of episodes_per_candidate \(2\)"):
-        tune_for_return(base, tmp_path, budget_episodes=5, episodes_per_candidate=2)
+        tune_for_return(base, tmp_path, ArmTuningOptions(budget=5, episodes_per_candidate=2))
     with pytest.raises(ValueError, match="held-out seeds"):
-        tune_for_return(base, tmp_path, budget_episodes=4, seed=HELDOUT_SEED)
+        tune_for_return(base, tmp_path, ArmTuningOptions(budget=4, seed=HELDOUT_SEED))
     config = PPOConfig(**{**ppo_defaults("reach"), "num_envs": 2, "rollout_steps": 256})
-    tuning = tune_for_return(base, tmp_path / "run", budget_episodes=2, episodes_per_candidate=1, steps=512,
-                             config=config, chain=False)
+    tuning = tune_for_return(base, tmp_path / "run", ArmTuningOptions(budget=2, episodes_per_candidate=1, steps=512),
+                             config=config)
     assert tuning.target_episodes == 2 and len(tuning.evaluations) == 2 and tuning.sim_steps == 2 * 512
     for candidate in ("candidate_00", "candidate_01"):
         training = load_policy(tmp_path / "run" / candidate / "policy").spec.training

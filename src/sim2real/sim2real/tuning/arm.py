@@ -11,11 +11,11 @@ x = 0 is the nominal simulator the base policy was trained on. Each factor range
 intersected with what keeps every parameter of its group inside the space's bounds. A candidate is the point
 mass at those parameters, or with `spread` > 0 a Gaussian of relative std `spread` around it (truncated at 2σ).
 
-Inner loop: each candidate's policy is fine-tuned for `steps` PPO steps from the best candidate's policy so
-far (the base policy before the first; `tune_with_cmaes`'s warm start; `chain=False` starts every candidate
-from the base), then scored by its mean return over `episodes_per_candidate` proxy episodes. Every proxy
-episode of the tuning comes from a `TargetEpisodes` factory that counts resets and refuses one beyond the
-budget, so the budget holds by construction.
+Inner loop: each candidate's policy is fine-tuned for `steps` PPO steps from the best candidate's policy of the
+CMA-ES generations before (the base policy in the first; `tune_with_cmaes`'s warm start; `warm_start="base"`
+starts every candidate from the base), then scored by its mean return over `episodes_per_candidate` proxy
+episodes. Every proxy episode of the tuning comes from a `TargetEpisodes` factory that counts resets and
+refuses one beyond the budget, so the budget holds by construction.
 
 A chained warm start gives the tuned policy more PPO steps than the DROPO policy's single fine-tuning; the
 comparison's control row (the base fine-tuned in the nominal sim for as many steps) separates that from
@@ -27,13 +27,15 @@ import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import gymnasium as gym
 import numpy as np
+from pydantic import Field
 
 from sim2real.tuning.cmaes_tuner import TargetEvaluation, tune_with_cmaes
 from sim2real_core.cluster import Cluster, Task, values
+from sim2real_core.config import OptionModel
 from sim2real_core.figures import plt, save_figure
 from sim2real_core.fit.files import fit_space
 from sim2real_core.policy.evaluation import EvalResult, evaluate
@@ -53,6 +55,27 @@ BASE, CONTROL = "base (nominal sim)", "more training, nominal sim (control)"
 SELECTED = "nominal fine-tunes picked by return (control)"
 DROPO, TUNED = "fit for accuracy (DROPO)", "tune for return (CMA-ES)"
 HELDOUT_SEED = 1_000_000  # held-out proxy episodes use seeds from here; tuning episodes use seeds below
+
+
+class ArmTuningOptions(OptionModel):
+    """The settings of the comparison (and of `sim2real arm-tuning`'s options, generated from them)."""
+
+    reality: str = Field(DEFAULT_REALITY, description="reality-proxy profile, the target")
+    budget: int = Field(16, ge=1, description="target episodes DROPO's data cost, and so the tuner's budget")
+    episodes_per_candidate: int = Field(2, ge=1, description="target episodes scoring each CMA-ES candidate")
+    steps: int = Field(50_000, ge=1, description="PPO fine-tuning steps per policy, DROPO's and each candidate's")
+    heldout: int = Field(50, ge=1, description="held-out proxy episodes per policy, outside both budgets")
+    population: int = Field(4, ge=2, description="CMA-ES population")
+    sigma0: float = Field(0.5, gt=0, description="initial CMA-ES step in log factors")
+    spread: float = Field(0.0, ge=0, description="relative std of a Gaussian around each candidate (0: point mass)")
+    warm_start: Literal["base", "best"] = Field(
+        "base", description="fine-tune each candidate from the base (every policy gets the same training, so the "
+                            "table compares simulators) or from the best candidate of the generations before")
+    control: bool = Field(True, description="the control: the base fine-tuned in the nominal sim for the tuned "
+                                            "lineage's steps")
+    selection: bool = Field(True, description="the selection control: nominal fine-tunings picked with the same "
+                                              "target episodes")
+    seed: int = Field(0, ge=0, description="seed of CMA-ES, PPO and the tuning episodes")
 
 
 class GroupFactors:
@@ -205,29 +228,25 @@ def policy_steps(policy: Policy) -> int:
     return int(policy.spec.training.get("steps", 0))
 
 
-def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = DEFAULT_REALITY,
-                    budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
-                    config: PPOConfig | None = None, population_size: int | None = 4, sigma0: float = 0.5,
-                    spread: float = 0.0, seed: int = 0, chain: bool = True,
-                    progress: Callable[[str], None] | None = None, cluster: Cluster | None = None) -> ArmTuning:
+def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, options: ArmTuningOptions = ArmTuningOptions(),
+                    config: PPOConfig | None = None, progress: Callable[[str], None] | None = None,
+                    cluster: Cluster | None = None) -> ArmTuning:
     """CMA-ES over group factors for the proxy return of policies fine-tuned from `base`.
 
     Args:
         base: folder of the base policy (trained with `train_policy`, so it has a checkpoint).
         out: folder for the candidates (out/candidate_NN: distribution.yaml and the fine-tuned policy).
-        reality: reality-proxy profile (the target).
-        budget_episodes: target episodes the tuning may use in all; a multiple of `episodes_per_candidate`.
-        episodes_per_candidate: proxy episodes per candidate score (seeds seed·budget + i, below HELDOUT_SEED).
-        steps: PPO fine-tuning steps per candidate.
-        config: PPO settings (default: the reach task's, with `seed`).
-        population_size, sigma0: CMA-ES population and initial step in log-factor units; x0 = 0 (nominal).
-        spread: relative std of a Gaussian around each candidate (0: point mass).
-        chain: warm-start each candidate from the best candidate of the CMA-ES generations before (True) or
-            from `base` (False: every policy is then exactly `steps` PPO steps beyond the base).
+        options: the target (reality), the budget in target episodes (a multiple of episodes_per_candidate, whose
+            episodes take seeds seed·budget + i, below HELDOUT_SEED), PPO steps per candidate, the CMA-ES
+            population and initial step (log-factor units; x0 = 0, nominal), the spread of a candidate and its
+            warm start (see ArmTuningOptions).
+        config: PPO settings (default: the reach task's, with the options' seed).
         progress: receives one line per candidate.
         cluster: where a generation's candidates are fine-tuned side by side (default: one after the other in this
             process); they are scored here, one after the other, on the counted target episodes.
     """
+    budget_episodes, episodes_per_candidate, steps = options.budget, options.episodes_per_candidate, options.steps
+    seed, spread, chain = options.seed, options.spread, options.warm_start == "best"
     if episodes_per_candidate < 1 or budget_episodes < episodes_per_candidate:
         raise ValueError(f"need 1 <= episodes_per_candidate <= budget_episodes, got {episodes_per_candidate} "
                          f"and {budget_episodes}")
@@ -242,7 +261,7 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
     base, out = Path(base), Path(out)
     config = config or reach_config(seed)
     factors = GroupFactors(fit_space(SPACE))
-    target = make_task(TASK, "none", reality=reality)
+    target = make_task(TASK, "none", reality=options.reality)
     episodes = TargetEpisodes(target.make_env, limit=budget_episodes)
     cluster = cluster or Cluster(workers=0)
     sim_steps = 0
@@ -283,28 +302,29 @@ def tune_for_return(base: str | os.PathLike, out: str | os.PathLike, reality: st
                      f"({factors.describe(evaluation.params)}): target return {evaluation.target_return:.2f}, "
                      f"best {evaluation.best_return:.2f}; {episodes.used}/{budget_episodes} target episodes")
 
-    result = tune_with_cmaes(train, score, np.zeros(factors.dim), sigma0,
+    result = tune_with_cmaes(train, score, np.zeros(factors.dim), options.sigma0,
                              budget_episodes // episodes_per_candidate, bounds=factors.bounds,
-                             population_size=population_size, seed=seed, callback=record)
+                             population_size=options.population, seed=seed, callback=record)
     best_factors = tuple(factors.factors(result.best_params).tolist())
     return ArmTuning(factors.names, evaluations, result.best_policy, best_factors, result.best_return,
                      episodes.used, sim_steps)
 
 
-def select_by_return(base: str | os.PathLike, out: str | os.PathLike, reality: str = DEFAULT_REALITY,
-                     budget_episodes: int = 16, episodes_per_candidate: int = 2, steps: int = 50_000,
-                     config: PPOConfig | None = None, seed: int = 0,
-                     progress: Callable[[str], None] | None = None, cluster: Cluster | None = None) -> ArmTuning:
+def select_by_return(base: str | os.PathLike, out: str | os.PathLike, options: ArmTuningOptions = ArmTuningOptions(),
+                     config: PPOConfig | None = None, progress: Callable[[str], None] | None = None,
+                     cluster: Cluster | None = None) -> ArmTuning:
     """Control for the tuner's selection: fine-tune `base` in the nominal sim once per candidate with PPO seeds
     config.seed + 1, + 2, ... (side by side on `cluster`), score each on the same counted target episodes (same
     seeds) as `tune_for_return`, keep the best. What it gains over one fine-tuning is picking among PPO runs by
     target return, with no simulator change."""
+    budget_episodes, episodes_per_candidate, steps, seed = (options.budget, options.episodes_per_candidate,
+                                                            options.steps, options.seed)
     if episodes_per_candidate < 1 or budget_episodes % episodes_per_candidate or budget_episodes < 1:
         raise ValueError(f"budget_episodes ({budget_episodes}) must be a positive multiple of "
                          f"episodes_per_candidate ({episodes_per_candidate})")
     base, out = Path(base), Path(out)
     config = config or reach_config(seed)
-    target = make_task(TASK, "none", reality=reality)
+    target = make_task(TASK, "none", reality=options.reality)
     episodes = TargetEpisodes(target.make_env, limit=budget_episodes)
     cluster = cluster or Cluster(workers=0)
     runs = [replace(config, seed=config.seed + 1 + index) for index in range(budget_episodes // episodes_per_candidate)]
@@ -358,17 +378,14 @@ def _dropo_policy(dropo: Path, base: Path, out: Path, steps: int, config: PPOCon
 
 
 def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: str | os.PathLike,
-                       dropo_episodes: int = 16, reality: str = DEFAULT_REALITY, episodes_per_candidate: int = 2,
-                       steps: int = 50_000, heldout_episodes: int = 50, config: PPOConfig | None = None,
-                       population_size: int | None = 4, sigma0: float = 0.5, spread: float = 0.0, seed: int = 0,
-                       chain: bool = True, control: bool = True, selection: bool = True,
+                       options: ArmTuningOptions = ArmTuningOptions(), config: PPOConfig | None = None,
                        progress: Callable[[str], None] | None = None, cluster: Cluster | None = None) -> dict:
     """Fit for accuracy (DROPO) vs tune for return (CMA-ES) at the same number of target episodes.
 
-    The tuner gets `dropo_episodes` target episodes, the number DROPO's data cost; the DROPO fit (a
-    distribution YAML, fine-tuned here from `base` for `steps` PPO steps, like every tuning candidate; or an
-    already fine-tuned policy folder) uses no further target episode. Base, DROPO and tuned policies are then
-    measured on `heldout_episodes` proxy episodes each, seeds HELDOUT_SEED.., disjoint from the tuning
+    The tuner gets `options.budget` target episodes, the number DROPO's data cost; the DROPO fit (a
+    distribution YAML, fine-tuned here from `base` for `options.steps` PPO steps, like every tuning candidate; or
+    an already fine-tuned policy folder) uses no further target episode. Base, DROPO and tuned policies are then
+    measured on `options.heldout` proxy episodes each, seeds HELDOUT_SEED.., disjoint from the tuning
     episodes' seeds and the same for every policy; they belong to neither budget. With `control`, the base
     is also fine-tuned in the nominal sim for as many PPO steps as the tuned policy's lineage added to the
     base (warm starts chain), to tell a better simulator from more training. With `selection`,
@@ -380,8 +397,8 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
         A JSON-friendly dict: settings, rows (approach, target_episodes, steps_spent, total_steps, heldout),
         the tuning's evaluations, group factors of the DROPO fit, the tuned simulator and the proxy's truth.
     """
-    if heldout_episodes < 1:
-        raise ValueError(f"heldout_episodes must be >= 1, got {heldout_episodes}")
+    reality, dropo_episodes, episodes_per_candidate, steps, heldout_episodes, seed = (
+        options.reality, options.budget, options.episodes_per_candidate, options.steps, options.heldout, options.seed)
     base, dropo, out = Path(base), Path(dropo), Path(out)
     if not dropo.exists():
         raise FileNotFoundError(f"DROPO fit or policy folder {dropo} does not exist")
@@ -394,21 +411,19 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
         else f"DROPO policy: {dropo}")
     dropo_policy, dropo_spent, dropo_info = _dropo_policy(dropo, base, out, steps, config, cluster)
     say(f"tuning for return: {dropo_episodes} target episodes, {episodes_per_candidate} per candidate")
-    tuning = tune_for_return(base, out / "tuning", reality, dropo_episodes, episodes_per_candidate, steps, config,
-                             population_size, sigma0, spread, seed, chain, progress, cluster)
+    tuning = tune_for_return(base, out / "tuning", options, config, progress, cluster)
     if tuning.best is None:
         raise RuntimeError("the tuning produced no candidate with a finite target return")
     policies = [(BASE, base_policy, 0, "none", 0)]
-    if control:
+    if options.control:
         lineage = policy_steps(tuning.best.policy) - policy_steps(base_policy)
         say(f"control: fine-tuning the base policy for {lineage} steps in the nominal sim")
         [(candidate, spent)] = _fine_tuned(cluster, [Task("control policy", fine_tune, (
             "none", lineage, str(out / "control_policy"), config, str(base), _threads(cluster)))])
         policies.append((CONTROL, candidate.policy, 0, "none", spent))
-    if selection:
+    if options.selection:
         say(f"selection control: {dropo_episodes} target episodes picking among nominal fine-tunings")
-        picked = select_by_return(base, out / "selection", reality, dropo_episodes, episodes_per_candidate, steps,
-                                  config, seed, progress, cluster)
+        picked = select_by_return(base, out / "selection", options, config, progress, cluster)
         policies.append((SELECTED, picked.best.policy, picked.target_episodes,
                          "counted proxy episodes scoring the nominal fine-tunings", picked.sim_steps))
     target = make_task(TASK, "none", reality=reality)
@@ -429,8 +444,8 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
                            "mix two proxies; run it again")
     return {"task": TASK, "reality": reality, "reality_file": proxy, "base": str(base), "dropo": dropo_info,
             "settings": {"budget_episodes": dropo_episodes, "episodes_per_candidate": episodes_per_candidate,
-                         "steps_per_policy": steps, "population_size": population_size, "sigma0": sigma0,
-                         "spread": spread, "seed": seed, "warm_start": "best" if chain else "base",
+                         "steps_per_policy": steps, "population_size": options.population, "sigma0": options.sigma0,
+                         "spread": options.spread, "seed": seed, "warm_start": options.warm_start,
                          "heldout_episodes": heldout_episodes,
                          "heldout_seeds": [HELDOUT_SEED, HELDOUT_SEED + heldout_episodes - 1],
                          "tuning_seeds": [seed * dropo_episodes, seed * dropo_episodes + dropo_episodes - 1]},
@@ -438,7 +453,7 @@ def compare_with_dropo(base: str | os.PathLike, dropo: str | os.PathLike, out: s
             "tuning": {"groups": list(tuning.names), "best_factors": dict(zip(tuning.names, tuning.best_factors)),
                        "best_return": tuning.best_return, "best_policy": str(tuning.best.folder),
                        "target_episodes": tuning.target_episodes, "evaluations": tuning.evaluations},
-            "selection": None if not selection else {"best_return": picked.best_return,
+            "selection": None if not options.selection else {"best_return": picked.best_return,
                                                      "best_policy": str(picked.best.folder),
                                                      "evaluations": picked.evaluations},
             "proxy_truth_group_factors": _truth_factors(reality)}
