@@ -1,2 +1,2 @@
 """Guided domain randomization: methods that move the training distribution with the policy's own experience
-(SimOpt: target rollouts)."""
+(SimOpt: target rollouts; automatic domain randomization: the policy's performance at the ranges' edges)."""
