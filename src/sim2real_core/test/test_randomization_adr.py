@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sim2real_core.randomization.adr import ADRConfig, AutomaticDomainRandomization, Probe
-from sim2real_core.sim.parameters import ParameterSpace
+from sim2real_core.sim.parameters import ParameterSpace, load_parameter_space
 
 
 def space(*names: str) -> ParameterSpace:
@@ -58,3 +58,42 @@ def test_an_edge_moves_only_on_a_full_buffer_and_stays_within_bounds():
         adr.record(Probe(0, 0), float("nan"))
     with pytest.raises(ValueError, match="low_threshold"):
         ADRConfig(low_threshold=0.9, high_threshold=0.8)
+
+
+def test_batched_training_environments_draw_from_adr_and_report_each_episode_to_it():
+    from sim2real_core.sim.vector_tasks import FR3ReachVectorEnv
+
+    reach = load_parameter_space("fr3_reach")
+    # every episode probes an edge, and any result moves that edge outward: the ranges must grow as episodes end
+    adr = AutomaticDomainRandomization(reach, ADRConfig(step=0.1, buffer_size=1, low_threshold=-2.0,
+                                                        high_threshold=-1.0, boundary_probability=1.0), seed=3)
+    envs = FR3ReachVectorEnv(4, curriculum=adr, episode_steps=3, seed=0, nthread=1)
+    envs.reset()
+    np.testing.assert_array_equal(envs.sim.parameters, np.repeat(reach.nominal[None], 4, axis=0))
+    for _ in range(3 * 5):
+        envs.step(np.zeros((4, 7)))
+    envs.close()
+    assert len(adr.decisions) == 4 * 5  # five episodes ended in each of the four environments
+    params = envs.sim.parameters
+    assert np.all(params >= adr.low - 1e-12) and np.all(params <= adr.high + 1e-12)
+    assert np.any(params != reach.nominal)  # the sixth episodes were drawn from grown ranges
+    with pytest.raises(ValueError, match="not both"):
+        FR3ReachVectorEnv(1, distribution=adr.distribution(), curriculum=adr)
+
+
+def test_training_under_adr_writes_the_ranges_it_grew(tmp_path):
+    from sim2real_core.policy.ppo import PPOConfig
+    from sim2real_core.policy.tasks import make_task, ppo_defaults
+    from sim2real_core.policy.training import ADR_DISTRIBUTION, train_policy
+    from sim2real_core.sim.distributions import load_distribution
+
+    task = make_task("reach", "adr")
+    assert task.curriculum is not None
+    with pytest.raises(ValueError, match="takes no distribution"):
+        make_task("reach", "adr", reality="fr3_default")
+    config = PPOConfig(**{**ppo_defaults("reach"), "num_envs": 2, "rollout_steps": 128})
+    outcome = train_policy(task, 512, tmp_path / "adr", config, progress=False, threads=1)
+    training = outcome.policy.spec.training
+    assert training["distribution"] == "adr" and set(training["adr"]["widths"]) == set(task.curriculum.space.names)
+    saved = load_distribution(tmp_path / "adr" / ADR_DISTRIBUTION)
+    assert saved.method == "adr" and np.allclose(saved.low, task.curriculum.low)

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..config import ConfigError, OptionModel, config_path, load_config
+from ..randomization.adr import AutomaticDomainRandomization
 from ..sim.reality import DEFAULT_REALITY
 from .policy_file import ACTION_MODES, ActionHead, EndEffectorFeatures, PolicySpec
 from .safety import SafetyLayer, SafetyLimits, VectorSafetyLayer, load_safety_limits
@@ -127,6 +128,7 @@ class TaskSetup:
     features: EndEffectorFeatures | None = None  # appended to the observation before the network
     # N environments batched on one simulator, actions through an action map: make_vector(N, action_map, nthread)
     make_vector: Callable[[int, "VectorActionMap", int], gym.vector.VectorEnv] | None = None
+    curriculum: AutomaticDomainRandomization | None = None  # the ranges training grows (distribution `adr`)
 
     def vector(self, num_envs: int, batched: bool = True, nthread: int = 0) -> gym.vector.VectorEnv:
         """`num_envs` environments as training sees them (Box(-1, 1) actions, the task's features): batched on
@@ -178,7 +180,7 @@ def wrap(env: gym.Env, head: ActionHead, safety: SafetyLimits | None = None, per
 
 
 TRAIN_CONFIG = ("policy", "train.yaml")
-DISTRIBUTION_KEYWORDS = ("none", "uniform", "oracle")
+DISTRIBUTION_KEYWORDS = ("none", "uniform", "oracle", "adr")
 
 
 class ActionHeadEntry(OptionModel):
@@ -261,7 +263,9 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
 
     Args:
         name: ``pendulum`` (gymnasium, no randomization), ``reach`` or ``push`` (FR3, sim2real.sim.tasks).
-        distribution: ``none`` | ``uniform`` | ``oracle`` | path of a distribution YAML.
+        distribution: ``none`` | ``uniform`` | ``oracle`` | path of a distribution YAML | ``adr``: automatic
+            domain randomization (randomization.adr) of the task's space, whose ranges the batched training
+            environments grow from nominal by episode success (the single environment stays nominal).
         reality: run the FR3 task on this reality-proxy profile instead (evaluation; distribution ``none``).
     """
     entry = task_defaults(name)
@@ -279,9 +283,16 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
     env = probe.unwrapped
     robot, space_name, extra = env.sim.robot, env.config.parameter_space, list(env.EXTRA_INPUTS)
     probe.close()
-    dist, provenance = resolve_distribution(distribution, space_name)
+    curriculum = None
+    if distribution == "adr":  # automatic domain randomization: ranges that training grows from nominal
+        from ..sim.parameters import load_parameter_space
+
+        dist, provenance = None, {"distribution": "adr", "parameter_space": space_name}
+        curriculum = AutomaticDomainRandomization(load_parameter_space(space_name))
+    else:
+        dist, provenance = resolve_distribution(distribution, space_name)
     if reality is not None:
-        if dist is not None:
+        if dist is not None or curriculum is not None:
             raise ValueError("evaluation on the reality proxy takes no distribution")
         provenance = {"reality": reality}
     head = ActionHead(**{**entry.action_head.model_dump(),
@@ -296,14 +307,14 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
 
     def make_vector(num_envs: int, action_map: VectorActionMap, nthread: int) -> gym.vector.VectorEnv:
         return gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", distribution=dist,
-                            action_map=action_map, nthread=nthread)
+                            action_map=action_map, nthread=nthread, curriculum=curriculum)
 
     return TaskSetup(name=name, make_env=lambda: gym.make(env_id, **kwargs), layout="joint_state_v1", head=head,
                      joint_names=list(robot.joint_names), extra_inputs=[dict(e) for e in extra],
                      provenance={"task": name, "env_id": env_id,
                                  "control_period": robot.control_period, **provenance},
                      safety=load_safety_limits(robot.name), control_period=robot.control_period,
-                     features=features, make_vector=make_vector if reality is None else None)
+                     features=features, make_vector=make_vector if reality is None else None, curriculum=curriculum)
 
 
 def ppo_defaults(name: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from .ppo import PPOConfig, TrainResult, load_checkpoint, save_checkpoint, train
 from .tasks import TaskSetup
 
 CHECKPOINT = "checkpoint.safetensors"  # beside every trained policy: what `start=` warm-starts from
+ADR_DISTRIBUTION = "adr_distribution.yaml"  # beside a policy trained under automatic domain randomization
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,10 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
     finally:
         envs.close()
     seconds = time.perf_counter() - began
+    if task.curriculum is not None:  # automatic domain randomization: the ranges it grew, as a distribution file
+        task.curriculum.distribution().save(Path(out) / ADR_DISTRIBUTION)
     training = {"algorithm": "ppo", "steps": result.steps, "seed": config.seed,
+                **({"adr": task.curriculum.summary()} if task.curriculum is not None else {}),
                 **({"warm_start": str(start), "warm_start_steps": warm.steps} if warm is not None else {}),
                 "ppo": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
                 "final_mean_return": result.curve[-1][1] if result.curve else None}

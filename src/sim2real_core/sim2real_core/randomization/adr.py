@@ -76,6 +76,7 @@ class AutomaticDomainRandomization:
         self.high = self.space.nominal.copy()
         self.rng = np.random.default_rng(self.seed)
         self._buffers: dict[Probe, list[float]] = {}
+        self._running: dict[int, Probe | None] = {}  # the probe of each environment's current episode
         self.decisions: list[dict] = []  # every edge move: parameter, edge, mean performance, new value
 
     def sample(self) -> tuple[np.ndarray, Probe | None]:
@@ -111,6 +112,20 @@ class AutomaticDomainRandomization:
         self.decisions.append({"parameter": self.space.names[i], "edge": "high" if probe.edge == HIGH else "low",
                                "mean_performance": mean, "value": (self.low, self.high)[probe.edge][i]})
 
+    def start(self, ids: np.ndarray) -> np.ndarray:
+        """Parameter vectors (len(ids), dim) for episodes starting in environments `ids`, each drawn by sample();
+        their probes are remembered until `finish`."""
+        rows = []
+        for env in np.asarray(ids, dtype=int).tolist():
+            values, self._running[env] = self.sample()
+            rows.append(values)
+        return np.array(rows).reshape(-1, self.space.dim)
+
+    def finish(self, ids: np.ndarray, performance: np.ndarray) -> None:
+        """Record the performance of the episodes that ended in environments `ids` (those `start` began)."""
+        for env, value in zip(np.asarray(ids, dtype=int).tolist(), np.asarray(performance, dtype=float).tolist()):
+            self.record(self._running.pop(env, None), value)
+
     def distribution(self) -> Distribution:
         """The current ranges as a uniform distribution (what the policy trains under)."""
         return Distribution.uniform(self.space, self.low, self.high, method="adr")
@@ -118,3 +133,7 @@ class AutomaticDomainRandomization:
     def widths(self) -> dict[str, float]:
         """Each range's width as a share of its bound width."""
         return dict(zip(self.space.names, ((self.high - self.low) / (self.space.high - self.space.low)).tolist()))
+
+    def summary(self) -> dict:
+        """What training records: the settings, each range's width share, and how many edge moves there were."""
+        return {"config": dict(vars(self.config)), "widths": self.widths(), "edge_moves": len(self.decisions)}

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
+from ..randomization.adr import AutomaticDomainRandomization
 from ..robot import load_robot
 from .batch import BatchSimulator
 from .distributions import Distribution
@@ -45,6 +46,8 @@ class FR3VectorEnv(gym.vector.VectorEnv):
     Args:
       num_envs: number of environments.
       distribution: parameters drawn per environment at every reset; None: nominal.
+      curriculum: instead of a distribution, automatic domain randomization (randomization.adr): it draws each
+        episode's parameters and is told whether the episode succeeded.
       control_period: seconds per step [s]; default: the robot's.
       episode_steps: control periods per episode; default: the task file's.
       seed: seed of the first reset (later resets continue the stream unless given a seed).
@@ -58,15 +61,20 @@ class FR3VectorEnv(gym.vector.VectorEnv):
 
     def __init__(self, num_envs: int, distribution: Distribution | None = None, control_period: float | None = None,
                  episode_steps: int | None = None, seed: int | None = None, task: str | os.PathLike | None = None,
-                 action_map: ActionMap | None = None, nthread: int = 0):
+                 action_map: ActionMap | None = None, nthread: int = 0,
+                 curriculum: AutomaticDomainRandomization | None = None):
+        if distribution is not None and curriculum is not None:
+            raise ValueError("give a distribution or a curriculum, not both")
         self.config = load_task(task or self.SINGLE.TASK)
         self.robot = robot = load_robot()
-        space = distribution.space if distribution is not None else self.config.parameter_space
+        space = (distribution or curriculum).space if (distribution or curriculum) is not None \
+            else self.config.parameter_space
         model = load_model(robot.model, remove_bodies=self.config.remove_bodies)
         self.sim = BatchSimulator(model, space, num_envs, control_period=control_period or robot.control_period,
                                   joints=robot.joint_names, nthread=nthread, kinematics=True)
         self.num_envs = int(num_envs)
         self.distribution = distribution
+        self.curriculum = curriculum
         self.episode_steps = int(episode_steps or self.config.episode_steps)
         if self.episode_steps < 1:
             raise ValueError(f"episode_steps must be >= 1, got {self.episode_steps}")
@@ -144,6 +152,8 @@ class FR3VectorEnv(gym.vector.VectorEnv):
         obs = self._obs.copy()
         if done.any():
             ended = np.flatnonzero(done)
+            if self.curriculum is not None:
+                self.curriculum.finish(ended, info["is_success"][ended])
             info = {**info, "final_obs": obs.copy(), "_final_obs": done,
                     "final_info": {k: v.copy() for k, v in info.items()}, "_final_info": done}
             self._start_episodes(ended)
@@ -159,6 +169,8 @@ class FR3VectorEnv(gym.vector.VectorEnv):
             self.sim.set_parameters(self._options["parameters"][ids], ids)
         elif self.distribution is not None:
             self.sim.set_parameters(self.distribution.sample(rng, ids.size), ids)
+        elif self.curriculum is not None:
+            self.sim.set_parameters(self.curriculum.start(ids), ids)
         self.sim.reset(self._keyframe, ids)
         qpos = np.repeat(self._start[None, :], ids.size, axis=0)
         dof, noise = self.robot.dof, self.config.start_noise

@@ -10,14 +10,17 @@ from ..ppo import PPOConfig
 from ..tasks import make_task, ppo_defaults
 from ..training import train_policy
 
-HELP = "train a policy with PPO under a parameter distribution (none, uniform, oracle or a fitted YAML)"
+HELP = ("train a policy with PPO under a parameter distribution (none, uniform, oracle, a fitted YAML) or under "
+        "automatic domain randomization (adr)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `sim2real train`."""
     parser.add_argument("--task", required=True, help="task in config/policy/train.yaml: reach, push, pendulum")
     parser.add_argument("--distribution", default="none",
-                        help="per-episode randomization: none | uniform | oracle | FILE.yaml (default none)")
+                        help="per-episode randomization: none | uniform | oracle | FILE.yaml | adr (automatic domain "
+                             "randomization: ranges grown from nominal while episodes at their edges succeed; the "
+                             "final ranges are written to adr_distribution.yaml) (default none)")
     parser.add_argument("--steps", type=int, required=True, help="environment steps to train for")
     parser.add_argument("--out", required=True, help="output folder (policy.yaml, policy.safetensors, curve.png)")
     parser.add_argument("--init", metavar="DIR",
