@@ -48,5 +48,5 @@ def test_a_bad_plan_names_the_file_and_the_field(tmp_path):
         load_plan(path=path)
     del body["demo"]["budgets"]["fast"]
     path.write_text(yaml.safe_dump(body))
-    with pytest.raises(ConfigError, match=r"distributions \['guided'\] are neither none/uniform/oracle nor a fit"):
+    with pytest.raises(ConfigError, match=r"distributions \['guided'\] are neither none/uniform/adr/oracle nor a fit"):
         load_plan(path=path)

@@ -60,9 +60,9 @@ class DemoFile(OptionModel):
 
     @model_validator(mode="after")
     def _known_distributions(self):
-        unknown = [d for d in self.distributions if d not in ("none", "uniform", "oracle", *self.methods)]
+        unknown = [d for d in self.distributions if d not in ("none", "uniform", "adr", "oracle", *self.methods)]
         if unknown:
-            raise ValueError(f"distributions {unknown} are neither none/uniform/oracle nor a fit method")
+            raise ValueError(f"distributions {unknown} are neither none/uniform/adr/oracle nor a fit method")
         return self
 
 

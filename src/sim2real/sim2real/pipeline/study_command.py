@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     transfer.add_argument("--out", required=True, help="output folder (every node's, on a cluster of machines)")
     transfer.add_argument("--reality", default=DEFAULT_REALITY, help="reality profiles, comma-separated")
     transfer.add_argument("--distributions", default="none,uniform,dropo,edropo,sysid,oracle",
-                          help="training distributions, comma-separated (none, uniform, dropo, edropo, sysid, oracle)")
+                          help="training distributions, comma-separated (none, uniform, dropo, edropo, sysid, oracle; "
+                               "also adr: automatic domain randomization)")
     transfer.add_argument("--seeds", type=int, default=3, help="PPO seeds per row")
     transfer.add_argument("--quick", action="store_true", help="the demo's quick budgets")
     add_cluster_arguments(transfer)

@@ -24,7 +24,8 @@ from sim2real_core.config import save_yaml
 from sim2real_core.policy.seed_statistics import seed_difference, seed_estimate
 
 FITTED = ("dropo", "edropo", "sysid")
-DISTRIBUTIONS = ("none", "uniform", *FITTED, "oracle")
+DISTRIBUTIONS = ("none", "uniform", *FITTED, "oracle")  # the default grid
+UNFITTED = ("none", "uniform", "adr")  # rows trained without target data (adr: automatic domain randomization)
 
 
 def _fit(proxy: str, method: str, out: str, quick: bool, fit_budget: dict, space_name: str, parameters: tuple,
@@ -75,9 +76,10 @@ def run_transfer_study(out_dir: str | os.PathLike, proxies: list[str], distribut
                        progress=print) -> dict:
     """Run the grid on `cluster` (default: in this process) into out_dir; write transfer.md and transfer.yaml;
     return the results."""
-    unknown = sorted(set(distributions) - set(DISTRIBUTIONS))
+    unknown = sorted(set(distributions) - set(DISTRIBUTIONS) - set(UNFITTED))
     if unknown or not distributions:
-        raise ValueError(f"unknown training distributions {unknown}; expected some of {list(DISTRIBUTIONS)}")
+        raise ValueError(f"unknown training distributions {unknown}; expected some of "
+                         f"{list(dict.fromkeys(DISTRIBUTIONS + UNFITTED))}")
     if seeds < 1:
         raise ValueError(f"the study needs at least one seed, got {seeds}")
     out = Path(out_dir)
@@ -110,7 +112,7 @@ def run_transfer_study(out_dir: str | os.PathLike, proxies: list[str], distribut
     second = []
     for proxy in proxies:
         for name in distributions:
-            choice = {"none": "none", "uniform": "uniform", "oracle": f"oracle:{proxy}"}.get(name)
+            choice = name if name in UNFITTED else f"oracle:{proxy}" if name == "oracle" else None
             if choice is None:
                 if name not in results["fits"].get(proxy, {}):
                     continue  # its fit failed: reported above
