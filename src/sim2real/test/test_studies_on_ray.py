@@ -44,3 +44,37 @@ def test_the_fit_and_tuning_studies_on_both_nodes_equal_them_in_process(two_node
                   lqr_cmaes_study(seeds=3, budget=8, cluster=cluster))
     assert spread == local
     assert len(local[0]["consistency"]) == 2 and set(local[0]["coverage"]) == {"flight", "ground"}
+
+
+def test_the_fit_and_tuning_commands_run_on_the_cluster_ray_address_names(two_nodes, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from sim2real_core.data.dataset import TransitionDataset, save_dataset
+    from sim2real_core.fit.hopper import generate_hopper_data
+    from sim2real_core.sim.distributions import load_distribution
+
+    data = generate_hopper_data([4.2, 3.3, 2.2, 4.6], episodes=3, steps=80, seed=4)
+    path = save_dataset(tmp_path / "hopper.npz", TransitionDataset(
+        data.observations, data.actions, data.next_observations, np.zeros(len(data), bool), data.ends.copy(),
+        metadata={"robot": "hopper"}))
+
+    def sim2real(*args):
+        proc = subprocess.run([sys.executable, "-m", "sim2real.cli", *args], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc
+
+    fit = ["fit", str(path), "--method", "dropo", "--space", "hopper", "--samples", "8", "--transitions", "40",
+           "--budget", "5", "--quiet"]
+    sim2real(*fit, "--out", str(tmp_path / "here.yaml"))
+    sim2real(*fit, "--shards", "2", "--ray-address", two_nodes, "--out", str(tmp_path / "there.yaml"))
+    here, there = load_distribution(tmp_path / "here.yaml"), load_distribution(tmp_path / "there.yaml")
+    np.testing.assert_array_equal(there.mean, here.mean)  # common random numbers per transition, not per shard
+    assert len(set(there.provenance["shard_nodes"])) == 2
+    sim2real("tuning-study", "--out", str(tmp_path / "tuning"), "--seeds", "2", "--mdp-iterations", "3",
+             "--lqr-iterations", "3", "--cmaes-budget", "8", "--ray-address", two_nodes)
+    assert len(json.loads((tmp_path / "tuning" / "tuning_study.json").read_text())["mdp"]["runs"]) == 2

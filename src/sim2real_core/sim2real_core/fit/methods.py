@@ -178,7 +178,7 @@ def fit_dropo(system: System, space: ParameterSpace, data: Transitions, config: 
                        objective.evaluations, settings, predictor)
     if objective.sharded is not None:
         prov["physics_steps"] += objective.sharded.steps
-        info["shard_nodes"] = objective.sharded.nodes()
+        info["shard_nodes"] = prov["shard_nodes"] = objective.sharded.nodes()
     prov["identifiability"] = info["identifiability"]
     if config.covariance == "full":
         dist = Distribution.gaussian(space, mean, covariance=cov, truncation_sigma=config.truncation_sigma,
@@ -248,12 +248,13 @@ def fit_sysid(system: System, space: ParameterSpace, data: Transitions, config: 
                        dataclasses.asdict(config), predictor)
     if res.sharded is not None:
         prov["physics_steps"] += res.sharded.steps
+        prov["shard_nodes"] = res.sharded.nodes()
     prov["identifiability"] = ident
     dist = Distribution.gaussian(space, estimate, covariance=cov, truncation_sigma=2.0, method="sysid",
                                  objective=objective_info, provenance=prov)
     info = {"identifiability": ident, "confidence_95": ci}
     if res.sharded is not None:
-        info["shard_nodes"] = res.sharded.nodes()
+        info["shard_nodes"] = prov["shard_nodes"]
     return FitResult(_unpin(dist, whole, profile), history, info)
 
 
