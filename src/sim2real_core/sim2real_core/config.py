@@ -1,7 +1,8 @@
 """Where the workspace's YAML configuration lives, loading it with clear errors, and option models.
 
-Defaults live in `config/` at the workspace root (robots, parameter spaces, stacks, distributions).
-An installed workspace finds them under `share/sim2real_core/config`; `SIM2REAL_CONFIG` overrides both.
+Defaults live in `config/` at the workspace root (robots, parameter spaces, reality proxies, tasks, training,
+safety, the demo plan). An installed workspace finds them under `share/sim2real_core/config`; `SIM2REAL_CONFIG`
+overrides both. (The stacks' node parameter files belong to the ROS package: sim2real_ros/config/stacks.)
 
 An `OptionModel` (pydantic) holds a group of settings with each default, range and description defined once;
 command-line options (`add_model_arguments`) and ROS node parameters (sim2real_ros.descriptors) are generated

@@ -64,19 +64,24 @@ def test_batched_training_environments_draw_from_adr_and_report_each_episode_to_
     from sim2real_core.sim.vector_tasks import FR3ReachVectorEnv
 
     reach = load_parameter_space("fr3_reach")
-    # every episode probes an edge, and any result moves that edge outward: the ranges must grow as episodes end
-    adr = AutomaticDomainRandomization(reach, ADRConfig(step=0.1, buffer_size=1, low_threshold=-2.0,
-                                                        high_threshold=-1.0, boundary_probability=1.0), seed=3)
-    envs = FR3ReachVectorEnv(4, curriculum=adr, episode_steps=3, seed=0, nthread=1)
-    envs.reset()
-    np.testing.assert_array_equal(envs.sim.parameters, np.repeat(reach.nominal[None], 4, axis=0))
-    for _ in range(3 * 5):
-        envs.step(np.zeros((4, 7)))
-    envs.close()
+
+    def grow(seed: int) -> tuple[AutomaticDomainRandomization, np.ndarray]:
+        # every episode probes an edge, and any result moves that edge outward: the ranges grow as episodes end
+        adr = AutomaticDomainRandomization(reach, ADRConfig(step=0.1, buffer_size=1, low_threshold=-2.0,
+                                                            high_threshold=-1.0, boundary_probability=1.0))
+        envs = FR3ReachVectorEnv(4, curriculum=adr, episode_steps=3, seed=seed, nthread=1)
+        envs.reset()
+        np.testing.assert_array_equal(envs.sim.parameters, np.repeat(reach.nominal[None], 4, axis=0))
+        for _ in range(3 * 5):
+            envs.step(np.zeros((4, 7)))
+        envs.close()
+        return adr, envs.sim.parameters
+
+    adr, params = grow(seed=0)
     assert len(adr.decisions) == 4 * 5  # five episodes ended in each of the four environments
-    params = envs.sim.parameters
     assert np.all(params >= adr.low - 1e-12) and np.all(params <= adr.high + 1e-12)
     assert np.any(params != reach.nominal)  # the sixth episodes were drawn from grown ranges
+    assert not np.array_equal(grow(seed=1)[1], params)  # the draws follow the environments' seed
     with pytest.raises(ValueError, match="not both"):
         FR3ReachVectorEnv(1, distribution=adr.distribution(), curriculum=adr)
 

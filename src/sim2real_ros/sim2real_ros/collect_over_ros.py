@@ -72,9 +72,10 @@ def collect_over_ros(policies: list[str], bag: str | Path, episodes: int, episod
         folder = Path(workdir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         processes = {spec.name: spawn_node(spec, folder) for spec in (*robot.nodes, *collect.nodes)}
-        rclpy.init()
-        operator = _Operator()
+        operator = None
         try:
+            rclpy.init()
+            operator = _Operator()
             operator.spin_until(operator.recorder_ready, "the transition logger to match every publisher it records",
                                 processes, folder)
             timeout = TIMEOUT + 2 * episode_steps * robot_joints_and_period()[1]
@@ -84,8 +85,9 @@ def collect_over_ros(policies: list[str], bag: str | Path, episodes: int, episod
             dispatcher.wait(TIMEOUT)  # it exits by itself after its last episode
             if dispatcher.returncode != 0:
                 raise RuntimeError(f"{DISPATCHER} exited with {dispatcher.returncode}; see {folder}/{DISPATCHER}.log")
-        finally:
-            operator.node.destroy_node()
+        finally:  # whatever failed, this process leaves no node running and rclpy shut down for its next run
+            if operator is not None:
+                operator.node.destroy_node()
             rclpy.try_shutdown()
             stop_nodes(processes)
     return Collection(Path(bag), ended)

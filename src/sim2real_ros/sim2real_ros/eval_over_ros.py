@@ -166,9 +166,10 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
                           parameters={"policy_path": str(policy.source), "extra_inputs": targets[0].tolist(),
                                       "diagnostics_period": 0.5}, remappings=remap)
         processes = {spec.name: spawn_node(spec, folder) for spec in (robot, server, *supervisor)}
-        rclpy.init()
-        probe = _Probe(joints, robot.name)
+        probe = None
         try:
+            rclpy.init()
+            probe = _Probe(joints, robot.name)
             # Episodes start once the server serves: a reader that DDS matches late would miss the first one.
             probe.spin_until(lambda: probe.server.get("serving") == "True", "policy_server serving")
             distances, successes, faults = [], [], []
@@ -179,8 +180,9 @@ def evaluate_over_ros(policy_path: str, target: str, episodes: int, seed: int = 
                 faults.append(fault)
             probe.server = {}
             probe.spin_until(lambda: bool(probe.server), "policy_server diagnostics")
-        finally:
-            probe.node.destroy_node()
+        finally:  # whatever failed, this process leaves no node running and rclpy shut down for its next run
+            if probe is not None:
+                probe.node.destroy_node()
             rclpy.try_shutdown()
             stop_nodes(processes)
     return RosEvalResult(summarise([-d for d in distances], successes, seed), faults, probe.server)

@@ -67,15 +67,16 @@ class Stack:
     source: Path
 
 
-def package_folder(name: str) -> Path:
-    """A folder of this package (`launch`, `config`): the source tree's src/sim2real_ros/NAME, else the installed
-    share/sim2real_ros/NAME."""
+def package_folder(name: str, holds: str) -> Path:
+    """A folder of this package (`launch`, `config`) that holds files matching `holds`: the source tree's
+    src/sim2real_ros/NAME, else the installed share/sim2real_ros/NAME. (Installed without symlinks, the module's
+    parent is site-packages, whose `launch` is ROS's launch package: hence the check of what it holds.)"""
     source_tree = Path(__file__).resolve().parents[1] / name
-    if source_tree.is_dir():
+    if any(source_tree.glob(holds)):
         return source_tree
     for prefix in [*os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep), sys.prefix]:
         installed = Path(prefix) / "share" / "sim2real_ros" / name
-        if prefix and installed.is_dir():
+        if prefix and any(installed.glob(holds)):
             return installed
     raise ConfigError(f"cannot find the sim2real_ros package's {name}/ folder: run from the workspace or with its "
                       "install/setup.sh sourced")
@@ -83,7 +84,7 @@ def package_folder(name: str) -> Path:
 
 def launch_dir() -> Path:
     """The launch files (launch/ of this package)."""
-    return package_folder("launch")
+    return package_folder("launch", f"*{LAUNCH_SUFFIX}")
 
 
 def stack_file(name_or_path: str | os.PathLike) -> Path:
@@ -94,7 +95,7 @@ def stack_file(name_or_path: str | os.PathLike) -> Path:
 
 def parameter_file(name: str) -> str:
     """config/stacks/NAME.yaml of this package: the parameters of stack NAME, keyed by node."""
-    return str(package_folder("config") / "stacks" / f"{name}.yaml")
+    return str(package_folder("config", "stacks/*.yaml") / "stacks" / f"{name}.yaml")
 
 
 def available_stacks() -> list[str]:

@@ -1,14 +1,15 @@
 """The transfer study: training distributions x reality proxies x PPO seeds as one grid on the cluster, one report.
 
-Per proxy, each fitting method fits the proxy's transitions under smoothed random torques (fit.proxy_study's data,
-without the ROS collection of the demo) and writes PROXY/fits/METHOD.yaml. Per seed, one base policy trains on the
-nominal simulator (shared by every proxy). Per proxy, distribution and seed, PPO fine-tunes that seed's base under
-the distribution (`none`: the nominal simulator; `uniform`: the parameter box; a method: its fit; `oracle`: the
-proxy's hidden truth) and the policy is evaluated on the proxy in process. Budgets are the demo's
-(config/pipeline/demo.yaml, full or quick). Every fit and every fine-tune-and-evaluate is a task of the cluster;
-a failed one is reported with its error and the rest of the grid completes. The report (transfer.md, with
-transfer.yaml and learning-curve figures): per proxy and distribution, success and return with 95 % intervals
-across seeds and episodes, differences paired by seed, and each fit's error against the truth.
+Per proxy, each fitting method fits the proxy's transitions under smoothed random torques (the data of
+studies.proxy_recovery, without the ROS collection of the demo) and writes PROXY/fits/METHOD.yaml. Per seed, one
+base policy trains on the nominal simulator (shared by every proxy). Per proxy, distribution and seed, PPO
+fine-tunes that seed's base under the distribution (`none`: the nominal simulator; `uniform`: the parameter box;
+a method: its fit; `oracle`: the proxy's hidden truth; `adr`: automatic domain randomization, grown during the
+fine-tune) and the policy is evaluated on the proxy in process. Budgets are the demo's (config/pipeline/demo.yaml,
+full or quick). Every fit and every fine-tune-and-evaluate is a task of the cluster; a failed one is reported with
+its error and the rest of the grid completes. The report (transfer.md, with transfer.yaml and learning-curve
+figures): per proxy and distribution, success and return with 95 % intervals across seeds and episodes,
+differences paired by seed, and each fit's error against the truth.
 """
 from __future__ import annotations
 

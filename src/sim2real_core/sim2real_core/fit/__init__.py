@@ -6,7 +6,8 @@ DROPO / E-DROPO (`fit_dropo`, `fit_edropo`), least-squares SysID (`fit_sysid`) a
 Modules: transitions (validated arrays, λ-step windows), engine (System, BatchPredictor, Gaussian likelihood),
 dropo (objective, optimisers), sysid (least squares, intervals), methods (the four fits, identifiability),
 systems / hopper / fr3 / push (models and observation layouts, synthetic data), files (fit from a dataset file),
-report (plots, markdown), study (consistency study), commands (`sim2real fit`, `sim2real fit-study`).
+report (plots, markdown), shards (objectives on cluster workers), commands (`sim2real fit`). The studies built
+on them live in the application package (sim2real.studies).
 """
 from .dropo import DropoConfig, DropoObjective, FitResult
 from .engine import BatchPredictor, System, gaussian_loglik, reference_predict

@@ -79,12 +79,14 @@ class AutomaticDomainRandomization:
         self._running: dict[int, Probe | None] = {}  # the probe of each environment's current episode
         self.decisions: list[dict] = []  # every edge move: parameter, edge, mean performance, new value
 
-    def sample(self) -> tuple[np.ndarray, Probe | None]:
-        """One episode's parameter vector, and the probe it is (None when it probes no edge)."""
-        values = self.rng.uniform(self.low, self.high)
+    def sample(self, rng: np.random.Generator | None = None) -> tuple[np.ndarray, Probe | None]:
+        """One episode's parameter vector, and the probe it is (None when it probes no edge), drawn with `rng`
+        (default: this object's, from `seed`)."""
+        rng = rng or self.rng
+        values = rng.uniform(self.low, self.high)
         probe = None
-        if self.rng.random() < self.config.boundary_probability:
-            probe = Probe(int(self.rng.integers(self.space.dim)), int(self.rng.integers(2)))
+        if rng.random() < self.config.boundary_probability:
+            probe = Probe(int(rng.integers(self.space.dim)), int(rng.integers(2)))
             values[probe.index] = (self.low, self.high)[probe.edge][probe.index]
         return self.space.clip(values), probe
 
@@ -112,12 +114,13 @@ class AutomaticDomainRandomization:
         self.decisions.append({"parameter": self.space.names[i], "edge": "high" if probe.edge == HIGH else "low",
                                "mean_performance": mean, "value": (self.low, self.high)[probe.edge][i]})
 
-    def start(self, ids: np.ndarray) -> np.ndarray:
-        """Parameter vectors (len(ids), dim) for episodes starting in environments `ids`, each drawn by sample();
-        their probes are remembered until `finish`."""
+    def start(self, ids: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Parameter vectors (len(ids), dim) for episodes starting in environments `ids`, each drawn by
+        sample(rng) (the environments' generator, so that the draws follow their seed); their probes are remembered
+        until `finish`."""
         rows = []
         for env in np.asarray(ids, dtype=int).tolist():
-            values, self._running[env] = self.sample()
+            values, self._running[env] = self.sample(rng)
             rows.append(values)
         return np.array(rows).reshape(-1, self.space.dim)
 

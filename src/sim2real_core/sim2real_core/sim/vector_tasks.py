@@ -170,7 +170,7 @@ class FR3VectorEnv(gym.vector.VectorEnv):
         elif self.distribution is not None:
             self.sim.set_parameters(self.distribution.sample(rng, ids.size), ids)
         elif self.curriculum is not None:
-            self.sim.set_parameters(self.curriculum.start(ids), ids)
+            self.sim.set_parameters(self.curriculum.start(ids, rng), ids)
         self.sim.reset(self._keyframe, ids)
         qpos = np.repeat(self._start[None, :], ids.size, axis=0)
         dof, noise = self.robot.dof, self.config.start_noise
