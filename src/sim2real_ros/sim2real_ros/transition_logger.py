@@ -123,7 +123,7 @@ class TransitionLogger(Node):
         self._skipped: set[str] = set()
         self._offered: dict[str, list[Qos]] = {}
         self._recording = False
-        self._received = 0
+        self._received: dict[str, int] = {}  # messages received per recorded topic
         self._closed = False
         self._discovery = self.create_timer(p["discovery_period"], self._subscribe_known)
         self._subscribe_known()
@@ -170,7 +170,7 @@ class TransitionLogger(Node):
         put = self._recorder.put
 
         def callback(data: bytes, info) -> None:
-            self._received += 1
+            self._received[topic] = self._received.get(topic, 0) + 1
             if topic not in self._offered:  # first message: its publisher is known now; record its QoS
                 self._refresh_qos([topic])
             if self._recording:
@@ -251,7 +251,8 @@ class TransitionLogger(Node):
         message = f"write failed: {recorder.error}" if recorder.error else (
             f"recording to {recorder.path}" if self._recording else "not recording")
         status = diagnostic_status(self.get_name(), "", level, message, {
-            "received": self._received, "written": recorder.written, "dropped": recorder.dropped,
+            "received": sum(self._received.values()), "written": recorder.written, "dropped": recorder.dropped,
+            "received_per_topic": ",".join(f"{topic}={n}" for topic, n in sorted(self._received.items())),
             "backlog": recorder.backlog, "topics": ",".join(sorted(self._recorded)),
             "matched_publishers": ",".join(f"{topic}={sub.get_publisher_count()}"
                                            for topic, sub in sorted(self._recorded.items())),
