@@ -148,10 +148,15 @@ def test_sigkill_leaves_a_recoverable_bag(tmp_path, launch_node, ros_node):
                                                           "topics": [contract.EFFORT_COMMANDS]})
     commands = ros_node.create_publisher(Float64MultiArray, contract.EFFORT_COMMANDS, contract.CONTROL_QOS)
     _wait_matched(ros_node, [commands])
+    written = {}  # the logger's count of messages handed to the bag file, from its diagnostics
+    ros_node.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, lambda msg: written.update(
+        (status.name, int({v.key: v.value for v in status.values}["written"])) for status in msg.status
+        if status.name.startswith("transition_logger")), contract.EVENT_QOS)
     for i in range(200):
         commands.publish(command_msg(np.full(7, float(i))))
         time.sleep(0.001)
-    time.sleep(1.0)  # longer than flush_period: everything is on disk
+    assert spin_until(ros_node, lambda: 200 in written.values(), 60.0), written  # a loaded logger lags behind
+    time.sleep(1.0)  # then ten flush periods of the idle writer: its last chunk is on disk
     logger.process.send_signal(signal.SIGKILL)
     logger.process.wait(10)
     closed = read_metadata(bag)["files"]  # files split by duration are listed when closed
