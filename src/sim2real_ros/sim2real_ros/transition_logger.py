@@ -85,7 +85,8 @@ PARAMETERS = (
     Param("flush_period", 1.0, "at most this much data is lost on SIGKILL", "s"),
     Param("compression", "none", "MCAP chunk compression none | lz4 | zstd (none: a truncated last chunk is "
                                  "partly salvageable)"),
-    Param("queue_depth", 1000, "subscription history depth (absorbs bursts while the executor is busy)"),
+    Param("queue_depth", 10000, "subscription history depth per topic: a starved executor loses nothing until this "
+                                "many messages wait (10 s of a 1 kHz topic)"),
     Param("discovery_period", 0.5, "how often the graph is checked for topics whose type is still unknown", "s"),
 )
 
