@@ -67,8 +67,8 @@ class FR3VectorEnv(gym.vector.VectorEnv):
             raise ValueError("give a distribution or a curriculum, not both")
         self.config = load_task(task or self.SINGLE.TASK)
         self.robot = robot = load_robot()
-        space = (distribution or curriculum).space if (distribution or curriculum) is not None \
-            else self.config.parameter_space
+        source = distribution if distribution is not None else curriculum
+        space = source.space if source is not None else self.config.parameter_space
         model = load_model(robot.model, remove_bodies=self.config.remove_bodies)
         self.sim = BatchSimulator(model, space, num_envs, control_period=control_period or robot.control_period,
                                   joints=robot.joint_names, nthread=nthread, kinematics=True)
