@@ -6,10 +6,9 @@ import numpy as np
 
 from ..data.layouts import JOINT_STATE, JOINT_STATE_PUCK
 from ..robot import DEFAULT_ROBOT, load_robot
-from ..sim.batch import BatchSimulator
+from ..sim.batch import BatchSimulator, joint_actuators, joint_indices
 from ..sim.models import load_model
 from ..sim.parameters import ParameterSpace, history_depth
-from ..sim.simulator import joint_actuators, joint_indices
 from .engine import System
 from .transitions import Transitions
 

@@ -1,7 +1,9 @@
-"""Many simulations of one model with per-simulation parameters, stepped one control period per call.
+"""The simulation kernel: simulations of one model with per-simulation parameters, stepped one control period
+per call.
 
-Built on `mujoco.batch.Batch` (threads, no Python loop over simulations). Used to predict next states
-for many parameter samples at once (DROPO: K samples x N transitions per call) and for vectorized rollouts.
+Built on `mujoco.batch.Batch` (threads, no Python loop over simulations). Every simulation of the project steps
+here: the fitting engine (K parameter samples x N transitions per call), the batched training environments,
+and, with one simulation, the single `Simulator` (the bridge, the reality proxy, the 1 kHz franka emulation).
 
 Actions go to the actuators' ctrl. For the FR3 model that is the joint torque without gravity (gravity
 compensation at nominal masses is part of the model); for other models (gymnasium Hopper) it is their
@@ -9,13 +11,14 @@ actuator input, and models without gravcomp bodies simply have no compensation. 
 effects are applied per simulation: action delay and command latency (from the caller's past actions: the
 previous command holds during the latency), the torque rate limit (each physics step's actuator input within it of
 the one before), action noise, encoder offsets and sensor noise on the returned
-observation; Stribeck friction (sim.parameters.StribeckFriction) before every physics step, as the single Simulator
-does.
+observation; Stribeck friction (sim.parameters.StribeckFriction) and any position-dependent joint force (the
+reality proxy's torque ripple) before every physics step.
 """
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+import os
+from typing import Callable, Sequence
 
 import mujoco
 import mujoco.batch
@@ -29,11 +32,43 @@ from .parameters import (
     ParameterSpace,
     StribeckFriction,
     latency_steps,
+    load_parameter_space,
     period_inputs,
     rate_preroll,
     rate_steps,
 )
-from .simulator import joint_actuators, joint_indices, resolve_space
+
+
+def resolve_space(space: ParameterSpace | str | os.PathLike | None) -> ParameterSpace | None:
+    """A ParameterSpace, a config/parameter_spaces name or path, or None."""
+    if space is None or isinstance(space, ParameterSpace):
+        return space
+    return load_parameter_space(space)
+
+
+def joint_indices(model: mujoco.MjModel, joint_names) -> tuple[np.ndarray, np.ndarray]:
+    """(qpos addresses, dof addresses) of named 1-dof joints; ConfigError naming a missing joint."""
+    qadr, dadr = [], []
+    for name in joint_names:
+        jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
+        if jid < 0:
+            raise ConfigError(f"the model has no joint named {name!r}")
+        qadr.append(model.jnt_qposadr[jid])
+        dadr.append(model.jnt_dofadr[jid])
+    return np.array(qadr), np.array(dadr)
+
+
+def joint_actuators(model: mujoco.MjModel, joint_names) -> np.ndarray:
+    """Index of the actuator driving each named joint."""
+    out = []
+    for name in joint_names:
+        jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
+        hits = np.flatnonzero((model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
+                              & (model.actuator_trnid[:, 0] == jid))
+        if hits.size != 1:
+            raise ConfigError(f"joint {name!r} needs exactly one actuator, the model has {hits.size}")
+        out.append(hits[0])
+    return np.array(out)
 
 
 class BatchSimulator:
@@ -51,12 +86,19 @@ class BatchSimulator:
       nthread: worker threads (0: all CPUs).
       seed: seed of the noise generator.
       kinematics: keep positions, sites and bodies current after every step (what `site_positions` reads).
+      persistent: keep each simulation's whole MjData (contacts, Jacobians: what `get_data` returns).
+
+    Attributes:
+      joint_load: (nsim, observed dofs) further joint forces during every period [N*m] (a payload); zeros.
+      position_force: None, or a function of the observed joints' true positions (nsim, n) giving further joint
+        forces (nsim, n), applied before every physics step (the reality proxy's torque ripple).
+      applied: (nsim, nu) the inputs of the last period after delay, noise and clipping (before the rate limit).
     """
 
     def __init__(self, model: str | mujoco.MjModel, space: ParameterSpace | str | None, nsim: int,
                  control_period: float | None = None, nstep: int | None = None,
                  joints: Sequence[str] | None = None, gravity_compensation: bool = True, nthread: int = 0,
-                 seed: int | None = None, kinematics: bool = False):
+                 seed: int | None = None, kinematics: bool = False, persistent: bool = False):
         if nsim < 1:
             raise ValueError(f"nsim must be >= 1, got {nsim}")
         self.nominal_model = copy.copy(load_model(model))
@@ -78,22 +120,26 @@ class BatchSimulator:
         self.encoders = EncoderOffsets(self.space, self.nominal_model) if self.space is not None else None
         self.position_offsets = np.zeros((self.nsim, self.nominal_model.nq))  # measured - true, every qpos entry
         self._coulomb = self._breakaway = self._stribeck_velocity = None  # set with Stribeck parameters only
-        self.batch = mujoco.batch.Batch(self.nominal_model, self.nsim, nthread=nthread)
+        self.batch = mujoco.batch.Batch(self.nominal_model, self.nsim, nthread=nthread, persistent=persistent)
         self.rng = np.random.default_rng(seed)
         m = self.nominal_model
         if joints is None:
-            self._qidx, self._vidx = np.arange(m.nq), np.arange(m.nv)
-            self._act = np.arange(m.nu)
+            self.qpos_index, self.dof_index = np.arange(m.nq), np.arange(m.nv)
+            self.actuator_index = np.arange(m.nu)
         else:
-            self._qidx, self._vidx = joint_indices(m, joints)
-            self._act = joint_actuators(m, joints)
-        self.nu = self._act.size
-        self.ctrl_low = m.actuator_ctrlrange[self._act, 0].copy()
-        self.ctrl_high = m.actuator_ctrlrange[self._act, 1].copy()
-        limited = m.actuator_ctrllimited[self._act].astype(bool)
+            self.qpos_index, self.dof_index = joint_indices(m, joints)
+            self.actuator_index = joint_actuators(m, joints)
+        self.nu = self.actuator_index.size
+        self.ctrl_low = m.actuator_ctrlrange[self.actuator_index, 0].copy()
+        self.ctrl_high = m.actuator_ctrlrange[self.actuator_index, 1].copy()
+        limited = m.actuator_ctrllimited[self.actuator_index].astype(bool)
         self.ctrl_low[~limited], self.ctrl_high[~limited] = -np.inf, np.inf
         self._qpos, self._qvel = self.batch.bind("qpos"), self.batch.bind("qvel")
         self._ctrl, self._warm = self.batch.bind("ctrl"), self.batch.bind("qacc_warmstart")
+        self._time, self._force = self.batch.bind("time"), self.batch.bind("qfrc_applied")
+        self.joint_load = np.zeros((self.nsim, self.dof_index.size))
+        self.position_force: Callable[[np.ndarray], np.ndarray] | None = None
+        self.applied = np.zeros((self.nsim, self.nu))
         self._stage = mujoco.mjtStage.mjSTAGE_POS if kinematics else mujoco.mjtStage.mjSTAGE_NONE
         # bound only when asked for: a bound output is copied out after every call
         self._site_xpos = self.batch.bind("site_xpos") if kinematics else None
@@ -101,7 +147,8 @@ class BatchSimulator:
         self._latency = np.zeros(self.nsim)  # command latency [physics steps]
         self._rate_step = np.full(self.nsim, np.inf)  # largest actuator-input change per physics step
         self._action_std = np.zeros(self.nsim)
-        self._noise_std = np.zeros((self.nsim, self._qidx.size + self._vidx.size))
+        self._noise_std = np.zeros((self.nsim, self.qpos_index.size + self.dof_index.size))
+        self._flag_effects()
         self.parameters = None
         if self.space is not None:
             self.set_parameters(self.space.nominal)
@@ -110,7 +157,12 @@ class BatchSimulator:
     @property
     def obs_dim(self) -> int:
         """Observation width: observed qpos entries + qvel entries."""
-        return self._qidx.size + self._vidx.size
+        return self.qpos_index.size + self.dof_index.size
+
+    @property
+    def needs_past(self) -> bool:
+        """Whether step() reads past_actions (some simulation has an action delay or a command latency)."""
+        return self._delayed or self._lagged
 
     @property
     def max_delay(self) -> int:
@@ -154,9 +206,15 @@ class BatchSimulator:
         self._rate_step = np.broadcast_to(rate_steps(self.space, matrix, self.nominal_model.opt.timestep),
                                           (self.nsim,)).copy()
         self._action_std = column("action_noise_std")
-        nq, nv = self._qidx.size, self._vidx.size
+        nq, nv = self.qpos_index.size, self.dof_index.size
         self._noise_std = np.concatenate([np.repeat(column("position_noise_std")[:, None], nq, axis=1),
                                           np.repeat(column("velocity_noise_std")[:, None], nv, axis=1)], axis=1)
+        self._flag_effects()
+
+    def _flag_effects(self) -> None:
+        """Which per-simulation effects any simulation has (each step tests these flags, not the arrays)."""
+        self._delayed, self._lagged = bool(self._delay.any()), bool(self._latency.any())
+        self._action_noisy, self._sensor_noisy = bool(self._action_std.any()), bool(self._noise_std.any())
 
     def reset(self, keyframe: int | str = -1, ids: np.ndarray | None = None) -> np.ndarray:
         """Reset simulations (all, or `ids`: sorted, without repeats) to a keyframe (name or index; -1: model
@@ -170,6 +228,7 @@ class BatchSimulator:
                 raise ValueError(f"the model has no keyframe named {keyframe!r}")
             keyframe = key
         self.batch.reset(ids=ids, keyframe=keyframe)
+        self.applied[slice(None) if ids is None else np.asarray(ids, dtype=int)] = 0.0
         return self.observation(noise=False)
 
     def forward(self, ids: np.ndarray | None = None) -> None:
@@ -177,16 +236,18 @@ class BatchSimulator:
         self.batch.forward(ids=ids)
 
     def set_state(self, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None,
-                  ids: np.ndarray | None = None) -> None:
+                  ids: np.ndarray | None = None, time: float | np.ndarray | None = None) -> None:
         """Write states: full (nq,)/(nsim, nq) and (nv,)/(nsim, nv) vectors, or the observed joints' values.
 
         Values of the observed joints' width write only those joints (the rest keep their state, e.g. the
-        keyframe's after reset()). ids: write only these simulations (rows (len(ids), ...)). Solver warm starts
-        are cleared so that results do not depend on history.
+        keyframe's after reset()). ids: write only these simulations (rows (len(ids), ...)). time: simulated
+        time [s]. Solver warm starts are cleared so that results do not depend on history.
         """
         rows = slice(None) if ids is None else np.asarray(ids, dtype=int)
-        for name, values, target, index in (("qpos", qpos, self._qpos, self._qidx),
-                                            ("qvel", qvel, self._qvel, self._vidx)):
+        if time is not None:
+            self._time[rows] = time
+        for name, values, target, index in (("qpos", qpos, self._qpos, self.qpos_index),
+                                            ("qvel", qvel, self._qvel, self.dof_index)):
             if values is None:
                 continue
             values = np.asarray(values, dtype=float)
@@ -203,10 +264,10 @@ class BatchSimulator:
         """Write (nsim, obs_dim) observations (measured joint positions then velocities) as the observed joints'
         state (the true positions: measured minus each simulation's encoder offsets)."""
         observations = np.asarray(observations, dtype=float)
-        nq = self._qidx.size
+        nq = self.qpos_index.size
         if observations.shape[-1] != self.obs_dim:
             raise ValueError(f"observations need {self.obs_dim} values each, got shape {observations.shape}")
-        self.set_state(observations[..., :nq] - self.position_offsets[:, self._qidx], observations[..., nq:])
+        self.set_state(observations[..., :nq] - self.position_offsets[:, self.qpos_index], observations[..., nq:])
 
     def step(self, actions: np.ndarray, past_actions: np.ndarray | None = None, noise: bool = True) -> np.ndarray:
         """Advance every simulation one control period; returns next observations (nsim, obs_dim).
@@ -219,12 +280,13 @@ class BatchSimulator:
           noise: apply action and sensor noise.
         """
         actions = np.asarray(actions, dtype=float)
-        if actions.shape not in ((self.nu,), (self.nsim, self.nu)):
-            raise ValueError(f"actions need shape ({self.nsim}, {self.nu}) or ({self.nu},), got {actions.shape}")
-        actions = np.broadcast_to(actions, (self.nsim, self.nu))
-        latency = self._latency.any()
+        if actions.shape != (self.nsim, self.nu):
+            if actions.shape != (self.nu,):
+                raise ValueError(f"actions need shape ({self.nsim}, {self.nu}) or ({self.nu},), got {actions.shape}")
+            actions = np.broadcast_to(actions, (self.nsim, self.nu))
+        latency = self._lagged
         applied, previous = actions, None
-        if self._delay.any() or latency:
+        if self._delayed or latency:
             depth = self.max_delay + int(latency)
             history = np.zeros((self.nsim, depth + 1, self.nu))
             history[:, 0] = actions
@@ -236,24 +298,29 @@ class BatchSimulator:
                 history[:, 1:used + 1] = past[:, :used]
             applied = history[np.arange(self.nsim), self._delay]
             if latency:
-                previous = np.clip(history[np.arange(self.nsim), self._delay + 1], self.ctrl_low, self.ctrl_high)
-        if noise and self._action_std.any():
+                previous = np.minimum(np.maximum(history[np.arange(self.nsim), self._delay + 1], self.ctrl_low),
+                                      self.ctrl_high)
+        if noise and self._action_noisy:
             applied = applied + self.rng.standard_normal(applied.shape) * self._action_std[:, None]
-        applied = np.clip(applied, self.ctrl_low, self.ctrl_high)
-        torque = self._ctrl[:, self._act].copy()  # the input of the last physics step, where a rate limit starts
+        applied = np.minimum(np.maximum(applied, self.ctrl_low), self.ctrl_high)
+        self.applied = applied
+        torque = self._ctrl[:, self.actuator_index].copy()  # the last physics step's input, where a rate limit starts
         limited = bool(np.any(np.abs(applied - torque) > self._rate_step[:, None]))
-        if self._coulomb is None and previous is None and not limited:
-            self._ctrl[:, self._act] = applied
+        self._force[:, self.dof_index] = self.joint_load
+        if self._coulomb is None and previous is None and not limited and self.position_force is None:
+            self._ctrl[:, self.actuator_index] = applied
             self.batch.step(nstep=self.nstep, stage=self._stage)
             return self.observation(noise=noise)
         frictionloss = self.batch.expand("dof_frictionloss") if self._coulomb is not None else None
-        dofs = self.stribeck.dofs
+        dofs = self.stribeck.dofs if self.stribeck is not None else None
         inputs = period_inputs(torque, applied, previous, self._latency, self._rate_step, self.nstep)
         for k, torque in enumerate(inputs):
-            self._ctrl[:, self._act] = torque
+            self._ctrl[:, self.actuator_index] = torque
             if frictionloss is not None:
                 frictionloss[:, dofs] = StribeckFriction.level(self._coulomb, self._breakaway, self._stribeck_velocity,
                                                                self._qvel[:, dofs])
+            if self.position_force is not None:
+                self._force[:, self.dof_index] = self.joint_load + self.position_force(self._qpos[:, self.qpos_index])
             self.batch.step(nstep=1, stage=self._stage if k == self.nstep - 1 else mujoco.mjtStage.mjSTAGE_NONE)
         return self.observation(noise=noise)
 
@@ -274,19 +341,19 @@ class BatchSimulator:
         for periods_ago in range(preroll, 0, -1):
             *_, torque = period_inputs(torque, applied(periods_ago), applied(periods_ago + 1), self._latency,
                                        self._rate_step, self.nstep)
-        self._ctrl[:, self._act] = torque
+        self._ctrl[:, self.actuator_index] = torque
 
     def observation(self, noise: bool = True) -> np.ndarray:
         """Current measured observations (nsim, obs_dim): with encoder offsets, and sensor noise unless noise=False."""
-        obs = np.concatenate([self._qpos[:, self._qidx] + self.position_offsets[:, self._qidx],
-                              self._qvel[:, self._vidx]], axis=1)
-        if noise and self._noise_std.any():
+        obs = np.concatenate([self._qpos[:, self.qpos_index] + self.position_offsets[:, self.qpos_index],
+                              self._qvel[:, self.dof_index]], axis=1)
+        if noise and self._sensor_noisy:
             obs += self.rng.standard_normal(obs.shape) * self._noise_std
         return obs
 
     def joint_velocities(self) -> np.ndarray:
         """Noise-free velocities of the observed joints, (nsim, n)."""
-        return self._qvel[:, self._vidx].copy()
+        return self._qvel[:, self.dof_index].copy()
 
     def site_positions(self, site: str) -> np.ndarray:
         """World positions (nsim, 3) of a site at the state of the last step, reset or forward()."""
@@ -297,3 +364,7 @@ class BatchSimulator:
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the full (qpos, qvel), (nsim, nq) and (nsim, nv)."""
         return self._qpos.copy(), self._qvel.copy()
+
+    def simulated_time(self) -> np.ndarray:
+        """Each simulation's simulated time [s], (nsim,)."""
+        return self._time.reshape(self.nsim).copy()

@@ -141,8 +141,7 @@ class FrankaEmulation:
             raise ValueError(str(exc)) from None
         self.robot = self.sim.robot
         if config.identified_links:  # the control unit's model is the arm's: every link weight compensated
-            compensated = self.sim.model.body_gravcomp > 0
-            self.sim.model.body_gravcomp[compensated] = 1.0
+            self.sim.set_model_field("body_gravcomp", self.sim.model.body_gravcomp > 0, 1.0)
         if self.robot.velocity_envelope is None:
             raise ValueError(f"robot {self.robot.name}: its file gives no velocity_envelope (the reflex bounds)")
         self._envelope = self.robot.velocity_envelope
@@ -209,7 +208,7 @@ class FrankaEmulation:
         self.desired = None
         self.last_desired = np.zeros(self.robot.dof)
         self._queue = deque(np.zeros(self.robot.dof) for _ in range(self.delay_ticks))
-        self.sim.data.qvel[:] = 0.0
+        self.sim.stop()
         self.counters["recoveries"] += 1
         return what
 
@@ -254,7 +253,7 @@ class FrankaEmulation:
             self.hardware_active = self.controller_active = False
             self.reflex = reason
             self.desired = None
-            self.sim.data.qvel[:] = 0.0  # the arm stops and is held
+            self.sim.stop()  # the arm stops and is held
             self.counters["reflexes"] += 1
         return reason
 

@@ -441,7 +441,7 @@ def rate_limited(torque: np.ndarray, target: np.ndarray, max_step: np.ndarray) -
     """Applied torques (n, joints) after one physics step of the rate limiter: `torque` moved toward `target` by at
     most `max_step` (n,) per joint (libfranka limitRate); exactly `target` where the limit does not bind."""
     step = max_step[:, None]
-    return np.where(target - torque > step, torque + step, np.where(torque - target > step, torque - step, target))
+    return np.minimum(np.maximum(target, torque - step), torque + step)
 
 
 def held_share(latency: np.ndarray, step: int) -> np.ndarray:

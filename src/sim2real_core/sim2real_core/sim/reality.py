@@ -96,16 +96,12 @@ class RealityProxy(Simulator):
         self.profile = profile if isinstance(profile, RealityProfile) else load_reality(profile)
         super().__init__(self.profile.space, robot=self.profile.robot, control_period=control_period, seed=seed)
         self.set_parameters(self.profile.truth)
+        if np.any(self.profile.torque_ripple):
+            self.kernel.position_force = self.ripple
         self.reset()
 
     def ripple(self, position: np.ndarray) -> np.ndarray:
-        """The unmodelled torque ripple [N*m] at joint positions [rad] (each joint with its own phase)."""
-        phase = np.arange(position.size, dtype=float)
+        """The unmodelled torque ripple [N*m] at joint positions [rad], (..., joints) (each joint with its own
+        phase)."""
+        phase = np.arange(position.shape[-1], dtype=float)
         return self.profile.torque_ripple * np.sin(2.0 * np.pi * position / self.profile.ripple_period + phase)
-
-    def _stepwise(self) -> bool:
-        return bool(np.any(self.profile.torque_ripple)) or super()._stepwise()
-
-    def _physics_step(self) -> None:
-        self.data.qfrc_applied[self.dof_index] = self.joint_load + self.ripple(self.data.qpos[self.qpos_index])
-        super()._physics_step()
