@@ -12,7 +12,7 @@ WS := source $(VENV)/bin/activate && source install/setup.bash &&
 DEMO_OUT ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup build lint test test-kilted test-jazzy test-franka demo demo-quick bench clean
+.PHONY: setup build lint test test-kilted test-jazzy test-franka demo demo-quick bench bench-ppo-libraries clean
 
 setup: $(INSTALLED) build
 
@@ -60,6 +60,11 @@ demo-quick: setup
 
 bench: setup
 	$(WS) python bench/run.py
+
+# Stable-Baselines3 and rsl_rl for the PPO comparison only, beside the venv rather than in it.
+bench-ppo-libraries: setup
+	$(PY) -m pip install --quiet --no-deps --target build/ppo-libraries -r bench/requirements-ppo-libraries.txt
+	$(WS) python bench/run.py ppo_libraries
 
 clean:
 	rm -rf build install log out $(JAZZY)

@@ -13,15 +13,19 @@ def two_nodes():
 
 def test_a_transfer_grid_on_both_nodes_equals_the_grid_in_process(two_nodes, tmp_path):
     from sim2real.pipeline.transfer import run_transfer_study
+    from sim2real_core.policy.policy_file import load_policy
 
-    grid = dict(proxies=["fr3_mild"], distributions=("none", "sysid", "adr"), seeds=2, quick=True,
+    grid = dict(proxies=["fr3_mild"], distributions=("none", "sysid", "adr", "memory"), seeds=2, quick=True,
                 progress=lambda _: None)
     local = run_transfer_study(tmp_path / "local", cluster=Cluster(workers=0), **grid)
     with Cluster(address=two_nodes) as cluster:
         spread = run_transfer_study(tmp_path / "ray", cluster=cluster, **grid)
     assert not local["failed"] and not spread["failed"]
     rows, local_rows = spread["rows"]["fr3_mild"], local["rows"]["fr3_mild"]
-    assert {name: len(seeds) for name, seeds in rows.items()} == {"none": 2, "sysid": 2, "adr": 2}
+    assert {name: len(seeds) for name, seeds in rows.items()} == {"none": 2, "sysid": 2, "adr": 2, "memory": 2}
+    memory = load_policy(rows["memory"][0]["path"])  # fine-tuned from its own base, which has the same memory
+    assert memory.spec.history == 4 and memory.spec.training["distribution"] == "uniform"
+    assert load_policy(rows["none"][0]["path"]).spec.history == 0
     for name in rows:
         assert [seed["returns"] for seed in rows[name]] == [seed["returns"] for seed in local_rows[name]]
     assert len({seed["node"] for seeds in rows.values() for seed in seeds}) == 2

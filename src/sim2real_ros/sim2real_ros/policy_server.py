@@ -235,6 +235,7 @@ class PolicyServer(Node):
     def _on_reset_fault(self, _request, response):
         fault = self.runner.safety.fault
         self.runner.safety.reset()
+        self.runner.new_episode()
         if fault:  # the stream may have broken: serve again once it is steady
             self.runner.settled = 0
             self.gate.restart()

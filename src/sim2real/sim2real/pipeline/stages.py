@@ -162,14 +162,15 @@ def fit(run: DemoRun) -> None:
     run.results["fit"] = fits
 
 
-def train_one(task_name: str, choice: str, steps: int, out: str, start: str | None, seed: int = 0) -> dict:
-    """Train one policy with PPO seed `seed`, from scratch or fine-tuned from the policy folder `start` (a
-    cluster task)."""
+def train_one(task_name: str, choice: str, steps: int, out: str, start: str | None, seed: int = 0,
+              history: int = 0) -> dict:
+    """Train one policy with PPO seed `seed` (with `history` pairs of memory), from scratch or fine-tuned from the
+    policy folder `start` (a cluster task)."""
     from sim2real_core.policy.ppo import PPOConfig
     from sim2real_core.policy.tasks import make_task, ppo_defaults
     from sim2real_core.policy.training import train_policy
 
-    outcome = train_policy(make_task(task_name, choice), steps, out,
+    outcome = train_policy(make_task(task_name, choice, history=history), steps, out,
                            PPOConfig(**{**ppo_defaults(task_name), "seed": seed}), progress=False, start=start,
                            threads=1)  # one simulation thread per task: a task holds one CPU of the cluster
     return {"path": str(outcome.policy_path), "steps": outcome.result.steps, "seconds": round(outcome.seconds, 1),

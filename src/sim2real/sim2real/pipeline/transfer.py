@@ -5,11 +5,13 @@ studies.proxy_recovery, without the ROS collection of the demo) and writes PROXY
 base policy trains on the nominal simulator (shared by every proxy). Per proxy, distribution and seed, PPO
 fine-tunes that seed's base under the distribution (`none`: the nominal simulator; `uniform`: the parameter box;
 a method: its fit; `oracle`: the proxy's hidden truth; `adr`: automatic domain randomization, grown during the
-fine-tune) and the policy is evaluated on the proxy in process. Budgets are the demo's (config/pipeline/demo.yaml,
-full or quick). Every fit and every fine-tune-and-evaluate is a task of the cluster; a failed one is reported with
-its error and the rest of the grid completes. The report (transfer.md, with transfer.yaml and learning-curve
-figures): per proxy and distribution, success and return with 95 % intervals across seeds and episodes,
-differences paired by seed, and each fit's error against the truth.
+fine-tune; `memory`: a memory policy, whose network also sees its episode's last (joint state, action) pairs,
+under the parameter box: "DR as meta-learning", adapting online without target data, from its own base per seed
+trained with the same memory) and the policy is evaluated on the proxy in process. Budgets are the demo's
+(config/pipeline/demo.yaml, full or quick). Every fit and every fine-tune-and-evaluate is a task of the cluster; a
+failed one is reported with its error and the rest of the grid completes. The report (transfer.md, with
+transfer.yaml and learning-curve figures): per proxy and distribution, success and return with 95 % intervals
+across seeds and episodes, differences paired by seed, and each fit's error against the truth.
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from sim2real.pipeline.plan import load_plan
 from sim2real_core.cluster import Cluster, Outcome, Task
 from sim2real_core.config import save_yaml
 from sim2real_core.policy.seed_statistics import seed_difference, seed_estimate
+from sim2real_core.policy.tasks import task_defaults
 
 FITTED = ("dropo", "edropo", "sysid")
 DISTRIBUTIONS = ("none", "uniform", *FITTED, "oracle")  # the default grid
-UNFITTED = ("none", "uniform", "adr")  # rows trained without target data (adr: automatic domain randomization)
+UNFITTED = ("none", "uniform", "adr", "memory")  # rows trained without target data
+MEMORY_ROW = "memory"  # the memory policy's row: uniform DR, the task's memory_history pairs of memory
 
 
 def _fit(proxy: str, method: str, out: str, quick: bool, fit_budget: dict, space_name: str, parameters: tuple,
@@ -56,19 +60,20 @@ def _fit(proxy: str, method: str, out: str, quick: bool, fit_budget: dict, space
             "nominal_error": nominal_error}
 
 
-def _base(task_name: str, steps: int, out: str, seed: int) -> dict:
-    """Train one seed's base policy on the nominal simulator (a task)."""
+def _base(task_name: str, steps: int, out: str, seed: int, history: int = 0) -> dict:
+    """Train one seed's base policy on the nominal simulator, with `history` pairs of memory (a task)."""
     from sim2real.pipeline.stages import train_one
 
-    return train_one(task_name, "none", steps, out, None, seed)
+    return train_one(task_name, "none", steps, out, None, seed, history)
 
 
 def _train_and_evaluate(task_name: str, choice: str, steps: int, out: str, base: str, seed: int, proxy: str,
-                        episodes: int) -> dict:
-    """Fine-tune a seed's base under `choice`, then evaluate the policy on the proxy in process (a task)."""
+                        episodes: int, history: int = 0) -> dict:
+    """Fine-tune a seed's base under `choice` (a memory policy: `history` pairs), then evaluate the policy on the
+    proxy in process (a task)."""
     from sim2real.pipeline.stages import evaluate_in_process, train_one
 
-    trained = train_one(task_name, choice, steps, out, base, seed)
+    trained = train_one(task_name, choice, steps, out, base, seed, history)
     return {**trained, **evaluate_in_process(task_name, proxy, trained["path"], episodes)}
 
 
@@ -98,8 +103,13 @@ def run_transfer_study(out_dir: str | os.PathLike, proxies: list[str], distribut
     methods = [d for d in distributions if d in FITTED]
     first = [Task(f"fit {proxy} {method}", _fit, (proxy, method, str(out), quick, fit_budget, plan.fit_space,
                                                   plan.fit_parameters, 0)) for proxy in proxies for method in methods]
+    memory = task_defaults(plan.task).memory_history if MEMORY_ROW in distributions else 0
     first += [Task(f"base seed {seed}", _base, (plan.task, int(train["base_steps"]),
                                                 str(out / "base" / f"seed{seed}"), seed)) for seed in range(seeds)]
+    if memory:
+        first += [Task(f"memory base seed {seed}", _base, (plan.task, int(train["base_steps"]),
+                                                           str(out / "base-memory" / f"seed{seed}"), seed, memory))
+                  for seed in range(seeds)]
     outcomes = dict(zip([task.name for task in first], cluster.run(first, report)))
     results: dict = {"proxies": list(proxies), "distributions": list(distributions), "seeds": seeds,
                      "budget": plan.budget_name, "failed": {}, "fits": {}, "rows": {}}
@@ -109,7 +119,6 @@ def run_transfer_study(out_dir: str | os.PathLike, proxies: list[str], distribut
         elif name.startswith("fit "):
             _, proxy, method = name.split(" ")
             results["fits"].setdefault(proxy, {})[method] = outcome.value
-    bases = {seed: outcomes[f"base seed {seed}"] for seed in range(seeds)}
     second = []
     for proxy in proxies:
         for name in distributions:
@@ -118,9 +127,12 @@ def run_transfer_study(out_dir: str | os.PathLike, proxies: list[str], distribut
                 if name not in results["fits"].get(proxy, {}):
                     continue  # its fit failed: reported above
                 choice = results["fits"][proxy][name]["path"]
+            history = memory if name == MEMORY_ROW else 0
+            bases = {seed: outcomes[f"{'memory ' if history else ''}base seed {seed}"] for seed in range(seeds)}
             second += [Task(f"{proxy} {name} seed {seed}", _train_and_evaluate,
-                            (plan.task, choice, int(train["steps"]), str(out / proxy / name / f"seed{seed}"),
-                             str(Path(bases[seed].value["path"]).parent), seed, proxy, episodes))
+                            (plan.task, "uniform" if history else choice, int(train["steps"]),
+                             str(out / proxy / name / f"seed{seed}"), str(Path(bases[seed].value["path"]).parent),
+                             seed, proxy, episodes, history))
                        for seed in range(seeds) if bases[seed].ok]
     for task, outcome in zip(second, cluster.run(second, report)):
         proxy, name, _, seed = task.name.split(" ")

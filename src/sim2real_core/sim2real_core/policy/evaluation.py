@@ -63,6 +63,7 @@ def evaluate(policy: Policy, env_factory: Callable[[], gym.Env], episodes: int, 
     try:
         for i in range(episodes):
             obs, info = env.reset(seed=seed + i)
+            policy.reset()
             total, done = 0.0, False
             while not done:
                 obs, reward, terminated, truncated, info = env.step(policy.act(obs))

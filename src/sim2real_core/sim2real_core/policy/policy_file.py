@@ -15,6 +15,10 @@ Observation features (joint_state_v1, optional): computed from the observation a
 normalisation, by the same code in training and serving:
     ee_position (3):  the tool centre point from q by the sidecar's forward kinematics (sim2real_core.kinematics)
     ee_offsets (3 each): a named 3-value extra input (e.g. target_position) minus ee_position
+Memory (optional, `observation.history: K`): the network also sees the last K (state, action) pairs of its episode,
+most recent first and zeros before its start, after the observation and its features; the state is [q, dq]
+(joint_state_v1) or the whole observation (vector_v1), the action the network's output. A loaded policy keeps
+them itself (`Policy.reset` at every episode start); training environments append them (tasks.VectorHistory).
 Action heads (the network outputs a in [-1, 1]^m):
     torque:           tau = scale * a
     joint_target_pd:  tau = kp * (center + scale * a - q) - kd * dq   (needs joint_state_v1)
@@ -46,6 +50,49 @@ ACTION_MODES = ("torque", "joint_target_pd")
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
 DEFAULT_ACTIVATION = "tanh"
 DEFAULT_OBS_CLIP = 10.0  # the bound of the normalised input (training's, and that of sidecars older than the field)
+MAX_HISTORY = 64  # (state, action) pairs a memory policy may keep
+
+
+class ObservationHistory:
+    """The last `length` (state, action) pairs of `rows` streams, most recent first, zeros before each stream's
+    episode start: the memory a policy with `observation.history` sees beside its observation.
+
+    Args:
+      length: pairs kept.
+      state_size, action_size: widths of a state and an action.
+      rows: number of streams (environments, or 1 for a served arm).
+    """
+
+    def __init__(self, length: int, state_size: int, action_size: int, rows: int = 1):
+        self.length, self.state_size, self.action_size = int(length), int(state_size), int(action_size)
+        self._pairs = np.zeros((rows, self.length, self.state_size + self.action_size))
+
+    @property
+    def rows(self) -> int:
+        """Number of streams."""
+        return self._pairs.shape[0]
+
+    @property
+    def width(self) -> int:
+        """Values per stream: length * (state_size + action_size)."""
+        return self._pairs.shape[1] * self._pairs.shape[2]
+
+    def reset(self, ids: np.ndarray | None = None, rows: int | None = None) -> None:
+        """Forget the pairs of streams `ids` (all when None); `rows`: start over with this many streams."""
+        if rows is not None:
+            self._pairs = np.zeros((rows, *self._pairs.shape[1:]))
+        else:
+            self._pairs[slice(None) if ids is None else ids] = 0.0
+
+    def values(self) -> np.ndarray:
+        """(rows, width) the pairs, most recent first."""
+        return self._pairs.reshape(self.rows, -1).copy()
+
+    def push(self, states: np.ndarray, actions: np.ndarray) -> None:
+        """Append each stream's newest pair: states (rows, state_size) and the actions taken in them."""
+        self._pairs[:, 1:] = self._pairs[:, :-1]
+        self._pairs[:, 0, :self.state_size] = states
+        self._pairs[:, 0, self.state_size:] = actions
 
 
 class PolicyFileError(ValueError):
@@ -143,6 +190,7 @@ class PolicySpec:
     obs_clip: float = DEFAULT_OBS_CLIP
     training: dict[str, Any] = field(default_factory=dict)  # task, distribution, seed, steps, algorithm ...
     features: dict[str, Any] = field(default_factory=dict)
+    history: int = 0  # (state, action) pairs of memory after the observation and features (0: none)
 
     def feature_map(self) -> EndEffectorFeatures | None:
         """The features this policy appends to its observation (None when it has none)."""
@@ -152,10 +200,20 @@ class PolicySpec:
                                    list(self.features.get("ee_offsets") or []))
 
     @property
+    def state_size(self) -> int:
+        """Width of a state in the memory: [q, dq] (joint_state_v1) or the observation (vector_v1)."""
+        return 2 * len(self.joint_names) if self.layout == "joint_state_v1" else self.obs_size
+
+    def memory(self, rows: int = 1) -> ObservationHistory | None:
+        """An empty memory of this policy's `history` pairs for `rows` streams (None without one)."""
+        return ObservationHistory(self.history, self.state_size, self.action.size, rows) if self.history else None
+
+    @property
     def input_size(self) -> int:
-        """Size of the network input: the observation plus its features."""
+        """Size of the network input: the observation plus its features, then the memory."""
         features = self.feature_map()
-        return self.obs_size + (0 if features is None else features.size)
+        memory = self.history * (self.state_size + self.action.size)
+        return self.obs_size + (0 if features is None else features.size) + memory
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -165,6 +223,8 @@ class PolicySpec:
         if self.obs_size < 1 or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"observation.size and network.hidden must be positive, got {self.obs_size}, "
                              f"{self.hidden}")
+        if not 0 <= int(self.history) <= MAX_HISTORY:
+            raise ValueError(f"observation.history must be 0..{MAX_HISTORY} (state, action) pairs, got {self.history}")
         if self.features and self.layout != "joint_state_v1":
             raise ValueError("observation.features need the joint_state_v1 layout")
         features = self.feature_map()
@@ -176,7 +236,7 @@ class PolicySpec:
             values = np.asarray(getattr(self, name), dtype=float)
             if values.shape != (size,) or not np.all(np.isfinite(values)):
                 raise ValueError(f"observation.{name.removeprefix('obs_')} must be {size} finite numbers "
-                                 f"(observation and features)")
+                                 f"(observation, features and memory)")
         if np.any(np.asarray(self.obs_std) <= 0):
             raise ValueError("observation.std must be positive")
         if self.layout == "joint_state_v1":
@@ -209,6 +269,7 @@ class PolicySpec:
             "joint_names": list(self.joint_names),
             "observation": {"layout": self.layout, "size": self.obs_size, "extra_inputs": list(self.extra_inputs),
                             **({"features": self.features} if self.features else {}),
+                            **({"history": int(self.history)} if self.history else {}),
                             "mean": _floats(self.obs_mean), "std": _floats(self.obs_std), "clip": self.obs_clip},
             "network": {"hidden": [int(h) for h in self.hidden], "activation": self.activation},
             "action": {k: _floats(v) if isinstance(v, list) else v for k, v in asdict(self.action).items()},
@@ -222,7 +283,7 @@ class PolicySpec:
         obs, net = sidecar.observation, sidecar.network
         return cls(layout=obs.layout, obs_size=obs.size, obs_mean=obs.mean, obs_std=obs.std, obs_clip=obs.clip,
                    extra_inputs=obs.extra_inputs, hidden=net.hidden, activation=net.activation,
-                   action=ActionHead(**sidecar.action.model_dump()), features=obs.features,
+                   action=ActionHead(**sidecar.action.model_dump()), features=obs.features, history=obs.history,
                    joint_names=sidecar.joint_names, training=sidecar.training)
 
 
@@ -236,6 +297,7 @@ class SidecarObservation(OptionModel):
     clip: float = DEFAULT_OBS_CLIP
     extra_inputs: list[dict[str, Any]] = []
     features: dict[str, Any] = {}
+    history: int = 0
 
 
 class SidecarNetwork(OptionModel):
@@ -270,7 +332,7 @@ class SidecarFile(OptionModel):
 
 
 class Policy:
-    """A loaded policy: a deterministic numpy MLP plus its action head."""
+    """A loaded policy: a deterministic numpy MLP plus its action head (and its memory, if it has one)."""
 
     def __init__(self, spec: PolicySpec, weights: dict[str, np.ndarray], source: Path | None = None,
                  sha256: str = ""):
@@ -296,18 +358,36 @@ class Policy:
         self._features = spec.feature_map()
         parts = [np.asarray(e["default"], dtype=float) for e in spec.extra_inputs]
         self._extra_default = np.concatenate(parts) if parts else np.zeros(0)
+        self.memory = spec.memory()
+
+    def reset(self, rows: int = 1) -> None:
+        """A new episode: forget the memory (policies with `history`), now for `rows` streams of observations."""
+        if self.memory is not None:
+            self.memory.reset(rows=rows)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic action in [-1, 1] for observations of shape (obs_size,) or (batch, obs_size)."""
+        """Deterministic action in [-1, 1] for observations of shape (obs_size,) or (batch, obs_size).
+
+        A policy with memory reads and extends it: call `reset(rows=batch)` at every episode start.
+        """
         clip = self.spec.obs_clip
-        x = np.asarray(obs, dtype=np.float64)
-        if self._features is not None:
-            x = self._features(x)
+        obs = np.asarray(obs, dtype=np.float64)
+        x = obs if self._features is None else self._features(obs)
+        if self.memory is not None:
+            rows = 1 if obs.ndim == 1 else obs.shape[0]
+            if rows != self.memory.rows:
+                raise ValueError(f"{self.source or 'policy'}: its memory holds {self.memory.rows} streams, got "
+                                 f"{rows} observations (call reset(rows={rows}) at the episode start)")
+            memory = self.memory.values()
+            x = np.concatenate([x, memory[0] if obs.ndim == 1 else memory], axis=-1)
         x = np.minimum(np.maximum((x - self._mean) * self._inv_std, -clip), clip)
         for w, b in self._layers[:-1]:
             x = self._activation(x @ w + b)
         w, b = self._layers[-1]
-        return np.minimum(np.maximum(x @ w + b, -1.0), 1.0)
+        action = np.minimum(np.maximum(x @ w + b, -1.0), 1.0)
+        if self.memory is not None:  # training's environments take (and remember) float32 actions
+            self.memory.push(np.atleast_2d(obs)[:, :self.spec.state_size], np.atleast_2d(action).astype(np.float32))
+        return action
 
     def extra_defaults(self) -> np.ndarray:
         """The default values of the extra inputs (e.g. the reach goal), concatenated."""

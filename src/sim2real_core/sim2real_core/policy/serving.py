@@ -189,6 +189,11 @@ class PolicyRunner:
             raise PolicyFileError(f"{policy.source} needs {needed} finite extra inputs "
                                   f"{[e['name'] for e in policy.spec.extra_inputs]}, got {extra.tolist()}")
         self.policy, self.extra = policy, extra
+        policy.reset()
+
+    def new_episode(self) -> None:
+        """The next command starts an episode: a memory policy forgets what it saw."""
+        self.policy.reset()
 
     def state(self, q: np.ndarray, dq: np.ndarray, stamp: float, received: float) -> None:
         """A new joint state arrived (header `stamp` on the node's clock, `received` on the monotonic clock)."""
@@ -205,7 +210,8 @@ class PolicyRunner:
         `elapsed`: seconds since the previous command (the rate limit's time base), when known.
         """
         fresh, self._fresh = self._fresh, False
-        if self._state is None or self.settled < SETTLE_PERIODS:
+        if self._state is None or self.settled < SETTLE_PERIODS:  # a stream (re)starting starts an episode
+            self.policy.reset()
             self._missed = 0 if fresh else self._missed + 1
             if fresh:
                 self.settled += 1

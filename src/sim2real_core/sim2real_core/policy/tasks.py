@@ -13,11 +13,12 @@ from typing import Any, Callable, Literal
 
 import gymnasium as gym
 import numpy as np
+from pydantic import Field
 
 from ..config import ConfigError, OptionModel, config_path, load_config
 from ..randomization.adr import AutomaticDomainRandomization
 from ..sim.reality import DEFAULT_REALITY
-from .policy_file import ACTION_MODES, ActionHead, EndEffectorFeatures, PolicySpec
+from .policy_file import ACTION_MODES, MAX_HISTORY, ActionHead, EndEffectorFeatures, ObservationHistory, PolicySpec
 from .safety import SafetyLayer, SafetyLimits, VectorSafetyLayer, load_safety_limits
 
 
@@ -112,6 +113,37 @@ class VectorFeatureWrapper(gym.vector.VectorWrapper):
         return self.features(obs), reward, terminated, truncated, info
 
 
+class VectorHistory(gym.vector.VectorWrapper):
+    """Observations followed by each environment's last `length` (state, action) pairs (policy_file's memory,
+    `ObservationHistory`): what a memory policy sees in training. The state is the observation's first
+    `state_size` values; an environment's pairs start from zeros at each episode start."""
+
+    def __init__(self, env: gym.vector.VectorEnv, length: int, state_size: int):
+        super().__init__(env)
+        self.state_size = state_size
+        self.memory = ObservationHistory(length, state_size, env.single_action_space.shape[0], env.num_envs)
+        size = env.single_observation_space.shape[0] + self.memory.width
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), dtype=np.float64)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, env.num_envs)
+        self._obs = None
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.memory.reset()
+        self._obs = obs
+        return np.concatenate([obs, self.memory.values()], axis=1), info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        self.memory.push(self._obs[:, :self.state_size], actions)
+        if "final_obs" in info:  # the ended episodes' last observations, with the memory they ended with
+            ended = np.stack(info["final_obs"])
+            info = {**info, "final_obs": np.concatenate([ended, self.memory.values()], axis=1)}
+        self.memory.reset(terminated | truncated)
+        self._obs = obs
+        return np.concatenate([obs, self.memory.values()], axis=1), reward, terminated, truncated, info
+
+
 @dataclass(frozen=True)
 class TaskSetup:
     """Everything the trainer and the policy file need to know about one task."""
@@ -129,16 +161,24 @@ class TaskSetup:
     # N environments batched on one simulator, actions through an action map: make_vector(N, action_map, nthread)
     make_vector: Callable[[int, "VectorActionMap", int], gym.vector.VectorEnv] | None = None
     curriculum: AutomaticDomainRandomization | None = None  # the ranges training grows (distribution `adr`)
+    history: int = 0  # (state, action) pairs of memory the policy sees (0: a memoryless policy)
 
     def vector(self, num_envs: int, batched: bool = True, nthread: int = 0) -> gym.vector.VectorEnv:
-        """`num_envs` environments as training sees them (Box(-1, 1) actions, the task's features): batched on
-        one simulator where the task can be (stepped on `nthread` threads, 0: all CPUs), else (or with
+        """`num_envs` environments as training sees them (Box(-1, 1) actions, the task's features and memory):
+        batched on one simulator where the task can be (stepped on `nthread` threads, 0: all CPUs), else (or with
         batched=False) a SyncVectorEnv of `wrapped()`."""
         if batched and self.make_vector is not None:
             action_map = VectorActionMap(self.head, self.safety, self.control_period, num_envs)
             envs = self.make_vector(num_envs, action_map, nthread)
-            return envs if self.features is None else VectorFeatureWrapper(envs, self.features)
-        return gym.vector.SyncVectorEnv([self.wrapped] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            envs = envs if self.features is None else VectorFeatureWrapper(envs, self.features)
+        else:
+            envs = gym.vector.SyncVectorEnv([self.wrapped] * num_envs,
+                                            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        if not self.history:
+            return envs
+        joint_state = self.layout == "joint_state_v1"
+        return VectorHistory(envs, self.history,
+                             2 * len(self.joint_names) if joint_state else envs.single_observation_space.shape[0])
 
     def wrapped(self) -> gym.Env:
         """A fresh environment behind the action head and safety layer (Box(-1, 1) actions), whose
@@ -150,12 +190,17 @@ class TaskSetup:
         """The policy-file description of a policy trained on this task (obs_mean/std: of the network input;
         obs_clip: the bound training clipped the normalised input to, so serving clips the same)."""
         extra = 0 if self.features is None else self.features.size
-        return PolicySpec(layout=self.layout, obs_size=len(obs_mean) - extra, obs_mean=[float(v) for v in obs_mean],
+        actions = self.history * self.head.size  # the memory: `history` pairs of a state and an action
+        if self.layout == "joint_state_v1":
+            obs_size = len(obs_mean) - extra - actions - self.history * 2 * len(self.joint_names)
+        else:  # the state is the observation
+            obs_size = (len(obs_mean) - actions) // (1 + self.history)
+        return PolicySpec(layout=self.layout, obs_size=obs_size, obs_mean=[float(v) for v in obs_mean],
                           obs_std=[float(v) for v in obs_std], obs_clip=float(obs_clip), hidden=list(hidden),
                           action=self.head,
                           joint_names=list(self.joint_names), extra_inputs=list(self.extra_inputs),
                           training={**self.provenance, **training},
-                          features=self.feature_mapping())
+                          features=self.feature_mapping(), history=self.history)
 
     def feature_mapping(self) -> dict[str, Any]:
         """The observation features as a policy sidecar stores them (empty: none)."""
@@ -206,6 +251,9 @@ class TaskEntry(OptionModel):
     env_id: str
     action_head: ActionHeadEntry | None = None
     features: FeaturesEntry | None = None
+    memory_history: int = Field(4, ge=1, le=MAX_HISTORY,
+                                description="(state, action) pairs of memory of the task's memory policies (the "
+                                            "transfer study's `memory` row)")
     ppo: dict[str, Any] = {}
 
 
@@ -258,7 +306,7 @@ def resolve_distribution(choice: str, space_name: str):
                   "parameter_space": space_name}
 
 
-def make_task(name: str, distribution: str = "none", reality: str | None = None) -> TaskSetup:
+def make_task(name: str, distribution: str = "none", reality: str | None = None, history: int = 0) -> TaskSetup:
     """A task of config/policy/train.yaml under a randomization choice (see `resolve_distribution`).
 
     Args:
@@ -267,7 +315,11 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
             domain randomization (randomization.adr) of the task's space, whose ranges the batched training
             environments grow from nominal by episode success (the single environment stays nominal).
         reality: run the FR3 task on this reality-proxy profile instead (evaluation; distribution ``none``).
+        history: (state, action) pairs of memory the policy sees (policy_file.ObservationHistory; 0: none), for
+            a policy that adapts online to the dynamics it meets ("DR as meta-learning").
     """
+    if not 0 <= history <= MAX_HISTORY:
+        raise ValueError(f"history must be 0..{MAX_HISTORY} (state, action) pairs, got {history}")
     entry = task_defaults(name)
     env_id = entry.env_id
     if entry.action_head is None:
@@ -276,7 +328,8 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
         if reality is not None:
             raise ValueError(f"task {name!r} has no reality proxy; evaluate it on the simulator only")
         task = gym_task(env_id)
-        return TaskSetup(**{**task.__dict__, "name": name, "provenance": {"task": name, **task.provenance}})
+        return TaskSetup(**{**task.__dict__, "name": name, "provenance": {"task": name, **task.provenance},
+                            "history": history})
     from ..sim import tasks  # noqa: F401  (registers the FR3 task ids)
 
     probe = gym.make(env_id)
@@ -314,7 +367,8 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None)
                      provenance={"task": name, "env_id": env_id,
                                  "control_period": robot.control_period, **provenance},
                      safety=load_safety_limits(robot.name), control_period=robot.control_period,
-                     features=features, make_vector=make_vector if reality is None else None, curriculum=curriculum)
+                     features=features, make_vector=make_vector if reality is None else None, curriculum=curriculum,
+                     history=history)
 
 
 def ppo_defaults(name: str) -> dict[str, Any]:

@@ -55,10 +55,10 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
         start = Path(start)
         folder = start if start.is_dir() else start.parent
         earlier = load_policy(folder).spec
-        if earlier.action != task.head or earlier.features != task.feature_mapping():
-            raise ValueError(f"cannot fine-tune from {folder}: its action head {earlier.action} and features "
-                             f"{earlier.features} differ from task {task.name}'s ({task.head}, "
-                             f"{task.feature_mapping()}); train it again")
+        if (earlier.action, earlier.features, earlier.history) != (task.head, task.feature_mapping(), task.history):
+            raise ValueError(f"cannot fine-tune from {folder}: its action head {earlier.action}, features "
+                             f"{earlier.features} and memory of {earlier.history} pairs differ from task "
+                             f"{task.name}'s ({task.head}, {task.feature_mapping()}, {task.history}); train it again")
         warm = load_checkpoint(folder / CHECKPOINT if start.is_dir() else start)
     began = time.perf_counter()
     envs = task.vector(config.num_envs, nthread=threads)

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--envs", type=int, help="parallel environments (default: the task's in train.yaml)")
     parser.add_argument("--eval-episodes", type=int, default=20,
                         help="episodes evaluated after training under the training distribution (default 20; 0: none)")
+    parser.add_argument("--history", type=int, default=0, metavar="K",
+                        help="a memory policy: the network also sees the episode's last K (joint state, action) pairs, "
+                             "kept by the policy file and the policy server (default 0: memoryless)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, write the policy, evaluate it, print where everything went."""
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    task = make_task(args.task, args.distribution)
+    task = make_task(args.task, args.distribution, history=args.history)
     settings = ppo_defaults(args.task)
     settings.update(seed=args.seed, **({"num_envs": args.envs} if args.envs else {}))
     config = PPOConfig(**settings)
