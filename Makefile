@@ -12,9 +12,16 @@ WS := source $(VENV)/bin/activate && source install/setup.bash &&
 DEMO_OUT ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup build lint test test-kilted test-jazzy test-franka demo demo-quick bench bench-ppo-libraries clean
+.PHONY: setup system-packages build lint test test-kilted test-jazzy test-franka demo demo-quick bench bench-ppo-libraries clean
 
-setup: $(INSTALLED) build
+setup: system-packages $(INSTALLED) build
+
+# Offscreen rendering of the workspace camera: EGL with Mesa's software rasterizer (Debian 12), installed unless present.
+SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system-packages:
+	@dpkg -s $(SYSTEM_PACKAGES) > /dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
 
 $(INSTALLED): requirements.txt requirements-nonros.txt
 	test -x $(PY) || python3 -m venv $(VENV)

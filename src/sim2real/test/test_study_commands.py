@@ -1,7 +1,10 @@
-"""The lock-study and tuning-study commands write their tables, JSON and plots."""
+"""The lock-study, tuning-study and study vision commands write their tables, JSON and plots."""
 import argparse
 import json
 
+import yaml
+
+from sim2real.pipeline import study_command
 from sim2real.studies import lock_command
 from sim2real.tuning import commands as tuning_commands
 
@@ -34,3 +37,16 @@ def test_tuning_study_command_writes_tables_json_and_plots(tmp_path):
     assert report.count("| mean |") == 3
     for name in ("mdp", "lqr", "lqr_cmaes"):
         assert (tmp_path / f"tuning_{name}.png").stat().st_size > 1000
+
+
+def test_the_vision_study_scores_both_locators_on_the_model_look_and_each_proxy_look(tmp_path):
+    args = parse(study_command, ["vision", "--out", str(tmp_path), "--reality", "fr3_default,fr3_harsh", "--seeds",
+                                 "2", "--images", "40", "--test-images", "10", "--epochs", "2", "--workers", "0"])
+    assert study_command.run(args) == 0
+    results = yaml.safe_load((tmp_path / "vision.yaml").read_text())
+    assert not results["failed"] and len(results["errors"]) == 2
+    assert set(results["errors"][0]) == {"model", "fr3_default", "fr3_harsh"}
+    assert all(len(errors) == 10 and min(errors) >= 0 for seed in results["errors"] for look in seed.values()
+               for errors in look.values())
+    report = (tmp_path / "vision.md").read_text()
+    assert "| fr3_harsh |" in report and "visual DR minus nominal look" in report

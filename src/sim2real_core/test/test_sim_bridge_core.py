@@ -83,3 +83,23 @@ def test_physics_changes_are_validated_and_the_reality_profile_refuses_them(tmp_
     assert "parameters" not in reality.reset()[-1]
     with pytest.raises(ValueError, match="clocking must be one of"):
         BridgeConfig(clocking="fast")
+
+
+def test_the_camera_sees_the_reality_look_or_a_new_random_look_per_reset():
+    from sim2real_core.sim.reality import load_reality
+
+    reality = SimBridge(BridgeConfig(profile="reality", reality="fr3_harsh"))
+    reality.reset()
+    assert np.array_equal(reality.camera_view()[2], load_reality("fr3_harsh").appearance)
+    plain = SimBridge(BridgeConfig(profile="sim"))
+    plain.reset()
+    assert np.array_equal(plain.camera_view()[2], plain.appearance_space.nominal)
+    varied = SimBridge(BridgeConfig(profile="sim", visual_randomization=True, seed=3))
+    looks = []
+    for _ in range(3):
+        varied.reset()
+        stamp, qpos, look = varied.camera_view()
+        looks.append(look)
+        assert qpos.shape == (varied.sim.model.nq,) and stamp == varied.clock_ns
+    assert len({tuple(look) for look in looks}) == 3
+    assert all(np.all((look >= varied.appearance_space.low) & (look <= varied.appearance_space.high)) for look in looks)

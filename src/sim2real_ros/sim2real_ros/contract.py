@@ -12,6 +12,8 @@ SUPERVISED_COMMANDS = "sim2real/commands"
 CLOCK = "/clock"
 DIAGNOSTICS = "/diagnostics"
 PUCK_POSE = "/puck/pose"  # geometry_msgs/PoseStamped, world frame (push task; sim bridge)
+CAMERA_IMAGE = "/camera/image_raw"  # sensor_msgs/Image rgb8, the fixed workspace camera (sim bridge, camera_rate > 0)
+CAMERA_INFO = "/camera/camera_info"  # sensor_msgs/CameraInfo, its pinhole intrinsics, one per image
 EPISODES = "/sim2real/episode"  # std_msgs/String JSON events: {"event": "start"|"end", "episode": n, ...}
 
 RESET_WORLD = "~/reset_world"  # std_srvs/Trigger

@@ -10,7 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rclpy.duration import Duration
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
@@ -160,3 +160,29 @@ def pose_arrays(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
     """geometry_msgs/PoseStamped -> (position (3,), quaternion w-x-y-z (4,))."""
     p, q = msg.pose.position, msg.pose.orientation
     return np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z])
+
+
+def image_msg(stamp: Time, frame_id: str, rgb: np.ndarray) -> Image:
+    """A (height, width, 3) uint8 RGB image -> sensor_msgs/Image (rgb8)."""
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = "rgb8"
+    msg.step = 3 * msg.width
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
+
+
+def camera_info_msg(stamp: Time, frame_id: str, width: int, height: int, intrinsics: np.ndarray) -> CameraInfo:
+    """Pinhole intrinsics K (3 x 3) of an undistorted camera -> sensor_msgs/CameraInfo."""
+    msg = CameraInfo()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.width, msg.height = int(width), int(height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in np.ravel(intrinsics)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(v) for v in np.hstack([intrinsics, np.zeros((3, 1))]).ravel()]
+    return msg

@@ -2,7 +2,12 @@
 
 Publishes /franka/joint_states (sensor_msgs/JointState: fr3_joint1..7 position, velocity, effort) once per
 period, /clock, /puck/pose (task push), /diagnostics, and episode boundaries on /sim2real/episode at every
-reset. Subscribes /effort_controller/commands (std_msgs/Float64MultiArray, 7 torques without gravity).
+reset; with camera_rate > 0, the fixed workspace camera's images on /camera/image_raw (sensor_msgs/Image rgb8)
+and their intrinsics on /camera/camera_info, rendered offscreen (sim2real_core.sim.camera) in a thread of their
+own, so the physics keeps its pace (a state is snapshotted each camera period; one still rendering makes the next
+snapshot wait, counted as skipped). The reality profile renders its hidden appearance; the sim profile the model's,
+or with visual_randomization a new one from the appearance space's box at every reset.
+Subscribes /effort_controller/commands (std_msgs/Float64MultiArray, 7 torques without gravity).
 Services: ~/reset_world (Trigger), ~/set_pause (SetBool), ~/step_simulation (Trigger).
 
 Clocking:
@@ -20,9 +25,13 @@ The reality profile declares no physics parameters and refuses every physics or 
 """
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 
+import mujoco
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -30,20 +39,23 @@ from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from sim2real_core.sim.bridge import BridgeConfig, SimBridge
+from sim2real_core.sim.camera import WorkspaceCamera
 from sim2real_core.sim.reality import DEFAULT_REALITY
 
 from . import contract
 from .descriptors import Param, declare
 from .messages import (
+    camera_info_msg,
     clock_msg,
     diagnostic_array,
     diagnostic_status,
     episode_event_msg,
+    image_msg,
     joint_state_msg,
     nanoseconds_to_stamp,
     pose_stamped_msg,
@@ -64,7 +76,84 @@ PARAMETERS = tuple(Param(*entry, dynamic_typing=True) for entry in (
     ("diagnostics_period", 1.0, "time between /diagnostics messages", "s"),
     ("publish_episode_events", True, "publish a boundary on /sim2real/episode at every reset"),
     ("frame_id", "world", "frame of the puck pose"),
+    ("camera_rate", 0.0, "workspace camera images per second (0: no camera)", "Hz", 0.0, 60.0),
+    ("camera_width", 160, "camera image width", "pixels", 8, 1920),
+    ("camera_height", 120, "camera image height", "pixels", 8, 1080),
+    ("visual_randomization", False, "profile sim: a new camera appearance from the appearance space's box at "
+                                    "every reset"),
+    ("camera_frame_id", "workspace_camera", "frame of the camera images"),
 ))
+CAMERA_START_TIMEOUT = 30.0  # [s] for the render thread's OpenGL context
+
+
+class CameraStream:
+    """Renders snapshots of the bridge in a thread of its own and publishes each image with its intrinsics.
+
+    MuJoCo's rendering releases the GIL, so the executor's physics timer runs while an image renders. The OpenGL
+    context belongs to the thread; start() waits for it and raises RuntimeError with the reason if it fails.
+    """
+
+    def __init__(self, node: Node, width: int, height: int, frame_id: str):
+        self.node, self.width, self.height, self.frame_id = node, width, height, frame_id
+        self.image_pub = node.create_publisher(Image, contract.CAMERA_IMAGE, contract.STATE_STREAM_QOS)
+        self.info_pub = node.create_publisher(CameraInfo, contract.CAMERA_INFO, contract.STATE_STREAM_QOS)
+        self.rendered = self.skipped = 0
+        self._views: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._failure = ""
+        self._thread: threading.Thread | None = None
+
+    def start(self, model, space) -> None:
+        """Create the camera (in its thread) for `model` with appearance `space`; wait until it renders."""
+        self._thread = threading.Thread(target=self._run, args=(model, space), name="camera", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(CAMERA_START_TIMEOUT) or self._failure:
+            self.stop()
+            raise RuntimeError(f"the workspace camera did not start: {self._failure or 'timed out'}")
+
+    def offer(self, stamp_ns: int, qpos: np.ndarray, appearance: np.ndarray) -> None:
+        """A state to render; skipped (and counted) while the previous one still waits."""
+        try:
+            self._views.put_nowait((stamp_ns, qpos, appearance))
+        except queue.Full:
+            self.skipped += 1
+
+    def stop(self) -> None:
+        """End the render thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def _run(self, model, space) -> None:
+        try:
+            camera = WorkspaceCamera(model, self.width, self.height, space=space)
+        except Exception as exc:  # noqa: BLE001  (reported by start())
+            self._failure = str(exc)
+            self._ready.set()
+            return
+        data = mujoco.MjData(camera.model)
+        shown = None
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                try:
+                    stamp_ns, qpos, appearance = self._views.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if shown is None or not np.array_equal(appearance, shown):
+                    camera.set_appearance(appearance)
+                    shown = appearance
+                data.qpos[:] = qpos
+                mujoco.mj_forward(camera.model, data)
+                image = camera.render(data)
+                stamp = nanoseconds_to_stamp(stamp_ns)
+                self.image_pub.publish(image_msg(stamp, self.frame_id, image))
+                self.info_pub.publish(camera_info_msg(stamp, self.frame_id, self.width, self.height,
+                                                      camera.intrinsics()))
+                self.rendered += 1
+        finally:
+            camera.close()
 
 
 class SimBridgeNode(Node):
@@ -74,7 +163,8 @@ class SimBridgeNode(Node):
         super().__init__(contract.SIM_BRIDGE_NAME, allow_undeclared_parameters=True)
         p = declare(self, PARAMETERS)
         config = BridgeConfig(profile=p["profile"], task=p["task"], clocking=p["clocking"], rate=float(p["rate"]),
-                              watchdog_period=float(p["watchdog_period"]), seed=p["seed"], reality=p["reality"])
+                              watchdog_period=float(p["watchdog_period"]), seed=p["seed"], reality=p["reality"],
+                              visual_randomization=bool(p["visual_randomization"]))
         diagnostics_period = p["diagnostics_period"]
         self.publish_events, self.frame_id = p["publish_episode_events"], p["frame_id"]
         if not diagnostics_period > 0:
@@ -103,6 +193,11 @@ class SimBridgeNode(Node):
         if config.clocking == "realtime":
             self._start_ticks()
             self.create_timer(self.bridge.period, self._on_tick)
+        self.camera = None
+        if p["camera_rate"] > 0:
+            self.camera = CameraStream(self, int(p["camera_width"]), int(p["camera_height"]), p["camera_frame_id"])
+            self.camera.start(self.bridge.sim.model, self.bridge.appearance_space)
+            self.create_timer(1.0 / p["camera_rate"], self._offer_camera_view)
         self.create_timer(diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(
             f"profile {config.profile}, task {config.task}, {config.clocking} at {1 / self.bridge.period:g} Hz"
@@ -219,6 +314,15 @@ class SimBridgeNode(Node):
             position, quaternion = self.bridge.puck_pose()
             self.puck_pub.publish(pose_stamped_msg(stamp, self.frame_id, position, quaternion))
 
+    def _offer_camera_view(self) -> None:
+        _, qpos, appearance = self.bridge.camera_view()
+        self.camera.offer(self._stamp_ns(), qpos, appearance)
+
+    def destroy_node(self) -> None:
+        if self.camera is not None:
+            self.camera.stop()
+        super().destroy_node()
+
     # --- services -----------------------------------------------------------------------------------
 
     def _reset(self) -> None:
@@ -260,7 +364,8 @@ class SimBridgeNode(Node):
         values = {"profile": self.bridge.config.profile, "clocking": self.bridge.config.clocking,
                   "task": self.bridge.config.task, "paused": self.paused, "episode": self.bridge.episode,
                   "steps": self.bridge.steps, "rate_hz": 1 / self.bridge.period, "overruns": self.overruns,
-                  **counters}
+                  **counters, **({"camera_images": self.camera.rendered, "camera_skipped": self.camera.skipped}
+                                 if self.camera is not None else {})}
         fast = counters["velocity_limit_steps"] - self._last_report["velocity_limit_steps"]
         if any(dropped.values()) or fast:
             level = "warn"

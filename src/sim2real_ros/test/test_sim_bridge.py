@@ -201,3 +201,34 @@ def test_reality_profile_hides_and_refuses_physics(launch_node, ros_node):
     assert spin_until(ros_node, lambda: any(e["event"] == "start" for e in probe.events), 5)
     start = next(e for e in probe.events if e["event"] == "start")
     assert start["profile"] == "reality" and "parameters" not in start and "distribution" not in start
+
+
+def test_the_camera_publishes_images_and_intrinsics_at_its_rate_while_the_physics_keeps_its_own(launch_node,
+                                                                                                ros_node):
+    """Reality profile, 5 images/s at 96 x 64, each stamped like the state it shows, and 100 Hz joint states."""
+    from sensor_msgs.msg import CameraInfo, Image
+
+    bridge = launch_node("sim_bridge", parameters={"profile": "reality", "task": "push", "camera_rate": 5.0,
+                                                   "camera_width": 96, "camera_height": 64,
+                                                   "diagnostics_period": 0.5})
+    probe = Probe(ros_node)
+    images, infos = [], []
+    ros_node.create_subscription(Image, contract.CAMERA_IMAGE, lambda m: images.append((time.monotonic(), m)),
+                                 contract.CONTROL_QOS)
+    ros_node.create_subscription(CameraInfo, contract.CAMERA_INFO, infos.append, contract.CONTROL_QOS)
+    probe.wait_for_bridge(bridge)
+    assert spin_until(ros_node, lambda: len(images) >= 3, 20), bridge.output()
+    first = images[-1][0]
+    spin_until(ros_node, lambda: images[-1][0] > first + 3.0, 10)
+    window = [t for t, _ in images if t > images[-1][0] - 3.0]
+    assert 12 <= len(window) <= 18, len(window)  # 5 per second
+    states = [t for t, _ in probe.states if t > probe.states[-1][0] - 3.0]
+    assert 250 <= len(states) <= 350, len(states)  # the physics at 100 Hz meanwhile
+    msg = images[-1][1]
+    assert (msg.width, msg.height, msg.encoding, msg.step) == (96, 64, "rgb8", 288) and len(msg.data) == 96 * 64 * 3
+    pixels = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(64, 96, 3)
+    assert pixels.std() > 5  # a scene, not a blank frame
+    assert infos and infos[-1].k[0] > 0 and infos[-1].k[2] == 47.5 and infos[-1].header.frame_id == "workspace_camera"
+    state_stamps = {nanoseconds(m.header.stamp) for _, m in probe.states}
+    assert nanoseconds(msg.header.stamp) in state_stamps  # the image shows a published state
+    assert spin_until(ros_node, lambda: probe.diagnostics and int(probe.diagnostics[-1].get("camera_images", 0)) > 0, 5)

@@ -21,7 +21,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..config import ConfigError
+from .camera import APPEARANCE_SPACE
 from .distributions import Distribution, load_distribution
+from .parameters import load_parameter_space
 from .reality import DEFAULT_REALITY, RealityProxy
 from .simulator import Simulator
 from .tasks import load_task
@@ -43,6 +45,8 @@ class BridgeConfig:
       watchdog_period: a command older than this [s] is replaced by zero torque.
       seed: seed of the reset sequence (each reset draws its simulator seed from it).
       reality: reality file (config/reality name or path), profile reality only.
+      visual_randomization: profile sim: the camera's appearance is drawn from the appearance space's box at every
+        reset (else the model's own look); the reality profile always shows its hidden look.
     """
 
     profile: str = "sim"
@@ -52,6 +56,7 @@ class BridgeConfig:
     watchdog_period: float = 0.05
     seed: int = 0
     reality: str = DEFAULT_REALITY
+    visual_randomization: bool = False
 
     def __post_init__(self):
         for name, value, allowed in (("profile", self.profile, PROFILES), ("clocking", self.clocking, CLOCKING),
@@ -99,6 +104,12 @@ class SimBridge:
         self._command = np.zeros(len(self.joint_names))
         self._command_time = -math.inf
         self.has_puck = config.task == "push"
+        profile = getattr(self.sim, "profile", None)
+        if profile is not None and profile.appearance is not None:  # the reality's hidden look
+            self.appearance_space, self.appearance = profile.appearance_space, profile.appearance.copy()
+        else:
+            self.appearance_space = load_parameter_space(APPEARANCE_SPACE)
+            self.appearance = self.appearance_space.nominal.copy()
 
     # -- commands ----------------------------------------------------------------------------------
     def command(self, values, now: float) -> str:
@@ -149,6 +160,8 @@ class SimBridge:
         seed = int(self._seeds.integers(2**31))
         if self.distribution is not None:
             self.sim.sample_parameters(self.distribution, np.random.default_rng(seed))
+        if self.space is not None and self.config.visual_randomization:
+            self.appearance = Distribution.uniform(self.appearance_space).sample(np.random.default_rng([seed, 1]), 1)[0]
         self.sim.reset(seed=seed, keyframe=self.task.keyframe)
         self.forget_command()
         self.episode += 1
@@ -223,6 +236,10 @@ class SimBridge:
         obs = self.sim.observation
         n = len(self.joint_names)
         return obs[:n], obs[n:], self.sim.efforts()
+
+    def camera_view(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """What the camera renders now: (clock [ns], the full qpos, the appearance vector), copies."""
+        return self.clock_ns, self.sim.state().qpos, self.appearance.copy()
 
     def puck_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Puck (position, quaternion w-x-y-z) in the world frame."""

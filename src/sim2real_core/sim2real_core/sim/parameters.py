@@ -20,7 +20,8 @@ bounds how fast each joint's applied torque follows its command, every physics s
 1 ms write through libfranka's limitRate; `rate_limited`); encoder_offset [rad] is added to a joint's measured
 position (EncoderOffsets). These kinds are deterministic dynamics, fitted from transitions (DYNAMICS_KINDS). Kinds
 the simulator applies around MuJoCo: position_noise_std and velocity_noise_std (sensor noise), action_noise_std, and
-action_delay (whole control periods: deterministic too, fitted when named, FITTABLE_EFFECTS).
+action_delay (whole control periods: deterministic too, fitted when named, FITTABLE_EFFECTS). VISUAL_KINDS are the
+camera's appearance (lighting, colours, camera pose and field of view, image noise), applied by sim.camera only.
 """
 from __future__ import annotations
 
@@ -50,6 +51,16 @@ STRIBECK_KINDS = {"dof_stribeck": mujoco.mjtObj.mjOBJ_JOINT, "stribeck_velocity"
 DYNAMICS_KINDS = {**MODEL_KINDS, **STRIBECK_KINDS, "command_latency": None, "torque_rate_limit": None,
                   "encoder_offset": mujoco.mjtObj.mjOBJ_JOINT}
 EFFECT_KINDS = {"position_noise_std", "velocity_noise_std", "action_noise_std", "action_delay"}
+# Appearance, for the camera only (sim.camera.Appearance): no physics reads these.
+VISUAL_KINDS = {
+    "light_intensity": None,  # a scale of every light's diffuse colour (1 = nominal)
+    "geom_red": mujoco.mjtObj.mjOBJ_GEOM, "geom_green": mujoco.mjtObj.mjOBJ_GEOM,  # a geom's colour channel, 0-1
+    "geom_blue": mujoco.mjtObj.mjOBJ_GEOM,
+    "camera_x": mujoco.mjtObj.mjOBJ_CAMERA, "camera_y": mujoco.mjtObj.mjOBJ_CAMERA,  # camera position offsets [m]
+    "camera_z": mujoco.mjtObj.mjOBJ_CAMERA,
+    "camera_fovy": mujoco.mjtObj.mjOBJ_CAMERA,  # vertical field of view [deg]
+    "image_noise_std": None,  # Gaussian pixel noise, in units of full intensity
+}
 FITTABLE_EFFECTS = {"action_delay"}  # effects the fitting engine reproduces (integer: profiled, fit.methods)
 BOUND_TOLERANCE = 1e-9  # relative to a parameter's range
 _JOINT_FIELDS = {"dof_damping": "damping", "dof_frictionloss": "frictionloss", "dof_armature": "armature"}
@@ -70,10 +81,10 @@ class Parameter:
     description: str = ""
 
     def __post_init__(self):
-        if self.kind not in DYNAMICS_KINDS and self.kind not in EFFECT_KINDS:
+        if self.kind not in DYNAMICS_KINDS and self.kind not in EFFECT_KINDS and self.kind not in VISUAL_KINDS:
             raise ConfigError(f"parameter {self.name!r}: unknown kind {self.kind!r}; "
-                              f"expected one of {sorted(DYNAMICS_KINDS) + sorted(EFFECT_KINDS)}")
-        if DYNAMICS_KINDS.get(self.kind) is not None and not self.element:
+                              f"expected one of {sorted(DYNAMICS_KINDS) + sorted(EFFECT_KINDS) + sorted(VISUAL_KINDS)}")
+        if {**DYNAMICS_KINDS, **VISUAL_KINDS}.get(self.kind) is not None and not self.element:
             raise ConfigError(f"parameter {self.name!r} of kind {self.kind} needs an 'element' (MuJoCo name)")
         if not (np.isfinite(self.low) and np.isfinite(self.high) and self.low < self.high):
             raise ConfigError(f"parameter {self.name!r}: bounds must be finite with low < high, "

@@ -35,6 +35,7 @@ class RealityProfile:
       truth: true parameter vector (in `space` order).
       torque_ripple: per-joint ripple amplitude [N*m].
       ripple_period: joint travel per ripple cycle [rad].
+      appearance_space, appearance: what the workspace camera sees (sim.camera; None: the model's own look).
     """
 
     robot: str
@@ -42,6 +43,8 @@ class RealityProfile:
     truth: np.ndarray
     torque_ripple: np.ndarray
     ripple_period: float
+    appearance_space: ParameterSpace | None = None
+    appearance: np.ndarray | None = None  # the camera's hidden appearance, in appearance_space order
 
 
 def reality_file(name_or_path: str | os.PathLike) -> Path:
@@ -59,6 +62,13 @@ class Unmodelled(OptionModel):
     ripple_period: PositiveFloat = Field(0.0314, description="joint travel per ripple cycle [rad]")
 
 
+class RealityAppearance(OptionModel):
+    """How the real workspace looks to the camera: values of an appearance space (the rest nominal)."""
+
+    parameter_space: str = "fr3_appearance"
+    truth: dict[str, float] = Field(default_factory=dict)
+
+
 class RealityFile(OptionModel):
     """config/reality/NAME.yaml `reality`: the hidden truth (parameters not named are nominal)."""
 
@@ -66,6 +76,7 @@ class RealityFile(OptionModel):
     parameter_space: str
     truth: dict[str, float] = Field(default_factory=dict)
     unmodelled: Unmodelled = Unmodelled()
+    appearance: RealityAppearance | None = None
 
 
 def load_reality(name_or_path: str | os.PathLike = DEFAULT_REALITY) -> RealityProfile:
@@ -78,8 +89,15 @@ def load_reality(name_or_path: str | os.PathLike = DEFAULT_REALITY) -> RealityPr
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: reality.truth: {exc}") from None
     extra = body.unmodelled
+    look_space = look = None
+    if body.appearance is not None:
+        look_space = load_parameter_space(body.appearance.parameter_space)
+        try:
+            look = look_space.validate(look_space.vector(body.appearance.truth, fill_nominal=True))
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{path}: reality.appearance.truth: {exc}") from None
     return RealityProfile(robot=body.robot, space=space, truth=truth, torque_ripple=np.array(extra.torque_ripple),
-                          ripple_period=extra.ripple_period)
+                          ripple_period=extra.ripple_period, appearance_space=look_space, appearance=look)
 
 
 class RealityProxy(Simulator):
