@@ -14,9 +14,11 @@ MERGED = "/joint_states"
 COMMANDS = "/effort_controller/commands"
 EPISODES = "/sim2real/episode"
 PUCK = "/puck/pose"
+CAMERA = "/camera/image_raw"
 TYPES = {STATES: "sensor_msgs/msg/JointState", MERGED: "sensor_msgs/msg/JointState",
          COMMANDS: "std_msgs/msg/Float64MultiArray", EPISODES: "std_msgs/msg/String",
-         "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray", PUCK: "geometry_msgs/msg/PoseStamped"}
+         "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray", PUCK: "geometry_msgs/msg/PoseStamped",
+         CAMERA: "sensor_msgs/msg/Image"}
 T0 = 1_700_000_000_000_000_000  # ns
 
 
@@ -36,6 +38,15 @@ def pose(stamp_ns: int, position, quaternion_wxyz, frame_id: str = "world"):
     w, x, y, z = (float(v) for v in quaternion_wxyz)
     return t["geometry_msgs/msg/PoseStamped"](header, t["geometry_msgs/msg/Pose"](
         t["geometry_msgs/msg/Point"](*(float(v) for v in position)), t["geometry_msgs/msg/Quaternion"](x, y, z, w)))
+
+
+def image(stamp_ns: int, rgb: np.ndarray, encoding: str = "rgb8"):
+    """A sensor_msgs/Image of a (height, width, 3) uint8 array (rosbags object)."""
+    t = STORE.types
+    header = t["std_msgs/msg/Header"](t["builtin_interfaces/msg/Time"](stamp_ns // 10**9, stamp_ns % 10**9), "camera")
+    height, width = rgb.shape[:2]
+    return t["sensor_msgs/msg/Image"](header, height, width, encoding, 0, 3 * width,
+                                      np.ascontiguousarray(rgb, dtype=np.uint8).ravel())
 
 
 def command(values):

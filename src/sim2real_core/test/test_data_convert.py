@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 from data_bag_factory import (
+    CAMERA,
     COMMANDS,
     EPISODES,
     JOINTS,
@@ -15,6 +16,7 @@ from data_bag_factory import (
     command,
     control_log,
     episode,
+    image,
     joint_state,
     pose,
     state_values,
@@ -410,3 +412,29 @@ def test_puck_topic_absent_empty_ignored_or_bad(tmp_path):
     poses[12][2].pose.orientation.w = float("nan")
     data = bag_to_dataset(write_bag(tmp_path / "nan", states + poses, WITH_PUCK), 0.01)
     assert data.metadata["counts"]["dropped_nonfinite_puck_poses"] == 1 and np.isfinite(data.observations).all()
+
+
+def test_images_ride_with_the_transitions_whose_state_they_precede(tmp_path):
+    """Images at 40 Hz, each filled with its own number: a transition takes the newest image stamped at or before
+    its state; before the first image there is none (dropped, and the trajectory is cut there); a repeated stamp
+    counts once; a wrong encoding is refused naming the message."""
+    stamps = T0 + 5_000_000 + 25_000_000 * np.arange(4)  # 5, 30, 55, 80 ms
+    frames = [(CAMERA, int(t) + 100, image(int(t), np.full((6, 8, 3), k, dtype=np.uint8)))
+              for k, t in enumerate(stamps)]
+    frames.append((CAMERA, int(stamps[1]) + 200, image(int(stamps[1]), np.full((6, 8, 3), 99, dtype=np.uint8))))
+    types = {**BASIC, CAMERA: TYPES[CAMERA]}
+    data = bag_to_dataset(write_bag(tmp_path / "bag", control_log(n_states=100) + frames, types), 0.01,
+                          image_topic=CAMERA)
+    counts = data.metadata["counts"]
+    assert counts["image_messages"] == 5 and counts["dropped_repeated_images"] == 1 and counts["dropped_no_image"] == 1
+    assert np.allclose(data.extras["timestamps"] - T0 / 1e9, 0.01 * np.arange(1, 9))
+    assert data.extras["images"].shape == (8, 6, 8, 3) and data.extras["images"].dtype == np.uint8
+    assert data.extras["images"][:, 0, 0, 0].tolist() == [0, 0, 1, 1, 1, 2, 2, 3]  # 10-20 ms: #0, 30-50: #1, ...
+    assert np.allclose(data.extras["image_ages"], [0.005, 0.015, 0.0, 0.01, 0.02, 0.005, 0.015, 0.0])
+    assert data.metadata["source"]["image_topic"] == CAMERA
+    assert len(bag_to_dataset(write_bag(tmp_path / "old", control_log(n_states=100) + frames, types), 0.01,
+                              image_topic=CAMERA, max_image_age=0.012)) == 5
+    grey = [(CAMERA, T0, image(T0, np.zeros((6, 8, 3), dtype=np.uint8), encoding="mono8"))]
+    with pytest.raises(BagError, match="message #0.*rgb8"):
+        bag_to_dataset(write_bag(tmp_path / "grey", control_log(n_states=100) + grey, types), 0.01,
+                       image_topic=CAMERA)

@@ -67,6 +67,7 @@ JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 COMMAND_TYPE = "std_msgs/msg/Float64MultiArray"
 EPISODE_TYPE = "std_msgs/msg/String"
 POSE_TYPE = "geometry_msgs/msg/PoseStamped"
+IMAGE_TYPE = "sensor_msgs/msg/Image"
 ROBOT_SIDE_SOURCES = ("sim_bridge", "franka_proxy")  # their reset events yield to a data collector's boundaries
 EXACT_NS = 1000  # a grid point within 1 us of a state sample takes that sample as is
 
@@ -96,7 +97,8 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
                    joint_names: Sequence[str] | None = None, joint_states_topic: str | None = None,
                    commands_topic: str = COMMANDS_TOPIC, episodes_topic: str = EPISODES_TOPIC,
                    episode_source: str | None = None, max_gap: float | None = None,
-                   puck_topic: str | None = None) -> TransitionDataset:
+                   puck_topic: str | None = None, image_topic: str | None = None,
+                   max_image_age: float = 0.5) -> TransitionDataset:
     """Convert a rosbag2 recording (MCAP or sqlite3) into transitions (s, a, s') at `control_period`.
 
     Args:
@@ -113,6 +115,10 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
             interval, i.e. two samples in a row may be missing); also the longest puck pose gap.
         puck_topic: geometry_msgs/PoseStamped puck poses (default: /puck/pose when the bag has poses there;
             "" ignores any puck). With poses the states are joint_state_puck_v1.
+        image_topic: sensor_msgs/Image rgb8 camera images (e.g. /camera/image_raw; default none). Each transition
+            carries the newest image stamped at or before its state, at most `max_image_age` [s] older (extras
+            `images` (N, height, width, 3) uint8 and `image_ages` [s]); transitions without one are dropped
+            (`dropped_no_image`), as are images with a stamp already seen (`dropped_repeated_images`).
     Returns:
         TransitionDataset with state layout joint_state_v1 (or joint_state_puck_v1), extras `timestamps`
         (header time of s, seconds)
@@ -173,7 +179,7 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
     episodes, source = _episode_intervals(bag, episodes_topic, events, episode_source, counts)
     period_ns = int(round(period * 1e9))
     gap_ns = None if max_gap is None else int(round(max_gap * 1e9))
-    out: dict[str, list] = {k: [] for k in ("obs", "next", "act", "term", "tout", "time", "episode")}
+    out: dict[str, list] = {k: [] for k in ("obs", "next", "act", "term", "tout", "time", "time_ns", "episode")}
     in_any = np.zeros(len(states.stamps), dtype=bool)
     used = 0  # episodes that gave transitions
     for number, start, end, terminal in episodes:
@@ -215,11 +221,56 @@ def bag_to_dataset(bag: str | os.PathLike, control_period: float | None = None, 
                    "puck_topic": None if poses is None else pose_topic},
         "counts": counts,
     }
+    arrays = {"observations": obs, "actions": np.concatenate(out["act"]),
+              "next_observations": np.concatenate(out["next"]), "terminals": np.concatenate(out["term"]),
+              "timeouts": np.concatenate(out["tout"]),
+              "timestamps": np.concatenate(out["time"]), "episodes": np.concatenate(out["episode"])}
+    if image_topic:
+        arrays = _with_images(bag, image_topic, max_image_age, arrays, np.concatenate(out["time_ns"]), counts)
+        metadata["source"]["image_topic"] = image_topic
     return TransitionDataset(
-        observations=obs, actions=np.concatenate(out["act"]), next_observations=np.concatenate(out["next"]),
-        terminals=np.concatenate(out["term"]), timeouts=np.concatenate(out["tout"]), metadata=metadata,
-        extras={"timestamps": np.concatenate(out["time"]), "episodes": np.concatenate(out["episode"])},
-    )
+        observations=arrays.pop("observations"), actions=arrays.pop("actions"),
+        next_observations=arrays.pop("next_observations"), terminals=arrays.pop("terminals"),
+        timeouts=arrays.pop("timeouts"), metadata=metadata, extras=arrays)
+
+
+def _with_images(bag: Path, topic: str, max_age: float, arrays: dict, times: np.ndarray, counts: dict) -> dict:
+    """The transitions (their states' header times `times` [ns]) that have an image at most `max_age` s older than
+    their state, with it (see bag_to_dataset)."""
+    stamps, images = [], []
+    with BagReader(bag) as reader:
+        _check_type(bag, reader.topics, topic, IMAGE_TYPE)
+        for _, log_time, i, msg in reader.messages([topic]):
+            where = f"bag {bag}: topic {topic} message #{i} (log time {log_time} ns)"
+            if msg.encoding != "rgb8" or msg.step != 3 * msg.width or len(msg.data) != msg.step * msg.height:
+                raise BagError(f"{where}: needs an rgb8 image of step 3 x width and step x height bytes, got "
+                               f"{msg.encoding} {msg.width} x {msg.height}, step {msg.step}, {len(msg.data)} bytes")
+            if images and images[0].shape != (msg.height, msg.width, 3):
+                raise BagError(f"{where}: {msg.width} x {msg.height} pixels, the topic's first image "
+                               f"{images[0].shape[1]} x {images[0].shape[0]}")
+            stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+            images.append(np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.width, 3))
+    if not images:
+        raise BagError(f"bag {bag}: topic {topic} has no messages")
+    stamps = np.array(stamps, dtype=np.int64)
+    order = np.argsort(stamps, kind="stable")
+    first = np.concatenate([[True], np.diff(stamps[order]) > 0])
+    counts["image_messages"] = len(images)
+    counts["dropped_repeated_images"] = int((~first).sum())
+    order = order[first]
+    stamps = stamps[order]
+    newest = np.searchsorted(stamps, times, side="right") - 1
+    ages = (times - stamps[np.maximum(newest, 0)]) * 1e-9
+    keep = (newest >= 0) & (ages <= max_age)
+    counts["dropped_no_image"] = int((~keep).sum())
+    if not keep.any():
+        raise BagError(f"bag {bag}: no transition has an image on {topic} at most {max_age} s older than its state")
+    counts["transitions"] = int(keep.sum())
+    arrays["timeouts"] = arrays["timeouts"] | np.append(~keep[1:], False)  # the trajectory breaks where one drops
+    out = {name: values[keep] for name, values in arrays.items()}
+    out["images"] = np.stack(images)[order[newest[keep]]]
+    out["image_ages"] = ages[keep]
+    return out
 
 
 def _pick_state_topic(bag: Path, topics: dict[str, str], requested: str | None) -> str:
@@ -503,4 +554,5 @@ def _segment(states: _States, seg: np.ndarray, period_ns: int, cmd_time: np.ndar
     out["term"].append(term[keep])
     out["tout"].append(tout[keep])
     out["time"].append(grid[:-1][keep] / 1e9)
+    out["time_ns"].append(grid[:-1][keep])
     out["episode"].append(np.full(int(keep.sum()), number, dtype=np.int64))

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-gap", type=float, help="longest state gap [s] bridged by interpolation")
     parser.add_argument("--puck-topic", help=f"PoseStamped puck poses: states become joint_state_puck_v1 (default: "
                         f"{PUCK_TOPIC} when the bag has poses there; '' ignores the puck)")
+    parser.add_argument("--image-topic", help="rgb8 camera images (e.g. /camera/image_raw): each transition carries "
+                                              "the newest image at or before its state (default: none)")
+    parser.add_argument("--max-image-age", type=float, default=0.5,
+                        help="oldest image a transition takes [s]; without one it is dropped (default 0.5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = bag_to_dataset(args.bag, args.control_period, robot=args.robot,
                              joint_states_topic=args.joint_states_topic, commands_topic=args.commands_topic,
                              episodes_topic=args.episodes_topic, episode_source=args.episode_source,
-                             max_gap=args.max_gap, puck_topic=args.puck_topic)
+                             max_gap=args.max_gap, puck_topic=args.puck_topic, image_topic=args.image_topic,
+                             max_image_age=args.max_image_age)
     path = save_dataset(args.out, dataset)
     print(format_summary(summarize_dataset(path)))
     return 0
