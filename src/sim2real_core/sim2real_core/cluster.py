@@ -201,6 +201,17 @@ def failed(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(f"{o.name}: {o.error.strip().splitlines()[-1]}" for o in outcomes if not o.ok)
 
 
+def progress_lines(progress: Callable[[str], None]) -> Callable[[Outcome, int, int], None]:
+    """A `Cluster.run` report that passes `progress` one line per ended task: '[done/total] NAME done (SECONDS s)'
+    or 'FAILED: the error's last line', seconds counted from this call."""
+    started = time.perf_counter()
+
+    def report(outcome: Outcome, done: int, total: int) -> None:
+        state = "done" if outcome.ok else f"FAILED: {outcome.error.strip().splitlines()[-1]}"
+        progress(f"[{done}/{total}] {outcome.name} {state} ({time.perf_counter() - started:.0f} s)")
+    return report
+
+
 def values(outcomes: Sequence[Outcome]) -> list:
     """The outcomes' values; RuntimeError naming every task that failed (raised after all of them ended)."""
     errors = failed(outcomes)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sim2real.pipeline.plan import load_plan
-from sim2real_core.cluster import Cluster, Outcome, Task
+from sim2real_core.cluster import Cluster, Task, progress_lines
 from sim2real_core.config import save_yaml
 from sim2real_core.policy.seed_statistics import seed_difference, seed_estimate
 from sim2real_core.policy.tasks import task_defaults
@@ -95,10 +95,7 @@ def run_transfer_study(out_dir: str | os.PathLike, proxies: list[str], distribut
     train, fit_budget = plan.stage("train"), plan.stage("fit")
     episodes = int(plan.stage("evaluate").get("in_process_episodes", plan.stage("evaluate")["episodes"]))
     started = time.perf_counter()
-
-    def report(outcome: Outcome, done: int, total: int) -> None:
-        state = "done" if outcome.ok else f"FAILED: {outcome.error.strip().splitlines()[-1]}"
-        progress(f"[{done}/{total}] {outcome.name} {state} ({time.perf_counter() - started:.0f} s)")
+    report = progress_lines(progress)
 
     methods = [d for d in distributions if d in FITTED]
     first = [Task(f"fit {proxy} {method}", _fit, (proxy, method, str(out), quick, fit_budget, plan.fit_space,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim2real_core.cluster import Cluster, Outcome, Task
+from sim2real_core.cluster import Cluster, Task, progress_lines
 from sim2real_core.config import save_yaml
 from sim2real_core.policy.seed_statistics import seed_difference, seed_estimate
 from sim2real_core.sim.camera import APPEARANCE_SPACE
@@ -66,10 +66,7 @@ def run_vision_study(out_dir: str | os.PathLike, proxies: list[str], seeds: int 
     out.mkdir(parents=True, exist_ok=True)
     cluster = cluster or Cluster(workers=0)
     started = time.perf_counter()
-
-    def report(outcome: Outcome, done: int, total: int) -> None:
-        state = "done" if outcome.ok else f"FAILED: {outcome.error.strip().splitlines()[-1]}"
-        progress(f"[{done}/{total}] {outcome.name} {state} ({time.perf_counter() - started:.0f} s)")
+    report = progress_lines(progress)
 
     tasks = [Task(f"seed {seed}", _seed, (list(proxies), images, test_images, epochs, seed)) for seed in range(seeds)]
     outcomes = cluster.run(tasks, report)

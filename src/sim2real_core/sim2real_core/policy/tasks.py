@@ -251,7 +251,7 @@ class TaskEntry(OptionModel):
     env_id: str
     action_head: ActionHeadEntry | None = None
     features: FeaturesEntry | None = None
-    memory_history: int = Field(4, ge=1, le=MAX_HISTORY,
+    memory_history: int = Field(2, ge=1, le=MAX_HISTORY,
                                 description="(state, action) pairs of memory of the task's memory policies (the "
                                             "transfer study's `memory` row)")
     ppo: dict[str, Any] = {}
