@@ -3,9 +3,9 @@
 Publishes /franka/joint_states (sensor_msgs/JointState: fr3_joint1..7 position, velocity, effort) once per
 period, /clock, /puck/pose (task push), /diagnostics, and episode boundaries on /sim2real/episode at every
 reset; with camera_rate > 0, the fixed workspace camera's images on /camera/image_raw (sensor_msgs/Image rgb8)
-and their intrinsics on /camera/camera_info, rendered offscreen (sim2real_core.sim.camera) in a thread of their
-own, so the physics keeps its pace (a state is snapshotted each camera period; one still rendering makes the next
-snapshot wait, counted as skipped). The reality profile renders its hidden appearance; the sim profile the model's,
+and their intrinsics on /camera/camera_info, rendered offscreen (sim2real_core.sim.camera) in a process of their
+own, so the physics keeps its pace (a state is snapshotted each camera period; while one still renders the next
+is skipped and counted). The reality profile renders its hidden appearance; the sim profile the model's,
 or with visual_randomization a new one from the appearance space's box at every reset.
 Subscribes /effort_controller/commands (std_msgs/Float64MultiArray, 7 torques without gravity).
 Services: ~/reset_world (Trigger), ~/set_pause (SetBool), ~/step_simulation (Trigger).
@@ -25,7 +25,8 @@ The reality profile declares no physics parameters and refuses every physics or 
 """
 from __future__ import annotations
 
-import queue
+import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -83,14 +84,45 @@ PARAMETERS = tuple(Param(*entry, dynamic_typing=True) for entry in (
                                     "every reset"),
     ("camera_frame_id", "workspace_camera", "frame of the camera images"),
 ))
-CAMERA_START_TIMEOUT = 30.0  # [s] for the render thread's OpenGL context
+CAMERA_START_TIMEOUT = 30.0  # [s] for the camera process's OpenGL context
+RENDER_NICENESS = 10  # the camera process's priority below the bridge's
+
+
+def _render_worker(connection, model, space, width: int, height: int) -> None:
+    """The camera's process: answers each (stamp, qpos, appearance) with (stamp, image, intrinsics) until it gets
+    None or its parent is gone; first sends '' when the camera works, else the reason it does not. It yields the
+    CPU to the physics: a lower priority, and Mesa's software rasterizer on one thread."""
+    os.nice(RENDER_NICENESS)
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    try:
+        camera = WorkspaceCamera(model, width, height, space=space)
+    except Exception as exc:  # noqa: BLE001  (reported by CameraStream.start)
+        connection.send(str(exc))
+        return
+    data = mujoco.MjData(camera.model)
+    shown = None
+    connection.send("")
+    try:
+        while (view := connection.recv()) is not None:
+            stamp_ns, qpos, appearance = view
+            if shown is None or not np.array_equal(appearance, shown):
+                camera.set_appearance(appearance)
+                shown = appearance
+            data.qpos[:] = qpos
+            mujoco.mj_forward(camera.model, data)
+            connection.send((stamp_ns, camera.render(data), camera.intrinsics()))
+    except (EOFError, OSError):  # the bridge is gone
+        pass
+    finally:
+        camera.close()
 
 
 class CameraStream:
-    """Renders snapshots of the bridge in a thread of its own and publishes each image with its intrinsics.
+    """Renders snapshots of the bridge in a process of its own and publishes each image with its intrinsics.
 
-    MuJoCo's rendering releases the GIL, so the executor's physics timer runs while an image renders. The OpenGL
-    context belongs to the thread; start() waits for it and raises RuntimeError with the reason if it fails.
+    Rendering (software OpenGL on the CPU) never holds the bridge's GIL, so the physics timer keeps its pace; a
+    thread of the bridge receives the images and publishes them. start() raises RuntimeError with the reason when
+    the camera cannot render.
     """
 
     def __init__(self, node: Node, width: int, height: int, frame_id: str):
@@ -98,62 +130,59 @@ class CameraStream:
         self.image_pub = node.create_publisher(Image, contract.CAMERA_IMAGE, contract.STATE_STREAM_QOS)
         self.info_pub = node.create_publisher(CameraInfo, contract.CAMERA_INFO, contract.STATE_STREAM_QOS)
         self.rendered = self.skipped = 0
-        self._views: queue.Queue = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._failure = ""
-        self._thread: threading.Thread | None = None
+        self._idle = threading.Event()  # no snapshot is being rendered
+        self._connection = self._process = self._receiver = None
 
     def start(self, model, space) -> None:
-        """Create the camera (in its thread) for `model` with appearance `space`; wait until it renders."""
-        self._thread = threading.Thread(target=self._run, args=(model, space), name="camera", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(CAMERA_START_TIMEOUT) or self._failure:
+        """Start the camera's process for `model` with appearance `space`; wait until it renders."""
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_render_worker, args=(child, model, space, self.width, self.height),
+                                        name="sim_bridge camera", daemon=True)
+        self._process.start()
+        child.close()
+        failure = (self._connection.recv() if self._connection.poll(CAMERA_START_TIMEOUT)
+                   else f"no answer within {CAMERA_START_TIMEOUT} s")
+        if failure:
             self.stop()
-            raise RuntimeError(f"the workspace camera did not start: {self._failure or 'timed out'}")
+            raise RuntimeError(f"the workspace camera did not start: {failure}")
+        self._idle.set()
+        self._receiver = threading.Thread(target=self._publish_images, name="camera images", daemon=True)
+        self._receiver.start()
 
     def offer(self, stamp_ns: int, qpos: np.ndarray, appearance: np.ndarray) -> None:
-        """A state to render; skipped (and counted) while the previous one still waits."""
-        try:
-            self._views.put_nowait((stamp_ns, qpos, appearance))
-        except queue.Full:
+        """A state to render; skipped (and counted) while the previous one is still rendering."""
+        if not self._idle.is_set():
             self.skipped += 1
+            return
+        self._idle.clear()
+        self._connection.send((stamp_ns, qpos, appearance))
 
     def stop(self) -> None:
-        """End the render thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-
-    def _run(self, model, space) -> None:
-        try:
-            camera = WorkspaceCamera(model, self.width, self.height, space=space)
-        except Exception as exc:  # noqa: BLE001  (reported by start())
-            self._failure = str(exc)
-            self._ready.set()
+        """End the camera's process."""
+        if self._process is None:
             return
-        data = mujoco.MjData(camera.model)
-        shown = None
-        self._ready.set()
         try:
-            while not self._stop.is_set():
-                try:
-                    stamp_ns, qpos, appearance = self._views.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if shown is None or not np.array_equal(appearance, shown):
-                    camera.set_appearance(appearance)
-                    shown = appearance
-                data.qpos[:] = qpos
-                mujoco.mj_forward(camera.model, data)
-                image = camera.render(data)
+            self._connection.send(None)
+        except (OSError, ValueError):
+            pass
+        self._process.join(timeout=5.0)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._connection.close()
+
+    def _publish_images(self) -> None:
+        try:
+            while True:
+                stamp_ns, image, intrinsics = self._connection.recv()
+                self._idle.set()
                 stamp = nanoseconds_to_stamp(stamp_ns)
                 self.image_pub.publish(image_msg(stamp, self.frame_id, image))
-                self.info_pub.publish(camera_info_msg(stamp, self.frame_id, self.width, self.height,
-                                                      camera.intrinsics()))
+                self.info_pub.publish(camera_info_msg(stamp, self.frame_id, self.width, self.height, intrinsics))
                 self.rendered += 1
-        finally:
-            camera.close()
+        except (EOFError, OSError):  # stopped
+            pass
 
 
 class SimBridgeNode(Node):

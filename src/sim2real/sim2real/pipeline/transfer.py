@@ -101,8 +101,9 @@ def run_transfer_study(out_dir: str | os.PathLike, proxies: list[str], distribut
     first = [Task(f"fit {proxy} {method}", _fit, (proxy, method, str(out), quick, fit_budget, plan.fit_space,
                                                   plan.fit_parameters, 0)) for proxy in proxies for method in methods]
     memory = task_defaults(plan.task).memory_history if MEMORY_ROW in distributions else 0
-    first += [Task(f"base seed {seed}", _base, (plan.task, int(train["base_steps"]),
-                                                str(out / "base" / f"seed{seed}"), seed)) for seed in range(seeds)]
+    if set(distributions) - {MEMORY_ROW}:
+        first += [Task(f"base seed {seed}", _base, (plan.task, int(train["base_steps"]),
+                                                    str(out / "base" / f"seed{seed}"), seed)) for seed in range(seeds)]
     if memory:
         first += [Task(f"memory base seed {seed}", _base, (plan.task, int(train["base_steps"]),
                                                            str(out / "base-memory" / f"seed{seed}"), seed, memory))
