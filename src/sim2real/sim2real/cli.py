@@ -27,6 +27,7 @@ COMMANDS = {
     "fit": "sim2real_core.fit.commands.fit",
     "fit-study": "sim2real.studies.fit_command",
     "study": "sim2real.pipeline.study_command",
+    "simopt": "sim2real_core.randomization.commands.simopt",
 }
 
 

@@ -31,8 +31,8 @@ class SimOptConfig:
       samples: parameter vectors drawn per update.
       kl_bound: relative-entropy bound of the reweighting (REPS epsilon).
       l1_weight, l2_weight: weights of the L1 and L2 parts of the trajectory discrepancy.
-      min_std: smallest std a parameter keeps, as a share of its bound width (the distribution never collapses to
-        a point, so later iterations can still move it).
+      min_std: a std, as a share of each parameter's bound width, whose square is added to its variance (the
+        distribution never collapses to a point, so later iterations can still move it).
       seed: seed of the parameter draws.
     """
 
@@ -111,7 +111,8 @@ def simopt_step(distribution: Distribution, rollout: Rollout, target: np.ndarray
     centred = samples - mean
     covariance = (weights[:, None] * centred).T @ centred
     floor = (config.min_std * (space.high - space.low)) ** 2
-    covariance = covariance + np.diag(np.maximum(floor - np.diag(covariance), 0.0))
+    # fewer samples than dimensions leave a singular covariance: the floor on the diagonal keeps it positive definite
+    covariance = (covariance + covariance.T) / 2.0 + np.diag(floor)
     provenance = {**distribution.provenance, "simopt_iterations": distribution.provenance.get(
         "simopt_iterations", 0) + 1, "target_episodes": distribution.provenance.get("target_episodes", 0)
         + int(np.asarray(target).shape[0])}

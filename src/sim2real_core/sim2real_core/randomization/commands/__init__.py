@@ -1,0 +1,1 @@
+"""Commands of the guided randomization methods."""
