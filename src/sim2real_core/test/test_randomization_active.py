@@ -45,3 +45,27 @@ def test_the_discriminator_tells_shifted_transitions_from_reference_ones():
     assert np.exp(discriminator.log_randomized(reference)).mean() < 0.3
     with pytest.raises(ValueError, match="particles >= 2"):
         ActiveDRConfig(particles=1)
+
+
+def test_training_under_active_dr_draws_from_the_particles_and_moves_them_with_the_policy(tmp_path):
+    from sim2real_core.policy.ppo import PPOConfig
+    from sim2real_core.policy.tasks import make_task, ppo_defaults
+    from sim2real_core.policy.training import CURRICULUM_DISTRIBUTION, train_policy
+    from sim2real_core.sim.distributions import load_distribution
+
+    task = make_task("reach", "active")
+    curriculum = task.curriculum
+    curriculum.every, curriculum.horizon = 1, 10
+    before = curriculum.active.particles.copy()
+    drawn = curriculum.start(np.arange(64))
+    particles = curriculum.active.parameters(before)
+    assert all(any(np.allclose(row, p) for p in particles) for row in drawn)  # every draw is a particle
+    config = PPOConfig(**{**ppo_defaults("reach"), "num_envs": 2, "rollout_steps": 64})
+    outcome = train_policy(task, 256, tmp_path / "active", config, progress=False, threads=1)
+    assert curriculum.updates == 2 and len(curriculum.active.history) == 2  # one particle update per PPO update
+    assert not np.allclose(curriculum.active.particles, before)
+    assert outcome.policy.spec.training["distribution"] == "active"
+    assert outcome.policy.spec.training["active"]["particle_updates"] == 2
+    saved = load_distribution(tmp_path / "active" / CURRICULUM_DISTRIBUTION)
+    assert saved.method == "active" and np.allclose(saved.mean, curriculum.active.parameters(
+        curriculum.active.particles).mean(axis=0))

@@ -89,7 +89,7 @@ def test_batched_training_environments_draw_from_adr_and_report_each_episode_to_
 def test_training_under_adr_writes_the_ranges_it_grew(tmp_path):
     from sim2real_core.policy.ppo import PPOConfig
     from sim2real_core.policy.tasks import make_task, ppo_defaults
-    from sim2real_core.policy.training import ADR_DISTRIBUTION, train_policy
+    from sim2real_core.policy.training import CURRICULUM_DISTRIBUTION, train_policy
     from sim2real_core.sim.distributions import load_distribution
 
     task = make_task("reach", "adr")
@@ -100,5 +100,5 @@ def test_training_under_adr_writes_the_ranges_it_grew(tmp_path):
     outcome = train_policy(task, 512, tmp_path / "adr", config, progress=False, threads=1)
     training = outcome.policy.spec.training
     assert training["distribution"] == "adr" and set(training["adr"]["widths"]) == set(task.curriculum.space.names)
-    saved = load_distribution(tmp_path / "adr" / ADR_DISTRIBUTION)
+    saved = load_distribution(tmp_path / "adr" / CURRICULUM_DISTRIBUTION)
     assert saved.method == "adr" and np.allclose(saved.low, task.curriculum.low)

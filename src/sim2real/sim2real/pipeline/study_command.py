@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     transfer.add_argument("--reality", default=DEFAULT_REALITY, help="reality profiles, comma-separated")
     transfer.add_argument("--distributions", default="none,uniform,dropo,edropo,sysid,oracle",
                           help="training distributions, comma-separated (none, uniform, dropo, edropo, sysid, oracle; "
-                               "also adr: automatic domain randomization; memory: a memory policy under the "
-                               "parameter box)")
+                               "also adr: automatic domain randomization; active: active domain randomization; "
+                               "memory: a memory policy under the parameter box)")
     transfer.add_argument("--seeds", type=int, default=3, help="PPO seeds per row")
     transfer.add_argument("--quick", action="store_true", help="the demo's quick budgets")
     add_cluster_arguments(transfer)

@@ -3,15 +3,18 @@
 Per proxy, each fitting method fits the proxy's transitions under smoothed random torques (the data of
 studies.proxy_recovery, without the ROS collection of the demo) and writes PROXY/fits/METHOD.yaml. Per seed, one
 base policy trains on the nominal simulator (shared by every proxy). Per proxy, distribution and seed, PPO
-fine-tunes that seed's base under the distribution (`none`: the nominal simulator; `uniform`: the parameter box;
-a method: its fit; `oracle`: the proxy's hidden truth; `adr`: automatic domain randomization, grown during the
-fine-tune; `memory`: a memory policy, whose network also sees its episode's last (joint state, action) pairs,
-under the parameter box: "DR as meta-learning", adapting online without target data, from its own base per seed
-trained with the same memory) and the policy is evaluated on the proxy in process. Budgets are the demo's
-(config/pipeline/demo.yaml, full or quick). Every fit and every fine-tune-and-evaluate is a task of the cluster; a
-failed one is reported with its error and the rest of the grid completes. The report (transfer.md, with
-transfer.yaml and learning-curve figures): per proxy and distribution, success and return with 95 % intervals
-across seeds and episodes, differences paired by seed, and each fit's error against the truth.
+fine-tunes that seed's base under the distribution and the policy is evaluated on the proxy in process:
+- `none`: the nominal simulator; `uniform`: the parameter box;
+- a method: its fit; `oracle`: the proxy's hidden truth;
+- `adr`: automatic domain randomization, grown during the fine-tune; `active`: active domain randomization, its
+  particles moving during the fine-tune;
+- `memory`: a memory policy, whose network also sees its episode's last (joint state, action) pairs, under the
+  parameter box ("DR as meta-learning", adapting online without target data), from its own base per seed trained
+  with the same memory.
+Budgets are the demo's (config/pipeline/demo.yaml, full or quick). Every fit and every fine-tune-and-evaluate is a
+task of the cluster; a failed one is reported with its error and the rest of the grid completes. The report
+(transfer.md, with transfer.yaml and learning-curve figures): per proxy and distribution, success and return with
+95 % intervals across seeds and episodes, differences paired by seed, and each fit's error against the truth.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from sim2real_core.policy.tasks import task_defaults
 
 FITTED = ("dropo", "edropo", "sysid")
 DISTRIBUTIONS = ("none", "uniform", *FITTED, "oracle")  # the default grid
-UNFITTED = ("none", "uniform", "adr", "memory")  # rows trained without target data
+UNFITTED = ("none", "uniform", "adr", "active", "memory")  # rows trained without target data
 MEMORY_ROW = "memory"  # the memory policy's row: uniform DR, the task's memory_history pairs of memory
 
 

@@ -188,7 +188,8 @@ def load_checkpoint(path: str | os.PathLike) -> TrainResult:
 
 
 def train_ppo(envs: gym.vector.VectorEnv | Callable[[], gym.Env], steps: int, config: PPOConfig = PPOConfig(),
-              progress: bool = True, description: str = "ppo", start: TrainResult | None = None) -> TrainResult:
+              progress: bool = True, description: str = "ppo", start: TrainResult | None = None,
+              on_update: Callable[[TrainResult], None] | None = None) -> TrainResult:
     """Train a Gaussian policy with PPO on a vector environment.
 
     Actions are sampled unbounded and clipped to [-1, 1] before reaching the environments, whose action
@@ -204,6 +205,7 @@ def train_ppo(envs: gym.vector.VectorEnv | Callable[[], gym.Env], steps: int, co
         progress: show a tqdm progress bar.
         start: warm start: continue from this result's model and normalisation statistics (a fresh optimiser;
             its network sizes win over config.hidden). The new curve continues its step count.
+        on_update: called with the result so far after every update (e.g. active DR moving its particles).
     """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -217,14 +219,14 @@ def train_ppo(envs: gym.vector.VectorEnv | Callable[[], gym.Env], steps: int, co
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small networks: intra-op threads only add contention with the simulators
     try:
-        return _train(envs, steps, config, rng, progress, description, start)
+        return _train(envs, steps, config, rng, progress, description, start, on_update)
     finally:
         torch.set_num_threads(threads)
         if owned:
             envs.close()
 
 
-def _train(envs, steps, config: PPOConfig, rng, progress, description, start) -> TrainResult:
+def _train(envs, steps, config: PPOConfig, rng, progress, description, start, on_update) -> TrainResult:
     space = envs.single_action_space
     if not (isinstance(space, gym.spaces.Box) and np.all(space.low == -1) and np.all(space.high == 1)):
         raise ValueError(f"PPO needs a Box(-1, 1) action space, got {space}")
@@ -295,6 +297,8 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description, start) ->
         with torch.no_grad():
             last_value = model.value(torch.as_tensor(normalise(raw_obs), dtype=torch.float32)).numpy()
         _update(model, optimizer, config, rng, buf_obs, buf_act, buf_logp, buf_rew, buf_val, buf_done, last_value)
+        if on_update is not None:
+            on_update(result)
     bar.close()
     return result
 

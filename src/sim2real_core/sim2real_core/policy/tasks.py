@@ -160,7 +160,7 @@ class TaskSetup:
     features: EndEffectorFeatures | None = None  # appended to the observation before the network
     # N environments batched on one simulator, actions through an action map: make_vector(N, action_map, nthread)
     make_vector: Callable[[int, "VectorActionMap", int], gym.vector.VectorEnv] | None = None
-    curriculum: AutomaticDomainRandomization | None = None  # the ranges training grows (distribution `adr`)
+    curriculum: Any = None  # distribution `adr` or `active`: what the batched training environments draw from
     history: int = 0  # (state, action) pairs of memory the policy sees (0: a memoryless policy)
 
     def vector(self, num_envs: int, batched: bool = True, nthread: int = 0) -> gym.vector.VectorEnv:
@@ -225,7 +225,7 @@ def wrap(env: gym.Env, head: ActionHead, safety: SafetyLimits | None = None, per
 
 
 TRAIN_CONFIG = ("policy", "train.yaml")
-DISTRIBUTION_KEYWORDS = ("none", "uniform", "oracle", "adr")
+DISTRIBUTION_KEYWORDS = ("none", "uniform", "oracle", "adr", "active")
 
 
 class ActionHeadEntry(OptionModel):
@@ -313,7 +313,9 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None,
         name: ``pendulum`` (gymnasium, no randomization), ``reach`` or ``push`` (FR3, sim2real.sim.tasks).
         distribution: ``none`` | ``uniform`` | ``oracle`` | path of a distribution YAML | ``adr``: automatic
             domain randomization (randomization.adr) of the task's space, whose ranges the batched training
-            environments grow from nominal by episode success (the single environment stays nominal).
+            environments grow from nominal by episode success (the single environment stays nominal) |
+            ``active``: active domain randomization (randomization.active_training), whose particles the batched
+            environments draw from and which move with the policy as it trains.
         reality: run the FR3 task on this reality-proxy profile instead (evaluation; distribution ``none``).
         history: (state, action) pairs of memory the policy sees (policy_file.ObservationHistory; 0: none), for
             a policy that adapts online to the dynamics it meets ("DR as meta-learning").
@@ -337,11 +339,13 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None,
     robot, space_name, extra = env.sim.robot, env.config.parameter_space, list(env.EXTRA_INPUTS)
     probe.close()
     curriculum = None
-    if distribution == "adr":  # automatic domain randomization: ranges that training grows from nominal
+    if distribution in ("adr", "active"):  # ranges that training grows from nominal; particles that follow the policy
+        from ..randomization.active_training import ActiveCurriculum
         from ..sim.parameters import load_parameter_space
 
-        dist, provenance = None, {"distribution": "adr", "parameter_space": space_name}
-        curriculum = AutomaticDomainRandomization(load_parameter_space(space_name))
+        dist, provenance = None, {"distribution": distribution, "parameter_space": space_name}
+        space = load_parameter_space(space_name)
+        curriculum = AutomaticDomainRandomization(space) if distribution == "adr" else ActiveCurriculum(name, space)
     else:
         dist, provenance = resolve_distribution(distribution, space_name)
     if reality is not None:

@@ -13,7 +13,7 @@ from .ppo import PPOConfig, TrainResult, load_checkpoint, save_checkpoint, train
 from .tasks import TaskSetup
 
 CHECKPOINT = "checkpoint.safetensors"  # beside every trained policy: what `start=` warm-starts from
-ADR_DISTRIBUTION = "adr_distribution.yaml"  # beside a policy trained under automatic domain randomization
+CURRICULUM_DISTRIBUTION = "curriculum_distribution.yaml"  # beside a policy trained under ADR or active DR
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,23 @@ def train_policy(task: TaskSetup, steps: int, out: str | os.PathLike, config: PP
         warm = load_checkpoint(folder / CHECKPOINT if start.is_dir() else start)
     began = time.perf_counter()
     envs = task.vector(config.num_envs, nthread=threads)
+    on_update = None
+    if hasattr(task.curriculum, "after_update"):  # active DR: its particles follow the policy as it trains
+
+        def on_update(result: TrainResult) -> None:
+            spec = task.spec(result.obs_mean, result.obs_std, config.obs_clip, result.model.hidden, {})
+            task.curriculum.after_update(Policy(spec, result.model.actor_weights()))
     try:
-        result = train_ppo(envs, steps, config, progress=progress, description=f"train {task.name}", start=warm)
+        result = train_ppo(envs, steps, config, progress=progress, description=f"train {task.name}", start=warm,
+                           on_update=on_update)
     finally:
         envs.close()
     seconds = time.perf_counter() - began
-    if task.curriculum is not None:  # automatic domain randomization: the ranges it grew, as a distribution file
-        task.curriculum.distribution().save(Path(out) / ADR_DISTRIBUTION)
+    if task.curriculum is not None:  # ADR's grown ranges, or where active DR's particles ended, as a distribution
+        task.curriculum.distribution().save(Path(out) / CURRICULUM_DISTRIBUTION)
     training = {"algorithm": "ppo", "steps": result.steps, "seed": config.seed,
-                **({"adr": task.curriculum.summary()} if task.curriculum is not None else {}),
+                **({task.provenance["distribution"]: task.curriculum.summary()} if task.curriculum is not None
+                   else {}),
                 **({"warm_start": str(start), "warm_start_steps": warm.steps} if warm is not None else {}),
                 "ppo": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
                 "final_mean_return": result.curve[-1][1] if result.curve else None}

@@ -20,7 +20,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
-from ..randomization.adr import AutomaticDomainRandomization
 from ..robot import load_robot
 from .batch import BatchSimulator
 from .distributions import Distribution
@@ -46,8 +45,9 @@ class FR3VectorEnv(gym.vector.VectorEnv):
     Args:
       num_envs: number of environments.
       distribution: parameters drawn per environment at every reset; None: nominal.
-      curriculum: instead of a distribution, automatic domain randomization (randomization.adr): it draws each
-        episode's parameters and is told whether the episode succeeded.
+      curriculum: instead of a distribution, automatic or active domain randomization (randomization.adr,
+        randomization.active_training): it draws each episode's parameters (`start(ids, rng)`) and is told whether
+        the episode succeeded (`finish(ids, success)`).
       control_period: seconds per step [s]; default: the robot's.
       episode_steps: control periods per episode; default: the task file's.
       seed: seed of the first reset (later resets continue the stream unless given a seed).
@@ -62,7 +62,7 @@ class FR3VectorEnv(gym.vector.VectorEnv):
     def __init__(self, num_envs: int, distribution: Distribution | None = None, control_period: float | None = None,
                  episode_steps: int | None = None, seed: int | None = None, task: str | os.PathLike | None = None,
                  action_map: ActionMap | None = None, nthread: int = 0,
-                 curriculum: AutomaticDomainRandomization | None = None):
+                 curriculum: Any = None):
         if distribution is not None and curriculum is not None:
             raise ValueError("give a distribution or a curriculum, not both")
         self.config = load_task(task or self.SINGLE.TASK)

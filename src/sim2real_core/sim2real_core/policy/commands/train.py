@@ -19,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="task in config/policy/train.yaml: reach, push, pendulum")
     parser.add_argument("--distribution", default="none",
                         help="per-episode randomization: none | uniform | oracle | FILE.yaml | adr (automatic domain "
-                             "randomization: ranges grown from nominal while episodes at their edges succeed; the "
-                             "final ranges are written to adr_distribution.yaml) (default none)")
+                             "randomization: ranges grown from nominal while episodes at their edges succeed) | "
+                             "active (active domain randomization: particles that move to where the policy's "
+                             "experience differs from the nominal simulator's); both write where they ended to "
+                             "curriculum_distribution.yaml (default none)")
     parser.add_argument("--steps", type=int, required=True, help="environment steps to train for")
     parser.add_argument("--out", required=True, help="output folder (policy.yaml, policy.safetensors, curve.png)")
     parser.add_argument("--init", metavar="DIR",

@@ -1,0 +1,80 @@
+"""Active domain randomization in training: the batched environments draw each episode from the particles of
+`ActiveDomainRandomization`, and every few PPO updates the particles move, from the policy as trained so far.
+
+The discriminator's transitions are the policy's joint-state transitions (s, s') in closed loop in simulation
+(`simopt_loop.simulated_rollouts`: one BatchSimulator, the policy, its action head and the safety layer), from the
+same few start states of the task for every particle and for the reference (nominal) simulator. No target data.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..policy.policy_file import Policy
+from ..sim.distributions import Distribution
+from ..sim.parameters import ParameterSpace
+from .active import ActiveDomainRandomization, ActiveDRConfig
+from .simopt_loop import simulated_rollouts
+
+
+class ActiveCurriculum:
+    """Active DR as the training environments' source of parameters (the `curriculum` interface of ADR).
+
+    Args:
+      task_name: the FR3 task (its start states and inputs, its action head and safety layer).
+      space: the task's parameter space.
+      config: particles and step sizes.
+      every: PPO updates between particle updates.
+      episodes, horizon: start states and control periods of each rollout.
+    """
+
+    def __init__(self, task_name: str, space: ParameterSpace, config: ActiveDRConfig = ActiveDRConfig(),
+                 every: int = 5, episodes: int = 2, horizon: int = 50):
+        if every < 1 or episodes < 1 or horizon < 2:
+            raise ValueError(f"active DR needs every >= 1, episodes >= 1 and horizon >= 2, got {every}, {episodes}, "
+                             f"{horizon}")
+        self.task_name, self.space, self.every, self.episodes, self.horizon = task_name, space, every, episodes, horizon
+        self.active = ActiveDomainRandomization(space, self._rollout, config)
+        self.policy: Policy | None = None
+        self.updates = 0
+        self._starts: np.ndarray | None = None
+
+    def start(self, ids: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Parameter vectors (len(ids), dim) for episodes starting in environments `ids`, drawn from the particles
+        (with the particles' own generator)."""
+        return self.active.sample(len(np.asarray(ids)))
+
+    def finish(self, ids: np.ndarray, performance: np.ndarray) -> None:
+        """Episodes ended (active DR does not use their outcome)."""
+
+    def after_update(self, policy: Policy) -> None:
+        """A PPO update ended with this policy: every `every` updates, the particles move."""
+        self.updates += 1
+        if self.updates % self.every:
+            return
+        self.policy = policy
+        if self._starts is None:
+            from ..policy.tasks import make_task
+
+            env = make_task(self.task_name, "none").make_env()
+            try:
+                self._starts = np.array([env.reset(seed=k)[0] for k in range(self.episodes)])
+            finally:
+                env.close()
+        self.active.update()
+
+    def _rollout(self, parameters: np.ndarray) -> np.ndarray:
+        states = simulated_rollouts(self.policy, self.task_name, parameters, self._starts, self.horizon)
+        transitions = np.concatenate([states[:, :, :-1], states[:, :, 1:]], axis=3)
+        return transitions.reshape(len(parameters), -1, transitions.shape[-1])
+
+    def distribution(self) -> Distribution:
+        """Where training sampled last: a gaussian at the particles' mean with their spread (each std at least 1 %
+        of its bound width)."""
+        values = self.active.parameters(self.active.particles)
+        std = np.maximum(values.std(axis=0), 0.01 * (self.space.high - self.space.low))
+        return Distribution.gaussian(self.space, values.mean(axis=0), std=std, method="active")
+
+    def summary(self) -> dict:
+        """What training records: the settings, the particle updates and their last rewards."""
+        return {"config": dict(vars(self.active.config)), "every": self.every, "particle_updates":
+                len(self.active.history), "last": self.active.history[-1] if self.active.history else None}
