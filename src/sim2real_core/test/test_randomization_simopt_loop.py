@@ -6,14 +6,9 @@ import pytest
 from sim2real_core.policy.policy_file import load_policy
 from sim2real_core.policy.tasks import make_task
 from sim2real_core.policy.training import train_policy
+from sim2real_core.randomization.rollouts import closed_loop_rollouts
 from sim2real_core.randomization.simopt import trajectory_discrepancy
-from sim2real_core.randomization.simopt_loop import (
-    SimOptLoopConfig,
-    run_simopt,
-    simulated_rollouts,
-    target_rollouts,
-    task_space,
-)
+from sim2real_core.randomization.simopt_loop import SimOptLoopConfig, rollout_setup, run_simopt, target_rollouts
 from sim2real_core.sim.distributions import Distribution, load_distribution
 from sim2real_core.sim.reality import load_reality
 
@@ -32,7 +27,8 @@ def test_simulated_rollouts_match_the_target_better_at_its_truth_than_far_from_i
     policy = load_policy(base)
     observed, starts = target_rollouts(policy, "reach", PROXY, episodes=3, horizon=30, seed=5)
     assert observed.shape == (3, 31, 17) and np.allclose(starts, observed[:, 0])
-    space, _ = task_space("reach")
+    setup = rollout_setup("reach")
+    space = setup.space
     reality = load_reality(PROXY)
     truth = space.vector({k: v for k, v in reality.space.as_dict(reality.truth).items() if k in space.names},
                          fill_nominal=True)
@@ -42,7 +38,7 @@ def test_simulated_rollouts_match_the_target_better_at_its_truth_than_far_from_i
             far[space.index(name)] = space[name].high
         elif name.endswith("_damping"):
             far[space.index(name)] = space[name].high
-    simulated = simulated_rollouts(policy, "reach", np.stack([truth, far]), starts, 30)
+    simulated = closed_loop_rollouts(policy, setup, np.stack([truth, far]), starts, 30)
     assert simulated.shape == (2, 3, 30, 14)
     target = observed[:, 1:, :14]
     scale = target.reshape(-1, 14).std(axis=0) + 1e-3
@@ -51,7 +47,7 @@ def test_simulated_rollouts_match_the_target_better_at_its_truth_than_far_from_i
 
 
 def test_the_loop_updates_counts_target_episodes_and_trains_the_final_policy(base, tmp_path):
-    space, _ = task_space("reach")
+    space = rollout_setup("reach").space
     config = SimOptLoopConfig(iterations=2, target_episodes=2, horizon=12, steps=1024)
     result = run_simopt("reach", PROXY, Distribution.uniform(space), base, tmp_path, config, progress=lambda _: None)
     assert result["target_episodes"] == 4 and len(result["history"]) == 2

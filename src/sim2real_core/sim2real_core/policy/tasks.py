@@ -337,15 +337,20 @@ def make_task(name: str, distribution: str = "none", reality: str | None = None,
     probe = gym.make(env_id)
     env = probe.unwrapped
     robot, space_name, extra = env.sim.robot, env.config.parameter_space, list(env.EXTRA_INPUTS)
+    keyframe = env.config.keyframe
     probe.close()
     curriculum = None
     if distribution in ("adr", "active"):  # ranges that training grows from nominal; particles that follow the policy
         from ..randomization.active_training import ActiveCurriculum
+        from ..randomization.rollouts import RolloutSetup
         from ..sim.parameters import load_parameter_space
 
         dist, provenance = None, {"distribution": distribution, "parameter_space": space_name}
         space = load_parameter_space(space_name)
-        curriculum = AutomaticDomainRandomization(space) if distribution == "adr" else ActiveCurriculum(name, space)
+        setup = RolloutSetup(space, keyframe, tuple(robot.joint_names), robot.control_period,
+                             load_safety_limits(robot.name))
+        curriculum = (AutomaticDomainRandomization(space) if distribution == "adr"
+                      else ActiveCurriculum(setup, lambda: gym.make(env_id)))
     else:
         dist, provenance = resolve_distribution(distribution, space_name)
     if reality is not None:

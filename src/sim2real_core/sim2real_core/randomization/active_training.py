@@ -2,38 +2,41 @@
 `ActiveDomainRandomization`, and every few PPO updates the particles move, from the policy as trained so far.
 
 The discriminator's transitions are the policy's joint-state transitions (s, s') in closed loop in simulation
-(`simopt_loop.simulated_rollouts`: one BatchSimulator, the policy, its action head and the safety layer), from the
+(`rollouts.closed_loop_rollouts`: one BatchSimulator, the policy, its action head and the safety layer), from the
 same few start states of the task for every particle and for the reference (nominal) simulator. No target data.
 """
 from __future__ import annotations
 
+from typing import Callable
+
+import gymnasium as gym
 import numpy as np
 
 from ..policy.policy_file import Policy
 from ..sim.distributions import Distribution
-from ..sim.parameters import ParameterSpace
 from .active import ActiveDomainRandomization, ActiveDRConfig
-from .simopt_loop import simulated_rollouts
+from .rollouts import RolloutSetup, closed_loop_rollouts
 
 
 class ActiveCurriculum:
     """Active DR as the training environments' source of parameters (the `curriculum` interface of ADR).
 
     Args:
-      task_name: the FR3 task (its start states and inputs, its action head and safety layer).
-      space: the task's parameter space.
+      setup: the task's rollout setup (parameter space, keyframe, joints, period, safety limits).
+      make_env: creates the task's environment (its resets give the rollouts' start states and inputs).
       config: particles and step sizes.
       every: PPO updates between particle updates.
       episodes, horizon: start states and control periods of each rollout.
     """
 
-    def __init__(self, task_name: str, space: ParameterSpace, config: ActiveDRConfig = ActiveDRConfig(),
+    def __init__(self, setup: RolloutSetup, make_env: Callable[[], gym.Env], config: ActiveDRConfig = ActiveDRConfig(),
                  every: int = 5, episodes: int = 2, horizon: int = 50):
         if every < 1 or episodes < 1 or horizon < 2:
             raise ValueError(f"active DR needs every >= 1, episodes >= 1 and horizon >= 2, got {every}, {episodes}, "
                              f"{horizon}")
-        self.task_name, self.space, self.every, self.episodes, self.horizon = task_name, space, every, episodes, horizon
-        self.active = ActiveDomainRandomization(space, self._rollout, config)
+        self.setup, self.make_env, self.space = setup, make_env, setup.space
+        self.every, self.episodes, self.horizon = every, episodes, horizon
+        self.active = ActiveDomainRandomization(self.space, self._rollout, config)
         self.policy: Policy | None = None
         self.updates = 0
         self._starts: np.ndarray | None = None
@@ -53,9 +56,7 @@ class ActiveCurriculum:
             return
         self.policy = policy
         if self._starts is None:
-            from ..policy.tasks import make_task
-
-            env = make_task(self.task_name, "none").make_env()
+            env = self.make_env()
             try:
                 self._starts = np.array([env.reset(seed=k)[0] for k in range(self.episodes)])
             finally:
@@ -63,7 +64,7 @@ class ActiveCurriculum:
         self.active.update()
 
     def _rollout(self, parameters: np.ndarray) -> np.ndarray:
-        states = simulated_rollouts(self.policy, self.task_name, parameters, self._starts, self.horizon)
+        states = closed_loop_rollouts(self.policy, self.setup, parameters, self._starts, self.horizon)
         transitions = np.concatenate([states[:, :, :-1], states[:, :, 1:]], axis=3)
         return transitions.reshape(len(parameters), -1, transitions.shape[-1])
 

@@ -3,8 +3,8 @@ target, update the distribution toward the target's trajectories, repeat within 
 
 Each iteration fine-tunes the policy under the current distribution (PPO, from the previous iteration's policy),
 runs it for `target_episodes` episodes on the reality proxy (the target: only its measured joint states are
-used), then makes one `simopt_step`: parameter samples roll the same policy out in simulation (one BatchSimulator,
-the policy, its action head and the safety layer in closed loop) from each target episode's first measured state
+used), then makes one `simopt_step`: parameter samples roll the same policy out in simulation in closed loop
+(rollouts.closed_loop_rollouts) from each target episode's first measured state
 with the same task inputs, and the trajectory discrepancy of the first `horizon` periods reweights them. A last
 fine-tune under the final distribution gives the SimOpt policy. Every target episode is counted.
 """
@@ -19,12 +19,10 @@ import numpy as np
 
 from ..policy.policy_file import Policy, load_policy
 from ..policy.ppo import PPOConfig
-from ..policy.safety import VectorSafetyLayer
 from ..policy.tasks import make_task, ppo_defaults, wrap
 from ..policy.training import train_policy
-from ..sim.batch import BatchSimulator
 from ..sim.distributions import Distribution
-from ..sim.parameters import ParameterSpace
+from .rollouts import RolloutSetup, closed_loop_rollouts
 from .simopt import SimOptConfig, simopt_step
 
 
@@ -54,13 +52,15 @@ class SimOptLoopConfig:
                 raise ValueError(f"SimOpt {name} must be >= 1, got {getattr(self, name)}")
 
 
-def task_space(task_name: str) -> tuple[ParameterSpace, str]:
-    """The parameter space and start keyframe of an FR3 task (what its distributions are over)."""
-    env = make_task(task_name, "none").make_env()
+def rollout_setup(task_name: str) -> RolloutSetup:
+    """What closed-loop rollouts of an FR3 task need: its parameter space, keyframe, joints, period and limits."""
+    task = make_task(task_name, "none")
+    env = task.make_env()
     try:
-        return env.unwrapped.sim.space, env.unwrapped.config.keyframe
+        space, keyframe = env.unwrapped.sim.space, env.unwrapped.config.keyframe
     finally:
         env.close()
+    return RolloutSetup(space, keyframe, tuple(task.joint_names), task.control_period, task.safety)
 
 
 def target_rollouts(policy: Policy, task_name: str, reality: str, episodes: int, horizon: int,
@@ -87,42 +87,12 @@ def target_rollouts(policy: Policy, task_name: str, reality: str, episodes: int,
     return np.array(rows), np.array([r[0] for r in rows])
 
 
-def simulated_rollouts(policy: Policy, task_name: str, parameters: np.ndarray, starts: np.ndarray,
-                       horizon: int) -> np.ndarray:
-    """The policy in simulation under each parameter vector (K, dim), from each target episode's first
-    observation (E, obs_size: measured joint state, then the task inputs): (K, E, horizon, 2 x joints) joint
-    states, noise-free."""
-    task = make_task(task_name, "none")
-    space, keyframe = task_space(task_name)
-    k, episodes, n = len(parameters), len(starts), len(task.joint_names)
-    sims = BatchSimulator("fr3", space, k * episodes, control_period=task.control_period, joints=task.joint_names)
-    sims.set_parameters(np.repeat(parameters, episodes, axis=0))
-    sims.reset(keyframe)
-    starts = np.tile(starts, (k, 1))
-    sims.set_observation_state(starts[:, :2 * n])
-    sims.forward()
-    inputs = starts[:, 2 * n:]
-    safety = VectorSafetyLayer(task.safety, task.control_period, k * episodes)
-    depth = int(space.high[space.index("action_delay")]) + 1 if "action_delay" in space.names else 1
-    past = np.zeros((k * episodes, depth, n))
-    policy.reset(rows=k * episodes)
-    obs = sims.observation(noise=False)
-    out = np.empty((k * episodes, horizon, 2 * n))
-    for t in range(horizon):
-        q, dq = obs[:, :n], obs[:, n:]
-        torque, _ = safety.filter(policy.spec.action.torque(policy.act(np.concatenate([obs, inputs], axis=1)), q, dq),
-                                  q, dq)
-        obs = sims.step(torque, past_actions=past, noise=False)
-        past = np.concatenate([torque[:, None], past[:, :-1]], axis=1)
-        out[:, t] = obs
-    return out.reshape(k, episodes, horizon, 2 * n)
-
-
 def run_simopt(task_name: str, reality: str, prior: Distribution, start: str | os.PathLike, out: str | os.PathLike,
                config: SimOptLoopConfig = SimOptLoopConfig(), progress=print) -> dict:
     """Run the loop from the policy folder `start` under `prior`; write each iteration's distribution and policy,
     simopt.yaml (the final distribution) and the final policy to `out`. Returns the history."""
     out = Path(out)
+    setup = rollout_setup(task_name)
     ppo = PPOConfig(**{**ppo_defaults(task_name), "seed": config.seed})
     dist, policy_dir, history, used = prior, Path(start), [], 0
     began = time.perf_counter()
@@ -139,7 +109,7 @@ def run_simopt(task_name: str, reality: str, prior: Distribution, start: str | o
         scale = target.reshape(-1, 2 * n).std(axis=0) + 1e-3
 
         def rollout(parameters: np.ndarray) -> np.ndarray:
-            return simulated_rollouts(load_policy(policy_dir), task_name, parameters, starts, config.horizon)
+            return closed_loop_rollouts(load_policy(policy_dir), setup, parameters, starts, config.horizon)
 
         dist, info = simopt_step(dist, rollout, target, scale, replace(config.update, seed=config.seed), iteration)
         history.append({"iteration": iteration, **info, "target_episodes_so_far": used})

@@ -7,7 +7,7 @@ from ...config import save_yaml
 from ...sim.distributions import Distribution, load_distribution
 from ...sim.reality import DEFAULT_REALITY
 from ..simopt import SimOptConfig
-from ..simopt_loop import SimOptLoopConfig, run_simopt, task_space
+from ..simopt_loop import SimOptLoopConfig, rollout_setup, run_simopt
 
 HELP = ("SimOpt: fine-tune under a distribution, run the policy on a reality proxy, move the distribution toward the "
         "proxy's trajectories; repeat, counting the target episodes")
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the loop; print where the distribution, the policy and the history went."""
-    space, _ = task_space(args.task)
+    space = rollout_setup(args.task).space
     prior = load_distribution(args.prior).embed(space) if args.prior else Distribution.uniform(space)
     config = SimOptLoopConfig(iterations=args.iterations, target_episodes=args.target_episodes, horizon=args.horizon,
                               steps=args.steps, update=SimOptConfig(samples=args.samples), seed=args.seed)
