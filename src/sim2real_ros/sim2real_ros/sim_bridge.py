@@ -4,9 +4,10 @@ Publishes /franka/joint_states (sensor_msgs/JointState: fr3_joint1..7 position, 
 period, /clock, /puck/pose (task push), /diagnostics, and episode boundaries on /sim2real/episode at every
 reset; with camera_rate > 0, the fixed workspace camera's images on /camera/image_raw (sensor_msgs/Image rgb8)
 and their intrinsics on /camera/camera_info, rendered offscreen (sim2real_core.sim.camera) in a process of their
-own, so the physics keeps its pace (a state is snapshotted each camera period; while one still renders the next
-is skipped and counted). The reality profile renders its hidden appearance; the sim profile the model's,
-or with visual_randomization a new one from the appearance space's box at every reset.
+own, so the physics keeps its pace: each camera period the image rendered since the last is published and the
+current state is handed over (while one still renders, the next is skipped and counted). The reality profile
+renders its hidden appearance; the sim profile the model's, or with visual_randomization a new one from the
+appearance space's box at every reset.
 Subscribes /effort_controller/commands (std_msgs/Float64MultiArray, 7 torques without gravity).
 Services: ~/reset_world (Trigger), ~/set_pause (SetBool), ~/step_simulation (Trigger).
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-import threading
 import time
 
 import mujoco
@@ -120,9 +120,10 @@ def _render_worker(connection, model, space, width: int, height: int) -> None:
 class CameraStream:
     """Renders snapshots of the bridge in a process of its own and publishes each image with its intrinsics.
 
-    Rendering (software OpenGL on the CPU) never holds the bridge's GIL, so the physics timer keeps its pace; a
-    thread of the bridge receives the images and publishes them. start() raises RuntimeError with the reason when
-    the camera cannot render.
+    Rendering (software OpenGL on the CPU) never holds the bridge's GIL, so the physics timer keeps its pace. Every
+    camera period the bridge's executor publishes the image rendered since the last period and hands the renderer
+    the current state: no thread of the bridge besides the executor publishes. start() raises RuntimeError with the
+    reason when the camera cannot render.
     """
 
     def __init__(self, node: Node, width: int, height: int, frame_id: str):
@@ -130,8 +131,8 @@ class CameraStream:
         self.image_pub = node.create_publisher(Image, contract.CAMERA_IMAGE, contract.STATE_STREAM_QOS)
         self.info_pub = node.create_publisher(CameraInfo, contract.CAMERA_INFO, contract.STATE_STREAM_QOS)
         self.rendered = self.skipped = 0
-        self._idle = threading.Event()  # no snapshot is being rendered
-        self._connection = self._process = self._receiver = None
+        self._busy = False  # a snapshot is being rendered
+        self._connection = self._process = None
 
     def start(self, model, space) -> None:
         """Start the camera's process for `model` with appearance `space`; wait until it renders."""
@@ -146,17 +147,22 @@ class CameraStream:
         if failure:
             self.stop()
             raise RuntimeError(f"the workspace camera did not start: {failure}")
-        self._idle.set()
-        self._receiver = threading.Thread(target=self._publish_images, name="camera images", daemon=True)
-        self._receiver.start()
 
-    def offer(self, stamp_ns: int, qpos: np.ndarray, appearance: np.ndarray) -> None:
-        """A state to render; skipped (and counted) while the previous one is still rendering."""
-        if not self._idle.is_set():
+    def tick(self, stamp_ns: int, qpos: np.ndarray, appearance: np.ndarray) -> None:
+        """One camera period: publish the image rendered since the last one, then hand the renderer this state
+        (skipped, and counted, while the previous one is still rendering)."""
+        if self._busy and self._connection.poll():
+            rendered_ns, image, intrinsics = self._connection.recv()
+            stamp = nanoseconds_to_stamp(rendered_ns)
+            self.image_pub.publish(image_msg(stamp, self.frame_id, image))
+            self.info_pub.publish(camera_info_msg(stamp, self.frame_id, self.width, self.height, intrinsics))
+            self.rendered += 1
+            self._busy = False
+        if self._busy:
             self.skipped += 1
             return
-        self._idle.clear()
         self._connection.send((stamp_ns, qpos, appearance))
+        self._busy = True
 
     def stop(self) -> None:
         """End the camera's process."""
@@ -171,18 +177,6 @@ class CameraStream:
             self._process.kill()
             self._process.join()
         self._connection.close()
-
-    def _publish_images(self) -> None:
-        try:
-            while True:
-                stamp_ns, image, intrinsics = self._connection.recv()
-                self._idle.set()
-                stamp = nanoseconds_to_stamp(stamp_ns)
-                self.image_pub.publish(image_msg(stamp, self.frame_id, image))
-                self.info_pub.publish(camera_info_msg(stamp, self.frame_id, self.width, self.height, intrinsics))
-                self.rendered += 1
-        except (EOFError, OSError):  # stopped
-            pass
 
 
 class SimBridgeNode(Node):
@@ -226,7 +220,7 @@ class SimBridgeNode(Node):
         if p["camera_rate"] > 0:
             self.camera = CameraStream(self, int(p["camera_width"]), int(p["camera_height"]), p["camera_frame_id"])
             self.camera.start(self.bridge.sim.model, self.bridge.appearance_space)
-            self.create_timer(1.0 / p["camera_rate"], self._offer_camera_view)
+            self.create_timer(1.0 / p["camera_rate"], self._camera_period)
         self.create_timer(diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(
             f"profile {config.profile}, task {config.task}, {config.clocking} at {1 / self.bridge.period:g} Hz"
@@ -343,9 +337,9 @@ class SimBridgeNode(Node):
             position, quaternion = self.bridge.puck_pose()
             self.puck_pub.publish(pose_stamped_msg(stamp, self.frame_id, position, quaternion))
 
-    def _offer_camera_view(self) -> None:
+    def _camera_period(self) -> None:
         _, qpos, appearance = self.bridge.camera_view()
-        self.camera.offer(self._stamp_ns(), qpos, appearance)
+        self.camera.tick(self._stamp_ns(), qpos, appearance)
 
     def destroy_node(self) -> None:
         if self.camera is not None:
