@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,11 +15,11 @@ from sim2real_core.sim.distributions import load_distribution
 @pytest.mark.slow
 def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, shutil.which("sim2real"), "demo", "--quick", "--progressive",
+    result = subprocess.run([sys.executable, shutil.which("sim2real"), "demo", "--quick", "--progressive", "--survey",
                              "--seeds", "2", "--out", str(out)],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    plan = load_plan(quick=True, progressive=True, seeds=2)
+    plan = load_plan(quick=True, progressive=True, survey=True, seeds=2)
     results = json.loads((out / "results.json").read_text())
     assert set(results["timings_s"]) == set(STAGES) == set(plan.stages)
 
@@ -39,16 +40,32 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
         assert ros["over_ros"] and ros["episodes"] == plan.stage("evaluate")["episodes"]
         assert int(ros["server"]["periods"]) > 0, f"{name}: the policy server published nothing"
 
-    # every policy was fine-tuned from its seed's base policy, for the same number of steps; every seed scored
+    # every policy was fine-tuned from its seed's base policy (the memory row from its own, with memory), for the
+    # same number of steps (SimOpt's spread over its iterations); every seed scored
     base_steps = results["base"]["steps"]
     assert [entry["path"] for entry in results["base"]["seeds"]] == [str(out / "policies" / "base" / "policy.yaml"),
                                                                      str(out / "policies" / "seed1" / "base" /
                                                                          "policy.yaml")]
+    assert results["memory_base"]["history"] > 0 and results["memory_base"]["steps"] == base_steps
     for name, entry in results["train"].items():
-        assert [seed["steps"] - base_steps for seed in entry["seeds"]] == [plan.stage("train")["steps"]] * 2
-        assert (out / "policies" / "seed1" / name / "policy.safetensors").exists()
+        assert [seed["steps"] - base_steps for seed in entry["seeds"]] == [plan.stage("train")["steps"]] * 2, name
+        seed1 = Path(entry["seeds"][1]["path"])
+        assert seed1.with_suffix(".safetensors").exists() and (out / "policies" / "seed1" / name) in seed1.parents
         seeds = results["deploy"][name]["in_process_seeds"]
         assert [len(seed["returns"]) for seed in seeds] == [plan.stage("evaluate")["episodes"]] * 2
+
+    # each row's target episodes per seed: the collected ones for a fit, SimOpt's counted ones, none without data
+    simopt = plan.stage("survey")["simopt"]
+    costs = {name: entry["target_episodes"] for name, entry in results["train"].items()}
+    assert costs == {"none": 0, "uniform": 0, "dropo": 3, "edropo": 3, "sysid": 3, "oracle": None, "adr": 0,
+                     "active": 0, "memory": 0, "simopt": simopt["iterations"] * simopt["target_episodes"]}
+    assert [seed["target_episodes"] for seed in results["train"]["simopt"]["seeds"]] == [costs["simopt"]] * 2
+    assert load_distribution(results["train"]["simopt"]["seeds"][1]["distribution"]).space.dim > 0
+
+    # the vision stage scored both locators on the model's look and the proxy's
+    vision = results["vision"]
+    assert len(vision["errors"]) == plan.stage("survey")["vision"]["seeds"] and not vision["failed"]
+    assert set(vision["errors"][0]) == {"model", plan.reality}
 
     # progressive transfer stayed within its target budget and scored each step
     adapt = results["adapt"]
@@ -56,7 +73,7 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
     assert len(adapt["stages"]) == 3
 
     report = (out / "report.md").read_text()
-    assert "## Progressive transfer" in report and "## Across seeds" in report
+    assert "## Progressive transfer" in report and "## Across seeds" in report and "## Vision" in report
     for name in plan.distributions:
         assert f"| {name} |" in report
     for figure in ("gap.png", "fitted_marginals.png", "learning_curves.png", "coverage.png", "combination_lock.png"):

@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progressive", action="store_true",
                         help="progressive transfer: also fine-tune the fitted-DR policy on the target (adapt stage) "
                              "and report each stage's target return")
+    parser.add_argument("--survey", action="store_true",
+                        help="also the survey's rows (ADR, active DR, a memory policy, SimOpt with its counted target "
+                             "episodes) and the vision stage (the workspace camera with and without visual "
+                             "randomization)")
     parser.add_argument("--robot-side", choices=ROBOT_SIDES, default=ROBOT_SIDES[0],
                         help="proxy: collect and deploy on the 100 Hz reality proxy (default); franka: on its "
                              "franka_ros2 emulation at 1 kHz, through the hardware stacks (collect_real, the command "
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from sim2real_core.cluster import cluster_from_arguments
 
     result = run_demo(args.out, quick=args.quick, reality=args.reality, start=args.start,
-                      progressive=args.progressive, robot_side=args.robot_side, seeds=args.seeds,
+                      progressive=args.progressive, survey=args.survey, robot_side=args.robot_side, seeds=args.seeds,
                       cluster=cluster_from_arguments(args))
     print(f"report: {result.results['report']}")
     return 0

@@ -16,7 +16,9 @@ Stages (each writes into the output folder, so a failed run leaves everything it
                 every seed's policy evaluated in process on the same proxy
   7. adapt    - only with --progressive: progressive transfer's last step, the fitted-DR policy fine-tuned on
                 the target itself for a budget of target episodes: policies/adapted/
-  8. report   - report.md with its PNG figures
+  8. vision   - only with --survey (which also adds the rows adr, active, memory and simopt to train and deploy):
+                the puck located from the workspace camera, with and without visual randomization: vision/
+  9. report   - report.md with its PNG figures
 
 ROS is reached only through processes (the stack runner, `sim2real eval --over-ros`), so the pipeline stays
 free of rclpy like the rest of the core.
@@ -34,10 +36,11 @@ from sim2real_core.cluster import Cluster
 
 
 def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = None, start: str = STAGES[0],
-             log: Callable[[str], None] = print, progressive: bool = False,
+             log: Callable[[str], None] = print, progressive: bool = False, survey: bool = False,
              robot_side: str = ROBOT_SIDES[0], seeds: int | None = None,
              cluster: Cluster | None = None) -> DemoRun:
     """Run the stages into `out` from `start` on (earlier stages' results are read from out/results.json);
+    `progressive` and `survey` add the plan's optional rows and stages;
     `seeds`: PPO seeds per row (default: the budget's); `cluster`: where the rows train and evaluate (default:
     a local Ray instance with all CPUs).
 
@@ -47,7 +50,7 @@ def run_demo(out: str | os.PathLike, quick: bool = False, reality: str | None = 
         raise ValueError(f"unknown stage {start!r}; stages: {', '.join(STAGES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plan = load_plan(quick, reality, progressive=progressive, robot_side=robot_side, seeds=seeds)
+    plan = load_plan(quick, reality, progressive=progressive, robot_side=robot_side, seeds=seeds, survey=survey)
     if start not in plan.stages:
         raise ValueError(f"stage {start!r} is not part of this plan (stages: {', '.join(plan.stages)})")
     with cluster or Cluster() as where:

@@ -14,8 +14,12 @@ from sim2real_core.cluster import Cluster
 from sim2real_core.config import ConfigError, OptionModel, config_path, load_config
 
 PLAN_FILE = ("pipeline", "demo.yaml")
-STAGES = ("pretrain", "collect", "dataset", "fit", "train", "deploy", "adapt", "report")
-OPTIONAL_STAGES = {"adapt": "progressive"}  # stage -> the budget entry that switches it on
+STAGES = ("pretrain", "collect", "dataset", "fit", "train", "deploy", "adapt", "vision", "report")
+OPTIONAL_STAGES = {"adapt": "progressive", "vision": "survey"}  # stage -> the budget entry that switches it on
+UNFITTED_ROWS = ("none", "uniform", "adr", "active", "memory", "oracle")  # rows trained without a fit
+MEMORY_ROW = "memory"  # a memory policy under the parameter box, from its own base policies with the same memory
+SIMOPT_ROW = "simopt"  # SimOpt's loop from the parameter box, on counted target episodes
+SURVEY_ROWS = ("adr", "active", MEMORY_ROW, SIMOPT_ROW)  # the guided and memory rows `--survey` may add
 ROBOT_SIDES = ("proxy", "franka")  # the reality proxy's 100 Hz sim bridge, or its franka_ros2 emulation at 1 kHz
 
 
@@ -44,6 +48,33 @@ class DemoPlan:
         return tuple(s for s in STAGES if s not in OPTIONAL_STAGES or OPTIONAL_STAGES[s] in self.budget)
 
 
+class SimOptBudget(OptionModel):
+    """The SimOpt row's loop: its PPO steps are the train stage's, split evenly over the iterations and the final
+    fine-tune."""
+
+    iterations: int = Field(ge=1, description="distribution updates")
+    target_episodes: int = Field(ge=1, description="target (proxy) episodes per update, per seed")
+    horizon: int = Field(ge=1, description="control periods of each target episode compared")
+    samples: int = Field(ge=2, description="parameter samples per update")
+
+
+class VisionBudget(OptionModel):
+    """The vision stage: studies.puck_vision on the plan's reality proxy."""
+
+    seeds: int = Field(ge=1)
+    images: int = Field(ge=1, description="training images per locator")
+    test_images: int = Field(ge=1, description="held-out images per look")
+    epochs: int = Field(ge=1)
+
+
+class SurveyBudget(OptionModel):
+    """`sim2real demo --survey`: the survey's rows beside the plan's, and the camera's vision stage."""
+
+    rows: tuple[Literal[SURVEY_ROWS], ...] = Field(min_length=1, description="rows added to the plan's")
+    simopt: SimOptBudget
+    vision: VisionBudget
+
+
 class DemoFile(OptionModel):
     """config/pipeline/demo.yaml `demo`: what the demo compares, and the stages' budgets per size."""
 
@@ -57,36 +88,45 @@ class DemoFile(OptionModel):
     distributions: tuple[str, ...] = Field(min_length=1, description="training distributions compared")
     budgets: dict[Literal["full", "quick"], dict[str, dict[str, Any]]]
     progressive: dict[Literal["full", "quick"], dict[str, Any]] = Field(default_factory=dict)
+    survey: dict[Literal["full", "quick"], SurveyBudget] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_distributions(self):
-        unknown = [d for d in self.distributions if d not in ("none", "uniform", "adr", "oracle", *self.methods)]
+        unknown = [d for d in self.distributions if d not in (*UNFITTED_ROWS, *self.methods)]
         if unknown:
-            raise ValueError(f"distributions {unknown} are neither none/uniform/adr/oracle nor a fit method")
+            raise ValueError(f"distributions {unknown} are neither one of {'/'.join(UNFITTED_ROWS)} nor a fit method")
         return self
 
 
 def load_plan(quick: bool = False, reality: str | None = None, path: str | os.PathLike | None = None,
-              progressive: bool = False, robot_side: str = ROBOT_SIDES[0], seeds: int | None = None) -> DemoPlan:
+              progressive: bool = False, robot_side: str = ROBOT_SIDES[0], seeds: int | None = None,
+              survey: bool = False) -> DemoPlan:
     """Read the demo plan; `reality` replaces the plan's reality profile (e.g. a hidden proxy); `progressive`
-    adds the plan's `progressive` budget (the adapt stage); `robot_side` is one of ROBOT_SIDES; `seeds`
-    replaces the budget's train.seeds (PPO seeds per row, default 1)."""
+    adds the plan's `progressive` budget (the adapt stage); `survey` its `survey` budget (the survey's rows and the
+    vision stage); `robot_side` is one of ROBOT_SIDES; `seeds` replaces the budget's train.seeds (PPO seeds per
+    row, default 1)."""
     if robot_side not in ROBOT_SIDES:
         raise ValueError(f"robot side must be one of {ROBOT_SIDES}, got {robot_side!r}")
     path = Path(path) if path else config_path(*PLAN_FILE)
     body = load_config(path, DemoFile, "demo")
     name = "quick" if quick else "full"
-    if name not in body.budgets or (progressive and name not in body.progressive):
-        raise ConfigError(f"{path}: demo.budgets{' and demo.progressive' if progressive else ''} need a {name!r} "
-                          "entry")
+    entries = {"budgets": body.budgets, "progressive": body.progressive if progressive else None,
+               "survey": body.survey if survey else None}
+    missing = [key for key, entry in entries.items() if entry is not None and name not in entry]
+    if missing:
+        raise ConfigError(f"{path}: {' and '.join(f'demo.{key}' for key in missing)} need a {name!r} entry")
     budget = dict(body.budgets[name])
+    distributions = body.distributions
     if progressive:
         budget["progressive"] = dict(body.progressive[name])
+    if survey:
+        budget["survey"] = body.survey[name].model_dump()
+        distributions += tuple(row for row in body.survey[name].rows if row not in distributions)
     seeds = int(dict(budget.get("train") or {}).get("seeds", 1) if seeds is None else seeds)
     if seeds < 1:
         raise ConfigError(f"the demo needs at least one seed per row, got {seeds}")
     return DemoPlan(task=body.task, reality=reality or body.reality, fit_space=body.fit_space,
-                    fit_parameters=_fit_parameters(body), methods=body.methods, distributions=body.distributions,
+                    fit_parameters=_fit_parameters(body), methods=body.methods, distributions=distributions,
                     budget_name=name, budget=budget, robot_side=robot_side, seeds=seeds)
 
 
@@ -126,6 +166,7 @@ class DemoRun:
         path = self.out / "results.json"
         path.write_text(json.dumps({"plan": {"task": self.plan.task, "reality": self.plan.reality,
                                              "budget": self.plan.budget_name, "fit_space": self.plan.fit_space,
-                                             "robot_side": self.plan.robot_side, "seeds": self.plan.seeds},
+                                             "robot_side": self.plan.robot_side, "seeds": self.plan.seeds,
+                                             "stages": list(self.plan.stages)},
                                     "timings_s": self.timings, **self.results}, indent=2, default=str))
         return path

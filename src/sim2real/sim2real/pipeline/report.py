@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from sim2real.pipeline.plan import DemoRun
+from sim2real.pipeline.plan import MEMORY_ROW, SIMOPT_ROW, DemoRun
 from sim2real_core.figures import plt, save_figure
 from sim2real_core.fit.report import mass_conventions
 from sim2real_core.policy.seed_statistics import seed_difference, seed_estimate
@@ -27,15 +27,24 @@ def interval_text(pair) -> str:
 def gap_table(run: DemoRun) -> str:
     """Markdown: success and final distance on the reality proxy per training distribution (over ROS), with the
     in-process success and return on the same proxy; 95 % intervals."""
-    lines = ["| training distribution | success over ROS | 95% CI | final distance [m] | success in process | 95% CI "
-             "| mean return in process | 95% CI |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| training distribution | target episodes | success over ROS | 95% CI | final distance [m] "
+             "| success in process | 95% CI | mean return in process | 95% CI |", "|---" * 9 + "|"]
     for name, result in run.results.get("deploy", {}).items():
         ros, local = result["over_ros"], result["in_process"]
         distance = np.mean(ros["final_distances"]) if ros.get("final_distances") else float("nan")
-        lines.append(f"| {name} | {ros['success_rate']:.2f} | {interval_text(ros.get('success_ci'))} | {distance:.3f} "
+        lines.append(f"| {name} | {target_cost(run, name)} | {ros['success_rate']:.2f} "
+                     f"| {interval_text(ros.get('success_ci'))} | {distance:.3f} "
                      f"| {local['success_rate']:.2f} | {interval_text(local.get('success_ci'))} "
                      f"| {local['mean_return']:.1f} | {interval_text(local.get('return_ci'))} |")
     return "\n".join(lines)
+
+
+def target_cost(run: DemoRun, name: str) -> str:
+    """The target episodes row `name` consumed per seed, as text ('hidden truth' for the oracle)."""
+    entry = run.results.get("train", {}).get(name, {})
+    if "target_episodes" not in entry:
+        return "?"
+    return "hidden truth" if entry["target_episodes"] is None else str(entry["target_episodes"])
 
 
 def _seed_episodes(run: DemoRun, key: str) -> dict[str, list[list[float]]]:
@@ -51,8 +60,8 @@ def _seed_episodes(run: DemoRun, key: str) -> dict[str, list[list[float]]]:
 def seeds_table(run: DemoRun) -> str:
     """Markdown: per row, success and return in process over every seed, with hierarchical 95 % intervals."""
     successes, returns = _seed_episodes(run, "successes"), _seed_episodes(run, "returns")
-    lines = ["| training distribution | seeds | success | 95% CI | per seed | mean return | 95% CI |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| training distribution | target episodes per seed | seeds | success | 95% CI | per seed | mean return "
+             "| 95% CI |", "|---|---|---|---|---|---|---|---|"]
     for name, per_seed in returns.items():
         ret = seed_estimate(per_seed)
         cells = ["n/a"] * 3
@@ -60,7 +69,7 @@ def seeds_table(run: DemoRun) -> str:
             success = seed_estimate(successes[name])
             cells = [f"{success.mean:.2f}", interval_text(success.interval),
                      " ".join(f"{v:.2f}" for v in success.per_seed)]
-        lines.append(f"| {name} | {len(per_seed)} | {' | '.join(cells)} | {ret.mean:.1f} | "
+        lines.append(f"| {name} | {target_cost(run, name)} | {len(per_seed)} | {' | '.join(cells)} | {ret.mean:.1f} | "
                      f"{interval_text(ret.interval)} |")
     return "\n".join(lines)
 
@@ -105,9 +114,42 @@ def training_note(run: DemoRun) -> str:
              if trained_seeds(run) > 1 else " One PPO seed per row: a difference between rows may be seed noise.")
     return (f"Every row starts from the same base policy, trained {base.get('steps', '?')} PPO steps on the nominal "
             f"simulator, then fine-tuned {steps} steps under its training distribution (`none` keeps training on "
-            f"the nominal simulator), so the rows differ only in the distribution. Over ROS: "
+            f"the nominal simulator), so the rows differ only in the distribution. " + survey_note(run) + "Over ROS: "
             f"{evaluate.get('episodes')} episodes served by `policy_server` in real time; in process: "
             f"{evaluate.get('in_process_episodes', evaluate.get('episodes'))} episodes on the same proxy." + seeds)
+
+
+def survey_note(run: DemoRun) -> str:
+    """How the survey's rows differ from the others (empty without them)."""
+    rows = set(run.results.get("train", {}))
+    notes = []
+    if "adr" in rows or "active" in rows:
+        notes.append("`adr` and `active` move their distribution during the fine-tune (automatic and active domain "
+                     "randomization, from the parameter box, without target data)")
+    if MEMORY_ROW in rows:
+        notes.append(f"`{MEMORY_ROW}` is a memory policy (its network also sees the episode's last "
+                     f"{run.results.get('memory_base', {}).get('history', '?')} joint-state/action pairs) fine-tuned "
+                     "under the parameter box from its own base policy with the same memory")
+    if SIMOPT_ROW in rows:
+        simopt = run.plan.stage("survey").get("simopt", {})
+        notes.append(f"`{SIMOPT_ROW}` spends the same steps in SimOpt's loop from the parameter box: "
+                     f"{simopt.get('iterations')} fine-tune/update iterations of {simopt.get('target_episodes')} "
+                     "target episodes each, then a last fine-tune")
+    return "".join(f"{note[0].upper()}{note[1:]}. " for note in notes)
+
+
+def vision_section(run: DemoRun) -> list[str]:
+    """The vision stage's comparison (empty without it)."""
+    from sim2real.studies.puck_vision import markdown
+
+    if "vision" not in run.results:
+        return []
+    body = markdown(run.results["vision"]).split("\n", 2)[2]  # without the study's own title
+    return ["## Vision: the puck from the workspace camera, with and without visual randomization\n",
+            "Locators (`sim2real_core.vision.PuckLocator`) trained on rendered images of the model's own look, or "
+            "of looks drawn from the appearance box (lighting, colours, camera pose and field of view, image noise), "
+            "then scored on held-out images in the model's look and in the proxy's hidden look, which neither saw. "
+            + body, ""]
 
 
 def robot_side_note(run: DemoRun) -> str:
@@ -338,6 +380,7 @@ def write_report(run: DemoRun) -> Path:
         image(gap, "success per training distribution"), *seeds_section(run),
         *(["## Progressive transfer: nominal sim -> fitted DR -> target\n", progressive_table(run), ""]
           if "adapt" in run.results else []),
+        *vision_section(run),
         "## Parameter recovery (fit vs hidden truth)\n",
         f"Fitted on {fitted_transitions(run, data)} transitions collected on the proxy by exploration policies.\n",
         recovery_table(run), "", image(marginals, "fitted marginals"),

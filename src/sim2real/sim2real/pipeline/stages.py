@@ -9,7 +9,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sim2real.pipeline.plan import DemoRun
+from sim2real.pipeline.plan import MEMORY_ROW, SIMOPT_ROW, DemoRun
 from sim2real.pipeline.report import write_report
 from sim2real_core.cluster import Task, values
 from sim2real_core.data.convert import bag_to_dataset
@@ -62,11 +62,28 @@ def pretrain(run: DemoRun) -> None:
     tasks += [Task(f"base seed {seed}", train_one, (run.plan.task, "none", int(train_budget["base_steps"]),
                                                      str(policy_folder(run, "base", seed)), None, seed))
               for seed in range(run.plan.seeds)]
-    explore, *seeds = values(run.cluster.run(tasks))
+    memory = memory_history(run)
+    if memory:
+        tasks += [Task(f"memory base seed {seed}", train_one, (run.plan.task, "none", int(train_budget["base_steps"]),
+                                                                str(policy_folder(run, "base-memory", seed)), None,
+                                                                seed, memory))
+                  for seed in range(run.plan.seeds)]
+    explore, *bases = values(run.cluster.run(tasks))
+    seeds, memory_seeds = bases[:run.plan.seeds], bases[run.plan.seeds:]
     run.results["explore"] = explore
     run.results["base"] = {**seeds[0], "seeds": seeds}
+    if memory_seeds:
+        run.results["memory_base"] = {**memory_seeds[0], "seeds": memory_seeds, "history": memory}
     run.log(f"   base policy (nominal sim), {run.plan.seeds} seed(s): {seeds[0]['steps']} steps in "
-            f"{seeds[0]['seconds']:.0f} s each; {len(run.results['explore']['policies'])} exploration policies")
+            f"{seeds[0]['seconds']:.0f} s each{'; the same with memory' if memory_seeds else ''}; "
+            f"{len(run.results['explore']['policies'])} exploration policies")
+
+
+def memory_history(run: DemoRun) -> int:
+    """The memory row's (joint state, action) pairs of memory (the task's memory_history); 0 without the row."""
+    from sim2real_core.policy.tasks import task_defaults
+
+    return task_defaults(run.plan.task).memory_history if MEMORY_ROW in run.plan.distributions else 0
 
 
 
@@ -177,32 +194,73 @@ def train_one(task_name: str, choice: str, steps: int, out: str, start: str | No
             "steps_per_second": round(outcome.steps_per_second, 1)}
 
 
+def simopt_one(task_name: str, reality: str, steps: int, out: str, start: str, seed: int, budget: dict) -> dict:
+    """SimOpt's loop from the parameter box and the policy folder `start`, its `steps` PPO steps split evenly over
+    the iterations and the final fine-tune (a cluster task)."""
+    from sim2real_core.randomization.simopt import SimOptConfig
+    from sim2real_core.randomization.simopt_loop import SimOptLoopConfig, rollout_setup, run_simopt
+    from sim2real_core.sim.distributions import Distribution
+
+    config = SimOptLoopConfig(iterations=int(budget["iterations"]), target_episodes=int(budget["target_episodes"]),
+                              horizon=int(budget["horizon"]), steps=steps // (int(budget["iterations"]) + 1),
+                              update=SimOptConfig(samples=int(budget["samples"])), seed=seed)
+    result = run_simopt(task_name, reality, Distribution.uniform(rollout_setup(task_name).space), start, out, config,
+                        progress=lambda line: None, threads=1)
+    return {"path": result["policy"], "steps": result["steps"], "seconds": result["seconds"],
+            "steps_per_second": round(result["fine_tuned_steps"] / result["seconds"], 1),
+            "target_episodes": result["target_episodes"], "distribution": result["distribution"]}
+
+
+def target_episodes(run: DemoRun, name: str) -> int | None:
+    """The target (proxy) episodes row `name` consumed per seed: the collected episodes for a fit, the loop's for
+    SimOpt, none for the rows without target data (`uniform` too: the data only score its box); None for the oracle,
+    which reads the hidden truth instead."""
+    if name in run.plan.methods and name != "uniform":
+        return int(run.plan.stage("collect")["episodes"])
+    if name == "oracle":
+        return None
+    if name == SIMOPT_ROW:
+        simopt = run.plan.stage("survey")["simopt"]
+        return int(simopt["iterations"]) * int(simopt["target_episodes"])
+    return 0
+
+
 def train(run: DemoRun) -> None:
     """Fine-tune each seed's base policy under each training distribution for the same number of steps (`none`
-    goes on under the nominal sim), as many at once as the cluster has CPUs."""
+    goes on under the nominal sim; the memory row from its own base, under the box; SimOpt's loop spends the same
+    steps), as many at once as the cluster has CPUs."""
     steps = int(run.plan.stage("train")["steps"])
-    bases = [str(Path(entry["path"]).parent) for entry in run.results["base"].get("seeds", [run.results["base"]])]
-    if len(bases) < run.plan.seeds:
-        raise ValueError(f"{run.plan.seeds} seeds asked for, but the pretrain stage trained {len(bases)} base "
-                         "policies: run from --from pretrain")
-    choices = {}
+    memory = memory_history(run)
+    bases = {"": run.results["base"], **({MEMORY_ROW: run.results.get("memory_base", {})} if memory else {})}
+    bases = {key: [str(Path(e["path"]).parent) for e in entry.get("seeds", [])] for key, entry in bases.items()}
+    for key, folders in bases.items():
+        if len(folders) < run.plan.seeds:
+            raise ValueError(f"{run.plan.seeds} seeds asked for, but the pretrain stage trained {len(folders)} "
+                             f"{key + ' ' if key else ''}base policies: run from --from pretrain")
+    tasks, names = [], []
     for name in run.plan.distributions:
-        if name in run.plan.methods:
-            choices[name] = run.results["fit"][name]["path"]
-        elif name == "oracle":
-            choices[name] = f"oracle:{run.plan.reality}"
-        else:
-            choices[name] = name
-    cells = [(name, seed) for name in choices for seed in range(run.plan.seeds)]
-    results = values(run.cluster.run([
-        Task(f"{name} seed {seed}", train_one, (run.plan.task, choices[name], steps,
-                                                 str(policy_folder(run, name, seed)), bases[seed], seed))
-        for name, seed in cells]))
-    trained = {name: [value for (row, _), value in zip(cells, results) if row == name] for name in choices}
+        for seed in range(run.plan.seeds):
+            folder, label = str(policy_folder(run, name, seed)), f"{name} seed {seed}"
+            if name == SIMOPT_ROW:
+                budget = run.plan.stage("survey")["simopt"]
+                task = Task(label, simopt_one, (run.plan.task, run.plan.reality, steps, folder, bases[""][seed], seed,
+                                                budget))
+            elif name == MEMORY_ROW:
+                task = Task(label, train_one, (run.plan.task, "uniform", steps, folder, bases[MEMORY_ROW][seed], seed,
+                                               memory))
+            else:
+                choice = (run.results["fit"][name]["path"] if name in run.plan.methods else
+                          f"oracle:{run.plan.reality}" if name == "oracle" else name)
+                task = Task(label, train_one, (run.plan.task, choice, steps, folder, bases[""][seed], seed))
+            tasks.append(task)
+            names.append(name)
+    results = values(run.cluster.run(tasks))
+    trained = {name: [value for row, value in zip(names, results) if row == name] for name in run.plan.distributions}
     for name, seeds in trained.items():
         run.log(f"   {name}: fine-tuned {steps} steps in {seeds[0]['seconds']:.0f} s"
                 + (f" (seed 0; {len(seeds)} seeds)" if len(seeds) > 1 else ""))
-    run.results["train"] = {name: {**seeds[0], "seeds": seeds} for name, seeds in trained.items()}
+    run.results["train"] = {name: {**seeds[0], "seeds": seeds, "target_episodes": target_episodes(run, name)}
+                            for name, seeds in trained.items()}
 
 
 def _evaluate_over_ros(out: str, name: str, policy: str, target: str, reality: str, episodes: int,
@@ -306,6 +364,17 @@ def adapt(run: DemoRun) -> None:
         "path": str(outcome.policy_path)}
     for name, entry in run.results["adapt"]["stages"].items():
         run.log(f"   {name}: success {entry['success_rate']:.2f}, mean return {entry['mean_return']:.1f}")
+
+
+def vision(run: DemoRun) -> None:
+    """The camera's vision component (studies.puck_vision): the puck located from images by locators trained with
+    and without visual randomization, scored on the proxy's hidden look and the model's: vision/vision.md."""
+    from sim2real.studies.puck_vision import run_vision_study
+
+    budget = run.plan.stage("survey")["vision"]
+    results = run_vision_study(run.out / "vision", [run.plan.reality], cluster=run.cluster, progress=run.log,
+                               **{key: int(budget[key]) for key in ("seeds", "images", "test_images", "epochs")})
+    run.results["vision"] = {"report": str(run.out / "vision" / "vision.md"), **results}
 
 
 def report(run: DemoRun) -> None:

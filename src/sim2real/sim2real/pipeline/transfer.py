@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim2real.pipeline.plan import load_plan
+from sim2real.pipeline.plan import MEMORY_ROW, load_plan
 from sim2real_core.cluster import Cluster, Task, progress_lines
 from sim2real_core.config import save_yaml
 from sim2real_core.policy.seed_statistics import seed_difference, seed_estimate
@@ -33,7 +33,6 @@ from sim2real_core.policy.tasks import task_defaults
 FITTED = ("dropo", "edropo", "sysid")
 DISTRIBUTIONS = ("none", "uniform", *FITTED, "oracle")  # the default grid
 UNFITTED = ("none", "uniform", "adr", "active", "memory")  # rows trained without target data
-MEMORY_ROW = "memory"  # the memory policy's row: uniform DR, the task's memory_history pairs of memory
 
 
 def _fit(proxy: str, method: str, out: str, quick: bool, fit_budget: dict, space_name: str, parameters: tuple,

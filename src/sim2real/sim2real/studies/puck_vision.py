@@ -84,8 +84,9 @@ def markdown(results: dict) -> str:
     """The report: mean position error [cm] per look and training, intervals, paired differences."""
     seeds = results["errors"]
     lines = ["# The puck located from the workspace camera, with and without visual randomization", "",
-             f"{len(seeds)} seeds; per seed {results['images']} training images per locator, {results['test_images']}"
-             f" held-out images per look; mean position error [cm] with 95 % intervals over seeds and images.", "",
+             f"{len(seeds)} seed{'' if len(seeds) == 1 else 's'}; per seed {results['images']} training images per "
+             f"locator, {results['test_images']} held-out images per look; mean position error [cm] with 95 % "
+             "intervals over seeds and images.", "",
              "| look | " + " | ".join(TRAININGS) + " | visual DR minus nominal look |", "|---|---|---|---|"]
     for look in (seeds[0] if seeds else {}):
         cells = []

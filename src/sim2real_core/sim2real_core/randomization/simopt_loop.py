@@ -88,18 +88,20 @@ def target_rollouts(policy: Policy, task_name: str, reality: str, episodes: int,
 
 
 def run_simopt(task_name: str, reality: str, prior: Distribution, start: str | os.PathLike, out: str | os.PathLike,
-               config: SimOptLoopConfig = SimOptLoopConfig(), progress=print) -> dict:
-    """Run the loop from the policy folder `start` under `prior`; write each iteration's distribution and policy,
-    simopt.yaml (the final distribution) and the final policy to `out`. Returns the history."""
+               config: SimOptLoopConfig = SimOptLoopConfig(), progress=print, threads: int = 0) -> dict:
+    """Run the loop from the policy folder `start` under `prior` (`threads`: train_policy's simulation threads);
+    write each iteration's distribution and policy, simopt.yaml (the final distribution) and the final policy to
+    `out`. Returns the history, the final policy's steps (its start's included) and the PPO steps the loop added."""
     out = Path(out)
     setup = rollout_setup(task_name)
     ppo = PPOConfig(**{**ppo_defaults(task_name), "seed": config.seed})
-    dist, policy_dir, history, used = prior, Path(start), [], 0
+    dist, policy_dir, history, used, fine_tuned = prior, Path(start), [], 0, 0
     began = time.perf_counter()
     for iteration in range(config.iterations):
         folder = out / f"iteration{iteration}"
         trained = train_policy(make_task(task_name, str(dist.save(folder / "distribution.yaml"))), config.steps,
-                               folder / "policy", ppo, progress=False, start=policy_dir)
+                               folder / "policy", ppo, progress=False, start=policy_dir, threads=threads)
+        fine_tuned += trained.trained_steps
         policy_dir = folder / "policy"
         observed, starts = target_rollouts(trained.policy, task_name, reality, config.target_episodes,
                                            config.horizon, seed=config.seed * 10_000 + used)
@@ -117,6 +119,7 @@ def run_simopt(task_name: str, reality: str, prior: Distribution, start: str | o
                  f"{info['discrepancy_mean']:.1f}), {used} target episodes ({time.perf_counter() - began:.0f} s)")
     path = dist.save(out / "simopt.yaml")
     final = train_policy(make_task(task_name, str(path)), config.steps, out / "policy", ppo, progress=False,
-                         start=policy_dir)
+                         start=policy_dir, threads=threads)
     return {"distribution": str(path), "policy": str(final.policy_path), "target_episodes": used,
+            "steps": final.result.steps, "fine_tuned_steps": fine_tuned + final.trained_steps,
             "history": history, "seconds": round(time.perf_counter() - began, 1)}
