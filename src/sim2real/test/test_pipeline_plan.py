@@ -4,12 +4,15 @@ import json
 import pytest
 
 from sim2real.pipeline.demo import run_demo
-from sim2real.pipeline.plan import STAGES, DemoRun, load_plan
+from sim2real.pipeline.plan import STAGES, SURVEY_ROWS, DemoRun, load_plan
 
 
-def test_the_adapt_stage_runs_only_with_progressive():
+def test_the_adapt_stage_runs_only_with_progressive_and_the_vision_stage_only_with_the_survey():
     plain, progressive = load_plan(quick=True), load_plan(quick=True, progressive=True)
-    assert "adapt" not in plain.stages and progressive.stages == STAGES
+    both = load_plan(quick=True, progressive=True, survey=True)
+    assert "adapt" not in plain.stages and "vision" not in progressive.stages and both.stages == STAGES
+    assert both.distributions == plain.distributions + SURVEY_ROWS and progressive.distributions == plain.distributions
+    assert both.stage("survey")["simopt"]["target_episodes"] > 0
     assert progressive.stage("progressive")["from"] in progressive.distributions
     full = load_plan(progressive=True)
     assert full.stage("train")["base_steps"] > 0 and full.stage("train")["steps"] > 0
@@ -48,5 +51,10 @@ def test_a_bad_plan_names_the_file_and_the_field(tmp_path):
         load_plan(path=path)
     del body["demo"]["budgets"]["fast"]
     path.write_text(yaml.safe_dump(body))
-    with pytest.raises(ConfigError, match=r"distributions \['guided'\] are neither none/uniform/adr/oracle nor a fit"):
+    with pytest.raises(ConfigError, match=r"distributions \['guided'\] are neither one of none/uniform/adr/active/"):
         load_plan(path=path)
+    body["demo"]["distributions"].remove("guided")
+    body["demo"]["survey"]["quick"]["rows"] = ["simopt", "curiosity"]
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(ConfigError, match=r"survey.quick.rows.1: Input should be 'adr', 'active', 'memory' or"):
+        load_plan(path=path, quick=True, survey=True)

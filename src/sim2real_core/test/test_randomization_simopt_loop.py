@@ -57,4 +57,6 @@ def test_the_loop_updates_counts_target_episodes_and_trains_the_final_policy(bas
     assert final.provenance["simopt_iterations"] == 2
     policy = load_policy(result["policy"])
     assert policy.spec.training["distribution"] == result["distribution"]
+    added = policy.spec.training["steps"] - load_policy(base).spec.training["steps"]
+    assert result["steps"] == policy.spec.training["steps"] and result["fine_tuned_steps"] == added >= 3 * 1024
     assert (tmp_path / "iteration1" / "policy" / "policy.yaml").exists()
