@@ -12,7 +12,8 @@ WS := source $(VENV)/bin/activate && source install/setup.bash &&
 DEMO_OUT ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages build lint test test-kilted test-jazzy test-franka demo demo-quick bench bench-ppo-libraries clean
+.PHONY: setup system-packages build lint test test-kilted test-jazzy test-franka demo demo-quick demo-survey bench \
+  bench-ppo-libraries clean
 
 setup: system-packages $(INSTALLED) build
 
@@ -64,6 +65,10 @@ demo: setup
 
 demo-quick: setup
 	$(WS) sim2real demo --quick --out $(DEMO_OUT)
+
+# The demo with the survey's rows (ADR, active DR, a memory policy, SimOpt) and the camera's vision stage.
+demo-survey: setup
+	$(WS) sim2real demo --survey --out $(DEMO_OUT)-survey
 
 bench: setup
 	$(WS) python bench/run.py
