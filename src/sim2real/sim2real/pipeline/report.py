@@ -60,7 +60,7 @@ def _seed_episodes(run: DemoRun, key: str) -> dict[str, list[list[float]]]:
 def seeds_table(run: DemoRun) -> str:
     """Markdown: per row, success and return in process over every seed, with hierarchical 95 % intervals."""
     successes, returns = _seed_episodes(run, "successes"), _seed_episodes(run, "returns")
-    lines = ["| training distribution | target episodes per seed | seeds | success | 95% CI | per seed | mean return "
+    lines = ["| training distribution | target episodes | seeds | success | 95% CI | per seed | mean return "
              "| 95% CI |", "|---|---|---|---|---|---|---|---|"]
     for name, per_seed in returns.items():
         ret = seed_estimate(per_seed)
@@ -114,7 +114,9 @@ def training_note(run: DemoRun) -> str:
              if trained_seeds(run) > 1 else " One PPO seed per row: a difference between rows may be seed noise.")
     return (f"Every row starts from the same base policy, trained {base.get('steps', '?')} PPO steps on the nominal "
             f"simulator, then fine-tuned {steps} steps under its training distribution (`none` keeps training on "
-            f"the nominal simulator), so the rows differ only in the distribution. " + survey_note(run) + "Over ROS: "
+            f"the nominal simulator), so the rows differ only in the distribution. " + survey_note(run)
+            + "Target episodes: what a row consumed on the proxy per seed; the fits share one collection (every fit, "
+            "every seed), SimOpt's loop runs its own for each seed. Over ROS: "
             f"{evaluate.get('episodes')} episodes served by `policy_server` in real time; in process: "
             f"{evaluate.get('in_process_episodes', evaluate.get('episodes'))} episodes on the same proxy." + seeds)
 
