@@ -13,11 +13,12 @@ from sim2real_core.sim.distributions import load_distribution
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 5 minutes on 2 idle cores; more than pytest.ini's 600 s under two busy loops
 def test_quick_demo_runs_every_stage_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run([sys.executable, shutil.which("sim2real"), "demo", "--quick", "--progressive", "--survey",
                              "--seeds", "2", "--out", str(out)],
-                            capture_output=True, text=True, timeout=1200)
+                            capture_output=True, text=True, timeout=1700)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     plan = load_plan(quick=True, progressive=True, survey=True, seeds=2)
     results = json.loads((out / "results.json").read_text())

@@ -87,6 +87,7 @@ def test_target_episodes_refuse_an_episode_beyond_the_budget():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # more than pytest.ini's 600 s under two busy loops
 def test_arm_tuning_command_keeps_the_budget_and_writes_the_report(tmp_path, space, base):
     fit = Distribution.gaussian(space, space.nominal * 1.2, std=0.05 * space.nominal + 1e-3, method="dropo")
     fit_path = fit.save(tmp_path / "dropo.yaml")
