@@ -130,6 +130,14 @@ def load_plan(quick: bool = False, reality: str | None = None, path: str | os.Pa
                     budget_name=name, budget=budget, robot_side=robot_side, seeds=seeds)
 
 
+def memory_pairs(task: str, rows) -> int:
+    """The (joint state, action) pairs of memory of the memory row (the task's memory_history) when `rows` has it,
+    else 0."""
+    from sim2real_core.policy.tasks import task_defaults  # torch and MuJoCo: not on the command line's start
+
+    return task_defaults(task).memory_history if MEMORY_ROW in rows else 0
+
+
 def _fit_parameters(body: DemoFile) -> tuple[str, ...]:
     """The plan's fit_parameters: names, or `model` for every dynamics parameter of fit_space."""
     from sim2real_core.fit.files import fit_space  # MuJoCo: not on the import path of the command line's start

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sim2real.pipeline.plan import MEMORY_ROW, SIMOPT_ROW, DemoRun
+from sim2real.pipeline.plan import MEMORY_ROW, SIMOPT_ROW, DemoRun, memory_pairs
 from sim2real.pipeline.report import write_report
 from sim2real_core.cluster import Task, values
 from sim2real_core.data.convert import bag_to_dataset
@@ -80,10 +80,8 @@ def pretrain(run: DemoRun) -> None:
 
 
 def memory_history(run: DemoRun) -> int:
-    """The memory row's (joint state, action) pairs of memory (the task's memory_history); 0 without the row."""
-    from sim2real_core.policy.tasks import task_defaults
-
-    return task_defaults(run.plan.task).memory_history if MEMORY_ROW in run.plan.distributions else 0
+    """The memory row's (joint state, action) pairs of memory; 0 without the row."""
+    return memory_pairs(run.plan.task, run.plan.distributions)
 
 
 
@@ -198,14 +196,12 @@ def simopt_one(task_name: str, reality: str, steps: int, out: str, start: str, s
     """SimOpt's loop from the parameter box and the policy folder `start`, its `steps` PPO steps split evenly over
     the iterations and the final fine-tune (a cluster task)."""
     from sim2real_core.randomization.simopt import SimOptConfig
-    from sim2real_core.randomization.simopt_loop import SimOptLoopConfig, rollout_setup, run_simopt
-    from sim2real_core.sim.distributions import Distribution
+    from sim2real_core.randomization.simopt_loop import SimOptLoopConfig, run_simopt
 
     config = SimOptLoopConfig(iterations=int(budget["iterations"]), target_episodes=int(budget["target_episodes"]),
                               horizon=int(budget["horizon"]), steps=steps // (int(budget["iterations"]) + 1),
                               update=SimOptConfig(samples=int(budget["samples"])), seed=seed)
-    result = run_simopt(task_name, reality, Distribution.uniform(rollout_setup(task_name).space), start, out, config,
-                        progress=lambda line: None, threads=1)
+    result = run_simopt(task_name, reality, None, start, out, config, progress=lambda line: None, threads=1)
     return {"path": result["policy"], "steps": result["steps"], "seconds": result["seconds"],
             "steps_per_second": round(result["fine_tuned_steps"] / result["seconds"], 1),
             "target_episodes": result["target_episodes"], "distribution": result["distribution"]}

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sim2real.pipeline.plan import MEMORY_ROW, load_plan
+from sim2real.pipeline.plan import MEMORY_ROW, load_plan, memory_pairs
 from sim2real_core.cluster import Cluster, Task, progress_lines
 from sim2real_core.config import save_yaml
 from sim2real_core.policy.seed_statistics import seed_difference, seed_estimate
-from sim2real_core.policy.tasks import task_defaults
 
 FITTED = ("dropo", "edropo", "sysid")
 DISTRIBUTIONS = ("none", "uniform", *FITTED, "oracle")  # the default grid
@@ -102,7 +101,7 @@ def run_transfer_study(out_dir: str | os.PathLike, proxies: list[str], distribut
     methods = [d for d in distributions if d in FITTED]
     first = [Task(f"fit {proxy} {method}", _fit, (proxy, method, str(out), quick, fit_budget, plan.fit_space,
                                                   plan.fit_parameters, 0)) for proxy in proxies for method in methods]
-    memory = task_defaults(plan.task).memory_history if MEMORY_ROW in distributions else 0
+    memory = memory_pairs(plan.task, distributions)
     if set(distributions) - {MEMORY_ROW}:
         first += [Task(f"base seed {seed}", _base, (plan.task, int(train["base_steps"]),
                                                     str(out / "base" / f"seed{seed}"), seed)) for seed in range(seeds)]

@@ -87,15 +87,18 @@ def target_rollouts(policy: Policy, task_name: str, reality: str, episodes: int,
     return np.array(rows), np.array([r[0] for r in rows])
 
 
-def run_simopt(task_name: str, reality: str, prior: Distribution, start: str | os.PathLike, out: str | os.PathLike,
-               config: SimOptLoopConfig = SimOptLoopConfig(), progress=print, threads: int = 0) -> dict:
-    """Run the loop from the policy folder `start` under `prior` (`threads`: train_policy's simulation threads);
+def run_simopt(task_name: str, reality: str, prior: Distribution | None, start: str | os.PathLike,
+               out: str | os.PathLike, config: SimOptLoopConfig = SimOptLoopConfig(), progress=print,
+               threads: int = 0) -> dict:
+    """Run the loop from the policy folder `start` under `prior` (None: the task space's whole box; `threads`:
+    train_policy's simulation threads);
     write each iteration's distribution and policy, simopt.yaml (the final distribution) and the final policy to
     `out`. Returns the history, the final policy's steps (its start's included) and the PPO steps the loop added."""
     out = Path(out)
     setup = rollout_setup(task_name)
     ppo = PPOConfig(**{**ppo_defaults(task_name), "seed": config.seed})
-    dist, policy_dir, history, used, fine_tuned = prior, Path(start), [], 0, 0
+    dist = Distribution.uniform(setup.space) if prior is None else prior
+    policy_dir, history, used, fine_tuned = Path(start), [], 0, 0
     began = time.perf_counter()
     for iteration in range(config.iterations):
         folder = out / f"iteration{iteration}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ...config import save_yaml
-from ...sim.distributions import Distribution, load_distribution
+from ...sim.distributions import load_distribution
 from ...sim.reality import DEFAULT_REALITY
 from ..simopt import SimOptConfig
 from ..simopt_loop import SimOptLoopConfig, rollout_setup, run_simopt
@@ -32,8 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the loop; print where the distribution, the policy and the history went."""
-    space = rollout_setup(args.task).space
-    prior = load_distribution(args.prior).embed(space) if args.prior else Distribution.uniform(space)
+    prior = load_distribution(args.prior).embed(rollout_setup(args.task).space) if args.prior else None
     config = SimOptLoopConfig(iterations=args.iterations, target_episodes=args.target_episodes, horizon=args.horizon,
                               steps=args.steps, update=SimOptConfig(samples=args.samples), seed=args.seed)
     result = run_simopt(args.task, args.reality, prior, args.start, args.out, config)
