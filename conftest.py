@@ -1,8 +1,10 @@
 """Test-session isolation: every pytest run gets its own ROS domain, limited to this host."""
 import os
-import random
 
-# Separate concurrent test runs on one machine; set before any rclpy or node process starts.
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+from sim2real_ros.domains import claim_ros_domains
+
+# Separate concurrent test runs (ours and any other DDS user's) on one machine; set before any rclpy or node
+# process starts. An explicit ROS_DOMAIN_ID wins.
+os.environ.setdefault("ROS_DOMAIN_ID", str(claim_ros_domains(1)[0]))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")

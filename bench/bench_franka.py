@@ -28,6 +28,7 @@ from std_msgs.msg import Float64MultiArray
 
 from sim2real_core.policy.policy_file import ActionHead, PolicySpec, save_policy
 from sim2real_ros import contract
+from sim2real_ros.domains import claim_ros_domains
 from sim2real_ros.messages import diagnostic_values, stamp_to_seconds
 
 PERIOD = 0.01
@@ -119,7 +120,7 @@ def spin(node, condition, timeout: float) -> None:
 
 def main() -> None:
     """Run TRIALS trials per signal and print the rates, CPU shares and zero-torque delays."""
-    os.environ.setdefault("ROS_DOMAIN_ID", "57")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(claim_ros_domains(1)[0]))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     rclpy.init()
     node = rclpy.create_node("bench_franka")

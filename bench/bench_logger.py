@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -26,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(101, 200)))
+from sim2real_ros.domains import claim_ros_domains
+
+os.environ.setdefault("ROS_DOMAIN_ID", str(claim_ros_domains(1)[0]))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 from rosbags.highlevel import AnyReader  # noqa: E402

@@ -32,6 +32,7 @@ from . import contract
 from .descriptors import Param, declare, option_parameters
 from .messages import diagnostic_array, diagnostic_status
 from .node_main import run_node
+from .service_calls import answered
 
 PARAMETERS = tuple(Param(*entry, read_only=False) for entry in (
     ("data_path", "", "dataset to fit (.npz, or a directory of .npy files)"),
@@ -141,12 +142,11 @@ class OdrFitterNode(Node):
             return False, f"service {service} not available within {timeout:g} s"
         request = SetParameters.Request()
         request.parameters = [Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
-        done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
-            return False, f"{service} did not answer within {timeout:g} s"
-        failures = [f"{p.name}: {r.reason}" for p, r in zip(request.parameters, future.result().results)
+        try:  # setting the same values twice is harmless: sent again while a fresh client's answer is lost
+            result = answered(lambda: client.call_async(request), lambda: time.sleep(0.01), timeout, service)
+        except TimeoutError as exc:
+            return False, str(exc)
+        failures = [f"{p.name}: {r.reason}" for p, r in zip(request.parameters, result.results)
                     if not r.successful]
         return (not failures), "; ".join(failures)
 

@@ -87,6 +87,11 @@ def test_commands_are_clipped_finite_and_latency_is_reported(launch_node, ros_no
 def test_watchdog_zeroes_torque_latches_and_resets(launch_node, ros_node, tmp_path):
     start_server(launch_node, write_policy(tmp_path / "p", kp=50.0), watchdog_periods=5)
     probe = Probe(ros_node)
+    client = ros_node.create_client(Trigger, "/policy_server/reset_fault")
+    assert client.wait_for_service(timeout_sec=10.0)
+    # A fresh client's first answer can be lost: its first request is one that may be sent again.
+    idle = answered_on(ros_node, lambda: client.call_async(Trigger.Request()), 20.0, "reset_fault")
+    assert idle.message == "no fault was latched", idle.message
     probe.stream(20.0, q=HOME + 0.2, until=lambda: len(probe.commands) > 20 and np.any(probe.commands[-1] != 0))
     assert np.any(probe.commands[-1] != 0)
     # The stream stops: zero torque and a latched watchdog fault at level ERROR.
@@ -96,8 +101,6 @@ def test_watchdog_zeroes_torque_latches_and_resets(launch_node, ros_node, tmp_pa
     probe.commands.clear()
     probe.stream(1.0, q=HOME + 0.2)  # fresh states again: still latched
     assert probe.commands and all(np.all(c == 0) for c in probe.commands)
-    client = ros_node.create_client(Trigger, "/policy_server/reset_fault")
-    assert client.wait_for_service(timeout_sec=10.0)
     future = client.call_async(Trigger.Request())
     assert spin_until(ros_node, future.done, 10.0) and future.result().success
     assert "watchdog" in future.result().message

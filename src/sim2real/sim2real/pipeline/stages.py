@@ -14,6 +14,7 @@ from sim2real.pipeline.report import write_report
 from sim2real_core.cluster import Task, values
 from sim2real_core.data.convert import bag_to_dataset
 from sim2real_core.data.dataset import load_dataset, save_dataset
+from sim2real_ros.domains import claim_ros_domains, release_ros_domains
 from sim2real_ros.runner import StackRunner
 from sim2real_ros.stack import apply_overrides, load_stack
 
@@ -278,20 +279,23 @@ def deploy(run: DemoRun) -> None:
     budget = run.plan.stage("evaluate")
     episodes = int(budget["episodes"])
     local_episodes = int(budget.get("in_process_episodes", episodes))
-    base_domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
     trained = run.results["train"]
     target = "franka" if run.plan.robot_side == "franka" else "reality"
+    domains = claim_ros_domains(len(trained), avoid=(int(os.environ.get("ROS_DOMAIN_ID", "0")),))
     over_ros = [Task(f"{name} over ROS", _evaluate_over_ros, (str(run.out), name, entry["path"], target,
-                                                             run.plan.reality, episodes, (base_domain + 1 + i) % 101))
-                for i, (name, entry) in enumerate(trained.items())]
+                                                             run.plan.reality, episodes, domain))
+                for domain, (name, entry) in zip(domains, trained.items())]
     cells = [(name, k) for name, entry in trained.items() for k in range(len(entry.get("seeds", [entry])))]
     in_process = [Task(f"{name} seed {k} in process", evaluate_in_process,
                        (run.plan.task, run.plan.reality, trained[name].get("seeds", [trained[name]])[k]["path"],
                         local_episodes)) for name, k in cells]
-    if run.plan.robot_side == "franka":  # nothing else runs beside the emulation's 1 kHz loop: one at a time
-        outcomes = [run.cluster.run([task])[0] for task in over_ros] + run.cluster.run(in_process)
-    else:
-        outcomes = run.cluster.run(over_ros + in_process)
+    try:
+        if run.plan.robot_side == "franka":  # nothing else runs beside the emulation's 1 kHz loop: one at a time
+            outcomes = [run.cluster.run([task])[0] for task in over_ros] + run.cluster.run(in_process)
+        else:
+            outcomes = run.cluster.run(over_ros + in_process)
+    finally:
+        release_ros_domains(domains)
     results = values(outcomes)
     ros = dict(zip(trained, results[:len(over_ros)]))
     evaluations = {}
