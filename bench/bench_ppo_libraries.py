@@ -7,6 +7,9 @@ and critic, initial action std exp(-0.5), observations normalised by running sta
 Each library keeps its own remaining choices (SB3: VecNormalize also scales rewards; rsl_rl: clipped value loss,
 no reward scaling; ours: return-based reward scaling).
 
+Our PPO also runs with fewer, larger minibatch steps (OUR_SCHEDULES), so that a faster schedule is taken only if
+it learns as much per step. `python bench/bench_ppo_libraries.py NAME...` runs only the named rows.
+
 Prints, per library and seed, training steps/s and the success rate and mean return of the final deterministic
 policy over 200 evaluation episodes (the same evaluator for all), then each library's means with 95 % intervals
 over seeds and episodes, the difference to ours, and its speed as a ratio of ours measured in the same run.
@@ -16,6 +19,7 @@ bench/requirements-ppo-libraries.txt into build/ppo-libraries and runs this file
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -33,6 +37,9 @@ TASK, NUM_ENVS, STEPS, SEEDS, EVAL_EPISODES = "reach", 16, 300_000, 3, 200
 SCHEDULE = {"num_envs": NUM_ENVS, "rollout_steps": 128, "epochs": 10, "minibatch_size": 256, "gamma": 0.98,
             "gae_lambda": 0.95, "clip": 0.2, "learning_rate": 3e-4, "entropy_coef": 0.0, "value_coef": 0.5,
             "max_grad_norm": 0.5, "hidden": (64, 64), "init_log_std": -0.5}
+# Our PPO on SCHEDULE ("ours", the reference of every comparison) and with fewer, larger minibatch steps.
+OUR_SCHEDULES = {"ours": {}, "ours, minibatch 512": {"minibatch_size": 512},
+                 "ours, 32 x 64, minibatch 512": {"num_envs": 32, "rollout_steps": 64, "minibatch_size": 512}}
 
 
 def episodes(envs, act, count: int, seed: int) -> tuple[list[float], list[float]]:
@@ -53,9 +60,9 @@ def episodes(envs, act, count: int, seed: int) -> tuple[list[float], list[float]
     return outcomes[:count], returns[:count]
 
 
-def train_ours(envs, seed: int):
-    """Our PPO; returns the deterministic policy."""
-    config = PPOConfig(**{**ppo_defaults(TASK), **SCHEDULE, "seed": seed})
+def train_ours(envs, seed: int, overrides: dict | None = None):
+    """Our PPO, on SCHEDULE or with some of its settings overridden; returns the deterministic policy."""
+    config = PPOConfig(**{**ppo_defaults(TASK), **SCHEDULE, **(overrides or {}), "seed": seed})
     result = train_ppo(envs, STEPS, config, progress=False)
 
     def act(obs: np.ndarray) -> np.ndarray:
@@ -175,16 +182,21 @@ def train_rsl_rl(envs, seed: int):
     return act
 
 
-def main() -> None:
-    """Train every library SEEDS times, print speeds, success rates and their intervals."""
+def main(names: list[str] | None = None) -> None:
+    """Train every library (or those `names`) SEEDS times, print speeds, success rates and their intervals."""
     sys.path.insert(0, str(LIBRARIES))
     torch.set_num_threads(1)
     task = make_task(TASK, "none")
     speeds: dict[str, list[float]] = {}
     scores: dict[str, dict[str, list[list[float]]]] = {}
-    for name, train in (("ours", train_ours), ("stable-baselines3", train_sb3), ("rsl_rl", train_rsl_rl)):
+    trainers = [(name, functools.partial(train_ours, overrides=overrides), overrides.get("num_envs", NUM_ENVS))
+                for name, overrides in OUR_SCHEDULES.items()]
+    trainers += [("stable-baselines3", train_sb3, NUM_ENVS), ("rsl_rl", train_rsl_rl, NUM_ENVS)]
+    for name, train, num_envs in trainers:
+        if names and name not in names:
+            continue
         for seed in range(SEEDS):
-            envs = task.vector(NUM_ENVS)
+            envs = task.vector(num_envs)
             try:
                 start = time.perf_counter()
                 act = train(envs, seed)
@@ -215,4 +227,4 @@ def main() -> None:
         print(line)
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -9,7 +9,17 @@ import torch
 
 from sim2real_core.policy.evaluation import evaluate, summarise
 from sim2real_core.policy.policy_file import ActionHead
-from sim2real_core.policy.ppo import PPOConfig, RunningMeanStd, load_checkpoint, save_checkpoint, train_ppo
+from sim2real_core.policy.ppo import (
+    ActorCritic,
+    NumpyTanh,
+    PPOConfig,
+    RolloutModel,
+    RunningMeanStd,
+    gaussian_log_prob,
+    load_checkpoint,
+    save_checkpoint,
+    train_ppo,
+)
 from sim2real_core.policy.tasks import gym_task
 from sim2real_core.policy.training import train_policy
 
@@ -111,3 +121,27 @@ def test_the_policy_file_serves_with_the_observation_clip_it_was_trained_with(tm
     far = np.asarray(spec.obs_mean) + 100.0 * np.asarray(spec.obs_std)
     edge = np.asarray(spec.obs_mean) + 0.5 * np.asarray(spec.obs_std)
     np.testing.assert_allclose(outcome.policy.act(far), outcome.policy.act(edge), atol=1e-9)
+
+
+def test_the_rollout_model_acts_as_the_torch_model_and_numpy_tanh_has_tanh_gradients():
+    torch.manual_seed(0)
+    model = ActorCritic(6, 3, (16, 8), -0.5)
+    acting = RolloutModel(model)
+    obs = np.random.default_rng(0).normal(size=(5, 6))
+    actions, log_prob, value = acting.act(obs, np.random.default_rng(1))
+    x = torch.as_tensor(obs, dtype=torch.float32)
+    with torch.no_grad():
+        dist = model.distribution(x)
+        np.testing.assert_allclose(log_prob, dist.log_prob(torch.as_tensor(actions)).sum(-1).numpy(), atol=1e-4)
+        np.testing.assert_allclose(
+            gaussian_log_prob(torch.as_tensor(actions), dist.mean, model.log_std).numpy(), log_prob, atol=1e-4)
+        np.testing.assert_allclose(value, model.value(x).numpy(), atol=1e-5)
+    # actions are the mean plus std-scaled noise: the same generator state gives the same actions
+    np.testing.assert_array_equal(acting.act(obs, np.random.default_rng(1))[0], actions)
+    with torch.no_grad():
+        model.log_std.fill_(0.3)
+    acting.refresh(model)
+    assert np.allclose(acting.std, np.exp(0.3))
+    inputs = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(NumpyTanh.apply, (inputs,))
+    np.testing.assert_allclose(NumpyTanh.apply(inputs).detach().numpy(), np.tanh(inputs.detach().numpy()))

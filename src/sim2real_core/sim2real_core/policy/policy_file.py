@@ -30,7 +30,7 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -49,6 +49,15 @@ LAYOUTS = ("joint_state_v1", "vector_v1")
 ACTION_MODES = ("torque", "joint_target_pd")
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
 DEFAULT_ACTIVATION = "tanh"
+
+
+def mlp_numpy(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray,
+              activation: Callable[[np.ndarray], np.ndarray] = np.tanh) -> np.ndarray:
+    """An MLP in numpy: layers as (weight transposed, bias), `activation` between them, none after the last."""
+    for w, b in layers[:-1]:
+        x = activation(x @ w + b)
+    w, b = layers[-1]
+    return x @ w + b
 DEFAULT_OBS_CLIP = 10.0  # the bound of the normalised input (training's, and that of sidecars older than the field)
 MAX_HISTORY = 64  # (state, action) pairs a memory policy may keep
 
@@ -381,10 +390,7 @@ class Policy:
             memory = self.memory.values()
             x = np.concatenate([x, memory[0] if obs.ndim == 1 else memory], axis=-1)
         x = np.minimum(np.maximum((x - self._mean) * self._inv_std, -clip), clip)
-        for w, b in self._layers[:-1]:
-            x = self._activation(x @ w + b)
-        w, b = self._layers[-1]
-        action = np.minimum(np.maximum(x @ w + b, -1.0), 1.0)
+        action = np.minimum(np.maximum(mlp_numpy(self._layers, x, self._activation), -1.0), 1.0)
         if self.memory is not None:  # training's environments take (and remember) float32 actions
             self.memory.push(np.atleast_2d(obs)[:, :self.spec.state_size], np.atleast_2d(action).astype(np.float32))
         return action

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .policy_file import DEFAULT_OBS_CLIP
+from .policy_file import DEFAULT_OBS_CLIP, mlp_numpy
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,37 @@ def mlp(sizes: list[int]) -> nn.ModuleList:
     return layers
 
 
+class NumpyTanh(torch.autograd.Function):
+    """tanh with numpy's forward: on CPU, torch's tanh of a 256 x 64 minibatch costs about ten times numpy's, and
+    with four per minibatch step it was a tenth of PPO's update (README: training speed)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = torch.from_numpy(np.tanh(x.detach().numpy()))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
 def forward_mlp(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
     """Apply Linear layers with tanh in between (the same function `Policy.act` evaluates in numpy)."""
     for i, layer in enumerate(layers):
         x = layer(x)
         if i < len(layers) - 1:
-            x = torch.tanh(x)
+            x = NumpyTanh.apply(x)
     return x
+
+
+LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Log density of `actions` under independent Gaussians, summed over the last axis."""
+    return (-0.5 * ((actions - mean) / log_std.exp()).pow(2) - log_std).sum(-1) - LOG_SQRT_2PI * actions.shape[-1]
 
 
 class ActorCritic(nn.Module):
@@ -125,6 +149,34 @@ class ActorCritic(nn.Module):
     def actor_weights(self) -> dict[str, np.ndarray]:
         """The actor's tensors under the policy-file names."""
         return {f"layers.{k}": v.detach().numpy().copy() for k, v in self.actor.state_dict().items()}
+
+
+class RolloutModel:
+    """A snapshot of an ActorCritic in numpy, for acting during rollouts: a batch of a few environments costs
+    torch's per-operation overhead many times over (README: training speed). Refresh it after every update."""
+
+    def __init__(self, model: ActorCritic):
+        self.refresh(model)
+
+    def refresh(self, model: ActorCritic) -> None:
+        """Take the model's current weights."""
+        def layers(modules: nn.ModuleList) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [(m.weight.detach().numpy().astype(np.float64).T, m.bias.detach().numpy().astype(np.float64))
+                    for m in modules]
+        self.actor, self.critic = layers(model.actor), layers(model.critic)
+        self.log_std = model.log_std.detach().numpy().astype(np.float64)
+        self.std = np.exp(self.log_std)
+
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """State values of normalised observations, shape (batch,)."""
+        return mlp_numpy(self.critic, obs)[:, 0]
+
+    def act(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sampled actions, their log-probabilities, state values) for normalised observations."""
+        noise = rng.standard_normal((obs.shape[0], self.std.size))
+        actions = mlp_numpy(self.actor, obs) + self.std * noise
+        log_prob = (-0.5 * noise**2 - self.log_std).sum(-1) - LOG_SQRT_2PI * self.std.size
+        return actions, log_prob, self.value(obs)
 
 
 @dataclass
@@ -256,16 +308,12 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description, start, on
     result = TrainResult(model, obs_stats, ret_stats, 0 if start is None else start.steps)
     updates = -(-steps // (n_envs * horizon))
     bar = tqdm(total=updates * n_envs * horizon, desc=description, unit="step", disable=not progress, leave=False)
+    acting = RolloutModel(model)
     for _ in range(updates):
         for t in range(horizon):
             obs = normalise(raw_obs)
-            with torch.no_grad():
-                x = torch.as_tensor(obs, dtype=torch.float32)
-                dist = model.distribution(x)
-                action = dist.sample()
-                buf_logp[t] = dist.log_prob(action).sum(-1).numpy()
-                buf_val[t] = model.value(x).numpy()
-            buf_obs[t], buf_act[t] = obs, action.numpy()
+            buf_act[t], buf_logp[t], buf_val[t] = acting.act(obs, rng)
+            buf_obs[t] = obs
             raw_obs, reward, terminated, truncated, info = envs.step(np.clip(buf_act[t], -1, 1).astype(np.float32))
             done = terminated | truncated
             episode_return += reward
@@ -275,9 +323,7 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description, start, on
             scaled = reward / ret_stats.std
             if np.any(truncated & ~terminated):
                 final = np.stack(info["final_obs"][truncated & ~terminated])
-                with torch.no_grad():
-                    bootstrap = model.value(torch.as_tensor(normalise(final), dtype=torch.float32)).numpy()
-                scaled[truncated & ~terminated] += config.gamma * bootstrap
+                scaled[truncated & ~terminated] += config.gamma * acting.value(normalise(final))
             buf_rew[t], buf_done[t] = scaled, done
             for i in np.flatnonzero(done):
                 finished.append(episode_return[i])
@@ -294,20 +340,20 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description, start, on
         if finished_success:
             result.successes.append((result.steps, float(np.mean(finished_success))))
             finished_success = []
-        with torch.no_grad():
-            last_value = model.value(torch.as_tensor(normalise(raw_obs), dtype=torch.float32)).numpy()
+        last_value = acting.value(normalise(raw_obs))
         _update(model, optimizer, config, rng, buf_obs, buf_act, buf_logp, buf_rew, buf_val, buf_done, last_value)
+        acting.refresh(model)
         if on_update is not None:
             on_update(result)
     bar.close()
     return result
 
 
-def adapt_learning_rate(optimizer: torch.optim.Optimizer, dist: torch.distributions.Normal, actions: torch.Tensor,
-                        old_logp: torch.Tensor, desired_kl: float) -> None:
+def adapt_learning_rate(optimizer: torch.optim.Optimizer, new_logp: torch.Tensor, old_logp: torch.Tensor,
+                        desired_kl: float) -> None:
     """The adaptive schedule (see PPOConfig.learning_rate_schedule), from the KL estimate E[r - 1 - log r]."""
     with torch.no_grad():
-        log_ratio = dist.log_prob(actions).sum(-1) - old_logp
+        log_ratio = new_logp - old_logp
         kl = float((log_ratio.exp() - 1.0 - log_ratio).mean())
     for group in optimizer.param_groups:
         if kl > 2.0 * desired_kl:
@@ -335,17 +381,18 @@ def _update(model, optimizer, config, rng, obs, act, logp, rew, val, done, last_
         order = rng.permutation(size)
         for start in range(0, size, config.minibatch_size):
             idx = torch.as_tensor(order[start:start + config.minibatch_size])
-            dist = model.distribution(b_obs[idx])
+            mb_obs = b_obs[idx]
+            new_logp = gaussian_log_prob(b_act[idx], forward_mlp(model.actor, mb_obs), model.log_std)
             if config.learning_rate_schedule == "adaptive":
-                adapt_learning_rate(optimizer, dist, b_act[idx], b_logp[idx], config.desired_kl)
-            new_logp = dist.log_prob(b_act[idx]).sum(-1)
+                adapt_learning_rate(optimizer, new_logp, b_logp[idx], config.desired_kl)
             ratio = (new_logp - b_logp[idx]).exp()
             adv = b_adv[idx]
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv).mean()
-            value_loss = (model.value(b_obs[idx]) - b_ret[idx]).pow(2).mean()
-            entropy = dist.entropy().sum(-1).mean()
-            loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+            value_loss = (model.value(mb_obs) - b_ret[idx]).pow(2).mean()
+            loss = policy_loss + config.value_coef * value_loss
+            if config.entropy_coef:  # a Gaussian's entropy: sum of log-stds plus a constant
+                loss = loss - config.entropy_coef * model.log_std.sum()
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
