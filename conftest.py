@@ -7,4 +7,7 @@ from sim2real_ros.domains import claim_ros_domains
 # process starts. An explicit ROS_DOMAIN_ID wins.
 os.environ.setdefault("ROS_DOMAIN_ID", str(claim_ros_domains(1)[0]))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# UDP only, no shared memory: tests kill nodes (SIGKILL, SIGSTOP), and a node killed while holding a Fast DDS
+# shared-memory port's lock leaves it locked, so that later nodes of the run block on it (sim2real_ros.domains).
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")

@@ -4,12 +4,18 @@ A DDS participant in domain d binds UDP ports from the RTPS well-known range of 
 domain gain 250: DDSI-RTPS 2.5, section 9.6.1.1). A domain none of whose ports is bound has no participant on
 this host. Our own processes also lock a file per domain they take, so two of them never pick the same one
 between choosing it and their nodes binding its ports.
+
+Fast DDS's shared-memory transport guards each port with a named semaphore (/dev/shm/sem.fastdds_port<N>_mutex).
+A process killed while holding one leaves it locked, and every later participant that uses that port in that
+domain blocks for good (a node that never starts). A domain with such a semaphore locked is not taken either.
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -28,6 +34,25 @@ def bound_udp_ports() -> set[int]:
     return ports
 
 
+def locked_shared_memory_ports(shm: Path = Path("/dev/shm")) -> set[int]:
+    """Ports whose Fast DDS shared-memory semaphore is locked (held now, or left locked by a killed process)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.sem_open.restype, libc.sem_open.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+    libc.sem_getvalue.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+    libc.sem_close.argtypes = [ctypes.c_void_p]
+    ports = set()
+    for entry in shm.glob("sem.fast*_port*_mutex") if shm.is_dir() else ():
+        match = re.fullmatch(r"sem\.(fastdds|fastrtps)_port(\d+)_mutex", entry.name)
+        handle = libc.sem_open(f"/{entry.name[4:]}".encode(), 0) if match else None
+        if handle:
+            value = ctypes.c_int(1)
+            libc.sem_getvalue(handle, ctypes.byref(value))
+            libc.sem_close(handle)
+            if value.value <= 0:
+                ports.add(int(match.group(2)))
+    return ports
+
+
 def domain_in_use(domain: int, bound: set[int]) -> bool:
     """Whether any port of `domain`'s RTPS range is among `bound`."""
     first = PORT_BASE + DOMAIN_GAIN * domain
@@ -35,9 +60,10 @@ def domain_in_use(domain: int, bound: set[int]) -> bool:
 
 
 def claim_ros_domains(count: int, avoid: tuple[int, ...] = ()) -> list[int]:
-    """`count` ROS domains (1..100) without a participant on this host and not claimed by another of our
-    processes, held by this process until it exits; `avoid` lists domains not to take (e.g. the current one)."""
-    bound = bound_udp_ports()
+    """`count` ROS domains (1..100) without a participant (or a stale shared-memory lock) on this host and not
+    claimed by another of our processes, held by this process until it exits; `avoid` lists domains not to take
+    (e.g. the current one)."""
+    bound = bound_udp_ports() | locked_shared_memory_ports()
     candidates = [d for d in range(1, HIGHEST_DOMAIN + 1) if d not in avoid and d not in _held]
     random.Random(os.getpid()).shuffle(candidates)
     claimed = []

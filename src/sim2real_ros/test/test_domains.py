@@ -1,4 +1,7 @@
-"""Free ROS domains: a domain with a participant's port bound, or held by another of our processes, is not taken."""
+"""Free ROS domains: a domain with a participant's port bound, a stale Fast DDS shared-memory lock, or held by another
+of our processes, is not taken."""
+import ctypes
+import os
 import socket
 import subprocess
 import sys
@@ -31,3 +34,21 @@ def test_a_domain_held_by_another_process_is_not_claimed():
         holder.wait(10)
     assert claim_ros_domains(1, avoid=tuple(d for d in range(1, HIGHEST_DOMAIN + 1) if d != held)) == [held]
     release_ros_domains([held])
+
+
+def test_a_domain_with_a_locked_shared_memory_port_is_not_claimed():
+    domain = claim_ros_domains(1)[0]
+    release_ros_domains([domain])
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.sem_open.restype = ctypes.c_void_p
+    libc.sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
+    # the last port of the domain's range (participant 119's): locked, as a holder killed mid-write leaves it
+    name = f"/fastdds_port{PORT_BASE + DOMAIN_GAIN * domain + DOMAIN_GAIN - 1}_mutex".encode()
+    handle = libc.sem_open(name, os.O_CREAT | os.O_EXCL, 0o600, 0)
+    assert handle, os.strerror(ctypes.get_errno())
+    try:
+        others = claim_ros_domains(3)
+        assert domain not in others
+        release_ros_domains(others)
+    finally:
+        libc.sem_unlink(name)
