@@ -1,4 +1,5 @@
 """PPO learns Pendulum-v1; the written policy file reproduces the trained behaviour; evaluation statistics."""
+import copy
 import json
 from dataclasses import replace
 
@@ -11,11 +12,9 @@ from sim2real_core.policy.evaluation import evaluate, summarise
 from sim2real_core.policy.policy_file import ActionHead
 from sim2real_core.policy.ppo import (
     ActorCritic,
-    NumpyTanh,
+    NumpyActorCritic,
     PPOConfig,
-    RolloutModel,
     RunningMeanStd,
-    gaussian_log_prob,
     load_checkpoint,
     save_checkpoint,
     train_ppo,
@@ -60,9 +59,8 @@ def test_checkpoint_round_trip_keeps_network_and_normalisation(tmp_path):
                        PPOConfig(num_envs=2, rollout_steps=128, hidden=(16, 8)), progress=False)
     loaded = load_checkpoint(save_checkpoint(result, tmp_path / "checkpoint.safetensors"))
     assert loaded.steps == result.steps == 256 and loaded.model.hidden == (16, 8)
-    x = torch.randn(5, 3)
-    assert torch.equal(loaded.model.distribution(x).mean, result.model.distribution(x).mean)
-    assert torch.equal(loaded.model.value(x), result.model.value(x))
+    saved, read = result.model.state_dict(), loaded.model.state_dict()
+    assert saved.keys() == read.keys() and all(torch.equal(saved[k], read[k]) for k in saved)
     np.testing.assert_array_equal(loaded.obs_mean, result.obs_mean)
     assert loaded.return_stats.count == result.return_stats.count
     with pytest.raises(ValueError, match="warm start has 3 observations"):
@@ -123,25 +121,64 @@ def test_the_policy_file_serves_with_the_observation_clip_it_was_trained_with(tm
     np.testing.assert_allclose(outcome.policy.act(far), outcome.policy.act(edge), atol=1e-9)
 
 
-def test_the_rollout_model_acts_as_the_torch_model_and_numpy_tanh_has_tanh_gradients():
+def torch_mlp(layers, x: torch.Tensor) -> torch.Tensor:
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        x = torch.tanh(x) if i < len(layers) - 1 else x
+    return x
+
+
+def torch_reference(model: ActorCritic, obs, actions, old_log_prob, advantages, returns, config: PPOConfig):
+    """PPO's minibatch loss and log-probabilities written with torch autograd, the textbook way."""
+    obs, actions, old_log_prob, advantages, returns = (torch.as_tensor(a) for a in
+                                                       (obs, actions, old_log_prob, advantages, returns))
+    dist = torch.distributions.Normal(torch_mlp(model.actor, obs), model.log_std.exp())
+    log_prob = dist.log_prob(actions).sum(-1)
+    ratio = (log_prob - old_log_prob).exp()
+    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv).mean()
+    value_loss = (torch_mlp(model.critic, obs).squeeze(-1) - returns).pow(2).mean()
+    loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * dist.entropy().sum(-1).mean()
+    return loss, log_prob
+
+
+def test_numpy_actor_critic_acts_and_steps_as_torch_autograd_and_adam_would():
+    """The numpy actor-critic against torch on the same parameters: log-probabilities and values, the loss
+    gradient (with clipped and unclipped samples, and an entropy bonus), gradient clipping and Adam's steps."""
     torch.manual_seed(0)
+    config = PPOConfig(entropy_coef=0.01, max_grad_norm=0.5, learning_rate=1e-3)
     model = ActorCritic(6, 3, (16, 8), -0.5)
-    acting = RolloutModel(model)
-    obs = np.random.default_rng(0).normal(size=(5, 6))
-    actions, log_prob, value = acting.act(obs, np.random.default_rng(1))
-    x = torch.as_tensor(obs, dtype=torch.float32)
+    reference = copy.deepcopy(model)
+    learner = NumpyActorCritic(model, config)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(64, 6)).astype(np.float32)
+    actions, log_prob, value = learner.act(obs, np.random.default_rng(1))
     with torch.no_grad():
-        dist = model.distribution(x)
-        np.testing.assert_allclose(log_prob, dist.log_prob(torch.as_tensor(actions)).sum(-1).numpy(), atol=1e-4)
-        np.testing.assert_allclose(
-            gaussian_log_prob(torch.as_tensor(actions), dist.mean, model.log_std).numpy(), log_prob, atol=1e-4)
-        np.testing.assert_allclose(value, model.value(x).numpy(), atol=1e-5)
-    # actions are the mean plus std-scaled noise: the same generator state gives the same actions
-    np.testing.assert_array_equal(acting.act(obs, np.random.default_rng(1))[0], actions)
-    with torch.no_grad():
-        model.log_std.fill_(0.3)
-    acting.refresh(model)
-    assert np.allclose(acting.std, np.exp(0.3))
-    inputs = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(NumpyTanh.apply, (inputs,))
-    np.testing.assert_allclose(NumpyTanh.apply(inputs).detach().numpy(), np.tanh(inputs.detach().numpy()))
+        _, torch_log_prob = torch_reference(reference, obs, actions.astype(np.float32), log_prob, np.zeros(64),
+                                            np.zeros(64), config)
+        np.testing.assert_allclose(log_prob, torch_log_prob.numpy(), atol=1e-4)
+        np.testing.assert_allclose(value, torch_mlp(reference.critic, torch.as_tensor(obs))[:, 0].numpy(), atol=1e-5)
+    # the same generator state gives the same actions: the mean plus std-scaled noise
+    np.testing.assert_array_equal(learner.act(obs, np.random.default_rng(1))[0], actions)
+
+    optimizer = torch.optim.Adam(reference.parameters(), lr=config.learning_rate, eps=1e-5)
+    # old log-probabilities far from the current ones, so that both sides of the clip occur
+    old = (log_prob + rng.normal(0.0, 0.5, 64)).astype(np.float32)
+    batch = (obs, actions.astype(np.float32), old, rng.normal(size=64).astype(np.float32),
+             rng.normal(size=64).astype(np.float32))
+    learner.loss_gradient(*batch)
+    loss, _ = torch_reference(reference, *batch, config)
+    loss.backward()
+    torch_gradient = np.concatenate([p.grad.numpy().ravel() for p in reference.parameters()])
+    np.testing.assert_allclose(learner.gradient, torch_gradient, rtol=1e-4, atol=1e-6)
+    ratio = np.exp(learner.log_prob(obs, batch[1]) - old)
+    assert np.any(ratio > 1 + config.clip) and np.any(ratio < 1 - config.clip)
+
+    for _ in range(3):
+        learner.minibatch_step(*batch)
+        optimizer.zero_grad()
+        torch_reference(reference, *batch, config)[0].backward()
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), config.max_grad_norm)
+        optimizer.step()
+        for (name, ours), theirs in zip(model.named_parameters(), reference.parameters()):
+            np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), atol=2e-6, err_msg=name)

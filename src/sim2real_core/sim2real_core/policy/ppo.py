@@ -1,4 +1,4 @@
-"""PPO (clipped surrogate, GAE) in torch on CPU over gymnasium vector environments.
+"""PPO (clipped surrogate, GAE) on CPU over gymnasium vector environments: torch holds the parameters, numpy computes.
 
 Written by hand only as far as a continuous-action, on-policy trainer needs: a Gaussian MLP actor with a
 state-independent log-std, an MLP critic, running observation normalisation and return-based reward scaling.
@@ -18,10 +18,11 @@ import numpy as np
 import safetensors
 import safetensors.torch
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm import tqdm
 
-from .policy_file import DEFAULT_OBS_CLIP, mlp_numpy
+from .policy_file import DEFAULT_OBS_CLIP
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class RunningMeanStd:
 
 
 def mlp(sizes: list[int]) -> nn.ModuleList:
-    """Linear layers of an MLP; tanh between them is applied in `forward_mlp`."""
+    """Linear layers of an MLP (tanh between them, as `Policy.act` evaluates it)."""
     layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
     for i, layer in enumerate(layers):
         nn.init.orthogonal_(layer.weight, gain=np.sqrt(2) if i < len(layers) - 1 else 0.01)
@@ -90,41 +91,12 @@ def mlp(sizes: list[int]) -> nn.ModuleList:
     return layers
 
 
-class NumpyTanh(torch.autograd.Function):
-    """tanh with numpy's forward: on CPU, torch's tanh of a 256 x 64 minibatch costs about ten times numpy's, and
-    with four per minibatch step it was a tenth of PPO's update (README: training speed)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.from_numpy(np.tanh(x.detach().numpy()))
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
-def forward_mlp(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
-    """Apply Linear layers with tanh in between (the same function `Policy.act` evaluates in numpy)."""
-    for i, layer in enumerate(layers):
-        x = layer(x)
-        if i < len(layers) - 1:
-            x = NumpyTanh.apply(x)
-    return x
-
-
 LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
-def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Log density of `actions` under independent Gaussians, summed over the last axis."""
-    return (-0.5 * ((actions - mean) / log_std.exp()).pow(2) - log_std).sum(-1) - LOG_SQRT_2PI * actions.shape[-1]
-
-
 class ActorCritic(nn.Module):
-    """Gaussian actor (mean MLP, state-independent log-std) and a separate value MLP."""
+    """Gaussian actor (mean MLP, state-independent log-std) and a separate value MLP: the parameters' home, their
+    initialisation and the checkpoint format. PPO computes with them in numpy (`NumpyActorCritic`)."""
 
     def __init__(self, obs_size: int, act_size: int, hidden: tuple[int, ...], init_log_std: float):
         super().__init__()
@@ -132,14 +104,6 @@ class ActorCritic(nn.Module):
         self.critic = mlp([obs_size, *hidden, 1])
         nn.init.orthogonal_(self.critic[-1].weight, gain=1.0)
         self.log_std = nn.Parameter(torch.full((act_size,), float(init_log_std)))
-
-    def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
-        """The action distribution for normalised observations."""
-        return torch.distributions.Normal(forward_mlp(self.actor, obs), self.log_std.exp(), validate_args=False)
-
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """State values, shape (batch,)."""
-        return forward_mlp(self.critic, obs).squeeze(-1)
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -151,32 +115,143 @@ class ActorCritic(nn.Module):
         return {f"layers.{k}": v.detach().numpy().copy() for k, v in self.actor.state_dict().items()}
 
 
-class RolloutModel:
-    """A snapshot of an ActorCritic in numpy, for acting during rollouts: a batch of a few environments costs
-    torch's per-operation overhead many times over (README: training speed). Refresh it after every update."""
+def share_flat_parameters(model: nn.Module) -> tuple[np.ndarray, dict[str, slice]]:
+    """Move every parameter of `model` into one float32 numpy vector: the parameters become views of it (torch and
+    numpy share the memory), so one vector operation updates them all. Returns the vector and each parameter's
+    slice of it, by name."""
+    named = list(model.named_parameters())
+    flat = np.empty(sum(p.numel() for _, p in named), dtype=np.float32)
+    slices, offset = {}, 0
+    for name, parameter in named:
+        slices[name] = slice(offset, offset + parameter.numel())
+        flat[slices[name]] = parameter.detach().numpy().ravel()
+        parameter.data = torch.from_numpy(flat[slices[name]]).view(parameter.shape)
+        offset += parameter.numel()
+    return flat, slices
 
-    def __init__(self, model: ActorCritic):
-        self.refresh(model)
 
-    def refresh(self, model: ActorCritic) -> None:
-        """Take the model's current weights."""
-        def layers(modules: nn.ModuleList) -> list[tuple[np.ndarray, np.ndarray]]:
-            return [(m.weight.detach().numpy().astype(np.float64).T, m.bias.detach().numpy().astype(np.float64))
-                    for m in modules]
-        self.actor, self.critic = layers(model.actor), layers(model.critic)
-        self.log_std = model.log_std.detach().numpy().astype(np.float64)
-        self.std = np.exp(self.log_std)
+class FlatAdam:
+    """Adam (as torch.optim.Adam without weight decay) on a flat parameter vector, in place."""
+
+    def __init__(self, parameters: np.ndarray, learning_rate: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-5):
+        self.parameters, self.learning_rate, self.betas, self.eps = parameters, learning_rate, betas, eps
+        self.first, self.second = np.zeros_like(parameters), np.zeros_like(parameters)
+        self.steps = 0
+
+    def step(self, gradient: np.ndarray) -> None:
+        """Apply one update for `gradient` (same shape as the parameters)."""
+        beta1, beta2 = self.betas
+        self.steps += 1
+        self.first *= beta1
+        self.first += (1.0 - beta1) * gradient
+        self.second *= beta2
+        self.second += (1.0 - beta2) * gradient * gradient
+        denominator = np.sqrt(self.second)
+        denominator /= np.sqrt(1.0 - beta2**self.steps)
+        denominator += self.eps
+        self.parameters -= (self.learning_rate / (1.0 - beta1**self.steps)) * self.first / denominator
+
+
+def _forward(layers, x: np.ndarray) -> list[np.ndarray]:
+    """Activations of an MLP of (weight, bias, ...) layers, tanh between them: the input, each hidden layer's and
+    the output."""
+    activations = [x]
+    for i, (weight, bias, *_) in enumerate(layers):
+        x = x @ weight.T + bias
+        if i < len(layers) - 1:
+            np.tanh(x, out=x)
+        activations.append(x)
+    return activations
+
+
+def _backward(layers, activations: list[np.ndarray], output_gradient: np.ndarray) -> None:
+    """Write the (..., weight gradient, bias gradient) of each layer for d(loss)/d(output) = output_gradient."""
+    delta = output_gradient
+    for i in range(len(layers) - 1, -1, -1):
+        weight, _, weight_gradient, bias_gradient = layers[i]
+        np.matmul(delta.T, activations[i], out=weight_gradient)
+        np.sum(delta, axis=0, out=bias_gradient)
+        if i:
+            delta = delta @ weight
+            delta *= 1.0 - activations[i] * activations[i]
+
+
+class NumpyActorCritic:
+    """An ActorCritic computed in numpy on its own parameters (shared memory, see `share_flat_parameters`): acting
+    during rollouts, and PPO's minibatch step with a hand-derived gradient, gradient clipping and Adam on the flat
+    vector. For networks this small, torch's per-operation cost on CPU was most of PPO's time (README: training
+    speed); test_policy_training checks the gradient and the Adam step against torch's."""
+
+    def __init__(self, model: ActorCritic, config: PPOConfig):
+        self.config = config
+        self.flat, slices = share_flat_parameters(model)
+        self.gradient = np.zeros_like(self.flat)
+
+        def views(name: str) -> tuple[np.ndarray, np.ndarray]:
+            shape = model.get_parameter(name).shape
+            return self.flat[slices[name]].reshape(shape), self.gradient[slices[name]].reshape(shape)
+
+        def layer(name: str) -> tuple[np.ndarray, ...]:
+            (weight, weight_gradient), (bias, bias_gradient) = views(f"{name}.weight"), views(f"{name}.bias")
+            return weight, bias, weight_gradient, bias_gradient
+
+        self.actor = [layer(f"actor.{i}") for i in range(len(model.actor))]
+        self.critic = [layer(f"critic.{i}") for i in range(len(model.critic))]
+        self.log_std, self.log_std_gradient = views("log_std")
+        self.optimizer = FlatAdam(self.flat, config.learning_rate)
 
     def value(self, obs: np.ndarray) -> np.ndarray:
         """State values of normalised observations, shape (batch,)."""
-        return mlp_numpy(self.critic, obs)[:, 0]
+        return _forward(self.critic, np.asarray(obs, dtype=np.float32))[-1][:, 0]
 
     def act(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sampled actions, their log-probabilities, state values) for normalised observations."""
-        noise = rng.standard_normal((obs.shape[0], self.std.size))
-        actions = mlp_numpy(self.actor, obs) + self.std * noise
-        log_prob = (-0.5 * noise**2 - self.log_std).sum(-1) - LOG_SQRT_2PI * self.std.size
+        obs = np.asarray(obs, dtype=np.float32)
+        noise = rng.standard_normal((obs.shape[0], self.log_std.size))
+        actions = _forward(self.actor, obs)[-1] + np.exp(self.log_std) * noise
+        log_prob = (-0.5 * noise**2 - self.log_std).sum(-1) - LOG_SQRT_2PI * self.log_std.size
         return actions, log_prob, self.value(obs)
+
+    def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Log-probabilities of `actions` for normalised observations, shape (batch,)."""
+        mean = _forward(self.actor, np.asarray(obs, dtype=np.float32))[-1]
+        return self._log_prob((actions - mean) / np.exp(self.log_std))
+
+    def _log_prob(self, standardised: np.ndarray) -> np.ndarray:
+        return (-0.5 * standardised * standardised - self.log_std).sum(-1) - LOG_SQRT_2PI * self.log_std.size
+
+    def loss_gradient(self, obs, actions, old_log_prob, advantages, returns) -> np.ndarray:
+        """Write into `self.gradient` the gradient of PPO's minibatch loss (clipped surrogate on normalised
+        advantages, value_coef x squared value error, minus entropy_coef x entropy); returns the minibatch's
+        log-probabilities under the current parameters."""
+        config, size = self.config, obs.shape[0]
+        std = np.exp(self.log_std)
+        actor = _forward(self.actor, obs)
+        standardised = (actions - actor[-1]) / std
+        log_prob = self._log_prob(standardised)
+        ratio = np.exp(log_prob - old_log_prob)
+        advantages = (advantages - advantages.mean()) / (advantages.std(ddof=1) + 1e-8)
+        # -min(r A, clip(r) A) has gradient -A wherever the unclipped term is the smaller one, else 0
+        clipped = ((advantages > 0) & (ratio > 1 + config.clip)) | ((advantages < 0) & (ratio < 1 - config.clip))
+        d_log_prob = np.where(clipped, 0.0, -advantages * ratio / size).astype(np.float32)
+        _backward(self.actor, actor, d_log_prob[:, None] * standardised / std)
+        self.log_std_gradient[:] = (d_log_prob[:, None] * (standardised * standardised - 1.0)).sum(0)
+        self.log_std_gradient -= config.entropy_coef
+        critic = _forward(self.critic, obs)
+        _backward(self.critic, critic, (2.0 * config.value_coef / size) * (critic[-1] - returns[:, None]))
+        return log_prob
+
+    def minibatch_step(self, obs, actions, old_log_prob, advantages, returns) -> None:
+        """One PPO minibatch update (float32 arrays): the adaptive learning rate if configured, the gradient, its
+        clipping to max_grad_norm (as torch's clip_grad_norm_) and an Adam step."""
+        log_prob = self.loss_gradient(obs, actions, old_log_prob, advantages, returns)
+        if self.config.learning_rate_schedule == "adaptive":
+            self.optimizer.learning_rate = adapted_learning_rate(self.optimizer.learning_rate, log_prob,
+                                                                 old_log_prob, self.config.desired_kl)
+        norm = float(np.sqrt(self.gradient @ self.gradient))
+        self.gradient *= min(1.0, self.config.max_grad_norm / (norm + 1e-6))
+        self.optimizer.step(self.gradient)
 
 
 @dataclass
@@ -268,12 +343,10 @@ def train_ppo(envs: gym.vector.VectorEnv | Callable[[], gym.Env], steps: int, co
         raise ValueError(f"PPO config has num_envs={config.num_envs}, the vector environment {envs.num_envs}")
     if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
         raise ValueError(f"PPO needs same-step autoreset, the environment has {envs.metadata.get('autoreset_mode')}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small networks: intra-op threads only add contention with the simulators
     try:
-        return _train(envs, steps, config, rng, progress, description, start, on_update)
+        with threadpool_limits(limits=1, user_api="blas"):  # the networks are tiny: BLAS threads only contend
+            return _train(envs, steps, config, rng, progress, description, start, on_update)
     finally:
-        torch.set_num_threads(threads)
         if owned:
             envs.close()
 
@@ -293,7 +366,6 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description, start, on
         if sizes != (obs_size, act_size):
             raise ValueError(f"warm start has {sizes[0]} observations and {sizes[1]} actions; the environment "
                              f"has {obs_size} and {act_size}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
     discounted = np.zeros(n_envs)
 
     def normalise(o: np.ndarray) -> np.ndarray:
@@ -308,7 +380,7 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description, start, on
     result = TrainResult(model, obs_stats, ret_stats, 0 if start is None else start.steps)
     updates = -(-steps // (n_envs * horizon))
     bar = tqdm(total=updates * n_envs * horizon, desc=description, unit="step", disable=not progress, leave=False)
-    acting = RolloutModel(model)
+    acting = NumpyActorCritic(model, config)
     for _ in range(updates):
         for t in range(horizon):
             obs = normalise(raw_obs)
@@ -341,28 +413,27 @@ def _train(envs, steps, config: PPOConfig, rng, progress, description, start, on
             result.successes.append((result.steps, float(np.mean(finished_success))))
             finished_success = []
         last_value = acting.value(normalise(raw_obs))
-        _update(model, optimizer, config, rng, buf_obs, buf_act, buf_logp, buf_rew, buf_val, buf_done, last_value)
-        acting.refresh(model)
+        _update(acting, config, rng, buf_obs, buf_act, buf_logp, buf_rew, buf_val, buf_done, last_value)
         if on_update is not None:
             on_update(result)
     bar.close()
     return result
 
 
-def adapt_learning_rate(optimizer: torch.optim.Optimizer, new_logp: torch.Tensor, old_logp: torch.Tensor,
-                        desired_kl: float) -> None:
-    """The adaptive schedule (see PPOConfig.learning_rate_schedule), from the KL estimate E[r - 1 - log r]."""
-    with torch.no_grad():
-        log_ratio = new_logp - old_logp
-        kl = float((log_ratio.exp() - 1.0 - log_ratio).mean())
-    for group in optimizer.param_groups:
-        if kl > 2.0 * desired_kl:
-            group["lr"] = max(1e-5, group["lr"] / 1.5)
-        elif kl < desired_kl / 2.0:
-            group["lr"] = min(1e-2, group["lr"] * 1.5)
+def adapted_learning_rate(learning_rate: float, new_log_prob: np.ndarray, old_log_prob: np.ndarray,
+                          desired_kl: float) -> float:
+    """The adaptive schedule's next learning rate (see PPOConfig.learning_rate_schedule), from the KL estimate
+    E[r - 1 - log r]."""
+    log_ratio = new_log_prob - old_log_prob
+    kl = float((np.exp(log_ratio) - 1.0 - log_ratio).mean())
+    if kl > 2.0 * desired_kl:
+        return max(1e-5, learning_rate / 1.5)
+    if kl < desired_kl / 2.0:
+        return min(1e-2, learning_rate * 1.5)
+    return learning_rate
 
 
-def _update(model, optimizer, config, rng, obs, act, logp, rew, val, done, last_value) -> None:
+def _update(learner: NumpyActorCritic, config, rng, obs, act, logp, rew, val, done, last_value) -> None:
     horizon = rew.shape[0]
     advantages = np.zeros_like(rew)
     gae = 0.0
@@ -373,27 +444,11 @@ def _update(model, optimizer, config, rng, obs, act, logp, rew, val, done, last_
         gae = delta + config.gamma * config.gae_lambda * not_done * gae
         advantages[t] = gae
     returns = advantages + val
-    flat = [torch.as_tensor(a.reshape(horizon * rew.shape[1], *a.shape[2:]), dtype=torch.float32)
-            for a in (obs, act, logp, advantages, returns)]
-    b_obs, b_act, b_logp, b_adv, b_ret = flat
-    size = b_obs.shape[0]
+    batch = [a.reshape(horizon * rew.shape[1], *a.shape[2:]).astype(np.float32)
+             for a in (obs, act, logp, advantages, returns)]
+    size = batch[0].shape[0]
     for _ in range(config.epochs):
         order = rng.permutation(size)
+        shuffled = [a[order] for a in batch]
         for start in range(0, size, config.minibatch_size):
-            idx = torch.as_tensor(order[start:start + config.minibatch_size])
-            mb_obs = b_obs[idx]
-            new_logp = gaussian_log_prob(b_act[idx], forward_mlp(model.actor, mb_obs), model.log_std)
-            if config.learning_rate_schedule == "adaptive":
-                adapt_learning_rate(optimizer, new_logp, b_logp[idx], config.desired_kl)
-            ratio = (new_logp - b_logp[idx]).exp()
-            adv = b_adv[idx]
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv).mean()
-            value_loss = (model.value(mb_obs) - b_ret[idx]).pow(2).mean()
-            loss = policy_loss + config.value_coef * value_loss
-            if config.entropy_coef:  # a Gaussian's entropy: sum of log-stds plus a constant
-                loss = loss - config.entropy_coef * model.log_std.sum()
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
+            learner.minibatch_step(*(a[start:start + config.minibatch_size] for a in shuffled))
