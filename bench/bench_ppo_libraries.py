@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sim2real_core.policy.policy_file import mlp_numpy
 from sim2real_core.policy.ppo import PPOConfig, train_ppo
 from sim2real_core.policy.seed_statistics import seed_difference, seed_estimate
 from sim2real_core.policy.tasks import make_task, ppo_defaults
@@ -67,10 +68,10 @@ def train_ours(envs, seed: int, overrides: dict | None = None):
     config = PPOConfig(**{**ppo_defaults(TASK), **SCHEDULE, **(overrides or {}), "seed": seed})
     result = train_ppo(envs, STEPS, config, progress=False)
 
+    layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in result.model.actor]
+
     def act(obs: np.ndarray) -> np.ndarray:
-        x = np.clip((obs - result.obs_mean) / result.obs_std, -config.obs_clip, config.obs_clip)
-        with torch.no_grad():
-            return result.model.distribution(torch.as_tensor(x, dtype=torch.float32)).mean.numpy()
+        return mlp_numpy(layers, np.clip((obs - result.obs_mean) / result.obs_std, -config.obs_clip, config.obs_clip))
     return act
 
 
