@@ -210,15 +210,10 @@ class NumpyActorCritic:
         obs = np.asarray(obs, dtype=np.float32)
         noise = rng.standard_normal((obs.shape[0], self.log_std.size))
         actions = _forward(self.actor, obs)[-1] + np.exp(self.log_std) * noise
-        log_prob = (-0.5 * noise**2 - self.log_std).sum(-1) - LOG_SQRT_2PI * self.log_std.size
-        return actions, log_prob, self.value(obs)
-
-    def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Log-probabilities of `actions` for normalised observations, shape (batch,)."""
-        mean = _forward(self.actor, np.asarray(obs, dtype=np.float32))[-1]
-        return self._log_prob((actions - mean) / np.exp(self.log_std))
+        return actions, self._log_prob(noise), self.value(obs)
 
     def _log_prob(self, standardised: np.ndarray) -> np.ndarray:
+        """Gaussian log-densities, summed over actions, of actions `standardised` to (a - mean) / std."""
         return (-0.5 * standardised * standardised - self.log_std).sum(-1) - LOG_SQRT_2PI * self.log_std.size
 
     def loss_gradient(self, obs, actions, old_log_prob, advantages, returns) -> np.ndarray:
