@@ -226,6 +226,19 @@ def logger_per_topic(node, key: str = "matched_publishers") -> dict[str, int]:
     return counts
 
 
+def command_until_answered(node, commands, seen: list, timeout: float = 20.0) -> None:
+    """Publish zero-torque commands to the lockstep bridge until a state reaches `seen`: a reader that has matched
+    the bridge's writer may not be matched by it yet, and a state written before then never reaches it (each
+    command sent again steps the bridge one more period)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = len(seen)
+        commands.publish(command_msg(np.zeros(7)))
+        if spin_until(node, lambda: len(seen) > before, 1.0):
+            return
+    raise AssertionError(f"the lockstep bridge answered none of its commands in {timeout} s")
+
+
 def test_push_task_bags_hold_the_puck_and_convert_to_the_puck_layout(tmp_path, launch_node, ros_node):
     """The logger records /puck/pose by default; the sim bridge's push task bag gives joint_state_puck_v1."""
     bag = tmp_path / "bag"
@@ -240,6 +253,7 @@ def test_push_task_bags_hold_the_puck_and_convert_to_the_puck_layout(tmp_path, l
     states_in = ros_node.create_subscription(JointState, STATES_TOPIC, seen.append, contract.STATE_STREAM_QOS)
     assert spin_until(ros_node, lambda: states_in.get_publisher_count() >= 1, 20.0), "this test's state reader"
     received = logger_per_topic(ros_node, "received_per_topic")
+    command_until_answered(ros_node, commands, seen)
     for _ in range(40):  # zero torque; each command steps the lockstep bridge by one period; all stays at rest
         before = len(seen)
         commands.publish(command_msg(np.zeros(7)))
@@ -285,6 +299,7 @@ def test_camera_images_are_recorded_and_ride_with_the_transitions(tmp_path, laun
     states_in = ros_node.create_subscription(JointState, STATES_TOPIC, seen.append, contract.STATE_STREAM_QOS)
     assert spin_until(ros_node, lambda: states_in.get_publisher_count() >= 1, 20.0), "this test's state reader"
     received = logger_per_topic(ros_node, "received_per_topic")
+    command_until_answered(ros_node, commands, seen)
     for _ in range(40):  # each command steps the lockstep bridge one period; the camera renders by the wall clock
         before = len(seen)
         commands.publish(command_msg(np.zeros(7)))
