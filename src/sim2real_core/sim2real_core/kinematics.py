@@ -60,19 +60,20 @@ class SerialChain:
         if q.ndim == 1:
             return self._one_tool_position(q.tolist())
         batch = q.shape[:-1]
-        rotation = np.broadcast_to(np.eye(3), (*batch, 3, 3))
-        position = np.zeros((*batch, 3))
-        angles = [*np.moveaxis(q, -1, 0), np.zeros(batch)]
-        for (a, d, ca, sa), theta in zip(self._frames, angles):
-            ct, st = np.cos(theta), np.sin(theta)
-            # Rx(alpha) · Tx(a) · Tz(d) · Rz(theta): the new origin sits at a·x + d·(Rx(alpha) z) in the old frame.
-            position = position + rotation @ np.array([a, -sa * d, ca * d])
-            step = np.empty((*batch, 3, 3))
-            step[..., 0, 0], step[..., 0, 1], step[..., 0, 2] = ct, -st, 0.0
-            step[..., 1, 0], step[..., 1, 1], step[..., 1, 2] = ca * st, ca * ct, -sa
-            step[..., 2, 0], step[..., 2, 1], step[..., 2, 2] = sa * st, sa * ct, ca
-            rotation = rotation @ step
-        return position + rotation @ np.asarray(self.tool)
+        a, d, ca, sa = np.array(self._frames).T  # (frames,) each: the joints' rows, then the flange's
+        theta = np.concatenate([q, np.zeros((*batch, 1))], axis=-1)
+        ct, st = np.cos(theta), np.sin(theta)
+        # Rx(alpha) · Tx(a) · Tz(d) · Rz(theta) of every frame as a homogeneous transform (..., frames, 4, 4): the
+        # new origin sits at a·x + d·(Rx(alpha) z) in the old frame.
+        frames = np.zeros((*theta.shape, 4, 4))
+        frames[..., 0, 0], frames[..., 0, 1], frames[..., 0, 3] = ct, -st, a
+        frames[..., 1, 0], frames[..., 1, 1], frames[..., 1, 2], frames[..., 1, 3] = ca * st, ca * ct, -sa, -sa * d
+        frames[..., 2, 0], frames[..., 2, 1], frames[..., 2, 2], frames[..., 2, 3] = sa * st, sa * ct, ca, ca * d
+        frames[..., 3, 3] = 1.0
+        pose = frames[..., 0, :, :]
+        for j in range(1, theta.shape[-1]):
+            pose = pose @ frames[..., j, :, :]
+        return pose[..., :3, 3] + pose[..., :3, :3] @ np.asarray(self.tool)
 
     def _one_tool_position(self, angles: list[float]) -> np.ndarray:
         """`tool_position` of one pose in plain floats: called once per control step, where numpy's per-call

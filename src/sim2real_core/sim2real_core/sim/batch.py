@@ -71,6 +71,14 @@ def joint_actuators(model: mujoco.MjModel, joint_names) -> np.ndarray:
     return np.array(out)
 
 
+def contiguous(index: np.ndarray) -> slice | np.ndarray:
+    """An ascending run of consecutive indices as a slice (numpy then reads and writes views), else the indices."""
+    index = np.asarray(index, dtype=int)
+    if index.size and np.array_equal(index, np.arange(index[0], index[0] + index.size)):
+        return slice(int(index[0]), int(index[0]) + index.size)
+    return index
+
+
 class BatchSimulator:
     """nsim simulations of a model, each with its own parameter vector.
 
@@ -130,6 +138,7 @@ class BatchSimulator:
             self.qpos_index, self.dof_index = joint_indices(m, joints)
             self.actuator_index = joint_actuators(m, joints)
         self.nu = self.actuator_index.size
+        self._actuators = contiguous(self.actuator_index)
         self.ctrl_low = m.actuator_ctrlrange[self.actuator_index, 0].copy()
         self.ctrl_high = m.actuator_ctrlrange[self.actuator_index, 1].copy()
         limited = m.actuator_ctrllimited[self.actuator_index].astype(bool)
@@ -311,18 +320,38 @@ class BatchSimulator:
             self._ctrl[:, self.actuator_index] = applied
             self.batch.step(nstep=self.nstep, stage=self._stage)
             return self.observation(noise=noise)
-        frictionloss = self.batch.expand("dof_frictionloss") if self._coulomb is not None else None
-        dofs = self.stribeck.dofs if self.stribeck is not None else None
         inputs = period_inputs(torque, applied, previous, self._latency, self._rate_step, self.nstep)
-        for k, torque in enumerate(inputs):
-            self._ctrl[:, self.actuator_index] = torque
-            if frictionloss is not None:
-                frictionloss[:, dofs] = StribeckFriction.level(self._coulomb, self._breakaway, self._stribeck_velocity,
-                                                               self._qvel[:, dofs])
+        friction = self._stribeck_step() if self._coulomb is not None else None
+        last = self.nstep - 1
+        for k in range(self.nstep):
+            self._ctrl[:, self._actuators] = inputs[k]
+            if friction is not None:
+                friction()
             if self.position_force is not None:
                 self._force[:, self.dof_index] = self.joint_load + self.position_force(self._qpos[:, self.qpos_index])
-            self.batch.step(nstep=1, stage=self._stage if k == self.nstep - 1 else mujoco.mjtStage.mjSTAGE_NONE)
+            self.batch.step(nstep=1, stage=self._stage if k == last else mujoco.mjtStage.mjSTAGE_NONE)
         return self.observation(noise=noise)
+
+    def _stribeck_step(self) -> Callable[[], None]:
+        """A function that sets every simulation's Coulomb friction to its Stribeck level at the current joint
+        velocities (StribeckFriction.level, computed in place: it runs before every physics step)."""
+        dofs = contiguous(self.stribeck.dofs)
+        frictionloss = self.batch.expand("dof_frictionloss")
+        views = isinstance(dofs, slice)  # a slice reads and writes the batch's arrays in place
+        velocity = self._qvel[:, dofs] if views else None
+        level = frictionloss[:, dofs] if views else np.empty(self._coulomb.shape)
+        scale, work = self._stribeck_velocity[:, None], np.empty(self._coulomb.shape)
+
+        def update() -> None:  # coulomb + breakaway * exp(-(v / stribeck_velocity)^2)
+            np.divide(velocity if views else self._qvel[:, dofs], scale, out=work)
+            np.square(work, out=work)
+            np.negative(work, out=work)
+            np.exp(work, out=work)
+            np.multiply(self._breakaway, work, out=work)
+            np.add(self._coulomb, work, out=level)
+            if not views:
+                frictionloss[:, dofs] = level
+        return update
 
     def settle(self, past_actions: np.ndarray) -> None:
         """Set each simulation's actuator input to where the commands before, past_actions (nsim, D, nu) most recent
@@ -339,8 +368,8 @@ class BatchSimulator:
 
         torque = applied(preroll + 1)
         for periods_ago in range(preroll, 0, -1):
-            *_, torque = period_inputs(torque, applied(periods_ago), applied(periods_ago + 1), self._latency,
-                                       self._rate_step, self.nstep)
+            torque = period_inputs(torque, applied(periods_ago), applied(periods_ago + 1), self._latency,
+                                   self._rate_step, self.nstep)[-1]
         self._ctrl[:, self.actuator_index] = torque
 
     def observation(self, noise: bool = True) -> np.ndarray:

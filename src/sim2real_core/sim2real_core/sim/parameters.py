@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import mujoco
 import numpy as np
@@ -462,19 +462,27 @@ def held_share(latency: np.ndarray, step: int) -> np.ndarray:
 
 
 def period_inputs(torque: np.ndarray, command: np.ndarray, previous: np.ndarray | None, latency: np.ndarray,
-                  max_step: np.ndarray | None, nstep: int) -> Iterator[np.ndarray]:
-    """Each physics step's actuator inputs (n, joints) over one control period, for n simulations: `command`, with
-    `previous` held during each one's command latency (physics steps, a fraction blends; None: no latency), reached
-    from the inputs `torque` of the step before within the torque rate limit `max_step` (n,) per physics step
+                  max_step: np.ndarray | None, nstep: int) -> np.ndarray:
+    """Each physics step's actuator inputs (nstep, n, joints) over one control period, for n simulations: `command`,
+    with `previous` held during each one's command latency (physics steps, a fraction blends; None: no latency),
+    reached from the inputs `torque` of the step before within the torque rate limit `max_step` (n,) per physics step
     (None: the caller knows that it cannot bind this period).
     The single Simulator, the batched kernel and its settling before a window all step through this."""
-    for k in range(nstep):
-        target = command
-        if previous is not None:
-            held = held_share(latency, k)[:, None]
-            target = held * previous + (1.0 - held) * command
-        torque = target if max_step is None else rate_limited(torque, target, max_step)
-        yield torque
+    if previous is None:
+        targets = np.broadcast_to(command, (nstep, *command.shape))
+    else:
+        held = np.clip(latency[None, :] - np.arange(nstep)[:, None], 0.0, 1.0)[:, :, None]  # held_share of each step
+        targets = held * previous + (1.0 - held) * command
+    if max_step is None:
+        return targets
+    step = max_step[:, None]
+    inputs = np.empty(targets.shape)
+    low, high = np.empty(command.shape), np.empty(command.shape)
+    for k in range(nstep):  # rate_limited, step after step, in place
+        np.subtract(torque, step, out=low)
+        np.add(torque, step, out=high)
+        torque = np.minimum(np.maximum(targets[k], low, out=inputs[k]), high, out=inputs[k])
+    return inputs
 
 
 class EncoderOffsets:
