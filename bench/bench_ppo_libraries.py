@@ -41,6 +41,7 @@ SCHEDULE = {"num_envs": NUM_ENVS, "rollout_steps": 128, "epochs": 10, "minibatch
 # Our PPO on SCHEDULE ("ours", the reference of every comparison) and with fewer, larger minibatch steps.
 OUR_SCHEDULES = {"ours": {}, "ours, minibatch 512": {"minibatch_size": 512},
                  "ours, 32 x 64, minibatch 512": {"num_envs": 32, "rollout_steps": 64, "minibatch_size": 512},
+                 "ours, 32 x 64": {"num_envs": 32, "rollout_steps": 64},
                  "ours, 32 envs": {"num_envs": 32}, "ours, 64 envs": {"num_envs": 64},
                  "ours, 64 x 32": {"num_envs": 64, "rollout_steps": 32}}
 

@@ -138,7 +138,7 @@ class BatchSimulator:
             self.qpos_index, self.dof_index = joint_indices(m, joints)
             self.actuator_index = joint_actuators(m, joints)
         self.nu = self.actuator_index.size
-        self._actuators = contiguous(self.actuator_index)
+        self._actuators, self._dofs = contiguous(self.actuator_index), contiguous(self.dof_index)
         self.ctrl_low = m.actuator_ctrlrange[self.actuator_index, 0].copy()
         self.ctrl_high = m.actuator_ctrlrange[self.actuator_index, 1].copy()
         limited = m.actuator_ctrllimited[self.actuator_index].astype(bool)
@@ -305,19 +305,19 @@ class BatchSimulator:
                     raise ValueError(f"past_actions needs shape (nsim={self.nsim}, D, nu={self.nu}), got {past.shape}")
                 used = min(depth, past.shape[1])
                 history[:, 1:used + 1] = past[:, :used]
-            applied = history[np.arange(self.nsim), self._delay]
+            rows = np.arange(self.nsim)
+            applied = history[rows, self._delay]
             if latency:
-                previous = np.minimum(np.maximum(history[np.arange(self.nsim), self._delay + 1], self.ctrl_low),
-                                      self.ctrl_high)
+                previous = np.minimum(np.maximum(history[rows, self._delay + 1], self.ctrl_low), self.ctrl_high)
         if noise and self._action_noisy:
             applied = applied + self.rng.standard_normal(applied.shape) * self._action_std[:, None]
         applied = np.minimum(np.maximum(applied, self.ctrl_low), self.ctrl_high)
         self.applied = applied
-        torque = self._ctrl[:, self.actuator_index].copy()  # the last physics step's input, where a rate limit starts
-        limited = bool(np.any(np.abs(applied - torque) > self._rate_step[:, None]))
-        self._force[:, self.dof_index] = self.joint_load
-        if self._coulomb is None and previous is None and not limited and self.position_force is None:
-            self._ctrl[:, self.actuator_index] = applied
+        torque = self._ctrl[:, self._actuators].copy()  # the last physics step's input, where a rate limit starts
+        self._force[:, self._dofs] = self.joint_load
+        whole = self._coulomb is None and previous is None and self.position_force is None
+        if whole and not np.any(np.abs(applied - torque) > self._rate_step[:, None]):  # one call, nstep steps
+            self._ctrl[:, self._actuators] = applied
             self.batch.step(nstep=self.nstep, stage=self._stage)
             return self.observation(noise=noise)
         inputs = period_inputs(torque, applied, previous, self._latency, self._rate_step, self.nstep)
