@@ -356,6 +356,26 @@ def test_engine_equals_the_reference_loop_on_the_arm_with_stribeck_drag_latency_
                                predictor.predict(observations, small, params), rtol=0, atol=0)
 
 
+def test_engine_equals_the_reference_loop_with_stribeck_friction_on_joints_apart():
+    """Stribeck friction on joints 2 and 5 only: the kernel updates dofs that are not one run of indices."""
+    from sim2real_core.fit.files import fit_space
+    from sim2real_core.fit.fr3 import fr3_system
+    arm = fr3_system()
+    space = fit_space("fr3_reach").subset(["joint2_stribeck", "joint5_stribeck", "stribeck_velocity",
+                                           "joint2_frictionloss", "joint5_frictionloss"])
+    rng = np.random.default_rng(5)
+    params = rng.uniform(space.low, space.high, (4, space.dim))
+    params[:, space.index("stribeck_velocity")] = 0.05
+    home = np.concatenate([np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]), np.zeros(7)])
+    observations = home + rng.normal(0, 0.02, (4, 14))
+    actions = rng.uniform(-2, 2, (4, 3, 7))
+    fast = BatchPredictor(arm, space, nthread=1).predict(observations, actions, params)
+    np.testing.assert_allclose(fast, reference_predict(arm, space, observations, actions, params), rtol=0, atol=1e-9)
+    without = params.copy()
+    without[:, [space.index("joint2_stribeck"), space.index("joint5_stribeck")]] = 0.0
+    assert not np.allclose(fast, BatchPredictor(arm, space, nthread=1).predict(observations, actions, without))
+
+
 def test_transitions_chosen_from_the_data_are_all_of_them_when_affordable(data, predictor):
     from sim2real_core.fit.dropo import PROBE_TRANSITIONS, affordable_transitions
     config = DropoConfig(**FAST)
