@@ -47,6 +47,11 @@ class SerialChain:
         """(a, d, cos alpha, sin alpha) of each joint row, then of the flange: the constants of every call."""
         return tuple((a, d, math.cos(alpha), math.sin(alpha)) for a, d, alpha in (*self.dh, self.flange))
 
+    @cached_property
+    def _frame_columns(self) -> np.ndarray:
+        """`_frames` as four (frames,) arrays: a, d, cos alpha, sin alpha."""
+        return np.array(self._frames).T
+
     @property
     def dof(self) -> int:
         """Number of joints."""
@@ -60,7 +65,7 @@ class SerialChain:
         if q.ndim == 1:
             return self._one_tool_position(q.tolist())
         batch = q.shape[:-1]
-        a, d, ca, sa = np.array(self._frames).T  # (frames,) each: the joints' rows, then the flange's
+        a, d, ca, sa = self._frame_columns  # the joints' rows, then the flange's
         theta = np.concatenate([q, np.zeros((*batch, 1))], axis=-1)
         ct, st = np.cos(theta), np.sin(theta)
         # Rx(alpha) · Tx(a) · Tz(d) · Rz(theta) of every frame as a homogeneous transform (..., frames, 4, 4): the

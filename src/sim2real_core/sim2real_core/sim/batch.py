@@ -125,6 +125,7 @@ class BatchSimulator:
         self.space = resolve_space(space)
         self.binding = ModelBinding(self.space, self.nominal_model) if self.space is not None else None
         self.stribeck = StribeckFriction(self.space, self.nominal_model) if self.space is not None else None
+        self._stribeck_dofs = contiguous(self.stribeck.dofs) if self.stribeck is not None else None
         self.encoders = EncoderOffsets(self.space, self.nominal_model) if self.space is not None else None
         self.position_offsets = np.zeros((self.nsim, self.nominal_model.nq))  # measured - true, every qpos entry
         self._coulomb = self._breakaway = self._stribeck_velocity = None  # set with Stribeck parameters only
@@ -335,7 +336,7 @@ class BatchSimulator:
     def _stribeck_step(self) -> Callable[[], None]:
         """A function that sets every simulation's Coulomb friction to its Stribeck level at the current joint
         velocities (StribeckFriction.level, computed in place: it runs before every physics step)."""
-        dofs = contiguous(self.stribeck.dofs)
+        dofs = self._stribeck_dofs
         frictionloss = self.batch.expand("dof_frictionloss")
         views = isinstance(dofs, slice)  # a slice reads and writes the batch's arrays in place
         velocity = self._qvel[:, dofs] if views else None

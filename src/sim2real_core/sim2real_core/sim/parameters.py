@@ -455,9 +455,9 @@ def rate_limited(torque: np.ndarray, target: np.ndarray, max_step: np.ndarray) -
     return np.minimum(np.maximum(target, torque - step), torque + step)
 
 
-def held_share(latency: np.ndarray, step: int) -> np.ndarray:
+def held_share(latency: np.ndarray, step: int | np.ndarray) -> np.ndarray:
     """The share of physics step `step` of a control period that still applies the previous command, for
-    latencies (n,) in physics steps."""
+    latencies (n,) in physics steps (array arguments broadcast)."""
     return np.clip(latency - step, 0.0, 1.0)
 
 
@@ -471,7 +471,7 @@ def period_inputs(torque: np.ndarray, command: np.ndarray, previous: np.ndarray 
     if previous is None:
         targets = np.broadcast_to(command, (nstep, *command.shape))
     else:
-        held = np.clip(latency[None, :] - np.arange(nstep)[:, None], 0.0, 1.0)[:, :, None]  # held_share of each step
+        held = held_share(latency[None, :], np.arange(nstep)[:, None])[:, :, None]  # every physics step's at once
         targets = held * previous + (1.0 - held) * command
     if max_step is None:
         return targets
